@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what mct needs on a Debian machine, only what is missing. Idempotent.
+# Used by `make run`, `make test` and .ci/run.
+set -euo pipefail
+pkgs=(
+  pkg-config libopenmpi-dev openmpi-bin        # MPI transport (cgo) and mpirun
+  libopenblas-dev libopenblas0-pthread         # CPU GEMM; also makes torch use OpenBLAS
+  dataset-fashion-mnist                        # the embedded default's data
+  python3-torch python3-numpy                  # PyTorch oracle tests and the baseline benchmark
+  slurm-wlm munge                              # the one-node SLURM cluster test
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+command -v npm >/dev/null || echo "setup: npm not found: pretrained views and their tests need Node.js with npm" >&2
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
