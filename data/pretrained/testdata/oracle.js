@@ -1,0 +1,80 @@
+// Oracle for the Go forward pass: runs an nsfwjs model in TensorFlow.js (wasm
+// backend) up to a named layer. Test-only; invoked by oracle_test.go and by
+// bench/pretrained.
+//
+// usage: node oracle.js TFJS_PREFIX MODEL_DIR TARGET SIZE MODE IN OUT N H W
+//   MODE "check": IN holds N grey H×W uint8 images; writes OUT.input (the
+//     preprocessed float32 NHWC input, nsfwjs's scaling) and OUT.output (the
+//     target layer's float32 output for that input).
+//   MODE "bench": times N images (one batch) after a warm-up and prints
+//     JSON {"ms_per_image": ...}; IN and OUT are ignored.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const [prefix, modelDir, target, sizeArg, mode, inPath, outPath, nArg, hArg, wArg] = process.argv.slice(2);
+const size = +sizeArg, n = +nArg, h = +hArg, w = +wArg;
+const mods = path.join(prefix, "node_modules");
+const tf = require(path.join(mods, "@tensorflow/tfjs"));
+const wasm = require(path.join(mods, "@tensorflow/tfjs-backend-wasm"));
+
+async function main() {
+  wasm.setWasmPaths(path.join(mods, "@tensorflow/tfjs-backend-wasm/dist") + path.sep);
+  if (!(await tf.setBackend("wasm"))) throw new Error("wasm backend unavailable");
+  await tf.ready();
+
+  const file = require(path.resolve(modelDir, "model.min.js"));
+  const topo = JSON.parse(JSON.stringify(file.modelTopology));
+  const cfg = topo.model_config.config;
+  // Keep the target's ancestors only, so the classifier head (sized for the
+  // native resolution) is never built, and feed SIZE×SIZE inputs.
+  const byName = new Map(cfg.layers.map((l) => [l.name, l]));
+  if (!byName.has(target)) throw new Error("no layer " + target);
+  const keep = new Set();
+  const visit = (name) => {
+    if (keep.has(name)) return;
+    keep.add(name);
+    for (const node of byName.get(name).inbound_nodes) for (const inb of node) visit(inb[0]);
+  };
+  visit(target);
+  cfg.layers = cfg.layers.filter((l) => keep.has(l.name));
+  for (const l of cfg.layers) if (l.class_name === "InputLayer") l.config.batch_input_shape = [null, size, size, 3];
+  cfg.output_layers = [[target, 0, 0]];
+
+  const specs = [], bufs = [];
+  for (const group of file.weightsManifest) {
+    specs.push(...group.weights);
+    for (const p of group.paths) bufs.push(Buffer.from(require(path.resolve(modelDir, p + ".min.js")), "base64"));
+  }
+  const all = Buffer.concat(bufs);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+  const model = await tf.loadLayersModel(
+    { load: async () => ({ modelTopology: topo, weightSpecs: specs, weightData }) },
+    { strict: false });
+
+  if (mode === "check") {
+    const grey = fs.readFileSync(inPath);
+    if (grey.length !== n * h * w) throw new Error(`input has ${grey.length} bytes, want ${n * h * w}`);
+    // nsfwjs's NSFWJS.infer: toFloat, div(255), resizeBilinear(alignCorners=true).
+    const input = tf.tidy(() => {
+      const g = tf.tensor4d(new Uint8Array(grey), [n, h, w, 1], "int32").toFloat().div(tf.scalar(255));
+      const rgb = tf.concat([g, g, g], 3);
+      return tf.image.resizeBilinear(rgb, [size, size], true);
+    });
+    const out = model.predict(input);
+    fs.writeFileSync(outPath + ".input", Buffer.from((await input.data()).buffer));
+    fs.writeFileSync(outPath + ".output", Buffer.from((await out.data()).buffer));
+    console.log(JSON.stringify({ shape: out.shape }));
+  } else if (mode === "bench") {
+    const x = tf.randomUniform([n, size, size, 3]);
+    const warm = model.predict(x.slice([0, 0, 0, 0], [1, size, size, 3]));
+    await warm.data();
+    const t0 = process.hrtime.bigint();
+    const y = model.predict(x);
+    await y.data();
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    console.log(JSON.stringify({ ms_per_image: ms / n, threads: wasm.getThreadsCount ? wasm.getThreadsCount() : null }));
+  } else {
+    throw new Error("mode must be check or bench");
+  }
+}
+main().catch((e) => { console.error(e.stack || String(e)); process.exit(1); });
