@@ -133,6 +133,11 @@ func parseSafetensors(data []byte) ([]Tensor, map[string]string, error) {
 	if hlen > maxSafetensorsHeader || hlen > uint64(len(data)-8) {
 		return nil, nil, fmt.Errorf("header length %d does not fit a %d-byte file", hlen, len(data))
 	}
+	// The specification requires the header to open with '{' (no leading
+	// whitespace), so that is what readers may rely on.
+	if hlen == 0 || data[8] != '{' {
+		return nil, nil, errors.New("header does not begin with '{'")
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data[8:8+hlen], &raw); err != nil {
 		return nil, nil, fmt.Errorf("header: %w", err)
