@@ -1,0 +1,5 @@
+//go:build cgo && nompi
+
+package ranks
+
+const withoutMPI = "mct was built without MPI (-tags nompi); rebuild with make build"
