@@ -1,0 +1,142 @@
+// Interface frozen: 2026-11-27 07:35 UTC
+
+package nn
+
+// Buf is a float32 buffer owned by a Backend: a host slice for the CPU backend,
+// device memory for CUDA. Only the Backend that made it may use it.
+type Buf interface {
+	// Len is the number of float32 elements.
+	Len() int
+}
+
+// Backend is the compute device under the probe and the MCT step. Every matrix is
+// row-major float32 and densely packed (the row stride is the column count) unless a
+// stride is passed. Operations may run asynchronously in device order; the methods
+// that return host values (Download, Dot) wait for the work before them.
+//
+// Unless stated otherwise an operation reads the first rows·cols elements of its
+// inputs and writes the first rows·cols of its output; buffers may be longer. A
+// shape that does not fit a buffer is a programmer error and panics. Outputs may
+// alias inputs only where the method says so.
+//
+// Conventions shared by all backends so results agree across them:
+//   - Labels and class indices are float32 holding small non-negative integers.
+//   - Reductions (ColSums, BNStats, BNBackwardStats, Dot, row softmax sums) should
+//     accumulate in float64 or an equivalent compensated/tree sum.
+//   - Random numbers come from the counter-based generator of rng.go (Philox4x32-10,
+//     keyed by RNGKey), so every backend draws the same numbers for the same keys.
+type Backend interface {
+	// Name identifies the backend ("cpu", "cuda:0", ...).
+	Name() string
+
+	// Alloc returns a zeroed buffer of n elements.
+	Alloc(n int) Buf
+	// Free releases a buffer from Alloc; the buffer and its views must not be used
+	// afterwards. Freeing a view is a no-op.
+	Free(b Buf)
+	// View returns elements [off, off+n) of b as a Buf sharing b's memory.
+	View(b Buf, off, n int) Buf
+	// Upload copies src into dst[0:len(src)].
+	Upload(dst Buf, src []float32)
+	// Download copies src[0:len(dst)] into dst, waiting for pending work on src.
+	Download(dst []float32, src Buf)
+	// Copy copies src[0:n] into dst[0:n]; dst and src must not overlap.
+	Copy(dst, src Buf, n int)
+	// Fill sets x[0:n] to v.
+	Fill(x Buf, n int, v float32)
+	// Sync waits until all issued work has finished.
+	Sync()
+
+	// Gemm computes C = alpha·op(A)·op(B) + beta·C with op(A) m×k, op(B) k×n and C m×n,
+	// all densely packed (A is stored k×m when tA, B is stored n×k when tB). With
+	// beta = 0, C is overwritten (NaN in C is ignored).
+	Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, beta float32, c Buf)
+
+	// CopyCols moves a column block between two matrices with row strides dstCols and
+	// srcCols: dst[r, dstOff+j] = beta·dst[r, dstOff+j] + src[r, srcOff+j] for r < rows,
+	// j < cols. beta = 0 copies (building a concatenation), beta = 1 accumulates
+	// (the backward of a concatenation). dst and src must be different buffers.
+	CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int, rows, cols int, beta float32)
+
+	// Axpy computes y[0:n] += alpha·x[0:n].
+	Axpy(y Buf, alpha float32, x Buf, n int)
+	// Scale computes x[0:n] *= alpha.
+	Scale(x Buf, n int, alpha float32)
+	// Mul computes x[0:n] *= y[0:n] element by element (dropout's mask and its backward).
+	Mul(x, y Buf, n int)
+	// Dot returns Σ x[i]·y[i] over [0,n), accumulated in float64 (Dot(g, g, n) is the
+	// squared norm used by gradient clipping).
+	Dot(x, y Buf, n int) float64
+
+	// AddBiasLeakyReLU computes, in place on the rows×cols matrix x,
+	// x[r,j] = f(x[r,j] + bias[j]) with f(v) = v for v > 0 and slope·v otherwise.
+	// slope = 1 is a plain bias add. bias may be nil (no bias).
+	AddBiasLeakyReLU(x, bias Buf, rows, cols int, slope float32)
+	// LeakyReLUBackward computes dy[i] *= (y[i] > 0 ? 1 : slope) for i < n, where y is
+	// the activation's OUTPUT (same sign as its input for slope > 0; at 0 it takes
+	// slope, as PyTorch does).
+	LeakyReLUBackward(dy, y Buf, n int, slope float32)
+	// ColSums computes dst[j] = beta·dst[j] + Σ_r x[r,j] (bias gradients with beta = 1).
+	ColSums(dst Buf, x Buf, rows, cols int, beta float32)
+
+	// BatchNorm in training mode is split at the two batch reductions so a caller can
+	// all-reduce them over data-parallel replicas between the calls. The statistics
+	// buffer holds 2·cols+1 elements: two column sums and the row count.
+	//
+	// BNStats writes the shifted sums of x (rows×cols) with shift s = runMean:
+	// stats[j] = Σ_r (x[r,j]−s[j]), stats[cols+j] = Σ_r (x[r,j]−s[j])², stats[2cols] = rows.
+	// (The shift keeps E[x²]−E[x]² from cancelling; all replicas hold the same runMean.)
+	BNStats(stats, x, runMean Buf, rows, cols int)
+	// BNMoments turns (possibly all-reduced) stats into the batch moments and updates
+	// the running statistics, PyTorch semantics: N = stats[2cols],
+	// mean = s + S1/N, var = S2/N − (S1/N)² (biased, clamped at 0), then
+	// runMean = (1−momentum)·runMean + momentum·mean,
+	// runVar = (1−momentum)·runVar + momentum·var·N/(N−1).
+	// runMean is read as the shift s before it is updated.
+	BNMoments(mean, variance, runMean, runVar, stats Buf, cols int, momentum float32)
+	// BNNormalize computes y = (x − mean)/sqrt(var + eps)·gamma + beta per column
+	// (train mode: batch mean and biased var; eval mode: running statistics).
+	// y may be x.
+	BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32)
+	// BNBackwardStats writes stats[j] = Σ_r dy[r,j], stats[cols+j] = Σ_r dy[r,j]·x̂[r,j]
+	// and stats[2cols] = rows, with x̂ = (x−mean)/sqrt(var+eps). The two sums are also
+	// dβ and dγ of this replica's rows.
+	BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, eps float32)
+	// BNBackward writes dx = gamma/sqrt(var+eps)·(dy − S1/N − x̂·S2/N) from the
+	// (possibly all-reduced) backward stats, N = stats[2cols]. dx may be dy.
+	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32)
+
+	// DropoutMask fills mask[0:rows·cols] with 0 (probability p) or 1/(1−p), using the
+	// uniform u = Uniform(key, rowBase+r, c) for element (r, c): dropped when u < p.
+	DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase uint32)
+
+	// SoftmaxCE computes, for the rows×cols logits x and float32 class labels,
+	// p = softmax(invT·x) per row, loss[r] = −log p[r, label[r]] (loss may be nil), and,
+	// when dx is not nil, dx = beta·dx + scale·(p − onehot(label)). The factor invT of
+	// the exact gradient w.r.t. x is NOT applied: pass scale·invT for it. dx may not
+	// alias x. This one kernel serves the supervised loss (invT = 1, scale = 1/B), the
+	// student loss on pseudo-labels and the MCT teacher pieces
+	// Σ_v h_v/(V−1)·(softmax(m_v/T) − onehot(ŷ_v))/B (beta = 1 to accumulate).
+	SoftmaxCE(loss, dx, x, labels Buf, rows, cols int, invT, scale, beta float32)
+	// Softmax writes y = softmax(invT·x) per row; y may be x.
+	Softmax(y, x Buf, rows, cols int, invT float32)
+	// Argmax writes dst[r] = the first column index of a row maximum, as float32.
+	Argmax(dst, x Buf, rows, cols int)
+	// SampleGumbel draws dst[r] ~ Categorical(softmax(invT·x[r,·])) by the Gumbel-max
+	// trick: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, rowIndex[r], c)), evaluated in
+	// float64 (see rng.go). rowIndex holds one key index per row (the global example
+	// index), so the draw does not depend on batch layout or rank.
+	SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex []uint32)
+
+	// Adam applies one torch.optim.Adam step (PyTorch 1.13 single-tensor semantics) to
+	// n parameters w with gradient g and moments m, v:
+	// g' = g + wd·w; m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²;
+	// w −= stepSize·m/(sqrt(v)/bc2Sqrt + eps), where the host computes
+	// stepSize = lr/(1−β1^t) and bc2Sqrt = sqrt(1−β2^t) in float64. g is not modified.
+	Adam(w, g, m, v Buf, n int, h AdamHyper)
+}
+
+// AdamHyper carries one Adam step's scalars, computed on the host by (*Adam).Step.
+type AdamHyper struct {
+	StepSize, Beta1, Beta2, Eps, WeightDecay, BC2Sqrt float32
+}
