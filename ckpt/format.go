@@ -65,6 +65,43 @@ type Header struct {
 type section struct {
 	Name string `json:"name"`
 	Size int64  `json:"size"`
+	// Planes is 4 when the section was stored as byte planes (see
+	// toPlanes), 0 when stored as is.
+	Planes int `json:"planes,omitempty"`
+}
+
+// Byte planes. zstd finds almost nothing to compress in float32 arrays as
+// they are (BenchmarkSave: compressed size 1.000 of the state), because the
+// predictable sign and exponent bytes are interleaved with noisy mantissa
+// bytes. Regrouped so that byte k of every 4-byte word sits together, the
+// same sections compress to 0.86. Sections whose length is a multiple of 4
+// (all float32 and int32 data) are stored this way, in blocks of planeBlock
+// bytes so the transform needs only a small scratch buffer.
+const (
+	planeWord   = 4
+	planeBlock  = 1 << 18
+	planeMinLen = 256 // below this the regrouping cannot pay for itself
+)
+
+func usePlanes(n int) bool { return n >= planeMinLen && n%planeWord == 0 }
+
+// toPlanes regroups src (a multiple of 4 bytes) into dst: first byte 0 of
+// every word, then byte 1, and so on.
+func toPlanes(dst, src []byte) {
+	m := len(src) / planeWord
+	for i := range m {
+		w := src[planeWord*i : planeWord*i+planeWord]
+		dst[i], dst[m+i], dst[2*m+i], dst[3*m+i] = w[0], w[1], w[2], w[3]
+	}
+}
+
+// fromPlanes undoes toPlanes.
+func fromPlanes(dst, src []byte) {
+	m := len(src) / planeWord
+	for i := range m {
+		w := dst[planeWord*i : planeWord*i+planeWord]
+		w[0], w[1], w[2], w[3] = src[i], src[m+i], src[2*m+i], src[3*m+i]
+	}
 }
 
 // fileHeader is the JSON header as stored: the caller's Header plus the table
@@ -108,6 +145,9 @@ func encode(w io.Writer, h Header, sections map[string][]byte) error {
 	fh := fileHeader{Header: h, Sections: make([]section, len(names))}
 	for i, name := range names {
 		fh.Sections[i] = section{Name: name, Size: int64(len(sections[name]))}
+		if usePlanes(len(sections[name])) {
+			fh.Sections[i].Planes = planeWord
+		}
 	}
 	hdr, err := json.Marshal(fh)
 	if err != nil {
@@ -133,10 +173,26 @@ func encode(w io.Writer, h Header, sections map[string][]byte) error {
 	if err != nil {
 		return fmt.Errorf("zstd: %w", err)
 	}
-	for _, name := range names {
-		if _, err := zw.Write(sections[name]); err != nil {
-			zw.Close()
-			return fmt.Errorf("compress section %q: %w", name, err)
+	var scratch []byte
+	for i, name := range names {
+		data := sections[name]
+		if fh.Sections[i].Planes == 0 {
+			if _, err := zw.Write(data); err != nil {
+				zw.Close()
+				return fmt.Errorf("compress section %q: %w", name, err)
+			}
+			continue
+		}
+		if scratch == nil {
+			scratch = make([]byte, planeBlock)
+		}
+		for off := 0; off < len(data); off += planeBlock {
+			block := data[off:min(off+planeBlock, len(data))]
+			toPlanes(scratch, block)
+			if _, err := zw.Write(scratch[:len(block)]); err != nil {
+				zw.Close()
+				return fmt.Errorf("compress section %q: %w", name, err)
+			}
 		}
 	}
 	if err := zw.Close(); err != nil {
@@ -200,7 +256,7 @@ func decode(data []byte) (Header, map[string][]byte, error) {
 	var total int64
 	seen := make(map[string]bool, len(fh.Sections))
 	for _, s := range fh.Sections {
-		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.Size > 1<<40 {
+		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.Size > 1<<40 || (s.Planes != 0 && (s.Planes != planeWord || s.Size%planeWord != 0)) {
 			return Header{}, nil, fmt.Errorf("corrupt section table entry %q (size %d)", s.Name, s.Size)
 		}
 		seen[s.Name] = true
@@ -213,7 +269,9 @@ func decode(data []byte) (Header, map[string][]byte, error) {
 		return Header{}, nil, fmt.Errorf("zstd: %w", err)
 	}
 	defer zr.Close()
-	raw, err := zr.DecodeAll(body, make([]byte, 0, total))
+	// The table is covered by the checksum, but a bound on the up-front
+	// allocation keeps a crafted table from exhausting memory at once.
+	raw, err := zr.DecodeAll(body, make([]byte, 0, min(total, 1<<32)))
 	if err != nil {
 		return Header{}, nil, fmt.Errorf("decompress body: %w", err)
 	}
@@ -222,11 +280,24 @@ func decode(data []byte) (Header, map[string][]byte, error) {
 	}
 	sections := make(map[string][]byte, len(fh.Sections))
 	var off int64
+	var scratch []byte
 	for _, s := range fh.Sections {
 		// Full slice expressions: appending to one section must not
 		// overwrite the next.
-		sections[s.Name] = raw[off : off+s.Size : off+s.Size]
+		data := raw[off : off+s.Size : off+s.Size]
 		off += s.Size
+		sections[s.Name] = data
+		if s.Planes == 0 {
+			continue
+		}
+		if scratch == nil {
+			scratch = make([]byte, planeBlock)
+		}
+		for b := 0; b < len(data); b += planeBlock {
+			block := data[b:min(b+planeBlock, len(data))]
+			copy(scratch, block)
+			fromPlanes(block, scratch[:len(block)])
+		}
 	}
 	return fh.Header, sections, nil
 }

@@ -155,6 +155,9 @@ func parseSafetensors(data []byte) ([]Tensor, map[string]string, error) {
 	}
 	entries := make([]named, 0, len(raw))
 	for name, msg := range raw {
+		if name == "" {
+			return nil, nil, errors.New("a tensor has an empty name")
+		}
 		var e stEntry
 		dec := json.NewDecoder(bytes.NewReader(msg))
 		dec.DisallowUnknownFields()

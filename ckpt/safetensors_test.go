@@ -232,3 +232,36 @@ func TestSafetensorsAgainstPyTorch(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseSafetensors: no input may panic the reader, and whatever it
+// accepts must survive a write and a read unchanged.
+func FuzzParseSafetensors(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "seed.safetensors")
+	if err := WriteSafetensors(path, probeTensors(), map[string]string{"k": "v"}); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(path)
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		tensors, meta, err := parseSafetensors(data)
+		if err != nil {
+			return
+		}
+		out := filepath.Join(t.TempDir(), "x.safetensors")
+		if err := WriteSafetensors(out, tensors, meta); err != nil {
+			t.Fatalf("accepted tensors do not write back: %v", err)
+		}
+		again, meta2, err := ReadSafetensors(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(again) != len(tensors) || len(meta2) != len(meta) {
+			t.Fatal("write and read changed the file's content")
+		}
+		for i := range again {
+			if again[i].Name != tensors[i].Name || !slices.Equal(again[i].Shape, tensors[i].Shape) || !sameBits(again[i].Data, tensors[i].Data) {
+				t.Fatalf("tensor %q changed", tensors[i].Name)
+			}
+		}
+	})
+}
