@@ -125,12 +125,20 @@ func reduceInto[T number](dst []T, srcs [][]T, op Op) {
 	first, rest := srcs[0], srcs[1:]
 	switch op {
 	case Sum:
-		for i := range dst {
-			acc := first[i]
+		// Source by source through a small block, loops the compiler keeps
+		// free of bounds checks; each block of every source is read before
+		// the same block of dst is written, so dst may still alias a source.
+		var acc [512]T
+		for lo := 0; lo < len(dst); lo += len(acc) {
+			a := acc[:min(len(acc), len(dst)-lo)]
+			copy(a, first[lo:])
 			for _, s := range rest {
-				acc += s[i]
+				s := s[lo : lo+len(a)]
+				for i := range a {
+					a[i] += s[i]
+				}
 			}
-			dst[i] = acc
+			copy(dst[lo:], a)
 		}
 	case Max:
 		for i := range dst {

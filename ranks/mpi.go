@@ -204,7 +204,6 @@ func World() (Comm, error) {
 	if mpi.finalized {
 		return nil, errors.New("ranks.World: MPI was finalised by closing the world Comm; it cannot start again in the same process")
 	}
-	keepGoSignals()
 	calls := make(chan func())
 	go serveMPI(calls)
 	var rc, provided, rank, size, lrank, lsize C.int
@@ -257,16 +256,6 @@ func mpiNode() (rank, size int, ok bool) {
 	mpi.mu.Lock()
 	defer mpi.mu.Unlock()
 	return mpi.node.rank, mpi.node.size, mpi.calls != nil
-}
-
-// keepGoSignals stops Open MPI from installing its own handlers for SIGSEGV,
-// SIGBUS, SIGFPE and SIGABRT (its default opal_signal list): Go needs SIGSEGV
-// to turn a nil dereference into a panic with a Go stack. A value the user
-// set is kept.
-func keepGoSignals() {
-	if _, set := os.LookupEnv("OMPI_MCA_opal_signal"); !set {
-		os.Setenv("OMPI_MCA_opal_signal", "")
-	}
 }
 
 // CUDAAware reports whether the MPI library can move GPU (CUDA) memory

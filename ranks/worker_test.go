@@ -1,0 +1,95 @@
+package ranks
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// workerEnv names the scenario that a test binary started by mpirun plays
+// instead of running the tests (see mpi_test.go).
+const workerEnv = "MCT_RANKS_WORKER"
+
+func TestMain(m *testing.M) {
+	if scenario := os.Getenv(workerEnv); scenario != "" {
+		os.Exit(worker(scenario))
+	}
+	os.Exit(m.Run())
+}
+
+// worker plays one rank of an MPI scenario and returns its exit code.
+func worker(scenario string) int {
+	world, err := World()
+	if err != nil {
+		// Every rank prints this, as mct's main does.
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	r, p := world.Rank(), world.Size()
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "rank %d: %v\n", r, err)
+		return 1
+	}
+	switch scenario {
+	case "exercise":
+		out, err := exercise(world)
+		if err != nil {
+			return fail(err)
+		}
+		if err := os.WriteFile(filepath.Join(os.Getenv("MCT_RANKS_OUT"), fmt.Sprintf("rank-%d.bin", r)), out, 0o644); err != nil {
+			return fail(err)
+		}
+	case "layout":
+		if _, err := NewLayout(p, 2); err != nil {
+			return fail(err)
+		}
+	case "kill":
+		// The last rank dies without a word in the middle of the sums; the
+		// others are inside the next collective when it happens.
+		buf := make([]float32, 1<<16)
+		for i := 0; ; i++ {
+			if r == p-1 && i == 20 {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+			world.AllreduceF32(buf)
+		}
+	case "abort":
+		world.Barrier()
+		if r == 1 {
+			world.Abort(7)
+		}
+		world.Barrier() // never completes: rank 1 is gone
+	case "info":
+		// One node: the node-local numbering is the world's.
+		if LocalRank() != r || LocalSize() != p {
+			return fail(fmt.Errorf("LocalRank %d LocalSize %d, want %d and %d", LocalRank(), LocalSize(), r, p))
+		}
+		aware, why := CUDAAware()
+		fmt.Printf("rank %d: %s | cuda-aware=%v (%s)\n", r, LibraryVersion(), aware, why)
+		// Go must still turn a nil dereference into a panic it can recover:
+		// Open MPI installs its SIGSEGV handler only where none is set, and
+		// the Go runtime has set one.
+		if err := nilDeref(); err == nil {
+			return fail(fmt.Errorf("a nil dereference did not panic"))
+		}
+	default:
+		return fail(fmt.Errorf("unknown scenario %q", scenario))
+	}
+	if err := world.Close(); err != nil {
+		return fail(err)
+	}
+	return 0
+}
+
+var nilPointer *int
+
+func nilDeref() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%v", p)
+		}
+	}()
+	return fmt.Errorf("read %d", *nilPointer)
+}
