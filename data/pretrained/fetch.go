@@ -70,7 +70,7 @@ func EnsurePackage(cacheDir string) (string, error) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "pack", Package+"@"+Version, "--pack-destination", tmp, "--silent")
+	cmd := exec.CommandContext(ctx, npm, "pack", Package+"@"+Version, "--pack-destination", tmp)
 	cmd.Dir = tmp
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -105,9 +105,25 @@ func EnsurePackage(cacheDir string) (string, error) {
 	return dir, nil
 }
 
+// lastLine condenses npm's stderr into one line: its "npm error" lines, less
+// the pointer to the debug log, or else the last line.
 func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
+	var errs []string
+	for _, l := range lines {
+		l = strings.TrimSpace(l)
+		if (strings.HasPrefix(l, "npm error") || strings.HasPrefix(l, "npm ERR!")) && !strings.Contains(l, "complete log") {
+			errs = append(errs, l)
+		}
+	}
+	if len(errs) == 0 {
+		return strings.TrimSpace(lines[len(lines)-1])
+	}
+	msg := strings.Join(errs, "; ")
+	if len(msg) > 400 {
+		msg = msg[:400] + "…"
+	}
+	return msg
 }
 
 // extractTarGz writes the regular files and directories of a gzipped tar into
