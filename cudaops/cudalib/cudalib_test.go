@@ -41,13 +41,13 @@ func TestKernelsCompile(t *testing.T) {
 	ma, mi := n.Version()
 	t.Logf("NVRTC %d.%d from %s", ma, mi, n.Path())
 	entry := regexp.MustCompile(`\.entry\s+(\w+)\s*\(`)
-	for _, arch := range []string{"compute_70", "compute_90"} {
-		ptx, log, err := n.Compile(Kernels, "kernels.cu", "--gpu-architecture="+arch, "--std=c++14")
+	for _, arch := range [][2]int{{7, 0}, {9, 0}} {
+		ptx, log, err := n.Compile(Kernels, "kernels.cu", CompileOptions(arch[0], arch[1])...)
 		if err != nil {
-			t.Fatalf("%s: %v", arch, err)
+			t.Fatalf("%v: %v", arch, err)
 		}
 		if log != "" {
-			t.Errorf("%s: compiler warnings:\n%s", arch, log)
+			t.Errorf("%v: compiler warnings:\n%s", arch, log)
 		}
 		got := map[string]bool{}
 		for _, m := range entry.FindAllStringSubmatch(ptx, -1) {
@@ -55,11 +55,11 @@ func TestKernelsCompile(t *testing.T) {
 		}
 		for _, k := range KernelNames {
 			if !got[k] {
-				t.Errorf("%s: kernel %s missing from PTX", arch, k)
+				t.Errorf("%v: kernel %s missing from PTX", arch, k)
 			}
 		}
 		if len(got) != len(KernelNames) {
-			t.Errorf("%s: PTX has %d entries, KernelNames lists %d", arch, len(got), len(KernelNames))
+			t.Errorf("%v: PTX has %d entries, KernelNames lists %d", arch, len(got), len(KernelNames))
 		}
 	}
 }

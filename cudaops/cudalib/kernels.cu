@@ -2,10 +2,16 @@
 // built-ins). All matrices are row-major fp32. Reductions accumulate in
 // double, as the CPU backend does, so results agree to float rounding.
 //
-// Launch conventions (cudaops/launch.go relies on them):
-//   elementwise kernels: 1-D grid-stride loops, any grid;
+// The semantics of each kernel are those of the nn.Backend method of the same
+// name (nn/backend.go); comments here only say how the work is laid out.
+//
+// Launch conventions (cudaops relies on them):
+//   elementwise kernels: 1-D grid-stride loops, any grid, any block;
 //   row kernels (one row per block): grid.x = rows, block = 256 threads;
-//   column reductions: block (32, 32), grid.x = ceil(cols/32).
+//   column reductions: block (32, 32), grid.x = ceil(cols/32);
+//   partial sums: block 256, grid.x = NPART, then one block of 256.
+// Compile with --fmad=false: the CPU backend does not fuse multiply-adds, and
+// unfused float arithmetic keeps the two within rounding of each other.
 
 #define WARP 32
 
@@ -47,166 +53,345 @@ __device__ float block_max(float v) {
 
 #define GRID_STRIDE(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
-extern "C" __global__ void fill(float *x, float v, long long n) {
-	GRID_STRIDE(i, n) x[i] = v;
-}
 
-// scale: x = a·x.
 extern "C" __global__ void scale(float *x, float a, long long n) {
 	GRID_STRIDE(i, n) x[i] *= a;
 }
 
-// axpby: y = a·x + b·y (b = 0 overwrites y, even NaN).
-extern "C" __global__ void axpby(float *y, const float *x, float a, float b, long long n) {
-	if (b == 0.0f) {
-		GRID_STRIDE(i, n) y[i] = a * x[i];
-	} else {
-		GRID_STRIDE(i, n) y[i] = a * x[i] + b * y[i];
-	}
+extern "C" __global__ void axpy(float *y, float a, const float *x, long long n) {
+	GRID_STRIDE(i, n) y[i] += a * x[i];
 }
 
-// copy_cols: dst[r, d0+c] (+)= src[r, s0+c] for r < rows, c < cols; the
-// dense-skip concatenations and their gradients.
+extern "C" __global__ void mul(float *x, const float *y, long long n) {
+	GRID_STRIDE(i, n) x[i] *= y[i];
+}
+
+// copy_cols: dst[r, d0+c] = beta·dst[r, d0+c] + src[r, s0+c]; beta = 0 does
+// not read dst.
 extern "C" __global__ void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, int s0,
-                                     int rows, int cols, int accumulate) {
+                                     int rows, int cols, float beta) {
 	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
 		int r = i / cols, c = i % cols;
 		float v = src[(long long)r * lds + s0 + c];
 		float *d = &dst[(long long)r * ldd + d0 + c];
-		*d = accumulate ? *d + v : v;
+		*d = beta == 0.0f ? v : beta * *d + v;
 	}
 }
 
-__device__ __forceinline__ float lrelu(float x, float slope) { return x > 0.0f ? x : slope * x; }
-
-// bias_lrelu: y[r,c] = lrelu(x[r,c] + bias[c]) (bias may be null); y may be x.
-extern "C" __global__ void bias_lrelu(float *y, const float *x, const float *bias, int rows, int cols, float slope) {
+// bias_lrelu: x[r,c] = f(x[r,c] + bias[c]); bias may be null.
+extern "C" __global__ void bias_lrelu(float *x, const float *bias, int rows, int cols, float slope) {
 	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
-		float v = x[i] + (bias ? bias[i % cols] : 0.0f);
-		y[i] = lrelu(v, slope);
+		float v = bias ? x[i] + bias[i % cols] : x[i];
+		x[i] = v > 0.0f ? v : slope * v;
 	}
 }
 
-// bias_add: y[r,c] = x[r,c] + bias[c]; y may be x.
-extern "C" __global__ void bias_add(float *y, const float *x, const float *bias, int rows, int cols) {
-	long long n = (long long)rows * cols;
-	GRID_STRIDE(i, n) y[i] = x[i] + bias[i % cols];
-}
-
-// lrelu_bwd: dx = dy where pre > 0, else slope·dy; pre is the pre-activation
-// (or the activation: same sign for slope > 0). dx may be dy.
-extern "C" __global__ void lrelu_bwd(float *dx, const float *dy, const float *pre, float slope, long long n) {
-	GRID_STRIDE(i, n) dx[i] = pre[i] > 0.0f ? dy[i] : slope * dy[i];
+// lrelu_bwd: dy[i] *= (y[i] > 0 ? 1 : slope).
+extern "C" __global__ void lrelu_bwd(float *dy, const float *y, float slope, long long n) {
+	GRID_STRIDE(i, n) {
+		if (!(y[i] > 0.0f)) dy[i] *= slope;
+	}
 }
 
 // Column reductions over rows. Block (32, 32): threadIdx.x picks the column
 // in a tile of 32, threadIdx.y strides over rows; the 32 partial sums of a
-// column are added in shared memory in a fixed order, so results are
-// deterministic.
+// column are then added in a fixed order, so results are deterministic.
+//   MODE 0: a = Σ x
+//   MODE 1: a = Σ (x−s), b = Σ (x−s)²                  (s = shift[c])
+//   MODE 2: a = Σ dy, b = Σ dy·x̂, x̂ = (x−mean)·istd   (x = second input)
 template <int MODE>
-__device__ void col_reduce(const float *x, const float *y, int rows, int cols, double *o1, double *o2) {
-	__shared__ double s1[32][33], s2[32][33];
+__device__ void col_reduce(const float *x, const float *x2, const float *shift, const float *var, float eps,
+                           int rows, int cols, double *oa, double *ob) {
+	__shared__ double sa[32][33], sb[32][33];
 	int c = blockIdx.x * 32 + threadIdx.x;
 	double a = 0.0, b = 0.0;
 	if (c < cols) {
+		float s = MODE != 0 ? shift[c] : 0.0f;
+		float istd = MODE == 2 ? 1.0f / sqrtf(var[c] + eps) : 0.0f;
 		for (int r = threadIdx.y; r < rows; r += 32) {
-			double v = x[(long long)r * cols + c];
-			if (MODE == 0) {            // Σx
-				a += v;
-			} else if (MODE == 1) {     // Σx, Σx²
-				a += v;
-				b += v * v;
-			} else {                    // Σx, Σx·y
-				a += v;
-				b += v * (double)y[(long long)r * cols + c];
+			long long i = (long long)r * cols + c;
+			if (MODE == 0) {
+				a += (double)x[i];
+			} else if (MODE == 1) {
+				double d = (double)x[i] - (double)s;
+				a += d;
+				b += d * d;
+			} else {
+				double dy = x[i];
+				float xhat = (x2[i] - s) * istd;
+				a += dy;
+				b += dy * (double)xhat;
 			}
 		}
 	}
-	s1[threadIdx.y][threadIdx.x] = a;
-	s2[threadIdx.y][threadIdx.x] = b;
+	sa[threadIdx.y][threadIdx.x] = a;
+	sb[threadIdx.y][threadIdx.x] = b;
 	__syncthreads();
-	if (threadIdx.y == 0 && c < cols) {
-		for (int k = 1; k < 32; k++) {
-			a += s1[k][threadIdx.x];
-			b += s2[k][threadIdx.x];
+	a = 0.0;
+	b = 0.0;
+	if (threadIdx.y == 0) {
+		for (int k = 0; k < 32; k++) {
+			a += sa[k][threadIdx.x];
+			b += sb[k][threadIdx.x];
 		}
-		*o1 = a;
-		if (MODE != 0) *o2 = b;
 	}
+	*oa = a;
+	*ob = b;
 }
 
-// col_sum: out[c] = beta·out[c] + Σ_r x[r,c] (bias gradients: beta = 1 accumulates).
-extern "C" __global__ void col_sum(float *out, const float *x, int rows, int cols, float beta) {
-	double a;
-	col_reduce<0>(x, 0, rows, cols, &a, 0);
-	int c = blockIdx.x * 32 + threadIdx.x;
-	if (threadIdx.y == 0 && c < cols) out[c] = (beta == 0.0f ? 0.0f : beta * out[c]) + (float)a;
-}
-
-// col_stats: s1[c] = Σ_r x[r,c], s2[c] = Σ_r x[r,c]² (BatchNorm forward sums).
-extern "C" __global__ void col_stats(float *s1, float *s2, const float *x, int rows, int cols) {
+// col_sums: dst[c] = beta·dst[c] + Σ_r x[r,c]; beta = 0 does not read dst.
+extern "C" __global__ void col_sums(float *dst, const float *x, int rows, int cols, float beta) {
 	double a, b;
-	col_reduce<1>(x, 0, rows, cols, &a, &b);
+	col_reduce<0>(x, 0, 0, 0, 0.0f, rows, cols, &a, &b);
+	int c = blockIdx.x * 32 + threadIdx.x;
+	if (threadIdx.y == 0 && c < cols) dst[c] = beta == 0.0f ? (float)a : (float)((double)beta * dst[c] + a);
+}
+
+// bn_stats: stats = [Σ(x−s), Σ(x−s)², rows], s = runMean.
+extern "C" __global__ void bn_stats(float *stats, const float *x, const float *run_mean, int rows, int cols) {
+	double a, b;
+	col_reduce<1>(x, 0, run_mean, 0, 0.0f, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
 	if (threadIdx.y == 0 && c < cols) {
-		s1[c] = (float)a;
-		s2[c] = (float)b;
+		stats[c] = (float)a;
+		stats[cols + c] = (float)b;
 	}
+	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }
 
-// col_dot_stats: s1[c] = Σ_r dy[r,c], s2[c] = Σ_r dy[r,c]·xhat[r,c] (BatchNorm backward sums).
-extern "C" __global__ void col_dot_stats(float *s1, float *s2, const float *dy, const float *xhat, int rows, int cols) {
+// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows].
+extern "C" __global__ void bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
+                                        const float *var, int rows, int cols, float eps) {
 	double a, b;
-	col_reduce<2>(dy, xhat, rows, cols, &a, &b);
+	col_reduce<2>(dy, x, mean, var, eps, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
 	if (threadIdx.y == 0 && c < cols) {
-		s1[c] = (float)a;
-		s2[c] = (float)b;
+		stats[c] = (float)a;
+		stats[cols + c] = (float)b;
+	}
+	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
+}
+
+// bn_moments: one thread per column, in double.
+extern "C" __global__ void bn_moments(float *mean, float *var, float *run_mean, float *run_var,
+                                      const float *stats, int cols, float momentum) {
+	double n = stats[2 * cols], m = momentum;
+	GRID_STRIDE(c, cols) {
+		double s1 = stats[c] / n;
+		double mu = (double)run_mean[c] + s1;
+		double v = (double)stats[cols + c] / n - s1 * s1;
+		if (v < 0.0) v = 0.0;
+		mean[c] = (float)mu;
+		var[c] = (float)v;
+		run_mean[c] = (float)((1.0 - m) * (double)run_mean[c] + m * mu);
+		run_var[c] = (float)((1.0 - m) * (double)run_var[c] + m * v * n / (n - 1.0));
 	}
 }
 
-// sumsq_partial: part[blockIdx.x] = Σ x[i]² over the block's grid-stride
-// share; a fixed grid makes the total deterministic. block 256.
-extern "C" __global__ void sumsq_partial(double *part, const float *x, long long n) {
-	double a = 0.0;
+extern "C" __global__ void bn_normalize(float *y, const float *x, const float *mean, const float *var,
+                                        const float *gamma, const float *beta, int rows, int cols, float eps) {
+	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
-		double v = x[i];
-		a += v * v;
+		int c = i % cols;
+		y[i] = (x[i] - mean[c]) / sqrtf(var[c] + eps) * gamma[c] + beta[c];
 	}
+}
+
+extern "C" __global__ void bn_backward(float *dx, const float *dy, const float *x, const float *mean,
+                                       const float *var, const float *gamma, const float *stats,
+                                       int rows, int cols, float eps) {
+	long long n = (long long)rows * cols;
+	float inv_n = 1.0f / stats[2 * cols];
+	GRID_STRIDE(i, n) {
+		int c = i % cols;
+		float istd = 1.0f / sqrtf(var[c] + eps);
+		float xhat = (x[i] - mean[c]) * istd;
+		dx[i] = gamma[c] * istd * (dy[i] - stats[c] * inv_n - xhat * (stats[cols + c] * inv_n));
+	}
+}
+
+// dot_partial: part[blockIdx.x] = Σ x[i]·y[i] over the block's grid-stride
+// share; block 256, a fixed grid of NPART blocks makes the total deterministic.
+extern "C" __global__ void dot_partial(double *part, const float *x, const float *y, long long n) {
+	double a = 0.0;
+	GRID_STRIDE(i, n) a += (double)x[i] * (double)y[i];
 	a = block_sum(a);
 	if (threadIdx.x == 0) part[blockIdx.x] = a;
 }
 
-// sum_partials: out[0] (+)= Σ part[i] in one block of 256 threads.
-extern "C" __global__ void sum_partials(double *out, const double *part, int n, int accumulate) {
+// sum_partials: out[0] = Σ part[0:n], one block of 256.
+extern "C" __global__ void sum_partials(double *out, const double *part, int n) {
 	double a = 0.0;
 	for (int i = threadIdx.x; i < n; i += blockDim.x) a += part[i];
 	a = block_sum(a);
-	if (threadIdx.x == 0) out[0] = accumulate ? out[0] + a : a;
+	if (threadIdx.x == 0) out[0] = a;
 }
 
-// adam: torch.optim.Adam (L2 weight decay added to the gradient, not AdamW).
-// bc1 = 1 - beta1^t, bc2 = 1 - beta2^t. The update follows PyTorch's
-// single-tensor path: denom = sqrt(v)/sqrt(bc2) + eps; p -= lr/bc1 · m/denom.
-extern "C" __global__ void adam(float *p, const float *g, float *m, float *v, float lr, float beta1,
-                                float beta2, float eps, float wd, float bc1, float bc2, long long n) {
-	float step = lr / bc1;
-	float sbc2 = sqrtf(bc2);
+// Philox4x32-10 and the uniform of nn/rng.go, bit for bit.
+__device__ __forceinline__ unsigned int philox_x0(unsigned int c0, unsigned int c1, unsigned int c2, unsigned int c3,
+                                                  unsigned int k0, unsigned int k1) {
+	for (int i = 0; i < 10; i++) {
+		if (i > 0) {
+			k0 += 0x9E3779B9u;
+			k1 += 0xBB67AE85u;
+		}
+		unsigned int hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+		unsigned int hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+		unsigned int n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+		c0 = n0;
+		c1 = lo1;
+		c2 = n2;
+		c3 = lo0;
+	}
+	return c0;
+}
+
+__device__ __forceinline__ float uniform(unsigned long long seed, unsigned int step, unsigned int stream,
+                                         unsigned int index, unsigned int column) {
+	unsigned int x = philox_x0(column, index, step, stream, (unsigned int)seed, (unsigned int)(seed >> 32));
+	return ((float)(x >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+// philox_test writes Philox4x32-10's first word for counters (i, i+1, i+2,
+// i+3) under key (k0, k1), for the test against nn.Philox4x32.
+extern "C" __global__ void philox_test(unsigned int *out, unsigned int k0, unsigned int k1, int n) {
+	GRID_STRIDE(i, n) out[i] = philox_x0(i, i + 1, i + 2, i + 3, k0, k1);
+}
+
+extern "C" __global__ void dropout_mask(float *mask, int rows, int cols, float p, unsigned long long seed,
+                                        unsigned int step, unsigned int stream, unsigned int row_base) {
+	long long n = (long long)rows * cols;
+	float keep = 1.0f / (1.0f - p);
 	GRID_STRIDE(i, n) {
-		float gi = g[i];
-		if (wd != 0.0f) gi += wd * p[i];
-		float mi = m[i] + (1.0f - beta1) * (gi - m[i]);   // lerp, as torch does
-		float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
-		m[i] = mi;
-		v[i] = vi;
-		p[i] -= step * mi / (sqrtf(vi) / sbc2 + eps);
+		unsigned int r = i / cols, c = i % cols;
+		mask[i] = uniform(seed, step, stream, row_base + r, c) < p ? 0.0f : keep;
 	}
 }
 
-// Float bits of bf16 rounding (round to nearest even), for tests and the
-// bf16 benchmark's inputs.
+// Row kernels: one block of 256 threads per row.
+
+// softmax_ce: p = softmax(invT·x); loss[r] = −log p[label]; dx = beta·dx +
+// scale·(p − onehot). Sums in double; exp in float as the CPU does... see the
+// method comment in cudaops for the exact order.
+extern "C" __global__ void softmax_ce(float *loss, float *dx, const float *x, const float *labels,
+                                      int cols, float invT, float scale, float beta) {
+	const float *xr = x + (long long)blockIdx.x * cols;
+	float mx = -__int_as_float(0x7f800000);
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, invT * xr[c]);
+	mx = block_max(mx);
+	double s = 0.0;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) s += exp((double)(invT * xr[c] - mx));
+	s = block_sum(s);
+	int label = (int)labels[blockIdx.x];
+	if (loss && threadIdx.x == 0) loss[blockIdx.x] = (float)(log(s) - (double)(invT * xr[label] - mx));
+	if (dx) {
+		float *dr = dx + (long long)blockIdx.x * cols;
+		for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+			float p = (float)(exp((double)(invT * xr[c] - mx)) / s);
+			float g = scale * (p - (c == label ? 1.0f : 0.0f));
+			dr[c] = beta == 0.0f ? g : beta * dr[c] + g;
+		}
+	}
+}
+
+extern "C" __global__ void softmax(float *y, const float *x, int cols, float invT) {
+	const float *xr = x + (long long)blockIdx.x * cols;
+	float *yr = y + (long long)blockIdx.x * cols;
+	float mx = -__int_as_float(0x7f800000);
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, invT * xr[c]);
+	mx = block_max(mx);
+	double s = 0.0;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) s += exp((double)(invT * xr[c] - mx));
+	s = block_sum(s);
+	__syncthreads(); // y may be x: every thread has read its row before any writes
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (float)(exp((double)(invT * xr[c] - mx)) / s);
+}
+
+// block_argmax returns, in every thread, the smallest index holding the
+// largest value among (v, i) pairs of the block.
+__device__ int block_argmax(double v, int i) {
+	__shared__ double pv[WARP];
+	__shared__ int pi[WARP];
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		double ov = __shfl_down_sync(0xffffffffu, v, o);
+		int oi = __shfl_down_sync(0xffffffffu, i, o);
+		if (ov > v || (ov == v && oi < i)) {
+			v = ov;
+			i = oi;
+		}
+	}
+	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
+	__syncthreads();
+	if (lane == 0) {
+		pv[w] = v;
+		pi[w] = i;
+	}
+	__syncthreads();
+	int nw = blockDim.x / WARP;
+	v = lane < nw ? pv[lane] : -__longlong_as_double(0x7ff0000000000000ll);
+	i = lane < nw ? pi[lane] : 0x7fffffff;
+	for (int o = WARP / 2; o > 0; o >>= 1) {
+		double ov = __shfl_down_sync(0xffffffffu, v, o);
+		int oi = __shfl_down_sync(0xffffffffu, i, o);
+		if (ov > v || (ov == v && oi < i)) {
+			v = ov;
+			i = oi;
+		}
+	}
+	return __shfl_sync(0xffffffffu, i, 0);
+}
+
+extern "C" __global__ void argmax(float *dst, const float *x, int cols) {
+	const float *xr = x + (long long)blockIdx.x * cols;
+	double best = -__longlong_as_double(0x7ff0000000000000ll);
+	int bi = 0x7fffffff;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+		if ((double)xr[c] > best) {
+			best = xr[c];
+			bi = c;
+		}
+	}
+	int i = block_argmax(best, bi);
+	if (threadIdx.x == 0) dst[blockIdx.x] = (float)(i == 0x7fffffff ? 0 : i);
+}
+
+// sample_gumbel: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, index[r], c)) in double.
+extern "C" __global__ void sample_gumbel(float *dst, const float *x, const unsigned int *index, int cols,
+                                         float invT, unsigned long long seed, unsigned int step,
+                                         unsigned int stream) {
+	const float *xr = x + (long long)blockIdx.x * cols;
+	unsigned int row = index[blockIdx.x];
+	double best = -__longlong_as_double(0x7ff0000000000000ll);
+	int bi = 0x7fffffff;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) {
+		double u = uniform(seed, step, stream, row, c);
+		double v = (double)invT * (double)xr[c] - log(-log(u));
+		if (v > best) {
+			best = v;
+			bi = c;
+		}
+	}
+	int i = block_argmax(best, bi);
+	if (threadIdx.x == 0) dst[blockIdx.x] = (float)(i == 0x7fffffff ? 0 : i);
+}
+
+// adam: torch.optim.Adam, PyTorch 1.13 single-tensor semantics (nn.AdamHyper).
+extern "C" __global__ void adam(float *w, const float *g, float *m, float *v, long long n, float step_size,
+                                float beta1, float beta2, float eps, float wd, float bc2_sqrt) {
+	GRID_STRIDE(i, n) {
+		float gi = g[i];
+		if (wd != 0.0f) gi = gi + wd * w[i];
+		float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+		float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+		m[i] = mi;
+		v[i] = vi;
+		w[i] -= step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);
+	}
+}
+
+// to_bf16 rounds to bfloat16 (nearest even) for the bf16 GEMM benchmark.
 extern "C" __global__ void to_bf16(unsigned short *dst, const float *src, long long n) {
 	GRID_STRIDE(i, n) {
 		unsigned int u = __float_as_uint(src[i]);

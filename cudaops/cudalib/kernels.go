@@ -1,6 +1,9 @@
 package cudalib
 
-import _ "embed"
+import (
+	_ "embed"
+	"strconv"
+)
 
 // Kernels is the CUDA C++ source of every mct kernel; compile it with
 // NVRTC.Compile and load the PTX into a context.
@@ -10,7 +13,19 @@ var Kernels string
 
 // KernelNames lists the kernels' entry points (extern "C" names).
 var KernelNames = []string{
-	"fill", "scale", "axpby", "copy_cols", "bias_lrelu", "bias_add", "lrelu_bwd",
-	"col_sum", "col_stats", "col_dot_stats", "sumsq_partial", "sum_partials",
-	"adam", "to_bf16",
+	"scale", "axpy", "mul", "copy_cols", "bias_lrelu", "lrelu_bwd",
+	"col_sums", "bn_stats", "bn_bwd_stats", "bn_moments", "bn_normalize", "bn_backward",
+	"dot_partial", "sum_partials", "philox_test", "dropout_mask",
+	"softmax_ce", "softmax", "argmax", "sample_gumbel", "adam", "to_bf16",
+}
+
+// CompileOptions are the NVRTC options for the kernels on a GPU of compute
+// capability major.minor. --fmad=false keeps float arithmetic unfused, as in
+// the CPU backend, so the two agree to rounding.
+func CompileOptions(major, minor int) []string {
+	return []string{
+		"--gpu-architecture=compute_" + strconv.Itoa(major*10+minor),
+		"--std=c++14",
+		"--fmad=false",
+	}
 }

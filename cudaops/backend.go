@@ -1,0 +1,368 @@
+//go:build cuda
+
+package cudaops
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"mct/cudaops/cudalib"
+	"mct/nn"
+)
+
+// Precision selects how GEMMs use the tensor cores.
+type Precision int
+
+const (
+	// FP32 is exact single precision: the mode for tests against the CPU.
+	FP32 Precision = iota
+	// TF32 rounds GEMM inputs to TF32, accumulating in fp32.
+	TF32
+	// BF16 rounds GEMM inputs to bfloat16, accumulating in fp32.
+	BF16
+)
+
+func (p Precision) String() string {
+	switch p {
+	case FP32:
+		return "fp32"
+	case TF32:
+		return "tf32"
+	case BF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("Precision(%d)", int(p))
+}
+
+// ParsePrecision reads "fp32", "tf32" or "bf16".
+func ParsePrecision(s string) (Precision, error) {
+	for _, p := range []Precision{FP32, TF32, BF16} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("cudaops: precision %q: want fp32, tf32 or bf16", s)
+}
+
+func (p Precision) compute() cudalib.ComputeType {
+	switch p {
+	case TF32:
+		return cudalib.Compute32FFastTF32
+	case BF16:
+		return cudalib.Compute32FFast16BF
+	}
+	return cudalib.Compute32F
+}
+
+// Options configure New.
+type Options struct {
+	// Device is the CUDA device ordinal (after CUDA_VISIBLE_DEVICES), as in
+	// probe.Placement.Device.
+	Device    int
+	Precision Precision
+}
+
+// Backend is nn.Backend on one GPU.
+type Backend struct {
+	dev     cu.Device
+	ordinal int
+	ctx     cu.CUContext
+	stream  cu.Stream
+	mod     cu.Module
+	k       kernels
+	blas    cudalib.Handle
+	prec    Precision
+	sms     int
+	info    Info
+
+	// Reduction scratch: NPART float64 partial sums, the total, and room
+	// for the row indices of SampleGumbel (grown on demand).
+	part    cu.DevicePtr
+	index   cu.DevicePtr
+	indexN  int
+	closed  bool
+}
+
+// Info describes what New found.
+type Info struct {
+	Device        string // "NVIDIA H200"
+	CC            string // compute capability, "9.0"
+	Driver        int    // CUDA driver version, 13000
+	NVRTC, CUBLAS string // the libraries loaded
+	CUBLASVersion int
+	Arch          string // the NVRTC target the kernels were built for
+}
+
+// npart is the fixed number of blocks of the two-pass reductions: fixed, so
+// that sums do not depend on the GPU.
+const npart = 256
+
+var _ nn.Backend = (*Backend)(nil)
+
+// New opens the GPU, builds the kernels and opens cuBLAS. Errors say what is
+// missing and how to get it.
+func New(o Options) (*Backend, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	n, err := cu.NumDevices()
+	if err != nil {
+		return nil, fmt.Errorf("cudaops: cuDeviceGetCount: %v", err)
+	}
+	if o.Device < 0 || o.Device >= n {
+		return nil, fmt.Errorf("cudaops: CUDA device %d asked for, but %d visible (check CUDA_VISIBLE_DEVICES and `mct probe`)", o.Device, n)
+	}
+	b := &Backend{ordinal: o.Device, prec: o.Precision}
+	if b.dev, err = cu.GetDevice(o.Device); err != nil {
+		return nil, fmt.Errorf("cudaops: device %d: %v", o.Device, err)
+	}
+	b.info.Driver = cu.Version()
+	b.info.Device, _ = b.dev.Name()
+	major, minor, err := b.dev.ComputeCapability()
+	if err != nil {
+		return nil, fmt.Errorf("cudaops: device %d compute capability: %v", o.Device, err)
+	}
+	b.info.CC = fmt.Sprintf("%d.%d", major, minor)
+	if b.sms, err = b.dev.Attribute(cu.MultiprocessorCount); err != nil {
+		return nil, fmt.Errorf("cudaops: device %d: %v", o.Device, err)
+	}
+	// The primary context is the one the CUDA runtime (and so cuBLAS and any
+	// CUDA-aware MPI) uses on this device; sharing it avoids a second context.
+	if b.ctx, err = b.dev.RetainPrimaryCtx(); err != nil {
+		return nil, fmt.Errorf("cudaops: device %d: retain primary context: %v", o.Device, err)
+	}
+	if err := cu.SetCurrentContext(b.ctx); err != nil {
+		return nil, fmt.Errorf("cudaops: set context: %v", err)
+	}
+	if b.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
+		return nil, fmt.Errorf("cudaops: create stream: %v", err)
+	}
+	drvMajor := b.info.Driver / 1000
+	if err := b.buildKernels(drvMajor, major, minor); err != nil {
+		return nil, err
+	}
+	lib, err := cudalib.LoadCUBLAS(drvMajor)
+	if err != nil {
+		return nil, fmt.Errorf("cudaops: %v", err)
+	}
+	b.info.CUBLAS = lib.Path()
+	if b.blas, err = lib.NewHandle(); err != nil {
+		return nil, fmt.Errorf("cudaops: %v", err)
+	}
+	if err := b.blas.SetStream(uintptr(unsafe.Pointer(b.stream.C()))); err != nil {
+		return nil, fmt.Errorf("cudaops: %v", err)
+	}
+	b.info.CUBLASVersion, _ = b.blas.Version()
+	if b.part, err = cu.MemAlloc(8 * (npart + 1)); err != nil {
+		return nil, fmt.Errorf("cudaops: allocate reduction scratch: %v", err)
+	}
+	return b, nil
+}
+
+// buildKernels compiles the kernels for the device's architecture, falling
+// back to older PTX targets (which the driver JIT-compiles for a newer GPU)
+// when this NVRTC predates the GPU.
+func (b *Backend) buildKernels(drvMajor, major, minor int) error {
+	nv, err := cudalib.LoadNVRTC(drvMajor)
+	if err != nil {
+		return fmt.Errorf("cudaops: %v", err)
+	}
+	b.info.NVRTC = nv.Path()
+	var ptx string
+	var errs []error
+	for _, a := range [][2]int{{major, minor}, {9, 0}, {8, 0}, {7, 0}} {
+		if a[0]*10+a[1] > major*10+minor {
+			continue
+		}
+		p, _, err := nv.Compile(cudalib.Kernels, "mct_kernels.cu", cudalib.CompileOptions(a[0], a[1])...)
+		if err == nil {
+			ptx = p
+			b.info.Arch = fmt.Sprintf("compute_%d%d", a[0], a[1])
+			break
+		}
+		errs = append(errs, err)
+	}
+	if ptx == "" {
+		return fmt.Errorf("cudaops: NVRTC (%s) could not build the kernels for compute capability %d.%d: %v", nv.Path(), major, minor, errs)
+	}
+	if b.mod, err = cu.LoadData(ptx); err != nil {
+		return fmt.Errorf("cudaops: load kernels (%s PTX from %s) into driver %d: %v", b.info.Arch, nv.Path(), b.info.Driver, err)
+	}
+	return b.k.load(b.mod)
+}
+
+// Info reports the device and libraries in use.
+func (b *Backend) Info() Info { return b.info }
+
+// Precision is the GEMM precision in use.
+func (b *Backend) Precision() Precision { return b.prec }
+
+// SetPrecision changes the GEMM precision for later calls.
+func (b *Backend) SetPrecision(p Precision) { b.prec = p }
+
+// Stream is the CUstream all work runs on, for CUDA-aware MPI or NCCL.
+func (b *Backend) Stream() uintptr { return uintptr(unsafe.Pointer(b.stream.C())) }
+
+// Name is "cuda:<ordinal>".
+func (b *Backend) Name() string { return fmt.Sprintf("cuda:%d", b.ordinal) }
+
+// enter locks the goroutine to its thread and makes the context current; the
+// caller defers runtime.UnlockOSThread.
+func (b *Backend) enter() {
+	runtime.LockOSThread()
+	if err := cu.SetCurrentContext(b.ctx); err != nil {
+		panic(fmt.Sprintf("cudaops: make context current: %v", err))
+	}
+}
+
+// check panics on a CUDA error: after New succeeded, a failing call is a
+// programming error or a lost device, neither recoverable by the caller.
+func check(what string, err error) {
+	if err != nil {
+		panic(fmt.Sprintf("cudaops: %s: %v", what, err))
+	}
+}
+
+// Close releases the backend's device resources. Buffers from Alloc must be
+// freed before.
+func (b *Backend) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.closed = true
+	b.stream.Synchronize()
+	b.blas.Destroy()
+	cu.MemFree(b.part)
+	if b.index != 0 {
+		cu.MemFree(b.index)
+	}
+	b.mod.Unload()
+	b.stream.Destroy()
+	return b.dev.ReleasePrimaryCtx()
+}
+
+// buf is device memory: n float32 at ptr. Views share their parent's memory
+// and own nothing.
+type buf struct {
+	ptr  cu.DevicePtr
+	n    int
+	view bool
+}
+
+func (x *buf) Len() int { return x.n }
+
+// Ptr is the device address of a Buf from this package (for CUDA-aware MPI).
+func Ptr(x nn.Buf) uintptr { return uintptr(dev(x).ptr) }
+
+func dev(x nn.Buf) *buf {
+	d, ok := x.(*buf)
+	if !ok {
+		panic(fmt.Sprintf("cudaops: buffer %T is not from a CUDA backend", x))
+	}
+	return d
+}
+
+// ptrOrNil maps a nil Buf (an absent optional operand) to a null pointer.
+func ptrOrNil(x nn.Buf) cu.DevicePtr {
+	if x == nil {
+		return 0
+	}
+	return dev(x).ptr
+}
+
+func need(x nn.Buf, n int, what string) *buf {
+	d := dev(x)
+	if n > d.n {
+		panic(fmt.Sprintf("cudaops: %s needs %d elements, buffer has %d", what, n, d.n))
+	}
+	return d
+}
+
+func (b *Backend) Alloc(n int) nn.Buf {
+	if n < 0 {
+		panic(fmt.Sprintf("cudaops: Alloc(%d)", n))
+	}
+	if n == 0 {
+		return &buf{}
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	p, err := cu.MemAlloc(int64(n) * 4)
+	check(fmt.Sprintf("allocate %d floats", n), err)
+	check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
+	return &buf{ptr: p, n: n}
+}
+
+func (b *Backend) Free(x nn.Buf) {
+	d := dev(x)
+	if d.view || d.ptr == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	// cuMemFree waits for work using the memory; the stream keeps order.
+	check("free", cu.MemFree(d.ptr))
+	d.ptr, d.n = 0, 0
+}
+
+func (b *Backend) View(x nn.Buf, off, n int) nn.Buf {
+	d := dev(x)
+	if off < 0 || n < 0 || off+n > d.n {
+		panic(fmt.Sprintf("cudaops: View [%d, %d) of a buffer of %d", off, off+n, d.n))
+	}
+	return &buf{ptr: d.ptr + cu.DevicePtr(4*off), n: n, view: true}
+}
+
+func (b *Backend) Upload(dst nn.Buf, src []float32) {
+	d := need(dst, len(src), "Upload")
+	if len(src) == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	// From pageable memory the driver stages the data before returning, so
+	// src may change as soon as this returns.
+	check("upload", cu.MemcpyHtoDAsync(d.ptr, unsafe.Pointer(&src[0]), int64(4*len(src)), b.stream))
+}
+
+func (b *Backend) Download(dst []float32, src nn.Buf) {
+	s := need(src, len(dst), "Download")
+	if len(dst) == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	check("download", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), s.ptr, int64(4*len(dst)), b.stream))
+	check("download: synchronize", b.stream.Synchronize())
+}
+
+func (b *Backend) Copy(dst, src nn.Buf, n int) {
+	d, s := need(dst, n, "Copy dst"), need(src, n, "Copy src")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	check("copy", cu.MemcpyDtoDAsync(d.ptr, s.ptr, int64(4*n), b.stream))
+}
+
+func (b *Backend) Fill(x nn.Buf, n int, v float32) {
+	d := need(x, n, "Fill")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	check("fill", cu.MemsetD32Async(d.ptr, uint(math.Float32bits(v)), int64(n), b.stream))
+}
+
+func (b *Backend) Sync() {
+	b.enter()
+	defer runtime.UnlockOSThread()
+	check("synchronize", b.stream.Synchronize())
+}

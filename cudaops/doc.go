@@ -1,0 +1,41 @@
+// Package cudaops is the CUDA implementation of nn.Backend: every operation of
+// the probe and of the MCT step runs on one GPU, on one stream, so an update
+// never leaves the device except for the few scalars the step needs on the
+// host (losses, norms) and the all-gathered logits.
+//
+// It is built only with the `cuda` build tag. The driver API comes from
+// gorgonia.org/cu, whose package initialisation calls cuInit and exits the
+// process when no driver is present; so nothing in the default build imports
+// this package, and a `cuda` binary (or this package's test binary) exits at
+// start on a machine without an NVIDIA driver and GPU.
+//
+// Building (here or on a cluster without a CUDA toolkit):
+//
+//	eval "$(scripts/cuda-headers.sh)"   # Debian's CUDA 11.8 headers and stub libcuda
+//	go build -tags cuda ./...
+//
+// The binary links libcuda.so.1 only. NVRTC (the kernels are CUDA C compiled
+// at start-up for the GPU at hand, see cudaops/cudalib) and cuBLAS (the
+// GEMMs) are opened with dlopen: the newest libnvrtc.so.N and libcublas.so.N
+// no newer than the driver, N = 13, 12 or 11, from the linker path, CUDA_HOME,
+// CUDA_PATH or /usr/local/cuda.
+//
+// Use:
+//
+//	b, err := cudaops.New(cudaops.Options{Device: placement.Device, Precision: cudaops.BF16})
+//	if err != nil { ... }            // no GPU, no cuBLAS, kernels failed to build
+//	defer b.Close()
+//	p, _ := nn.NewProbe(b, cfg, seed) // everything else goes through nn.Backend
+//
+// Threads: CUDA binds a context to an OS thread. Every method locks the
+// calling goroutine to its thread and makes the backend's context (the
+// device's primary context) current for the duration of the call, so a
+// Backend may be used from any goroutine, but from one at a time: like the
+// CPU backend it is not safe for concurrent use.
+//
+// Precision: GEMMs run in fp32 (FP32, exact, for tests), or with fp32 inputs
+// rounded to TF32 or bf16 for the tensor cores with fp32 accumulation (TF32,
+// BF16: for speed). Every other kernel computes in fp32 with reductions in
+// fp64, like the CPU backend; results agree with it to about 1e-5 relative in
+// FP32 mode and 1e-2 in BF16 mode.
+package cudaops

@@ -1,0 +1,316 @@
+//go:build cuda
+
+package cudaops
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"gorgonia.org/cu"
+
+	"mct/cudaops/cudalib"
+	"mct/nn"
+)
+
+func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, beta float32, c nn.Buf) {
+	pa, pb, pc := need(a, m*k, "Gemm A"), need(bb, k*n, "Gemm B"), need(c, m*n, "Gemm C")
+	if m == 0 || n == 0 {
+		return
+	}
+	lda, ldb := k, n
+	if tA {
+		lda = m
+	}
+	if tB {
+		ldb = k
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	if k == 0 {
+		// cuBLAS leaves C untouched for k = 0 only when beta = 1.
+		b.scaleOrZero(pc.ptr, m*n, beta)
+		return
+	}
+	err := b.blas.GemmRowMajor(tA, tB, m, n, k, alpha, uintptr(pa.ptr), cudalib.R32F, lda,
+		uintptr(pb.ptr), cudalib.R32F, ldb, beta, uintptr(pc.ptr), cudalib.R32F, n, b.prec.compute())
+	check(fmt.Sprintf("Gemm %dx%dx%d", m, n, k), err)
+}
+
+// scaleOrZero sets x = beta·x, with beta = 0 writing zeros (NaN ignored).
+func (b *Backend) scaleOrZero(p cu.DevicePtr, n int, beta float32) {
+	if beta == 0 {
+		check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
+		return
+	}
+	g, t := b.flat(n)
+	b.launch(b.k.scale, g, t, p, beta, int64(n))
+}
+
+func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
+	if dstOff < 0 || srcOff < 0 || dstOff+cols > dstCols || srcOff+cols > srcCols {
+		panic(fmt.Sprintf("cudaops: CopyCols columns [%d,+%d) of %d from [%d,+%d) of %d", dstOff, cols, dstCols, srcOff, cols, srcCols))
+	}
+	if rows == 0 || cols == 0 {
+		return
+	}
+	d := need(dst, (rows-1)*dstCols+dstOff+cols, "CopyCols dst")
+	s := need(src, (rows-1)*srcCols+srcOff+cols, "CopyCols src")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * cols)
+	b.launch(b.k.copyCols, g, t, d.ptr, int32(dstCols), int32(dstOff), s.ptr, int32(srcCols), int32(srcOff),
+		int32(rows), int32(cols), beta)
+}
+
+func (b *Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
+	py, px := need(y, n, "Axpy y"), need(x, n, "Axpy x")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.axpy, g, t, py.ptr, alpha, px.ptr, int64(n))
+}
+
+func (b *Backend) Scale(x nn.Buf, n int, alpha float32) {
+	px := need(x, n, "Scale")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.scale, g, t, px.ptr, alpha, int64(n))
+}
+
+func (b *Backend) Mul(x, y nn.Buf, n int) {
+	px, py := need(x, n, "Mul x"), need(y, n, "Mul y")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.mul, g, t, px.ptr, py.ptr, int64(n))
+}
+
+func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
+	px, py := need(x, n, "Dot x"), need(y, n, "Dot y")
+	if n == 0 {
+		return 0
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	total := b.part + 8*npart
+	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, py.ptr, int64(n))
+	b.launch(b.k.sumPartials, dim{1, 1}, dim{threads, 1}, total, b.part, int32(npart))
+	var out float64
+	check("Dot: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&out), total, 8, b.stream))
+	check("Dot: synchronize", b.stream.Synchronize())
+	return out
+}
+
+func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
+	px := need(x, rows*cols, "AddBiasLeakyReLU x")
+	var pb cu.DevicePtr
+	if bias != nil {
+		pb = need(bias, cols, "AddBiasLeakyReLU bias").ptr
+	}
+	if rows*cols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * cols)
+	b.launch(b.k.biasLReLU, g, t, px.ptr, pb, int32(rows), int32(cols), slope)
+}
+
+func (b *Backend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
+	pd, py := need(dy, n, "LeakyReLUBackward dy"), need(y, n, "LeakyReLUBackward y")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.lreluBwd, g, t, pd.ptr, py.ptr, slope, int64(n))
+}
+
+func (b *Backend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {
+	pd, px := need(dst, cols, "ColSums dst"), need(x, rows*cols, "ColSums x")
+	if cols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := colShape(cols)
+	b.launch(b.k.colSums, g, t, pd.ptr, px.ptr, int32(rows), int32(cols), beta)
+}
+
+func (b *Backend) BNStats(stats, x, runMean nn.Buf, rows, cols int) {
+	ps, px, pm := need(stats, 2*cols+1, "BNStats stats"), need(x, rows*cols, "BNStats x"), need(runMean, cols, "BNStats runMean")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := colShape(cols)
+	if cols == 0 {
+		g = dim{1, 1} // still write the row count
+	}
+	b.launch(b.k.bnStats, g, t, ps.ptr, px.ptr, pm.ptr, int32(rows), int32(cols))
+}
+
+func (b *Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols int, momentum float32) {
+	pm, pv := need(mean, cols, "BNMoments mean"), need(variance, cols, "BNMoments variance")
+	prm, prv := need(runMean, cols, "BNMoments runMean"), need(runVar, cols, "BNMoments runVar")
+	ps := need(stats, 2*cols+1, "BNMoments stats")
+	if cols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(cols)
+	b.launch(b.k.bnMoments, g, t, pm.ptr, pv.ptr, prm.ptr, prv.ptr, ps.ptr, int32(cols), momentum)
+}
+
+func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
+	n := rows * cols
+	py, px := need(y, n, "BNNormalize y"), need(x, n, "BNNormalize x")
+	pm, pv := need(mean, cols, "BNNormalize mean"), need(variance, cols, "BNNormalize variance")
+	pg, pb := need(gamma, cols, "BNNormalize gamma"), need(beta, cols, "BNNormalize beta")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
+}
+
+func (b *Backend) BNBackwardStats(stats, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+	ps := need(stats, 2*cols+1, "BNBackwardStats stats")
+	pd, px := need(dy, rows*cols, "BNBackwardStats dy"), need(x, rows*cols, "BNBackwardStats x")
+	pm, pv := need(mean, cols, "BNBackwardStats mean"), need(variance, cols, "BNBackwardStats variance")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := colShape(cols)
+	if cols == 0 {
+		g = dim{1, 1}
+	}
+	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
+}
+
+func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
+	n := rows * cols
+	pdx, pdy, px := need(dx, n, "BNBackward dx"), need(dy, n, "BNBackward dy"), need(x, n, "BNBackward x")
+	pm, pv := need(mean, cols, "BNBackward mean"), need(variance, cols, "BNBackward variance")
+	pg, ps := need(gamma, cols, "BNBackward gamma"), need(stats, 2*cols+1, "BNBackward stats")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps)
+}
+
+func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
+	pm := need(mask, rows*cols, "DropoutMask")
+	if rows*cols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * cols)
+	b.launch(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, key.Step, key.Stream, rowBase)
+}
+
+func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32) {
+	px, pl := need(x, rows*cols, "SoftmaxCE x"), need(labels, rows, "SoftmaxCE labels")
+	var plo, pdx cu.DevicePtr
+	if loss != nil {
+		plo = need(loss, rows, "SoftmaxCE loss").ptr
+	}
+	if dx != nil {
+		pdx = need(dx, rows*cols, "SoftmaxCE dx").ptr
+	}
+	if rows == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := rowShape(rows)
+	b.launch(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, scale, beta)
+}
+
+func (b *Backend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
+	py, px := need(y, rows*cols, "Softmax y"), need(x, rows*cols, "Softmax x")
+	if rows == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := rowShape(rows)
+	b.launch(b.k.softmax, g, t, py.ptr, px.ptr, int32(cols), invT)
+}
+
+func (b *Backend) Argmax(dst, x nn.Buf, rows, cols int) {
+	pd, px := need(dst, rows, "Argmax dst"), need(x, rows*cols, "Argmax x")
+	if rows == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := rowShape(rows)
+	b.launch(b.k.argmax, g, t, pd.ptr, px.ptr, int32(cols))
+}
+
+func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex []uint32) {
+	pd, px := need(dst, rows, "SampleGumbel dst"), need(x, rows*cols, "SampleGumbel x")
+	if len(rowIndex) < rows {
+		panic(fmt.Sprintf("cudaops: SampleGumbel: %d row indices for %d rows", len(rowIndex), rows))
+	}
+	if rows == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	if rows > b.indexN {
+		if b.index != 0 {
+			check("free row indices", cu.MemFree(b.index))
+		}
+		p, err := cu.MemAlloc(int64(4 * rows))
+		check("allocate row indices", err)
+		b.index, b.indexN = p, rows
+	}
+	check("upload row indices", cu.MemcpyHtoDAsync(b.index, unsafe.Pointer(&rowIndex[0]), int64(4*rows), b.stream))
+	g, t := rowShape(rows)
+	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, b.index, int32(cols), invT, key.Seed, key.Step, key.Stream)
+}
+
+func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
+	pw, pg, pm, pv := need(w, n, "Adam w"), need(g, n, "Adam g"), need(m, n, "Adam m"), need(v, n, "Adam v")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	gr, t := b.flat(n)
+	b.launch(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt)
+}
+
+// philox runs the device Philox4x32-10 on counters (i, i+1, i+2, i+3), i < n,
+// with key k, returning the first output words: the test of the device RNG
+// against nn.Philox4x32.
+func (b *Backend) philox(n int, k [2]uint32) []uint32 {
+	out := b.Alloc(n)
+	defer b.Free(out)
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.philoxTest, g, t, dev(out).ptr, k[0], k[1], int32(n))
+	u := make([]uint32, n)
+	check("philox: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&u[0]), dev(out).ptr, int64(4*n), b.stream))
+	check("philox: synchronize", b.stream.Synchronize())
+	return u
+}
