@@ -1,0 +1,40 @@
+# mct — build, run, test. `make run` and `make test` install what is missing (Debian, apt).
+GO      ?= go
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+# mpirun as root (CI, containers) needs these; harmless otherwise.
+export OMPI_ALLOW_RUN_AS_ROOT=1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+
+.PHONY: setup build static cuda run test fuzz bench clean
+
+setup:
+	@scripts/setup.sh
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o mct .
+
+# Fully static, no MPI (local transport only), pure-Go GEMM.
+static:
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o mct-static .
+
+run: setup build
+	./mct train
+
+test: setup build
+	$(GO) vet ./...
+	$(GO) test -timeout 20m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target briefly (CI); longer locally with FUZZTIME=5m.
+FUZZTIME ?= 10s
+fuzz:
+	$(GO) test ./data/ -run '^$$' -fuzz '^FuzzNPY$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./data/ -run '^$$' -fuzz '^FuzzIDX$$' -fuzztime $(FUZZTIME)
+
+bench: build
+	$(GO) test ./bench/... -run '^$$' -bench . -benchtime 5x
+
+clean:
+	rm -f mct mct-static mct-cuda

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"mct/data"
+	"mct/train"
+)
+
+func cmdData(args []string) error {
+	usage := `usage: mct data <build|import|info|views> [flags]
+
+  build   build views of a built-in dataset (or select views of a directory) into a dataset directory
+          mct data build --data fashion-mnist --views hog,gabor --out data/fmnist
+  import  make a dataset directory from NumPy files (your own embeddings)
+          mct data import --view dino=train_dino.npy,test_dino.npy --view clip=train_clip.npy,test_clip.npy \
+                          --labels train_y.npy,test_y.npy --classes 10 --out data/mine
+  info    describe a dataset directory: mct data info DIR
+  views   list the view families that can be built
+`
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "build":
+		fs := flag.NewFlagSet("data build", flag.ContinueOnError)
+		spec := fs.String("data", "fashion-mnist", "fashion-mnist, mnist or a dataset directory")
+		views := fs.String("views", strings.Join(train.Defaults().Views, ","), "comma-separated view specs")
+		out := fs.String("out", "", "dataset directory to create (must not exist)")
+		cache := fs.String("cache", "", "cache of built views")
+		compress := fs.Bool("compress", false, "store matrices as .npy.zst where it saves a quarter")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *out == "" {
+			return fmt.Errorf("data build: --out DIR is required")
+		}
+		return data.Build(*spec, splitList(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
+			Progress: buildProgress(os.Stderr)})
+	case "import":
+		fs := flag.NewFlagSet("data import", flag.ContinueOnError)
+		views := map[string][2]string{}
+		fs.Func("view", "NAME=TRAIN.npy,TEST.npy (repeat per view)", func(s string) error {
+			name, files, ok := strings.Cut(s, "=")
+			parts := splitList(files)
+			if !ok || name == "" || len(parts) != 2 {
+				return fmt.Errorf("--view %q: expected NAME=TRAIN.npy,TEST.npy", s)
+			}
+			views[name] = [2]string{parts[0], parts[1]}
+			return nil
+		})
+		labels := fs.String("labels", "", "TRAIN_LABELS.npy,TEST_LABELS.npy (integers in [0, classes))")
+		classes := fs.Int("classes", 0, "number of classes")
+		out := fs.String("out", "", "dataset directory to create (must not exist)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		l := splitList(*labels)
+		if len(l) != 2 || *out == "" || *classes < 2 {
+			return fmt.Errorf("data import: need --labels TRAIN.npy,TEST.npy, --classes N (≥ 2) and --out DIR")
+		}
+		return data.Import(views, [2]string{l[0], l[1]}, *classes, *out)
+	case "info":
+		if len(args) != 2 {
+			return fmt.Errorf("data info: expected one dataset directory")
+		}
+		s, err := data.Describe(args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Print(s)
+		return nil
+	case "views":
+		for _, f := range data.Families() {
+			fmt.Println(f)
+		}
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown data command %q", args[0])
+}
+
+// buildProgress prints a long build's progress, rewritten in place on a terminal.
+var buildProgress = train.BuildProgress

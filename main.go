@@ -1,0 +1,78 @@
+// Command mct trains classifiers with Meta Co-Training on several views of each example.
+//
+// Run alone it trains every view in one process; launched by mpirun or srun it trains one
+// view per rank and exchanges pseudo-label logits and meta-feedback with MPI collectives.
+// See README.md, or `mct help`.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+var version = "dev" // set by the Makefile from git describe
+
+type command struct {
+	name, summary string
+	run           func(args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"train", "train probes: supervised, co-training or Meta Co-Training (default)", cmdTrain},
+		{"eval", "evaluate a finished run's probes on a split", cmdEval},
+		{"predict", "write a run's ensemble predictions for a dataset's test split", cmdPredict},
+		{"data", "build, import or describe a dataset directory", cmdData},
+		{"report", "compare runs: a Markdown table of mean ± std accuracy", cmdReport},
+		{"export", "export a view's probe (safetensors) for PyTorch", cmdExport},
+		{"probe", "list GPUs, the MPI library and the rank placement plan", cmdProbe},
+		{"sweep", "expand, run and collect a grid of runs (SLURM job arrays)", cmdSweep},
+		{"version", "print the version", func([]string) error { fmt.Println("mct", version); return nil }},
+	}
+}
+
+func usage() {
+	fmt.Fprintf(os.Stderr, `mct — Meta Co-Training for HPC clusters
+
+usage: mct <command> [flags]        (mct <command> -h for its flags)
+
+`)
+	for _, c := range commands() {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(os.Stderr, `
+examples:
+  mct train                                   # MCT on Fashion-MNIST, 1%% labels, hog+gabor views
+  mct train --algo supervised --views pixels,hog --labeled 0.01 --out runs/sup
+  mpirun -np 4 ./mct train --views hog,gabor   # 2 views x 2 replicas, one rank each
+`)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	name := os.Args[1]
+	if name == "help" || name == "-h" || name == "--help" {
+		usage()
+		return
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			err := c.run(os.Args[2:])
+			if errors.Is(err, flag.ErrHelp) {
+				return
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "mct "+name+": "+err.Error())
+				os.Exit(1)
+			}
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "mct: unknown command %q (see mct help)\n", name)
+	os.Exit(2)
+}

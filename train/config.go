@@ -1,0 +1,109 @@
+package train
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Config is everything that determines a run. Fields tagged `json:"-"` do not change results
+// and are left out of the run's identity (RunID), so a run can be resumed with other values.
+type Config struct {
+	Algo     string   `json:"algo"` // supervised, cotrain, mct
+	Data     string   `json:"data"` // fashion-mnist, mnist or a dataset directory
+	Views    []string `json:"views"`
+	Labeled  float64  `json:"labeled_fraction"`
+	Balanced bool     `json:"balanced"` // equal labeled count per class instead of stratified
+	Val      int      `json:"val"`      // validation examples held out of train
+	Seed     uint64   `json:"seed"`
+
+	Arch        string  `json:"arch"` // fcnn, mlp, linear
+	Hidden      []int   `json:"hidden"`
+	Dropout     float32 `json:"dropout"`
+	Temperature float32 `json:"temperature"` // the probe's logit temperature
+
+	Batch        int     `json:"batch"`         // unlabeled examples per update (global, all replicas)
+	LabeledBatch int     `json:"labeled_batch"` // labeled examples per update; 0 = min(batch, labeled set)
+	LR           float32 `json:"lr"`            // supervised (warmup) learning rate
+	MCTLR        float32 `json:"mct_lr"`        // learning rate of the MCT phase; 0 = lr/8 as in the reference
+	Clip         float32 `json:"clip"`          // global gradient-norm clip of the MCT steps
+	WarmupEpochs int     `json:"warmup_epochs"` // upper bound; early stopping ends warmup sooner
+	Patience     int     `json:"patience"`      // epochs without validation gain before stopping
+	Epochs       int     `json:"epochs"`        // MCT epochs (passes over the unlabeled set)
+	PseudoT      float32 `json:"pseudo_temperature"`
+	Hard         bool    `json:"hard"`    // argmax pseudo-labels instead of sampling
+	ExactH       bool    `json:"exact_h"` // h from the gradient dot product instead of the loss difference
+
+	CotrainRounds int `json:"cotrain_rounds"`
+	CotrainK      int `json:"cotrain_k"` // examples per class each view adds per round
+
+	Out             string `json:"-"`
+	CacheDir        string `json:"-"`
+	Resume          bool   `json:"-"`
+	CheckpointEvery int    `json:"-"` // updates between checkpoints; 0 = end of each epoch only
+	Keep            int    `json:"-"` // committed checkpoints kept
+	Device          string `json:"-"`
+	Quiet           bool   `json:"-"`
+}
+
+// Defaults is the embedded default: Fashion-MNIST at 1% labels with two hand-crafted
+// views, small enough to finish in minutes on two cores.
+func Defaults() Config {
+	return Config{
+		Algo: "mct", Data: "fashion-mnist", Views: []string{"hog", "gabor"},
+		Labeled: 0.01, Val: 5000, Seed: 1,
+		Arch: "fcnn", Hidden: []int{1024, 1024, 1024}, Temperature: 1,
+		Batch: 1024, LR: 1e-3, Clip: 1,
+		WarmupEpochs: 100, Patience: 10, Epochs: 3, PseudoT: 1,
+		CotrainRounds: 5, CotrainK: 100,
+		Keep: 2, Device: "cpu",
+	}
+}
+
+// Validate rejects configurations that cannot run, with one line naming the flag.
+func (c *Config) Validate() error {
+	switch c.Algo {
+	case "supervised", "cotrain", "mct":
+	default:
+		return fmt.Errorf("--algo %q: expected supervised, cotrain or mct", c.Algo)
+	}
+	if len(c.Views) == 0 {
+		return fmt.Errorf("--views: at least one view is needed")
+	}
+	if c.Algo != "supervised" && len(c.Views) < 2 {
+		return fmt.Errorf("--algo %s needs at least 2 views, got %d (%s)", c.Algo, len(c.Views), strings.Join(c.Views, ","))
+	}
+	seen := map[string]bool{}
+	for _, v := range c.Views {
+		if seen[v] {
+			return fmt.Errorf("--views: %q is listed twice", v)
+		}
+		seen[v] = true
+	}
+	switch {
+	case c.Labeled <= 0 || c.Labeled >= 1:
+		return fmt.Errorf("--labeled %g: expected a fraction in (0, 1)", c.Labeled)
+	case c.Batch < 2:
+		return fmt.Errorf("--batch %d: expected at least 2", c.Batch)
+	case c.LR <= 0:
+		return fmt.Errorf("--lr %g: expected > 0", c.LR)
+	case c.PseudoT <= 0 || c.Temperature <= 0:
+		return fmt.Errorf("temperatures must be > 0")
+	case c.Epochs < 0 || c.WarmupEpochs < 1:
+		return fmt.Errorf("--epochs must be >= 0 and --warmup-epochs >= 1")
+	}
+	if c.MCTLR == 0 {
+		c.MCTLR = c.LR / 8
+	}
+	return nil
+}
+
+// RunID identifies the configuration a run directory belongs to: resuming with other
+// result-changing settings is refused.
+func (c Config) RunID() string {
+	b, _ := json.Marshal(c)
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}

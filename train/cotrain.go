@@ -1,0 +1,119 @@
+package train
+
+import (
+	"context"
+	"math"
+	"sort"
+)
+
+// cotrainRound is one co-training round, for metrics.jsonl.
+type cotrainRound struct {
+	Round    int        `json:"round"`
+	Labeled  []int      `json:"labeled"`   // labeled-set size per view after the round
+	Added    int        `json:"added"`     // examples moved out of the pool this round
+	AddedAcc float64    `json:"added_acc"` // accuracy of their labels (true labels of U)
+	Val      accuracies `json:"val_accuracy"`
+}
+
+// cotrain is the co-training baseline (Blum & Mitchell, for V deep views): rounds of —
+// train every view from scratch on its labeled set; each view labels the pool and its k
+// most confident examples per class move into the labeled sets of the other views — until
+// the pool or the round budget ends. Returns the rounds for the log.
+func (r *rank) cotrain(ctx context.Context, names []string, onRound func(cotrainRound)) error {
+	k := r.cfg.CotrainK
+	labels := map[int]int32{} // this view's labeled set: example → label
+	for _, e := range r.split.Labeled {
+		labels[e] = r.ds.TrainLabels[e]
+	}
+	pool := append([]int(nil), r.split.Unlabeled...)
+	for round := 0; ; round++ {
+		if err := r.reset(uint64(round)); err != nil {
+			return err
+		}
+		idx := make([]int, 0, len(labels))
+		for e := range labels {
+			idx = append(idx, e)
+		}
+		sort.Ints(idx)
+		if _, err := r.trainSupervised(ctx, idx, func(e int) int32 { return labels[e] }, uint64(round)<<8); err != nil {
+			return err
+		}
+		if round == r.cfg.CotrainRounds || len(pool) == 0 {
+			return nil
+		}
+		// Every view proposes its k most confident examples per class; all proposals
+		// are exchanged as fixed-size (example, label) lists, -1 padded.
+		mine := r.mostConfident(pool, k)
+		all := make([]int64, r.V*len(mine))
+		r.peer.AllgatherI64(mine, all)
+		taken := map[int]bool{}
+		var added, right int
+		for v := 0; v < r.V; v++ {
+			for i := 0; i < len(mine); i += 2 {
+				e, y := all[v*len(mine)+i], all[v*len(mine)+i+1]
+				if e < 0 || taken[int(e)] {
+					continue
+				}
+				taken[int(e)] = true
+				added++
+				if int32(y) == r.ds.TrainLabels[e] {
+					right++
+				}
+				if v != r.view {
+					labels[int(e)] = int32(y)
+				}
+			}
+		}
+		kept := pool[:0]
+		for _, e := range pool {
+			if !taken[e] {
+				kept = append(kept, e)
+			}
+		}
+		pool = kept
+		sizes := make([]int64, r.V)
+		r.peer.AllgatherI64([]int64{int64(len(labels))}, sizes)
+		rec := cotrainRound{Round: round + 1, Added: added, Val: r.evaluate(r.split.Val, false, names)}
+		if added > 0 {
+			rec.AddedAcc = float64(right) / float64(added)
+		}
+		for _, s := range sizes {
+			rec.Labeled = append(rec.Labeled, int(s))
+		}
+		onRound(rec)
+	}
+}
+
+// mostConfident returns, flattened as (example, label) pairs, the k pool examples this
+// view predicts most confidently for each class (by softmax probability), -1 padded to
+// k·C pairs so every view sends the same length.
+func (r *rank) mostConfident(pool []int, k int) []int64 {
+	z := r.logits(pool, false)
+	C := r.C
+	type cand struct {
+		e int
+		p float64
+	}
+	byClass := make([][]cand, C)
+	for i, e := range pool {
+		row := z[i*C : (i+1)*C]
+		a := argmax(row)
+		var s float64
+		for _, x := range row {
+			s += math.Exp(float64(x - row[a]))
+		}
+		byClass[a] = append(byClass[a], cand{e, 1 / s})
+	}
+	out := make([]int64, 0, 2*k*C)
+	for c, cs := range byClass {
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].p > cs[j].p })
+		for i := 0; i < k; i++ {
+			if i < len(cs) {
+				out = append(out, int64(cs[i].e), int64(c))
+			} else {
+				out = append(out, -1, -1)
+			}
+		}
+	}
+	return out
+}

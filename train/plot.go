@@ -1,0 +1,104 @@
+package train
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+var palette = []color.Color{
+	color.RGBA{31, 119, 180, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{44, 160, 44, 255},
+	color.RGBA{214, 39, 40, 255}, color.RGBA{148, 103, 189, 255}, color.RGBA{140, 86, 75, 255},
+}
+
+// plotCurves draws the learning curves of a run into one PNG: validation accuracy per
+// view over the warmup epochs, and for MCT the validation accuracy, the meta-feedback h
+// and the pseudo-label accuracy per view over the MCT epochs.
+func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []mctEpoch) error {
+	var panels []*plot.Plot
+	p := plot.New()
+	p.Title.Text = "warmup (supervised)"
+	p.X.Label.Text, p.Y.Label.Text = "epoch", "val accuracy"
+	for i, v := range s.Views {
+		if err := addLine(p, v, i, warmup[v], 1); err != nil {
+			return err
+		}
+	}
+	panels = append(panels, p)
+	if len(epochs) > 0 {
+		acc, h, pl := plot.New(), plot.New(), plot.New()
+		acc.Title.Text, h.Title.Text, pl.Title.Text = "MCT: val accuracy", "MCT: meta-feedback h", "MCT: pseudo-label accuracy"
+		for _, q := range []*plot.Plot{acc, h, pl} {
+			q.X.Label.Text = "epoch"
+		}
+		for i, v := range s.Views {
+			var a, hv, pa []float64
+			for _, e := range epochs {
+				a, hv, pa = append(a, e.Val.PerView[v]), append(hv, e.H[i]), append(pa, e.PseudoAcc[i])
+			}
+			if err := firstErr(addLine(acc, v, i, a, 1), addLine(h, v, i, hv, 1), addLine(pl, v, i, pa, 1)); err != nil {
+				return err
+			}
+		}
+		var ens []float64
+		for _, e := range epochs {
+			ens = append(ens, e.Val.Ensemble)
+		}
+		if err := addLine(acc, "ensemble", len(s.Views), ens, 1); err != nil {
+			return err
+		}
+		panels = append(panels, acc, h, pl)
+	}
+	const w, hgt = 5 * vg.Inch, 3.5 * vg.Inch
+	img := vgimg.New(w*vg.Length(len(panels)), hgt)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Millimeter * 4}
+	for i, q := range panels {
+		q.Legend.Top = true
+		q.Draw(tiles.At(dc, i, 0))
+	}
+	return savePNG(path, img)
+}
+
+func addLine(p *plot.Plot, name string, i int, ys []float64, x0 float64) error {
+	if len(ys) == 0 {
+		return nil
+	}
+	pts := make(plotter.XYs, len(ys))
+	for k, y := range ys {
+		pts[k] = plotter.XY{X: x0 + float64(k), Y: y}
+	}
+	l, err := plotter.NewLine(pts)
+	if err != nil {
+		return fmt.Errorf("plot %s: %w", name, err)
+	}
+	l.Color = palette[i%len(palette)]
+	l.Width = vg.Points(1.5)
+	p.Add(l)
+	p.Legend.Add(name, l)
+	return nil
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// savePNG encodes the canvas and writes it atomically.
+func savePNG(path string, img *vgimg.Canvas) error {
+	var b bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, b.Bytes())
+}

@@ -1,0 +1,220 @@
+package train
+
+import (
+	"fmt"
+	"hash/fnv"
+
+	"mct/data"
+	"mct/nn"
+	"mct/ranks"
+)
+
+// rank is one replica of one view's probe: the model, its optimizer and the device
+// buffers of its updates. One rank per goroutine (local transport) or per process (MPI).
+type rank struct {
+	cfg     Config
+	ds      *data.Dataset // Views holds this rank's view (all views when they share a process)
+	vd      data.View     // this rank's view
+	split   data.Split
+	peer    ranks.Comm // same replica, all views; peer.Rank() == view
+	pool    ranks.Comm // same view, all replicas; pool.Rank() == replica
+	view    int
+	replica int
+	V, R    int
+	dim, C  int
+	feat    []float32 // this view's train features, row-major
+
+	be    nn.Backend
+	probe *nn.Probe
+	opt   *nn.Adam
+	g     *nn.Grads // the gradient of the current optimizer step
+	gs    *nn.Grads // the student gradient, kept for --exact-h
+
+	tapeU *nn.Tape // teacher/student pass on the unlabeled batch; keeps its weights
+	tapeX *nn.Tape // labeled batch
+	tapeE *nn.Tape // evaluation chunks
+
+	host     []float32 // staging for uploads and downloads
+	gradHost []float32 // staging of the gradient all-reduce over replicas
+	xU       nn.Buf    // unlabeled rows of this replica
+	xL       nn.Buf    // labeled rows of this replica
+	yL       nn.Buf    // labels of xL as float32
+	dz       nn.Buf    // output gradient
+	zAll     nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
+	mEns     nn.Buf    // the other views' ensemble logits, per view (V×n×C)
+	yHat     nn.Buf    // pseudo-labels of every view (V×n)
+}
+
+// evalChunk bounds the rows of one evaluation forward pass.
+const evalChunk = 2048
+
+func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, peer, pool ranks.Comm) (*rank, error) {
+	r := &rank{cfg: cfg, ds: ds, split: split, be: be, peer: peer, pool: pool,
+		view: peer.Rank(), replica: pool.Rank(), V: peer.Size(), R: pool.Size(), C: ds.Classes}
+	r.vd = ds.Views[0] // an MPI rank loads only its own view
+	if len(ds.Views) > 1 {
+		r.vd = ds.Views[r.view]
+	}
+	v := r.vd
+	r.dim, r.feat = v.Dim, v.Train
+	if err := r.reset(0); err != nil {
+		return nil, err
+	}
+	nU, nL := r.localCount(cfg.Batch), r.localCount(r.labeledBatch())
+	maxRows := max(nU, nL, evalChunk)
+	r.host = make([]float32, max(maxRows*r.dim, r.V*nU*r.C))
+	r.xU, r.xL = be.Alloc(nU*r.dim), be.Alloc(max(nL, evalChunk)*r.dim)
+	r.yL, r.dz = be.Alloc(max(nL, evalChunk)), be.Alloc(maxRows*r.C)
+	r.zAll, r.mEns = be.Alloc(r.V*nU*r.C), be.Alloc(r.V*nU*r.C)
+	r.yHat = be.Alloc(r.V * nU)
+	return r, nil
+}
+
+// reset gives this rank a freshly initialised probe (co-training retrains from scratch
+// each round); round 0 is the run's initialisation.
+func (r *rank) reset(round uint64) error {
+	cfg := r.cfg
+	pc := nn.Config{Arch: cfg.Arch, In: r.dim, Classes: r.C, Hidden: cfg.Hidden, Slope: 0.01,
+		Temperature: cfg.Temperature, Dropout: cfg.Dropout, BNMomentum: 0.1, BNEps: 1e-5}
+	p, err := nn.NewProbe(r.be, pc, r.probeSeed()+round)
+	if err != nil {
+		return fmt.Errorf("view %s: %w", r.vd.Name, err)
+	}
+	if r.R > 1 {
+		// BatchNorm sees the whole global batch: replicas add their column sums.
+		p.Reduce = r.pool.AllreduceF32
+	}
+	r.probe = p
+	r.g, r.gs = p.NewGrads(), p.NewGrads()
+	nU, nL := r.localCount(cfg.Batch), r.localCount(r.labeledBatch())
+	r.tapeU = p.NewTape(nU, true)
+	r.tapeX = p.NewTape(nL, false)
+	r.tapeE = p.NewTape(evalChunk, false)
+	return nil
+}
+
+// probeSeed gives every view its own initialisation and every replica of a view the same.
+func (r *rank) probeSeed() uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "probe/%d/%s", r.cfg.Seed, r.vd.Name)
+	return h.Sum64()
+}
+
+func (r *rank) labeledBatch() int {
+	if r.cfg.LabeledBatch > 0 {
+		return min(r.cfg.LabeledBatch, len(r.split.Labeled))
+	}
+	return min(r.cfg.Batch, len(r.split.Labeled))
+}
+
+// localCount is how many rows of a global batch of n this replica holds.
+func (r *rank) localCount(n int) int {
+	lo, hi := r.localRange(n)
+	return hi - lo
+}
+
+// localRange is this replica's slice of a global batch of n rows: replicas split it in
+// contiguous blocks, the first n mod R replicas taking one row more.
+func (r *rank) localRange(n int) (lo, hi int) {
+	q, m := n/r.R, n%r.R
+	lo = r.replica*q + min(r.replica, m)
+	hi = lo + q
+	if r.replica < m {
+		hi++
+	}
+	return lo, hi
+}
+
+// upload gathers this view's features of rows into buf.
+func (r *rank) upload(buf nn.Buf, rows []int) {
+	h := r.host[:len(rows)*r.dim]
+	data.Gather(h, r.feat, r.dim, rows)
+	r.be.Upload(buf, h)
+}
+
+// uploadLabels writes labels[i] of rows as float32 class indices into buf.
+func (r *rank) uploadLabels(buf nn.Buf, rows []int, labels func(i int) int32) {
+	h := r.host[:len(rows)]
+	for i := range rows {
+		h[i] = float32(labels(i))
+	}
+	r.be.Upload(buf, h)
+}
+
+// poolSum adds a gradient over the replicas of this view (a no-op for one replica).
+func (r *rank) poolSum(g *nn.Grads) {
+	if r.R == 1 {
+		return
+	}
+	if len(r.gradHost) != g.Len() {
+		r.gradHost = make([]float32, g.Len())
+	}
+	g.Download(r.gradHost)
+	r.pool.AllreduceF32(r.gradHost)
+	g.Upload(r.gradHost)
+}
+
+// poolMean averages scalars over the replicas (losses computed on their rows, weighted
+// by the rows each replica holds).
+func (r *rank) poolMean(vals []float64, weight float64) {
+	if r.R == 1 {
+		return
+	}
+	buf := make([]float64, len(vals)+1)
+	for i, v := range vals {
+		buf[i] = v * weight
+	}
+	buf[len(vals)] = weight
+	r.pool.AllreduceF64(buf)
+	for i := range vals {
+		vals[i] = buf[i] / buf[len(vals)]
+	}
+}
+
+// step applies one optimizer step with the gradient in r.g: sum over replicas, clip,
+// Adam. Returns the pre-clip norm.
+func (r *rank) step(clip float32) float32 {
+	r.poolSum(r.g)
+	var norm float32
+	if clip > 0 {
+		norm = nn.ClipGradNorm(r.be, r.g, clip)
+	}
+	r.opt.Step(r.g)
+	return norm
+}
+
+// supervisedUpdate does one step of plain supervised training on a global labeled batch.
+func (r *rank) supervisedUpdate(rows []int, labels func(row int) int32) float64 {
+	lo, hi := r.localRange(len(rows))
+	local := rows[lo:hi]
+	r.upload(r.xL, local)
+	r.uploadLabels(r.yL, local, func(i int) int32 { return labels(local[i]) })
+	n := len(local)
+	z := r.probe.Forward(r.tapeX, r.xL, n, nn.Train)
+	loss := float64(nn.CrossEntropy(r.be, z, n, r.C, r.yL, r.dz, float32(n)/float32(len(rows))))
+	r.g.Zero()
+	r.probe.Backward(r.tapeX, r.dz, r.g)
+	r.step(0)
+	l := []float64{loss}
+	r.poolMean(l, float64(n))
+	return l[0]
+}
+
+// logits runs the probe in eval mode over rows of this view's features (train split)
+// or of the test split, and returns them row-major (len(rows)×C).
+func (r *rank) logits(rows []int, test bool) []float32 {
+	m := r.feat
+	if test {
+		m = r.vd.Test
+	}
+	out := make([]float32, len(rows)*r.C)
+	for lo := 0; lo < len(rows); lo += evalChunk {
+		chunk := rows[lo:min(lo+evalChunk, len(rows))]
+		h := r.host[:len(chunk)*r.dim]
+		data.Gather(h, m, r.dim, chunk)
+		r.be.Upload(r.xL, h)
+		z := r.probe.Forward(r.tapeE, r.xL, len(chunk), nn.Eval)
+		r.be.Download(out[lo*r.C:(lo+len(chunk))*r.C], z)
+	}
+	return out
+}

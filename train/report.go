@@ -1,0 +1,205 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+)
+
+// reporter is rank 0's voice: progress on the terminal (one rewritten line on a TTY,
+// plain lines in batch logs), metrics.jsonl, and the run directory's final files. On
+// every other rank it is silent.
+type reporter struct {
+	on      bool
+	tty     bool
+	w       io.Writer
+	dir     string
+	metrics *os.File
+	start   time.Time
+	lastTTY time.Time
+
+	warmup map[string][]float64 // validation accuracy per warmup epoch, per view
+	epochs []mctEpoch
+}
+
+func newReporter(on bool, cfg Config, w io.Writer) (*reporter, error) {
+	r := &reporter{on: on, w: w, dir: cfg.Out, start: time.Now(), warmup: map[string][]float64{}}
+	if !on {
+		return r, nil
+	}
+	if f, ok := w.(*os.File); ok {
+		r.tty = term.IsTerminal(int(f.Fd()))
+	}
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("create the run directory: %w", err)
+	}
+	b, _ := json.MarshalIndent(struct {
+		RunID string `json:"run_id"`
+		Config
+	}{cfg.RunID(), cfg}, "", "  ")
+	if err := writeFileAtomic(filepath.Join(cfg.Out, "config.json"), append(b, '\n')); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(filepath.Join(cfg.Out, "metrics.jsonl"))
+	if err != nil {
+		return nil, fmt.Errorf("create metrics.jsonl: %w", err)
+	}
+	r.metrics = f
+	return r, nil
+}
+
+// line prints a permanent progress line, prefixed with the elapsed time.
+func (r *reporter) line(format string, args ...any) {
+	if !r.on {
+		return
+	}
+	msg := fmt.Sprintf("[%6.1fs] ", time.Since(r.start).Seconds()) + fmt.Sprintf(format, args...)
+	if r.tty {
+		fmt.Fprintf(r.w, "\r\033[K%s\n", msg)
+		return
+	}
+	fmt.Fprintln(r.w, msg)
+}
+
+// status shows transient progress: rewritten in place on a terminal at most 10 times a
+// second, dropped in batch logs (their lines come from line).
+func (r *reporter) status(format string, args ...any) {
+	if !r.on || !r.tty || time.Since(r.lastTTY) < 100*time.Millisecond {
+		return
+	}
+	r.lastTTY = time.Now()
+	fmt.Fprintf(r.w, "\r\033[K[%6.1fs] %s", time.Since(r.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (r *reporter) metric(v any) {
+	if !r.on {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err == nil {
+		r.metrics.Write(append(b, '\n'))
+	}
+}
+
+// finish writes summary.json and the learning curves, and prints the results table.
+func (r *reporter) finish(s *Summary) error {
+	if !r.on {
+		return nil
+	}
+	b, _ := json.MarshalIndent(s, "", "  ")
+	if err := writeFileAtomic(filepath.Join(r.dir, "summary.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	if err := plotCurves(filepath.Join(r.dir, "curves.png"), s, r.warmup, r.epochs); err != nil {
+		r.line("warning: no learning-curve plot: %v", err)
+	}
+	fmt.Fprint(r.w, resultsTable(s))
+	r.line("wrote %s (summary.json, metrics.jsonl, curves.png)", r.dir)
+	return nil
+}
+
+func (r *reporter) close() {
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
+}
+
+// resultsTable is the final table on the terminal: test (and validation) accuracy per view
+// and for the ensemble, after warmup and at the end when the algorithm has a warmup.
+func resultsTable(s *Summary) string {
+	var b strings.Builder
+	warm := s.WarmupTestAccuracy != nil
+	fmt.Fprintf(&b, "\n%-12s", s.Algo)
+	if warm {
+		fmt.Fprintf(&b, " %14s", "test (warmup)")
+	}
+	fmt.Fprintf(&b, " %10s %10s\n", "test", "val")
+	row := func(name string, test, val float64, w float64) {
+		fmt.Fprintf(&b, "%-12s", name)
+		if warm {
+			fmt.Fprintf(&b, " %14.4f", w)
+		}
+		fmt.Fprintf(&b, " %10.4f %10.4f\n", test, val)
+	}
+	for _, v := range s.Views {
+		var w float64
+		if warm {
+			w = s.WarmupTestAccuracy.PerView[v]
+		}
+		row(v, s.TestAccuracy.PerView[v], s.ValAccuracy.PerView[v], w)
+	}
+	var w float64
+	if warm {
+		w = s.WarmupTestAccuracy.Ensemble
+	}
+	row("ensemble", s.TestAccuracy.Ensemble, s.ValAccuracy.Ensemble, w)
+	fmt.Fprintf(&b, "%d labeled, %d updates, %.1f s wall\n\n", s.Labeled, s.Updates, s.WallSeconds)
+	return b.String()
+}
+
+// BuildProgress reports long data builds (views of 70k images) on the terminal.
+func BuildProgress(w io.Writer) func(stage string, done, total int) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	start, last := time.Now(), time.Time{}
+	return func(stage string, done, total int) {
+		if done == total {
+			if tty {
+				fmt.Fprint(w, "\r\033[K")
+			}
+			fmt.Fprintf(w, "%s: %d done in %.1fs\n", stage, total, time.Since(start).Seconds())
+			start = time.Now()
+			return
+		}
+		if tty && time.Since(last) > 200*time.Millisecond {
+			last = time.Now()
+			fmt.Fprintf(w, "\r\033[K%s: %d/%d", stage, done, total)
+		}
+	}
+}
+
+func fmtViews(names []string, acc map[string]float64) string {
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s %.4f", n, acc[n])
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func fmtFloats(x []float64, f string) string {
+	parts := make([]string, len(x))
+	for i, v := range x {
+		parts[i] = fmt.Sprintf(f, v)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// writeFileAtomic writes via a temporary file and a rename: readers see the old file or
+// the whole new one, never a half-written one.
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}

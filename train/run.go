@@ -1,0 +1,241 @@
+package train
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math"
+	"time"
+
+	"mct/data"
+	"mct/nn"
+	"mct/ranks"
+)
+
+// Summary is summary.json: what a finished run reports, machine-readable.
+type Summary struct {
+	Algo                     string            `json:"algo"`
+	Views                    []string          `json:"views"`
+	LabeledFraction          float64           `json:"labeled_fraction"`
+	Labeled                  int               `json:"labeled"`
+	Seed                     uint64            `json:"seed"`
+	TestAccuracy             accuracies        `json:"test_accuracy"`
+	ValAccuracy              accuracies        `json:"val_accuracy"`
+	WarmupTestAccuracy       *accuracies       `json:"warmup_test_accuracy,omitempty"`
+	WarmupValAccuracy        *accuracies       `json:"warmup_val_accuracy,omitempty"`
+	Updates                  int               `json:"updates"`
+	WallSeconds              float64           `json:"wall_seconds"`
+	ExamplesPerSecondPerView float64           `json:"examples_per_second_per_view"`
+	ParamChecksum            map[string]string `json:"param_checksum"`
+	World                    int               `json:"world"`
+	Replicas                 int               `json:"replicas"`
+	Transport                string            `json:"transport"`
+	Backend                  string            `json:"backend"`
+	RunID                    string            `json:"run_id"`
+	Config                   Config            `json:"config"`
+}
+
+// Run runs cfg to the end and returns the summary (also written to cfg.Out). Launched
+// by mpirun or srun, this process is one rank and trains one view; otherwise every view
+// trains in this process, one goroutine each, over the local transport.
+func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	opts := data.Options{CacheDir: cfg.CacheDir}
+	if ranks.Launched() {
+		world, err := ranks.World()
+		if err != nil {
+			return nil, err
+		}
+		layout, err := ranks.NewLayout(world.Size(), len(cfg.Views))
+		if err != nil {
+			world.Close()
+			return nil, fmt.Errorf("%w (views: %v)", err, cfg.Views)
+		}
+		v := layout.View(world.Rank())
+		if world.Rank() == 0 {
+			opts.Progress = BuildProgress(stderr)
+		}
+		ds, err := data.Open(cfg.Data, []string{cfg.Views[v]}, opts)
+		if err != nil {
+			fmt.Fprintf(stderr, "mct train: rank %d: %v\n", world.Rank(), err)
+			world.Abort(1) // the other ranks are waiting in collectives
+		}
+		s, err := runRank(ctx, world, layout, cfg, ds, "mpi", stderr)
+		if cerr := world.Close(); err == nil {
+			err = cerr
+		}
+		return s, err
+	}
+	opts.Progress = BuildProgress(stderr)
+	ds, err := data.Open(cfg.Data, cfg.Views, opts)
+	if err != nil {
+		return nil, err
+	}
+	layout := ranks.Layout{Views: len(cfg.Views), Replicas: 1}
+	var sum *Summary
+	err = ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+		s, err := runRank(ctx, c, layout, cfg, ds, "local", stderr)
+		if c.Rank() == 0 {
+			sum = s
+		}
+		return err
+	})
+	return sum, err
+}
+
+// runRank is one rank's whole run; the same code under MPI and the local transport.
+func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Config, ds *data.Dataset, transport string, stderr io.Writer) (*Summary, error) {
+	start := time.Now()
+	peer, pool, err := ranks.Topology(world, layout)
+	if err != nil {
+		return nil, err
+	}
+	defer peer.Close()
+	defer pool.Close()
+	split, err := data.MakeSplit(ds.TrainLabels, ds.Classes, cfg.Labeled, cfg.Val, cfg.Seed, cfg.Balanced)
+	if err != nil {
+		return nil, err
+	}
+	be := nn.NewCPU()
+	r, err := newRank(cfg, ds, split, be, peer, pool)
+	if err != nil {
+		return nil, err
+	}
+	out, err := newReporter(world.Rank() == 0, cfg, stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer out.close()
+	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s",
+		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
+		len(split.Val), len(ds.TestLabels), be.Name())
+
+	sum := &Summary{Algo: cfg.Algo, Views: cfg.Views, LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
+		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport,
+		Backend: be.Name(), RunID: cfg.RunID(), Config: cfg}
+	names := cfg.Views
+	label := func(e int) int32 { return ds.TrainLabels[e] }
+	var examples float64
+	var phase time.Duration
+
+	switch cfg.Algo {
+	case "supervised", "mct":
+		t := time.Now()
+		out.status("warmup: training each view on %d labels", len(split.Labeled))
+		hist, err := r.trainSupervised(ctx, split.Labeled, label, 0)
+		if err != nil {
+			return nil, err
+		}
+		r.logWarmup(out, hist, names)
+		phase, examples = time.Since(t), float64(len(split.Labeled))*float64(len(hist))
+		if cfg.Algo == "supervised" {
+			break
+		}
+		wv, wt := r.evaluate(split.Val, false, names), r.evaluate(allRows(len(ds.TestLabels)), true, names)
+		sum.WarmupValAccuracy, sum.WarmupTestAccuracy = &wv, &wt
+		out.line("after warmup: val ensemble %.4f, test ensemble %.4f", wv.Ensemble, wt.Ensemble)
+		t = time.Now()
+		updates, err := r.trainMCT(ctx, names, func(e mctEpoch) {
+			out.metric(map[string]any{"phase": "mct", "record": e})
+			out.epochs = append(out.epochs, e)
+			out.line("mct epoch %d: val ensemble %.4f %s  h %s  pseudo-label acc %s  agreement %.3f",
+				e.Epoch, e.Val.Ensemble, fmtViews(names, e.Val.PerView), fmtFloats(e.H, "%+.2e"),
+				fmtFloats(e.PseudoAcc, "%.3f"), e.Agreement)
+		}, func(done, total int) { out.status("mct: update %d/%d", done, total) })
+		if err != nil {
+			return nil, err
+		}
+		sum.Updates = updates
+		phase, examples = time.Since(t), float64(updates*cfg.Batch)
+	case "cotrain":
+		t := time.Now()
+		err := r.cotrain(ctx, names, func(c cotrainRound) {
+			out.metric(map[string]any{"phase": "cotrain", "record": c})
+			out.line("co-training round %d: +%d examples (label acc %.3f), labeled %v, val ensemble %.4f",
+				c.Round, c.Added, c.AddedAcc, c.Labeled, c.Val.Ensemble)
+		})
+		if err != nil {
+			return nil, err
+		}
+		phase, examples = time.Since(t), 0
+	}
+
+	sum.ValAccuracy = r.evaluate(split.Val, false, names)
+	sum.TestAccuracy = r.evaluate(allRows(len(ds.TestLabels)), true, names)
+	sum.ParamChecksum = r.checksums(names)
+	sum.WallSeconds = time.Since(start).Seconds()
+	if phase > 0 && examples > 0 {
+		sum.ExamplesPerSecondPerView = examples / phase.Seconds()
+	}
+	if err := out.finish(sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// checksums gathers every view's parameter checksum (SHA-256 of the float32 parameters).
+func (r *rank) checksums(names []string) map[string]string {
+	raw, err := hex.DecodeString(r.probe.Checksum())
+	if err != nil || len(raw) != 32 {
+		panic("nn.Probe.Checksum is not a SHA-256 hex string")
+	}
+	mine := make([]int64, 4)
+	for i := range mine {
+		for b := 0; b < 8; b++ {
+			mine[i] |= int64(raw[i*8+b]) << (8 * b)
+		}
+	}
+	all := make([]int64, 4*r.V)
+	r.peer.AllgatherI64(mine, all)
+	out := map[string]string{}
+	for v, name := range names {
+		b := make([]byte, 32)
+		for i := 0; i < 4; i++ {
+			for k := 0; k < 8; k++ {
+				b[i*8+k] = byte(all[v*4+i] >> (8 * k))
+			}
+		}
+		out[name] = hex.EncodeToString(b)
+	}
+	return out
+}
+
+// logWarmup writes every view's warmup epochs to metrics.jsonl (views train
+// independently, so their histories are gathered, padded to the epoch budget).
+func (r *rank) logWarmup(out *reporter, hist []epochRecord, names []string) {
+	E := r.cfg.WarmupEpochs
+	mine := make([]float64, 3*E)
+	for i := range mine {
+		mine[i] = math.NaN()
+	}
+	for e, h := range hist {
+		mine[3*e], mine[3*e+1], mine[3*e+2] = h.Loss, h.ValAcc, h.LR
+	}
+	all := make([]float64, r.V*3*E)
+	r.peer.AllgatherF64(mine, all)
+	for v, name := range names {
+		var last, best float64
+		var n int
+		for e := 0; e < E; e++ {
+			rec := all[(v*E+e)*3 : (v*E+e+1)*3]
+			if math.IsNaN(rec[0]) {
+				break
+			}
+			out.metric(map[string]any{"phase": "warmup", "view": name, "epoch": e + 1, "loss": rec[0], "val_acc": rec[1], "lr": rec[2]})
+			out.warmup[name] = append(out.warmup[name], rec[1])
+			last, n, best = rec[1], e+1, math.Max(best, rec[1])
+		}
+		out.line("warmup %s: %d epochs, val %.4f (best %.4f)", name, n, last, best)
+	}
+}
+
+func allRows(n int) []int {
+	rows := make([]int, n)
+	for i := range rows {
+		rows[i] = i
+	}
+	return rows
+}

@@ -1,0 +1,160 @@
+package train
+
+import "mct/nn"
+
+// stepStats is what one MCT update reports, identical on every rank after the exchange.
+type stepStats struct {
+	H          []float64 // meta-feedback h_v of every view
+	LossBefore float64   // this view's labeled loss before its student step
+	LossAfter  float64   // and after
+	PseudoAcc  []float64 // fraction of each view's pseudo-labels equal to the true labels
+	Agreement  float64   // mean pairwise argmax agreement of the views on the unlabeled batch
+}
+
+// mctUpdate is one Meta Co-Training update (DESIGN.md "The MCT step") of this rank's view on
+// the global unlabeled batch u and labeled batch l, whose indices every rank shares. It
+// exchanges exactly two things with the peers (the other views): the teacher logits on
+// this replica's unlabeled rows, and the scalar feedback h.
+func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
+	be, C, V := r.be, r.C, r.V
+	ulo, uhi := r.localRange(len(u))
+	uRows, n := u[ulo:uhi], uhi-ulo
+	llo, lhi := r.localRange(len(l))
+	lRows, nl := l[llo:lhi], lhi-llo
+	invB := 1 / float32(len(u))
+
+	// 1. Teacher pass: z_v = f_v(U_v), activations and weights kept on tapeU.
+	r.upload(r.xU, uRows)
+	z := r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
+	all := r.host[:V*n*C]
+	own := all[r.view*n*C : (r.view+1)*n*C]
+	be.Download(own, z)
+	r.peer.AllgatherF32(own, all)
+	agree := agreement(all, V, n, C)
+	be.Upload(r.zAll, all)
+
+	// 2. Pseudo-labels of every view (each rank recomputes all of them, so none crosses the
+	// wire): m_w = mean of the other views' logits, ŷ_w ~ Cat(softmax(m_w/T)).
+	invT := 1 / r.cfg.PseudoT
+	rowIndex := make([]uint32, n)
+	for i, e := range uRows {
+		rowIndex[i] = uint32(e)
+	}
+	for w := 0; w < V; w++ {
+		m := be.View(r.mEns, w*n*C, n*C)
+		be.Fill(m, n*C, 0)
+		for o := 0; o < V; o++ {
+			if o != w {
+				be.Axpy(m, 1/float32(V-1), be.View(r.zAll, o*n*C, n*C), n*C)
+			}
+		}
+		y := be.View(r.yHat, w*n, n)
+		if r.cfg.Hard {
+			be.Argmax(y, m, n, C)
+		} else {
+			be.SampleGumbel(y, m, n, C, invT, nn.RNGKey{Seed: r.cfg.Seed, Step: uint32(step), Stream: uint32(w)}, rowIndex)
+		}
+	}
+
+	// 3. Student step on this view's own pseudo-labels, L_before measured first.
+	r.upload(r.xL, lRows)
+	r.uploadLabels(r.yL, lRows, func(i int) int32 { return r.ds.TrainLabels[lRows[i]] })
+	loss := []float64{float64(nn.CrossEntropy(be, r.probe.Forward(r.tapeX, r.xL, nl, nn.Train), nl, C, r.yL, nil, 0)), 0}
+	be.SoftmaxCE(nil, r.dz, z, be.View(r.yHat, r.view*n, n), n, C, 1, invB, 0)
+	r.g.Zero()
+	r.probe.Backward(r.tapeU, r.dz, r.g)
+	r.poolSum(r.g)
+	nn.ClipGradNorm(be, r.g, r.cfg.Clip)
+	if r.cfg.ExactH {
+		be.Copy(r.gs.Flat(), r.g.Flat(), r.g.Len())
+	}
+	r.opt.Step(r.g)
+
+	// 4. Feedback on the same labeled batch at the new weights: L_after and g_sup.
+	zl := r.probe.Forward(r.tapeX, r.xL, nl, nn.Train)
+	loss[1] = float64(nn.CrossEntropy(be, zl, nl, C, r.yL, r.dz, float32(nl)/float32(len(l))))
+	r.g.Zero()
+	r.probe.Backward(r.tapeX, r.dz, r.g)
+	var h float64
+	if r.cfg.ExactH {
+		// First-order change of the labeled loss, lr·⟨g_sup(θ'), g_student⟩; replicas'
+		// partial dot products add up to the dot product with the summed g_sup.
+		d := []float64{be.Dot(r.g.Flat(), r.gs.Flat(), r.g.Len()) * float64(r.opt.LR)}
+		r.poolMean(d, 1)
+		h = d[0] * float64(r.R)
+	}
+	r.poolMean(loss, float64(nl))
+	if !r.cfg.ExactH {
+		h = loss[0] - loss[1]
+	}
+	hs := make([]float64, V)
+	r.peer.AllgatherF64([]float64{h}, hs)
+
+	// 5. Teacher step: δ_v = Σ_{w≠v} h_w/(V−1)·(softmax(m_w/T) − onehot(ŷ_w))/B through the
+	// step-1 activations at the pre-update weights, added to g_sup.
+	first := true
+	for w := 0; w < V; w++ {
+		if w == r.view {
+			continue
+		}
+		beta := float32(1)
+		if first {
+			beta, first = 0, false
+		}
+		be.SoftmaxCE(nil, r.dz, be.View(r.mEns, w*n*C, n*C), be.View(r.yHat, w*n, n), n, C,
+			invT, float32(hs[w])/float32(V-1)*invB, beta)
+	}
+	r.probe.Backward(r.tapeU, r.dz, r.g)
+	r.step(r.cfg.Clip)
+
+	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1],
+		PseudoAcc: r.pseudoAccuracy(uRows, truth), Agreement: agree}
+}
+
+// pseudoAccuracy compares every view's pseudo-labels with the true labels of the
+// unlabeled rows (known for built-in and imported data; used for monitoring only).
+func (r *rank) pseudoAccuracy(rows []int, truth []int32) []float64 {
+	n := len(rows)
+	y := make([]float32, r.V*n)
+	r.be.Download(y, r.yHat)
+	acc := make([]float64, r.V)
+	for w := range acc {
+		for i, e := range rows {
+			if int32(y[w*n+i]) == truth[e] {
+				acc[w]++
+			}
+		}
+		acc[w] /= float64(n)
+	}
+	return acc
+}
+
+// agreement is the mean over view pairs of the fraction of rows whose argmax logits agree;
+// z is view-major (V×n×C).
+func agreement(z []float32, views, n, c int) float64 {
+	if views < 2 || n == 0 {
+		return 1
+	}
+	var same, pairs int
+	for a := 0; a < views; a++ {
+		for b := a + 1; b < views; b++ {
+			for i := 0; i < n; i++ {
+				if argmax(z[(a*n+i)*c:(a*n+i+1)*c]) == argmax(z[(b*n+i)*c:(b*n+i+1)*c]) {
+					same++
+				}
+			}
+			pairs++
+		}
+	}
+	return float64(same) / float64(pairs*n)
+}
+
+func argmax(row []float32) int {
+	best := 0
+	for k, x := range row {
+		if x > row[best] {
+			best = k
+		}
+	}
+	return best
+}
