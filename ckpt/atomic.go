@@ -41,6 +41,11 @@ func writeAtomic(path string, write func(w *bufio.Writer) error) (err error) {
 	if err = bw.Flush(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	// CreateTemp makes files private (0600); checkpoints and exports are
+	// ordinary outputs that colleagues and tools must be able to read.
+	if err = f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	if err = f.Sync(); err != nil {
 		return fmt.Errorf("write %s: fsync: %w", path, err)
 	}

@@ -581,3 +581,52 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// Ranks as goroutines, the way the local transport runs them: each saves
+// concurrently, a barrier, rank 0 commits, and at the end every rank
+// resumes concurrently. Run with -race.
+func TestRanksConcurrently(t *testing.T) {
+	dir := t.TempDir()
+	const world, views = 6, 3
+	for step := int64(1); step <= 4; step++ {
+		errs := make(chan error, world)
+		for r := range world {
+			go func() {
+				errs <- Save(dir, header(r, world, views, step), state(uint64(step)*100+uint64(r%views), 256))
+			}()
+		}
+		for range world {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := Commit(dir, step, world, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type result struct {
+		h   Header
+		sec map[string][]byte
+		err error
+	}
+	results := make([]chan result, world)
+	for r := range world {
+		results[r] = make(chan result, 1)
+		go func() {
+			h, sec, err := Latest(dir, r, runID)
+			results[r] <- result{h, sec, err}
+		}()
+	}
+	for r := range world {
+		res := <-results[r]
+		if res.err != nil || res.h.Step != 4 || res.h.Rank != r {
+			t.Fatalf("rank %d: header %+v, err %v", r, res.h, res.err)
+		}
+		if !bytes.Equal(res.sec["adam.m0"], state(400+uint64(r%views), 256)["adam.m0"]) {
+			t.Errorf("rank %d resumed with the wrong state", r)
+		}
+	}
+	if steps, _ := Steps(dir); !slices.Equal(steps, []int64{3, 4}) {
+		t.Errorf("steps %v, want [3 4]", steps)
+	}
+}

@@ -300,6 +300,9 @@ func readMarker(runDir string, step int64) (marker, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return m, fmt.Errorf("commit marker %s: %w", path, err)
 	}
+	if m.Format != FormatVersion {
+		return m, fmt.Errorf("commit marker %s: format version %d, this mct reads version %d: resume with the mct that wrote it", path, m.Format, FormatVersion)
+	}
 	if m.Step != step || m.World < 1 || len(m.Views) != m.World {
 		return m, fmt.Errorf("commit marker %s: inconsistent (step %d, world %d, %d views)", path, m.Step, m.World, len(m.Views))
 	}
@@ -365,6 +368,8 @@ func Latest(runDir string, rank int, runID string) (Header, map[string][]byte, e
 // falling back to an older step. It is correct only if every section saved
 // is the same on all replicas of a view (the pool keeps them bit-identical);
 // this is what resuming with a different number of replicas relies on.
+// The Header returned is the file's: its Rank and Replica are those of the
+// rank that wrote it, not necessarily the caller's.
 func LatestForView(runDir string, view int, runID string) (Header, map[string][]byte, error) {
 	return latest(runDir, runID, byView(view))
 }
