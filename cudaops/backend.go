@@ -81,10 +81,10 @@ type Backend struct {
 
 	// Reduction scratch: NPART float64 partial sums, the total, and room
 	// for the row indices of SampleGumbel (grown on demand).
-	part    cu.DevicePtr
-	index   cu.DevicePtr
-	indexN  int
-	closed  bool
+	part   cu.DevicePtr
+	index  cu.DevicePtr
+	indexN int
+	closed bool
 }
 
 // Info describes what New found.

@@ -20,8 +20,8 @@ __device__ __forceinline__ double warp_sum(double v) {
 	return v;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-	for (int o = WARP / 2; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+__device__ __forceinline__ double warp_max(double v) {
+	for (int o = WARP / 2; o > 0; o >>= 1) v = fmax(v, __shfl_down_sync(0xffffffffu, v, o));
 	return v;
 }
 
@@ -39,15 +39,15 @@ __device__ double block_sum(double v) {
 	return __shfl_sync(0xffffffffu, warp_sum(v), 0);
 }
 
-__device__ float block_max(float v) {
-	__shared__ float part[WARP];
+__device__ double block_max(double v) {
+	__shared__ double part[WARP];
 	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
 	v = warp_max(v);
 	__syncthreads();
 	if (lane == 0) part[w] = v;
 	__syncthreads();
 	int nw = blockDim.x / WARP;
-	v = lane < nw ? part[lane] : -__int_as_float(0x7f800000);
+	v = lane < nw ? part[lane] : -__longlong_as_double(0x7ff0000000000000ll);
 	return __shfl_sync(0xffffffffu, warp_max(v), 0);
 }
 
@@ -108,21 +108,20 @@ __device__ void col_reduce(const float *x, const float *x2, const float *shift, 
 	int c = blockIdx.x * 32 + threadIdx.x;
 	double a = 0.0, b = 0.0;
 	if (c < cols) {
-		float s = MODE != 0 ? shift[c] : 0.0f;
-		float istd = MODE == 2 ? 1.0f / sqrtf(var[c] + eps) : 0.0f;
+		double s = MODE != 0 ? (double)shift[c] : 0.0;
+		double istd = MODE == 2 ? 1.0 / sqrt((double)var[c] + (double)eps) : 0.0;
 		for (int r = threadIdx.y; r < rows; r += 32) {
 			long long i = (long long)r * cols + c;
 			if (MODE == 0) {
 				a += (double)x[i];
 			} else if (MODE == 1) {
-				double d = (double)x[i] - (double)s;
+				double d = (double)x[i] - s;
 				a += d;
 				b += d * d;
 			} else {
 				double dy = x[i];
-				float xhat = (x2[i] - s) * istd;
 				a += dy;
-				b += dy * (double)xhat;
+				b += dy * (((double)x2[i] - s) * istd);
 			}
 		}
 	}
@@ -183,10 +182,11 @@ extern "C" __global__ void bn_moments(float *mean, float *var, float *run_mean, 
 		double mu = (double)run_mean[c] + s1;
 		double v = (double)stats[cols + c] / n - s1 * s1;
 		if (v < 0.0) v = 0.0;
+		double unbiased = n > 1.0 ? v * n / (n - 1.0) : v;
 		mean[c] = (float)mu;
 		var[c] = (float)v;
 		run_mean[c] = (float)((1.0 - m) * (double)run_mean[c] + m * mu);
-		run_var[c] = (float)((1.0 - m) * (double)run_var[c] + m * v * n / (n - 1.0));
+		run_var[c] = (float)((1.0 - m) * (double)run_var[c] + m * unbiased);
 	}
 }
 
@@ -195,7 +195,9 @@ extern "C" __global__ void bn_normalize(float *y, const float *x, const float *m
 	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
 		int c = i % cols;
-		y[i] = (x[i] - mean[c]) / sqrtf(var[c] + eps) * gamma[c] + beta[c];
+		// (x−μ) first, then one per-column factor rounded to float, as the CPU does.
+		float k = (float)((double)gamma[c] / sqrt((double)var[c] + (double)eps));
+		y[i] = (x[i] - mean[c]) * k + beta[c];
 	}
 }
 
@@ -203,12 +205,16 @@ extern "C" __global__ void bn_backward(float *dx, const float *dy, const float *
                                        const float *var, const float *gamma, const float *stats,
                                        int rows, int cols, float eps) {
 	long long n = (long long)rows * cols;
-	float inv_n = 1.0f / stats[2 * cols];
+	double rn = stats[2 * cols];
 	GRID_STRIDE(i, n) {
+		// dx = k·dy − c0 − c1·(x−μ) with per-column constants rounded to
+		// float, the CPU's order.
 		int c = i % cols;
-		float istd = 1.0f / sqrtf(var[c] + eps);
-		float xhat = (x[i] - mean[c]) * istd;
-		dx[i] = gamma[c] * istd * (dy[i] - stats[c] * inv_n - xhat * (stats[cols + c] * inv_n));
+		double inv = 1.0 / sqrt((double)var[c] + (double)eps);
+		double kk = (double)gamma[c] * inv;
+		float k = (float)kk, c0 = (float)(kk * (double)stats[c] / rn);
+		float c1 = (float)(kk * inv * (double)stats[cols + c] / rn);
+		dx[i] = k * dy[i] - c0 - c1 * (x[i] - mean[c]);
 	}
 }
 
@@ -272,41 +278,46 @@ extern "C" __global__ void dropout_mask(float *mask, int rows, int cols, float p
 
 // Row kernels: one block of 256 threads per row.
 
-// softmax_ce: p = softmax(invT·x); loss[r] = −log p[label]; dx = beta·dx +
-// scale·(p − onehot). Sums in double; exp in float as the CPU does... see the
-// method comment in cudaops for the exact order.
+// row_lse returns log Σ_c exp(invT·x[c]) for one row, in double, in every
+// thread of the block.
+__device__ double row_lse(const float *xr, int cols, double invT) {
+	double mx = -__longlong_as_double(0x7ff0000000000000ll);
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmax(mx, invT * (double)xr[c]);
+	mx = block_max(mx);
+	double s = 0.0;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) s += exp(invT * (double)xr[c] - mx);
+	return mx + log(block_sum(s));
+}
+
+// softmax_ce: z = invT·x; loss[r] = lse − z[label]; dx = scale·(softmax(z) −
+// onehot) + beta·dx, all in double as the CPU does.
 extern "C" __global__ void softmax_ce(float *loss, float *dx, const float *x, const float *labels,
                                       int cols, float invT, float scale, float beta) {
 	const float *xr = x + (long long)blockIdx.x * cols;
-	float mx = -__int_as_float(0x7f800000);
-	for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, invT * xr[c]);
-	mx = block_max(mx);
-	double s = 0.0;
-	for (int c = threadIdx.x; c < cols; c += blockDim.x) s += exp((double)(invT * xr[c] - mx));
-	s = block_sum(s);
+	double it = invT;
+	double lse = row_lse(xr, cols, it);
 	int label = (int)labels[blockIdx.x];
-	if (loss && threadIdx.x == 0) loss[blockIdx.x] = (float)(log(s) - (double)(invT * xr[label] - mx));
+	if (loss && threadIdx.x == 0) loss[blockIdx.x] = (float)(lse - it * (double)xr[label]);
 	if (dx) {
 		float *dr = dx + (long long)blockIdx.x * cols;
 		for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-			float p = (float)(exp((double)(invT * xr[c] - mx)) / s);
-			float g = scale * (p - (c == label ? 1.0f : 0.0f));
-			dr[c] = beta == 0.0f ? g : beta * dr[c] + g;
+			double g = exp(it * (double)xr[c] - lse);
+			if (c == label) g -= 1.0;
+			g *= (double)scale;
+			if (beta != 0.0f) g += (double)beta * (double)dr[c];
+			dr[c] = (float)g;
 		}
 	}
 }
 
+// softmax: y = softmax(invT·x); each thread reads only the elements it
+// writes after the row reductions, so y may be x.
 extern "C" __global__ void softmax(float *y, const float *x, int cols, float invT) {
 	const float *xr = x + (long long)blockIdx.x * cols;
 	float *yr = y + (long long)blockIdx.x * cols;
-	float mx = -__int_as_float(0x7f800000);
-	for (int c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, invT * xr[c]);
-	mx = block_max(mx);
-	double s = 0.0;
-	for (int c = threadIdx.x; c < cols; c += blockDim.x) s += exp((double)(invT * xr[c] - mx));
-	s = block_sum(s);
-	__syncthreads(); // y may be x: every thread has read its row before any writes
-	for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (float)(exp((double)(invT * xr[c] - mx)) / s);
+	double it = invT;
+	double lse = row_lse(xr, cols, it);
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (float)exp(it * (double)xr[c] - lse);
 }
 
 // block_argmax returns, in every thread, the smallest index holding the
