@@ -134,23 +134,23 @@ static int mct_library_version(char *buf, int *len) {
 }
 
 // mct_cuda_query asks the library at run time, through dlsym, so that one
-// binary answers for whichever MPI it is started with. Open MPI has
-// MPIX_Query_cuda_support (mpi-ext.h); MPICH 4 has MPIX_GPU_query_support,
-// where CUDA is type 0 (MPIX_GPU_SUPPORT_CUDA). *which: 1 Open MPI, 2 MPICH,
-// 0 neither.
+// binary answers for whichever MPI it is started with. MPICH 4 has
+// MPIX_GPU_query_support, where CUDA is type 0 (MPIX_GPU_SUPPORT_CUDA), and
+// also exports Open MPI's MPIX_Query_cuda_support (mpi-ext.h), so it is asked
+// first. *which: 1 MPIX_GPU_query_support, 2 MPIX_Query_cuda_support, 0 neither.
 static int mct_cuda_query(int *which) {
-	int (*ompi)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "MPIX_Query_cuda_support");
-	if (ompi != NULL) {
-		*which = 1;
-		return ompi();
-	}
-	int (*mpich)(int, int *) = (int (*)(int, int *))dlsym(RTLD_DEFAULT, "MPIX_GPU_query_support");
-	if (mpich != NULL) {
+	int (*gpu)(int, int *) = (int (*)(int, int *))dlsym(RTLD_DEFAULT, "MPIX_GPU_query_support");
+	if (gpu != NULL) {
 		int ok = 0;
-		if (mpich(0, &ok) == MPI_SUCCESS) {
-			*which = 2;
+		if (gpu(0, &ok) == MPI_SUCCESS) {
+			*which = 1;
 			return ok;
 		}
+	}
+	int (*cuda)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "MPIX_Query_cuda_support");
+	if (cuda != NULL) {
+		*which = 2;
+		return cuda();
 	}
 	*which = 0;
 	return 0;
@@ -272,15 +272,16 @@ func CUDAAware() (bool, string) {
 	call(func() { ok = C.mct_cuda_query(&which) })
 	switch which {
 	case 1:
-		return ok == 1, fmt.Sprintf("Open MPI MPIX_Query_cuda_support() = %d", int(ok))
+		return ok == 1, fmt.Sprintf("MPIX_GPU_query_support(MPIX_GPU_SUPPORT_CUDA) = %d", int(ok))
 	case 2:
-		return ok == 1, fmt.Sprintf("MPICH MPIX_GPU_query_support(CUDA) = %d", int(ok))
+		return ok == 1, fmt.Sprintf("MPIX_Query_cuda_support() = %d", int(ok))
 	}
 	return false, "the MPI library has no CUDA-support query (neither MPIX_Query_cuda_support nor MPIX_GPU_query_support)"
 }
 
 // LibraryVersion is the MPI library's own description of itself
-// (MPI_Get_library_version), which MPI allows before MPI_Init.
+// (MPI_Get_library_version), which MPI allows before MPI_Init. Open MPI's is
+// one line; MPICH's spans several (its configure and compilers).
 func LibraryVersion() string {
 	buf := make([]byte, C.MPI_MAX_LIBRARY_VERSION_STRING)
 	var n C.int
