@@ -5,19 +5,22 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
 // probeState is the state of one view's default probe (the reference FCNN
 // on 768-dimensional features, 10 classes): weights and both Adam moments,
-// about 2.9 M parameters each, 35 MB in all.
+// about 2.9 M parameters each, 35 MB in all. Each opens with an odd-length
+// header, as nn's SaveState output does (magic, version, fingerprint).
 func probeState() map[string][]byte {
 	rng := rand.New(rand.NewPCG(11, 12))
 	p := 768*1024 + 2048*1024 + 3072*10
+	head := []byte("MCTPROBE\x01\x00\x00\x00fcnn in=768 classes=10 ...")
 	return map[string][]byte{
-		"weights": floatBytes(rng, p),
-		"adam.m":  floatBytes(rng, p),
-		"adam.v":  floatBytes(rng, p),
+		"weights": append(slices.Clone(head), floatBytes(rng, p)...),
+		"adam.m":  append(slices.Clone(head), floatBytes(rng, p)...),
+		"adam.v":  append(slices.Clone(head), floatBytes(rng, p)...),
 	}
 }
 

@@ -74,16 +74,23 @@ type section struct {
 // they are (BenchmarkSave: compressed size 1.000 of the state), because the
 // predictable sign and exponent bytes are interleaved with noisy mantissa
 // bytes. Regrouped so that byte k of every 4-byte word sits together, the
-// same sections compress to 0.86. Sections whose length is a multiple of 4
-// (all float32 and int32 data) are stored this way, in blocks of planeBlock
-// bytes so the transform needs only a small scratch buffer.
+// same sections compress to 0.87. Every section of planeMinLen bytes or
+// more is stored this way: its length need not be a multiple of 4 (the last
+// 0-3 bytes are stored as they are), nor its floats aligned to the section
+// start (a serialised state often opens with a variable-length header; the
+// planes are then merely rotated). The transform runs in blocks of
+// planeBlock bytes so it needs only a small scratch buffer.
 const (
 	planeWord   = 4
 	planeBlock  = 1 << 18
 	planeMinLen = 256 // below this the regrouping cannot pay for itself
 )
 
-func usePlanes(n int) bool { return n >= planeMinLen && n%planeWord == 0 }
+func usePlanes(n int) bool { return n >= planeMinLen }
+
+// planePart is the length of the prefix of an n-byte section that is
+// regrouped into planes: whole words only.
+func planePart(n int) int { return n - n%planeWord }
 
 // toPlanes regroups src (a multiple of 4 bytes) into dst: first byte 0 of
 // every word, then byte 1, and so on.
@@ -186,13 +193,18 @@ func encode(w io.Writer, h Header, sections map[string][]byte) error {
 		if scratch == nil {
 			scratch = make([]byte, planeBlock)
 		}
-		for off := 0; off < len(data); off += planeBlock {
-			block := data[off:min(off+planeBlock, len(data))]
+		words := planePart(len(data))
+		for off := 0; off < words; off += planeBlock {
+			block := data[off:min(off+planeBlock, words)]
 			toPlanes(scratch, block)
 			if _, err := zw.Write(scratch[:len(block)]); err != nil {
 				zw.Close()
 				return fmt.Errorf("compress section %q: %w", name, err)
 			}
+		}
+		if _, err := zw.Write(data[words:]); err != nil {
+			zw.Close()
+			return fmt.Errorf("compress section %q: %w", name, err)
 		}
 	}
 	if err := zw.Close(); err != nil {
@@ -256,7 +268,7 @@ func decode(data []byte) (Header, map[string][]byte, error) {
 	var total int64
 	seen := make(map[string]bool, len(fh.Sections))
 	for _, s := range fh.Sections {
-		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.Size > 1<<40 || (s.Planes != 0 && (s.Planes != planeWord || s.Size%planeWord != 0)) {
+		if s.Name == "" || seen[s.Name] || s.Size < 0 || s.Size > 1<<40 || (s.Planes != 0 && s.Planes != planeWord) {
 			return Header{}, nil, fmt.Errorf("corrupt section table entry %q (size %d)", s.Name, s.Size)
 		}
 		seen[s.Name] = true
@@ -293,8 +305,9 @@ func decode(data []byte) (Header, map[string][]byte, error) {
 		if scratch == nil {
 			scratch = make([]byte, planeBlock)
 		}
-		for b := 0; b < len(data); b += planeBlock {
-			block := data[b:min(b+planeBlock, len(data))]
+		words := planePart(len(data))
+		for b := 0; b < words; b += planeBlock {
+			block := data[b:min(b+planeBlock, words)]
 			copy(scratch, block)
 			fromPlanes(block, scratch[:len(block)])
 		}
