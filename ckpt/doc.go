@@ -18,8 +18,10 @@
 //
 // A rank file is the magic "MCTCKPT\x00", a format version, a JSON header,
 // the sections compressed as one zstd frame, the frame's length and a
-// CRC-32C of everything before it. Any damaged byte and any truncation is
-// detected on load; a file written by a newer format is refused. Files are
+// CRC-32C of everything before it. A damaged byte (any burst of up to 32
+// bits) and a truncation are always detected on load, wider damage with
+// probability 1 − 2⁻³², and the zstd frame carries its own checksum of the
+// sections besides; a file of another format version is refused. Files are
 // written to a temporary name, synced, renamed and the directory synced, so
 // a crash at any moment leaves either the old state or the new one.
 //
