@@ -1,0 +1,521 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"mct/blas"
+)
+
+// CPU is the host Backend: buffers are Go slices, GEMM goes through package blas
+// (OpenBLAS with cgo, gonum without) and the other kernels are Go loops, split over
+// GOMAXPROCS goroutines when a call is large enough to pay for it. Reductions
+// accumulate in float64 and split work by columns or fixed-size chunks, so results
+// do not depend on the number of threads. A CPU is safe for concurrent use.
+type CPU struct{}
+
+// NewCPU returns the CPU backend and sizes the BLAS thread pool to GOMAXPROCS.
+func NewCPU() *CPU {
+	blas.SetThreads(runtime.GOMAXPROCS(0))
+	return &CPU{}
+}
+
+// HostBuf is the CPU backend's Buf: a float32 slice.
+type HostBuf []float32
+
+// Len implements Buf.
+func (h HostBuf) Len() int { return len(h) }
+
+// host returns the slice behind b, panicking when b belongs to another backend.
+func host(b Buf) []float32 {
+	h, ok := b.(HostBuf)
+	if !ok {
+		panic(fmt.Sprintf("nn: CPU backend given a %T buffer", b))
+	}
+	return h
+}
+
+// need returns the first n elements of b, panicking when b is shorter.
+func need(b Buf, n int, what string) []float32 {
+	h := host(b)
+	if n < 0 || len(h) < n {
+		panic(fmt.Sprintf("nn: %s has %d elements, need %d", what, len(h), n))
+	}
+	return h[:n]
+}
+
+// parallelMinWork is the element count under which a kernel runs on one goroutine:
+// below it, starting goroutines costs more than the loop (measured ~µs per spawn).
+const parallelMinWork = 1 << 15
+
+// parallel runs f over [0,n) split into contiguous chunks, one per goroutine, when
+// work (elements touched) is large; otherwise in the caller.
+func parallel(n, work int, f func(lo, hi int)) {
+	p := runtime.GOMAXPROCS(0)
+	if p == 1 || work < parallelMinWork || n < 2 {
+		f(0, n)
+		return
+	}
+	p = min(p, n)
+	var wg sync.WaitGroup
+	for i := 0; i < p; i++ {
+		lo, hi := i*n/p, (i+1)*n/p
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(lo, hi)
+		}()
+	}
+	wg.Wait()
+}
+
+// Name implements Backend.
+func (*CPU) Name() string { return "cpu" }
+
+// Alloc implements Backend.
+func (*CPU) Alloc(n int) Buf { return HostBuf(make([]float32, n)) }
+
+// Free implements Backend; the garbage collector reclaims host buffers.
+func (*CPU) Free(Buf) {}
+
+// View implements Backend.
+func (*CPU) View(b Buf, off, n int) Buf {
+	h := host(b)
+	if off < 0 || n < 0 || off+n > len(h) {
+		panic(fmt.Sprintf("nn: view [%d,%d) of a %d-element buffer", off, off+n, len(h)))
+	}
+	return HostBuf(h[off : off+n : off+n])
+}
+
+// Upload implements Backend.
+func (*CPU) Upload(dst Buf, src []float32) { copy(need(dst, len(src), "upload destination"), src) }
+
+// Download implements Backend.
+func (*CPU) Download(dst []float32, src Buf) { copy(dst, need(src, len(dst), "download source")) }
+
+// Copy implements Backend.
+func (*CPU) Copy(dst, src Buf, n int) {
+	copy(need(dst, n, "copy destination"), need(src, n, "copy source"))
+}
+
+// Fill implements Backend.
+func (*CPU) Fill(x Buf, n int, v float32) {
+	s := need(x, n, "fill target")
+	for i := range s {
+		s[i] = v
+	}
+}
+
+// Sync implements Backend; CPU work is synchronous.
+func (*CPU) Sync() {}
+
+// Gemm implements Backend.
+func (*CPU) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, beta float32, c Buf) {
+	lda, ldb := k, n
+	if tA {
+		lda = m
+	}
+	if tB {
+		ldb = k
+	}
+	blas.Sgemm(tA, tB, m, n, k, alpha, host(a), lda, host(b), ldb, beta, host(c), n)
+}
+
+// CopyCols implements Backend.
+func (*CPU) CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int, rows, cols int, beta float32) {
+	if dstOff+cols > dstCols || srcOff+cols > srcCols {
+		panic(fmt.Sprintf("nn: column block [%d,+%d) outside %d or [%d,+%d) outside %d columns",
+			dstOff, cols, dstCols, srcOff, cols, srcCols))
+	}
+	d := need(dst, rows*dstCols, "CopyCols destination")
+	s := need(src, rows*srcCols, "CopyCols source")
+	parallel(rows, rows*cols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr := d[r*dstCols+dstOff : r*dstCols+dstOff+cols]
+			sr := s[r*srcCols+srcOff : r*srcCols+srcOff+cols]
+			if beta == 0 {
+				copy(dr, sr)
+				continue
+			}
+			for j, v := range sr {
+				dr[j] = beta*dr[j] + v
+			}
+		}
+	})
+}
+
+// Axpy implements Backend.
+func (*CPU) Axpy(y Buf, alpha float32, x Buf, n int) {
+	ys, xs := need(y, n, "axpy y"), need(x, n, "axpy x")
+	parallel(n, n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ys[i] += alpha * xs[i]
+		}
+	})
+}
+
+// Scale implements Backend.
+func (*CPU) Scale(x Buf, n int, alpha float32) {
+	xs := need(x, n, "scale target")
+	parallel(n, n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xs[i] *= alpha
+		}
+	})
+}
+
+// Mul implements Backend.
+func (*CPU) Mul(x, y Buf, n int) {
+	xs, ys := need(x, n, "mul x"), need(y, n, "mul y")
+	parallel(n, n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xs[i] *= ys[i]
+		}
+	})
+}
+
+// dotChunk fixes the summation tree of Dot independently of the thread count.
+const dotChunk = 1 << 14
+
+// Dot implements Backend.
+func (*CPU) Dot(x, y Buf, n int) float64 {
+	xs, ys := need(x, n, "dot x"), need(y, n, "dot y")
+	chunks := (n + dotChunk - 1) / dotChunk
+	part := make([]float64, chunks)
+	parallel(chunks, n, func(lo, hi int) {
+		for c := lo; c < hi; c++ {
+			var s float64
+			for i := c * dotChunk; i < min(n, (c+1)*dotChunk); i++ {
+				s += float64(xs[i]) * float64(ys[i])
+			}
+			part[c] = s
+		}
+	})
+	var s float64
+	for _, v := range part {
+		s += v
+	}
+	return s
+}
+
+// AddBiasLeakyReLU implements Backend.
+func (*CPU) AddBiasLeakyReLU(x, bias Buf, rows, cols int, slope float32) {
+	xs := need(x, rows*cols, "activation")
+	var bs []float32
+	if bias != nil {
+		bs = need(bias, cols, "bias")
+	}
+	parallel(rows, rows*cols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := xs[r*cols : (r+1)*cols]
+			for j := range row {
+				v := row[j]
+				if bs != nil {
+					v += bs[j]
+				}
+				if v <= 0 {
+					v *= slope
+				}
+				row[j] = v
+			}
+		}
+	})
+}
+
+// LeakyReLUBackward implements Backend.
+func (*CPU) LeakyReLUBackward(dy, y Buf, n int, slope float32) {
+	ds, ys := need(dy, n, "activation gradient"), need(y, n, "activation output")
+	parallel(n, n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if ys[i] <= 0 {
+				ds[i] *= slope
+			}
+		}
+	})
+}
+
+// colReduce runs f(j0, j1) over column ranges, split across goroutines by columns so
+// every column is summed in row order by one goroutine.
+func colReduce(rows, cols int, f func(j0, j1 int)) {
+	parallel(cols, rows*cols, f)
+}
+
+// ColSums implements Backend.
+func (*CPU) ColSums(dst Buf, x Buf, rows, cols int, beta float32) {
+	d, xs := need(dst, cols, "column sums"), need(x, rows*cols, "column-sum input")
+	colReduce(rows, cols, func(j0, j1 int) {
+		acc := make([]float64, j1-j0)
+		for r := 0; r < rows; r++ {
+			row := xs[r*cols+j0 : r*cols+j1]
+			for j, v := range row {
+				acc[j] += float64(v)
+			}
+		}
+		for j, s := range acc {
+			if beta == 0 {
+				d[j0+j] = float32(s)
+			} else {
+				d[j0+j] = float32(float64(beta)*float64(d[j0+j]) + s)
+			}
+		}
+	})
+}
+
+// BNStats implements Backend.
+func (*CPU) BNStats(stats, x, runMean Buf, rows, cols int) {
+	st := need(stats, 2*cols+1, "BN stats")
+	xs, sh := need(x, rows*cols, "BN input"), need(runMean, cols, "BN running mean")
+	colReduce(rows, cols, func(j0, j1 int) {
+		s1, s2 := make([]float64, j1-j0), make([]float64, j1-j0)
+		for r := 0; r < rows; r++ {
+			row := xs[r*cols+j0 : r*cols+j1]
+			for j, v := range row {
+				d := float64(v) - float64(sh[j0+j])
+				s1[j] += d
+				s2[j] += d * d
+			}
+		}
+		for j := range s1 {
+			st[j0+j], st[cols+j0+j] = float32(s1[j]), float32(s2[j])
+		}
+	})
+	st[2*cols] = float32(rows)
+}
+
+// BNMoments implements Backend.
+func (*CPU) BNMoments(mean, variance, runMean, runVar, stats Buf, cols int, momentum float32) {
+	st := need(stats, 2*cols+1, "BN stats")
+	mu, vr := need(mean, cols, "BN mean"), need(variance, cols, "BN variance")
+	rm, rv := need(runMean, cols, "BN running mean"), need(runVar, cols, "BN running var")
+	n := float64(st[2*cols])
+	mom := float64(momentum)
+	for j := 0; j < cols; j++ {
+		m1 := float64(st[j]) / n
+		v := math.Max(float64(st[cols+j])/n-m1*m1, 0)
+		m := float64(rm[j]) + m1
+		mu[j], vr[j] = float32(m), float32(v)
+		unbiased := v
+		if n > 1 {
+			unbiased = v * n / (n - 1)
+		}
+		rm[j] = float32((1-mom)*float64(rm[j]) + mom*m)
+		rv[j] = float32((1-mom)*float64(rv[j]) + mom*unbiased)
+	}
+}
+
+// BNNormalize implements Backend.
+func (*CPU) BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32) {
+	ys, xs := need(y, rows*cols, "BN output"), need(x, rows*cols, "BN input")
+	mu, vr := need(mean, cols, "BN mean"), need(variance, cols, "BN variance")
+	g, b := need(gamma, cols, "BN weight"), need(beta, cols, "BN bias")
+	// (x−μ) first, as PyTorch does: x·scale+shift would cancel when |μ| ≫ σ.
+	scale := make([]float32, cols)
+	for j := range scale {
+		scale[j] = float32(float64(g[j]) / math.Sqrt(float64(vr[j])+float64(eps)))
+	}
+	parallel(rows, rows*cols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, yr := xs[r*cols:(r+1)*cols], ys[r*cols:(r+1)*cols]
+			for j, v := range xr {
+				yr[j] = (v-mu[j])*scale[j] + b[j]
+			}
+		}
+	})
+}
+
+// BNBackwardStats implements Backend.
+func (*CPU) BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, eps float32) {
+	st := need(stats, 2*cols+1, "BN backward stats")
+	ds, xs := need(dy, rows*cols, "BN output gradient"), need(x, rows*cols, "BN input")
+	mu, vr := need(mean, cols, "BN mean"), need(variance, cols, "BN variance")
+	colReduce(rows, cols, func(j0, j1 int) {
+		s1, s2 := make([]float64, j1-j0), make([]float64, j1-j0)
+		inv := make([]float64, j1-j0)
+		for j := range inv {
+			inv[j] = 1 / math.Sqrt(float64(vr[j0+j])+float64(eps))
+		}
+		for r := 0; r < rows; r++ {
+			dr, xr := ds[r*cols+j0:r*cols+j1], xs[r*cols+j0:r*cols+j1]
+			for j, d := range dr {
+				xhat := (float64(xr[j]) - float64(mu[j0+j])) * inv[j]
+				s1[j] += float64(d)
+				s2[j] += float64(d) * xhat
+			}
+		}
+		for j := range s1 {
+			st[j0+j], st[cols+j0+j] = float32(s1[j]), float32(s2[j])
+		}
+	})
+	st[2*cols] = float32(rows)
+}
+
+// BNBackward implements Backend.
+func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32) {
+	dxs, ds := need(dx, rows*cols, "BN input gradient"), need(dy, rows*cols, "BN output gradient")
+	xs, st := need(x, rows*cols, "BN input"), need(stats, 2*cols+1, "BN backward stats")
+	mu, vr, g := need(mean, cols, "BN mean"), need(variance, cols, "BN variance"), need(gamma, cols, "BN weight")
+	n := float64(st[2*cols])
+	// dx = k·dy − k·S1/N − k·inv·S2/N·(x−μ) with k = γ·inv: per-column constants.
+	k, c0, c1 := make([]float32, cols), make([]float32, cols), make([]float32, cols)
+	for j := range k {
+		inv := 1 / math.Sqrt(float64(vr[j])+float64(eps))
+		kk := float64(g[j]) * inv
+		k[j] = float32(kk)
+		c0[j] = float32(kk * float64(st[j]) / n)
+		c1[j] = float32(kk * inv * float64(st[cols+j]) / n)
+	}
+	parallel(rows, rows*cols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, xr, or := ds[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols], dxs[r*cols:(r+1)*cols]
+			for j := range dr {
+				or[j] = k[j]*dr[j] - c0[j] - c1[j]*(xr[j]-mu[j])
+			}
+		}
+	})
+}
+
+// DropoutMask implements Backend.
+func (*CPU) DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase uint32) {
+	m := need(mask, rows*cols, "dropout mask")
+	keep := 1 / (1 - p)
+	parallel(rows, rows*cols*8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			for c := 0; c < cols; c++ {
+				if Uniform(key, rowBase+uint32(r), uint32(c)) < p {
+					m[r*cols+c] = 0
+				} else {
+					m[r*cols+c] = keep
+				}
+			}
+		}
+	})
+}
+
+// label converts a float32 class index, panicking on a value that is not one.
+func label(v float32, cols int) int {
+	c := int(v)
+	if float32(c) != v || c < 0 || c >= cols {
+		panic(fmt.Sprintf("nn: label %g is not a class index in [0,%d)", v, cols))
+	}
+	return c
+}
+
+// SoftmaxCE implements Backend.
+func (*CPU) SoftmaxCE(loss, dx, x, labels Buf, rows, cols int, invT, scale, beta float32) {
+	xs, ls := need(x, rows*cols, "logits"), need(labels, rows, "labels")
+	var lo []float32
+	if loss != nil {
+		lo = need(loss, rows, "per-row loss")
+	}
+	var ds []float32
+	if dx != nil {
+		ds = need(dx, rows*cols, "logit gradient")
+	}
+	parallel(rows, rows*cols*4, func(r0, r1 int) {
+		p := make([]float64, cols)
+		for r := r0; r < r1; r++ {
+			y := label(ls[r], cols)
+			lse := logSumExp(p, xs[r*cols:(r+1)*cols], invT)
+			if lo != nil {
+				lo[r] = float32(lse - float64(invT)*float64(xs[r*cols+y]))
+			}
+			if ds == nil {
+				continue
+			}
+			dr := ds[r*cols : (r+1)*cols]
+			for c := range dr {
+				g := math.Exp(p[c] - lse)
+				if c == y {
+					g--
+				}
+				g *= float64(scale)
+				if beta != 0 {
+					g += float64(beta) * float64(dr[c])
+				}
+				dr[c] = float32(g)
+			}
+		}
+	})
+}
+
+// logSumExp stores invT·x in z and returns log Σ exp(z), stabilised by the maximum.
+func logSumExp(z []float64, x []float32, invT float32) float64 {
+	m := math.Inf(-1)
+	for c, v := range x {
+		z[c] = float64(invT) * float64(v)
+		m = math.Max(m, z[c])
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(v - m)
+	}
+	return m + math.Log(s)
+}
+
+// Softmax implements Backend.
+func (*CPU) Softmax(y, x Buf, rows, cols int, invT float32) {
+	xs, ys := need(x, rows*cols, "logits"), need(y, rows*cols, "softmax output")
+	parallel(rows, rows*cols*4, func(r0, r1 int) {
+		z := make([]float64, cols)
+		for r := r0; r < r1; r++ {
+			lse := logSumExp(z, xs[r*cols:(r+1)*cols], invT)
+			for c := 0; c < cols; c++ {
+				ys[r*cols+c] = float32(math.Exp(z[c] - lse))
+			}
+		}
+	})
+}
+
+// Argmax implements Backend.
+func (*CPU) Argmax(dst, x Buf, rows, cols int) {
+	xs, d := need(x, rows*cols, "argmax input"), need(dst, rows, "argmax output")
+	for r := 0; r < rows; r++ {
+		best := 0
+		for c := 1; c < cols; c++ {
+			if xs[r*cols+c] > xs[r*cols+best] {
+				best = c
+			}
+		}
+		d[r] = float32(best)
+	}
+}
+
+// SampleGumbel implements Backend.
+func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex []uint32) {
+	xs, d := need(x, rows*cols, "sampling logits"), need(dst, rows, "sampled labels")
+	if len(rowIndex) < rows {
+		panic(fmt.Sprintf("nn: SampleGumbel has %d row indices for %d rows", len(rowIndex), rows))
+	}
+	parallel(rows, rows*cols*16, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			best, bestV := 0, math.Inf(-1)
+			for c := 0; c < cols; c++ {
+				v := float64(invT)*float64(xs[r*cols+c]) + Gumbel(key, rowIndex[r], uint32(c))
+				if v > bestV {
+					best, bestV = c, v
+				}
+			}
+			d[r] = float32(best)
+		}
+	})
+}
+
+// Adam implements Backend.
+func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper) {
+	ws, gs := need(w, n, "Adam parameters"), need(g, n, "Adam gradient")
+	ms, vs := need(m, n, "Adam first moment"), need(v, n, "Adam second moment")
+	parallel(n, n*4, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			gi := gs[i]
+			if h.WeightDecay != 0 {
+				gi += h.WeightDecay * ws[i]
+			}
+			ms[i] = ms[i]*h.Beta1 + (1-h.Beta1)*gi
+			vs[i] = vs[i]*h.Beta2 + (1-h.Beta2)*gi*gi
+			denom := float32(math.Sqrt(float64(vs[i])))/h.BC2Sqrt + h.Eps
+			ws[i] -= h.StepSize * ms[i] / denom
+		}
+	})
+}

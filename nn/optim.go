@@ -1,0 +1,125 @@
+package nn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strconv"
+)
+
+// Adam is torch.optim.Adam (PyTorch 1.13, amsgrad off, single-tensor path) over a
+// probe's flat parameter buffer. Change LR between steps to schedule it.
+type Adam struct {
+	LR, Beta1, Beta2, Eps, WeightDecay float32
+
+	p    *Probe
+	m, v Buf
+	t    int64
+}
+
+// NewAdam returns Adam with PyTorch's defaults (betas 0.9, 0.999, eps 1e-8, no
+// weight decay) and zero moments.
+func NewAdam(p *Probe, lr float32) *Adam {
+	return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, p: p,
+		m: p.b.Alloc(p.nParams), v: p.b.Alloc(p.nParams)}
+}
+
+// Steps is the number of steps taken (PyTorch's state "step").
+func (a *Adam) Steps() int64 { return a.t }
+
+// asDouble returns the float64 a user meant when writing the float32 x (0.9, not
+// 0.899999976): PyTorch computes its bias corrections from Python doubles.
+func asDouble(x float32) float64 {
+	v, _ := strconv.ParseFloat(strconv.FormatFloat(float64(x), 'g', -1, 32), 64)
+	return v
+}
+
+// Step applies one update with gradient g.
+func (a *Adam) Step(g *Grads) {
+	if g.p != a.p {
+		panic("nn: Adam step with another probe's gradients")
+	}
+	a.t++
+	b1, b2 := asDouble(a.Beta1), asDouble(a.Beta2)
+	bc1 := 1 - math.Pow(b1, float64(a.t))
+	bc2 := 1 - math.Pow(b2, float64(a.t))
+	h := AdamHyper{
+		StepSize:    float32(asDouble(a.LR) / bc1),
+		Beta1:       a.Beta1,
+		Beta2:       a.Beta2,
+		Eps:         a.Eps,
+		WeightDecay: a.WeightDecay,
+		BC2Sqrt:     float32(math.Sqrt(bc2)),
+	}
+	a.p.b.Adam(a.p.flat, g.flat, a.m, a.v, a.p.nParams, h)
+}
+
+const adamMagic = "MCTADAM1"
+
+// SaveState encodes the hyperparameters, the step count and both moments.
+func (a *Adam) SaveState() ([]byte, error) {
+	out := append([]byte(nil), adamMagic...)
+	out = binary.LittleEndian.AppendUint64(out, uint64(a.p.nParams))
+	out = binary.LittleEndian.AppendUint64(out, uint64(a.t))
+	for _, v := range []float32{a.LR, a.Beta1, a.Beta2, a.Eps, a.WeightDecay} {
+		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
+	}
+	out = appendFloats(out, a.p.b, a.m, a.p.nParams)
+	out = appendFloats(out, a.p.b, a.v, a.p.nParams)
+	return out, nil
+}
+
+// LoadState restores what SaveState wrote, for a probe of the same size.
+func (a *Adam) LoadState(data []byte) error {
+	r := reader{data: data, what: "Adam state"}
+	if string(r.bytes(len(adamMagic))) != adamMagic {
+		return fmt.Errorf("Adam state: bad magic, not an Adam state")
+	}
+	if n := r.u64(); r.err == nil && n != uint64(a.p.nParams) {
+		return fmt.Errorf("Adam state: saved for %d parameters, this probe has %d", n, a.p.nParams)
+	}
+	t := int64(r.u64())
+	hyper := r.floats(5)
+	m := r.floats(a.p.nParams)
+	v := r.floats(a.p.nParams)
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.data) != 0 {
+		return fmt.Errorf("Adam state: %d trailing bytes", len(r.data))
+	}
+	a.t = t
+	a.LR, a.Beta1, a.Beta2, a.Eps, a.WeightDecay = hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]
+	a.p.b.Upload(a.m, m)
+	a.p.b.Upload(a.v, v)
+	return nil
+}
+
+// ClipGradNorm scales g so its global L2 norm is at most maxNorm and returns the
+// norm before clipping, as torch.nn.utils.clip_grad_norm_ (coefficient
+// maxNorm/(norm+1e-6), applied only when below 1).
+func ClipGradNorm(b Backend, g *Grads, maxNorm float32) float32 {
+	norm := math.Sqrt(b.Dot(g.flat, g.flat, g.p.nParams))
+	coef := float64(maxNorm) / (norm + 1e-6)
+	if coef < 1 {
+		b.Scale(g.flat, g.p.nParams, float32(coef))
+	}
+	return float32(norm)
+}
+
+// CrossEntropy returns the mean softmax cross-entropy of the n×classes logits against
+// the float32 class labels; if dlogits is not nil it receives scale·(softmax −
+// onehot)/n, the gradient of scale·loss. It allocates a small per-row scratch buffer;
+// hot loops may call Backend.SoftmaxCE with their own.
+func CrossEntropy(b Backend, logits Buf, n, classes int, labels Buf, dlogits Buf, scale float32) float32 {
+	loss := b.Alloc(n)
+	defer b.Free(loss)
+	b.SoftmaxCE(loss, dlogits, logits, labels, n, classes, 1, scale/float32(n), 0)
+	host := make([]float32, n)
+	b.Download(host, loss)
+	var s float64
+	for _, v := range host {
+		s += float64(v)
+	}
+	return float32(s / float64(n))
+}

@@ -1,0 +1,320 @@
+package nn
+
+import "fmt"
+
+// Tape holds the activations of one forward pass, for up to maxRows rows, and the
+// workspace of its backward passes. It is reused across forwards: each Forward
+// overwrites it. A tape belongs to one probe and one goroutine.
+type Tape struct {
+	p           *Probe
+	maxRows     int
+	keepWeights bool
+	wsnap       Buf // the parameters at Forward time (keepWeights only)
+
+	n    int
+	mode Mode
+	x    Buf
+	done bool
+
+	src   []Buf // each block's input: x, a block output or cat
+	cat   []Buf // concatenated inputs (multi-source blocks only)
+	a     []Buf // Linear output (after the fused pre-BN LeakyReLU, if any)
+	o     []Buf // BN output (after post-BN LeakyReLU, if any)
+	h     []Buf // block output: o, or o·mask under dropout
+	mask  []Buf
+	mean  []Buf // batch moments (Train) or running statistics at Forward time (Eval)
+	vr    []Buf
+	stats []Buf // 2·out+1 reduction slots
+
+	dh   []Buf // gradient w.r.t. each block's output
+	dcat Buf
+}
+
+// NewTape allocates a tape for forwards of up to maxRows rows. With keepWeights,
+// Forward snapshots the parameters so that Backward differentiates at the weights as
+// they were at Forward time even if an optimizer changed them since (the MCT teacher
+// step back-propagates through its step-1 activations after its own student update).
+func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
+	b := p.b
+	t := &Tape{p: p, maxRows: maxRows, keepWeights: keepWeights}
+	if keepWeights {
+		t.wsnap = b.Alloc(p.nParams)
+	}
+	nb := len(p.blocks)
+	t.src, t.cat, t.a, t.o, t.h = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
+	t.mask, t.mean, t.vr, t.stats, t.dh = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
+	maxCat := 0
+	for i, bl := range p.blocks {
+		if len(bl.in) > 1 {
+			t.cat[i] = b.Alloc(maxRows * bl.inW)
+			maxCat = max(maxCat, bl.inW)
+		}
+		t.a[i] = b.Alloc(maxRows * bl.out)
+		t.dh[i] = b.Alloc(maxRows * bl.out)
+		t.o[i], t.h[i] = t.a[i], t.a[i]
+		if bl.bn {
+			t.o[i] = b.Alloc(maxRows * bl.out)
+			t.h[i] = t.o[i]
+			t.mean[i], t.vr[i] = b.Alloc(bl.out), b.Alloc(bl.out)
+			t.stats[i] = b.Alloc(2*bl.out + 1)
+		}
+		if bl.dropout {
+			t.mask[i] = b.Alloc(maxRows * bl.out)
+			t.h[i] = b.Alloc(maxRows * bl.out)
+		}
+	}
+	if maxCat > 0 {
+		t.dcat = b.Alloc(maxRows * maxCat)
+	}
+	return t
+}
+
+// Free releases the tape's buffers.
+func (t *Tape) Free() {
+	b := t.p.b
+	seen := map[Buf]bool{}
+	free := func(x Buf) {
+		if x != nil && !seen[x] {
+			seen[x] = true
+			b.Free(x)
+		}
+	}
+	free(t.wsnap)
+	free(t.dcat)
+	for _, l := range [][]Buf{t.cat, t.a, t.o, t.h, t.mask, t.mean, t.vr, t.stats, t.dh} {
+		for _, x := range l {
+			free(x)
+		}
+	}
+}
+
+// Rows is the row count of the last Forward.
+func (t *Tape) Rows() int { return t.n }
+
+// weight returns parameter i as Backward must see it.
+func (t *Tape) weight(i int) Buf {
+	q := t.p.params[i]
+	if t.keepWeights {
+		return t.p.b.View(t.wsnap, q.off, q.size)
+	}
+	return q.W
+}
+
+// reduce passes a 2·cols+1 statistics buffer through p.Reduce.
+func (p *Probe) reduce(stats Buf, cols int) {
+	n := 2*cols + 1
+	if cap(p.scratch) < n {
+		p.scratch = make([]float32, n)
+	}
+	h := p.scratch[:n]
+	p.b.Download(h, stats)
+	p.Reduce(h)
+	p.b.Upload(stats, h)
+}
+
+// Forward runs the probe on x (n×In, row-major) and returns the n×Classes logits
+// (already divided by the temperature), owned by the tape. x must stay unchanged
+// until the tape's last Backward. Train mode uses batch statistics, updates the BN
+// running statistics (PyTorch semantics) and applies dropout.
+func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
+	if t.p != p {
+		panic("nn: Forward with another probe's tape")
+	}
+	if n < 1 || n > t.maxRows {
+		panic(fmt.Sprintf("nn: Forward of %d rows on a tape for %d", n, t.maxRows))
+	}
+	if mode == Train && n < 2 {
+		panic("nn: Train-mode BatchNorm needs at least 2 rows, as in PyTorch")
+	}
+	if x.Len() < n*p.cfg.In {
+		panic(fmt.Sprintf("nn: input has %d elements, %d rows × %d features need %d", x.Len(), n, p.cfg.In, n*p.cfg.In))
+	}
+	b, c := p.b, p.cfg
+	t.n, t.mode, t.x, t.done = n, mode, x, true
+	if t.keepWeights {
+		b.Copy(t.wsnap, p.flat, p.nParams)
+	}
+	if mode == Train {
+		p.forwards++
+	}
+	for i, bl := range p.blocks {
+		src := t.sourceOf(bl.in[0])
+		if len(bl.in) > 1 {
+			off := 0
+			for _, s := range bl.in {
+				w := p.widthOf(s)
+				b.CopyCols(t.cat[i], bl.inW, off, t.sourceOf(s), w, 0, n, w, 0)
+				off += w
+			}
+			src = t.cat[i]
+		}
+		t.src[i] = src
+		slope := float32(1)
+		if bl.preAct {
+			slope = c.Slope
+		}
+		b.Gemm(false, true, n, bl.out, bl.inW, 1, src, p.params[bl.w].W, 0, t.a[i])
+		b.AddBiasLeakyReLU(t.a[i], p.params[bl.b].W, n, bl.out, slope)
+		if bl.final {
+			if c.Temperature != 1 {
+				b.Scale(t.a[i], n*bl.out, 1/c.Temperature)
+			}
+			continue
+		}
+		gamma, beta := p.params[bl.gamma].W, p.params[bl.beta].W
+		runM, runV := p.buffers[bl.runM].W, p.buffers[bl.runV].W
+		if mode == Train {
+			b.BNStats(t.stats[i], t.a[i], runM, n, bl.out)
+			if p.Reduce != nil {
+				p.reduce(t.stats[i], bl.out)
+			}
+			b.BNMoments(t.mean[i], t.vr[i], runM, runV, t.stats[i], bl.out, c.BNMomentum)
+		} else {
+			b.Copy(t.mean[i], runM, bl.out)
+			b.Copy(t.vr[i], runV, bl.out)
+		}
+		b.BNNormalize(t.o[i], t.a[i], t.mean[i], t.vr[i], gamma, beta, n, bl.out, c.BNEps)
+		if bl.postAct {
+			b.AddBiasLeakyReLU(t.o[i], nil, n, bl.out, c.Slope)
+		}
+		if bl.dropout {
+			if mode == Train {
+				key := RNGKey{Seed: p.seed, Step: uint32(p.forwards), Stream: StreamDropout + uint32(i)}
+				b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, 0)
+			} else {
+				b.Fill(t.mask[i], n*bl.out, 1)
+			}
+			b.Copy(t.h[i], t.o[i], n*bl.out)
+			b.Mul(t.h[i], t.mask[i], n*bl.out)
+		}
+	}
+	return t.a[len(p.blocks)-1]
+}
+
+func (t *Tape) sourceOf(s int) Buf {
+	if s < 0 {
+		return t.x
+	}
+	return t.h[s]
+}
+
+func (p *Probe) widthOf(s int) int {
+	if s < 0 {
+		return p.cfg.In
+	}
+	return p.blocks[s].out
+}
+
+// Backward adds to g the gradient of Σ dlogits·logits with respect to the
+// parameters, through the tape's last Forward (dlogits is n×Classes, the gradient of
+// the loss w.r.t. the returned logits). It may be called several times per Forward,
+// each adding to g; in Train mode the BN backward sums go through Reduce.
+func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
+	if t.p != p || g.p != p {
+		panic("nn: Backward with another probe's tape or gradients")
+	}
+	if !t.done {
+		panic("nn: Backward before Forward")
+	}
+	b, c, n := p.b, p.cfg, t.n
+	started := make([]bool, len(p.blocks))
+	for i := len(p.blocks) - 1; i >= 0; i-- {
+		bl := p.blocks[i]
+		d := t.dh[i]
+		if bl.final {
+			b.Copy(d, dlogits, n*bl.out)
+			if c.Temperature != 1 {
+				b.Scale(d, n*bl.out, 1/c.Temperature)
+			}
+		} else {
+			if !started[i] {
+				panic(fmt.Sprintf("nn: block %d has no consumer", i))
+			}
+			if bl.dropout {
+				b.Mul(d, t.mask[i], n*bl.out)
+			}
+			if bl.postAct {
+				b.LeakyReLUBackward(d, t.o[i], n*bl.out, c.Slope)
+			}
+			st := t.stats[i]
+			b.BNBackwardStats(st, d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps)
+			b.Axpy(g.views[bl.beta], 1, b.View(st, 0, bl.out), bl.out)
+			b.Axpy(g.views[bl.gamma], 1, b.View(st, bl.out, bl.out), bl.out)
+			if t.mode == Train {
+				if p.Reduce != nil {
+					p.reduce(st, bl.out)
+				}
+			} else {
+				// Eval: the moments are constants, so dx = γ/√(var+ε)·dy only.
+				b.Fill(st, 2*bl.out, 0)
+			}
+			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps)
+		}
+		if bl.preAct {
+			b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
+		}
+		b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
+		b.ColSums(g.views[bl.b], d, n, bl.out, 1)
+		if len(bl.in) == 1 {
+			if s := bl.in[0]; s >= 0 {
+				beta := float32(0)
+				if started[s] {
+					beta = 1
+				}
+				b.Gemm(false, false, n, bl.inW, bl.out, 1, d, t.weight(bl.w), beta, t.dh[s])
+				started[s] = true
+			}
+			continue
+		}
+		b.Gemm(false, false, n, bl.inW, bl.out, 1, d, t.weight(bl.w), 0, t.dcat)
+		off := 0
+		for _, s := range bl.in {
+			w := p.widthOf(s)
+			if s >= 0 {
+				beta := float32(0)
+				if started[s] {
+					beta = 1
+				}
+				b.CopyCols(t.dh[s], w, 0, t.dcat, bl.inW, off, n, w, beta)
+				started[s] = true
+			}
+			off += w
+		}
+	}
+}
+
+// Grads holds a gradient for every parameter of a probe, in one flat buffer with
+// the layout of the parameters.
+type Grads struct {
+	p     *Probe
+	flat  Buf
+	views []Buf
+}
+
+// NewGrads allocates zeroed gradients for p.
+func (p *Probe) NewGrads() *Grads {
+	g := &Grads{p: p, flat: p.b.Alloc(p.nParams)}
+	for _, q := range p.params {
+		g.views = append(g.views, p.b.View(g.flat, q.off, q.size))
+	}
+	return g
+}
+
+// Zero clears the gradients.
+func (g *Grads) Zero() { g.p.b.Fill(g.flat, g.p.nParams, 0) }
+
+// Bufs returns one buffer per parameter, in Params order (views of Flat).
+func (g *Grads) Bufs() []Buf { return g.views }
+
+// Flat returns the buffer of all gradients, in Params order.
+func (g *Grads) Flat() Buf { return g.flat }
+
+// Len is the number of gradient scalars (the probe's NumParams).
+func (g *Grads) Len() int { return g.p.nParams }
+
+// Download copies all gradients, in Params order, into host (len ≥ NumParams);
+// with Upload it brackets a host all-reduce.
+func (g *Grads) Download(host []float32) { g.p.b.Download(host[:g.p.nParams], g.flat) }
+
+// Upload replaces all gradients by host[0:NumParams].
+func (g *Grads) Upload(host []float32) { g.p.b.Upload(g.flat, host[:g.p.nParams]) }
