@@ -84,6 +84,7 @@ type Backend struct {
 	part   cu.DevicePtr
 	index  cu.DevicePtr
 	indexN int
+	stage  staging
 	closed bool
 }
 
@@ -241,6 +242,7 @@ func (b *Backend) Close() error {
 	if b.index != 0 {
 		cu.MemFree(b.index)
 	}
+	b.stage.free()
 	b.mod.Unload()
 	b.stream.Destroy()
 	return b.dev.ReleasePrimaryCtx()

@@ -388,3 +388,12 @@ func TestProbe(t *testing.T) {
 		})
 	}
 }
+
+func TestGemmRate(t *testing.T) {
+	for _, native := range []bool{true, false} {
+		r, err := gpu.GemmRate(512, 512, 512, 3, native)
+		if err != nil || !(r > 1e9) || math.IsInf(r, 0) {
+			t.Errorf("GemmRate(native=%v) = %g FLOP/s, %v", native, r, err)
+		}
+	}
+}

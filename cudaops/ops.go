@@ -283,7 +283,7 @@ func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key 
 		check("allocate row indices", err)
 		b.index, b.indexN = p, rows
 	}
-	check("upload row indices", cu.MemcpyHtoDAsync(b.index, unsafe.Pointer(&rowIndex[0]), int64(4*rows), b.stream))
+	b.stage.upload(b.index, unsafe.Pointer(&rowIndex[0]), 4*rows, b.stream)
 	g, t := rowShape(rows)
 	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, b.index, int32(cols), invT, key.Seed, key.Step, key.Stream)
 }
