@@ -1,0 +1,357 @@
+package data
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// manifestFormat names the version of the dataset directory layout.
+const manifestFormat = "mct-dataset/1"
+
+// The splits every dataset directory has, in this order.
+var splitNames = [2]string{"train", "test"}
+
+// manifest is manifest.json: everything about a dataset directory except the matrices.
+type manifest struct {
+	Format     string            `json:"format"`
+	Name       string            `json:"name"`
+	Classes    int               `json:"classes"`
+	ClassNames []string          `json:"class_names,omitempty"`
+	Splits     map[string]int    `json:"splits"` // rows per split
+	Labels     map[string]string `json:"labels"` // split → file
+	Views      []manifestView    `json:"views"`
+	Provenance map[string]any    `json:"provenance,omitempty"`
+}
+
+type manifestView struct {
+	Name   string            `json:"name"`
+	Dim    int               `json:"dim"`
+	Params map[string]any    `json:"params,omitempty"`
+	Files  map[string]string `json:"files"` // split → file
+	// Norm names a 2×Dim float32 .npy: the per-column mean and standard deviation
+	// of the train split that were subtracted and divided out (absent: raw features).
+	Norm string `json:"norm,omitempty"`
+}
+
+// View is one feature matrix per split, rows aligned with the labels.
+// Train and Test are row-major N×Dim and may be memory-mapped copy-on-write:
+// writing to them is allowed and never changes the files.
+type View struct {
+	Name   string
+	Dim    int
+	Params map[string]any
+	Train  []float32
+	Test   []float32
+	// Mean and Std are the train-split column statistics removed when the view was
+	// built (features = (raw-Mean)/Std); nil when the view holds raw features.
+	Mean, Std []float32
+}
+
+// Dataset is a dataset directory (or a built-in dataset) loaded in memory.
+type Dataset struct {
+	Name        string
+	Classes     int
+	ClassNames  []string
+	Views       []View
+	TrainLabels []int32
+	TestLabels  []int32
+	Provenance  map[string]any
+	// Dir is the directory the data was read from.
+	Dir string
+}
+
+// View returns the view called name, or nil.
+func (d *Dataset) View(name string) *View {
+	for i := range d.Views {
+		if d.Views[i].Name == name {
+			return &d.Views[i]
+		}
+	}
+	return nil
+}
+
+// LoadDir reads a dataset directory: the named views (all when names is empty)
+// and the labels, checking every invariant of the format.
+func LoadDir(dir string, names []string) (*Dataset, error) {
+	m, err := readManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dataset{Name: m.Name, Classes: m.Classes, ClassNames: m.ClassNames, Provenance: m.Provenance, Dir: dir}
+	mpath := filepath.Join(dir, "manifest.json")
+	for k, split := range splitNames {
+		a, err := ReadNPY(filepath.Join(dir, m.Labels[split]))
+		if err != nil {
+			return nil, err
+		}
+		file := filepath.Join(dir, m.Labels[split])
+		if len(a.Shape) != 1 || a.Shape[0] != m.Splits[split] {
+			return nil, fmt.Errorf("%s: shape %v, want (%d,) (splits.%s in %s)", file, a.Shape, m.Splits[split], split, mpath)
+		}
+		y, err := a.Int32s()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", file, err)
+		}
+		if err := checkLabels(file, y, m.Classes); err != nil {
+			return nil, err
+		}
+		if k == 0 {
+			d.TrainLabels = y
+		} else {
+			d.TestLabels = y
+		}
+	}
+	want := names
+	if len(want) == 0 {
+		for _, v := range m.Views {
+			want = append(want, v.Name)
+		}
+	}
+	for _, name := range want {
+		var mv *manifestView
+		for i := range m.Views {
+			if m.Views[i].Name == name {
+				mv = &m.Views[i]
+			}
+		}
+		if mv == nil {
+			var have []string
+			for _, v := range m.Views {
+				have = append(have, v.Name)
+			}
+			return nil, fmt.Errorf("%s: no view %q (have: %s)", mpath, name, strings.Join(have, ", "))
+		}
+		v := View{Name: mv.Name, Dim: mv.Dim, Params: mv.Params}
+		for k, split := range splitNames {
+			x, err := readMatrix(filepath.Join(dir, mv.Files[split]), m.Splits[split], mv.Dim)
+			if err != nil {
+				return nil, err
+			}
+			if k == 0 {
+				v.Train = x
+			} else {
+				v.Test = x
+			}
+		}
+		if mv.Norm != "" {
+			st, err := readMatrix(filepath.Join(dir, mv.Norm), 2, mv.Dim)
+			if err != nil {
+				return nil, err
+			}
+			v.Mean, v.Std = st[:mv.Dim], st[mv.Dim:]
+		}
+		d.Views = append(d.Views, v)
+	}
+	return d, nil
+}
+
+// readMatrix reads a rows×dim float matrix and rejects non-finite values.
+func readMatrix(file string, rows, dim int) ([]float32, error) {
+	a, err := ReadNPY(file)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Shape) != 2 || a.Shape[0] != rows || a.Shape[1] != dim {
+		return nil, fmt.Errorf("%s: shape %v, want (%d, %d) as the manifest says (row counts must agree across views)", file, a.Shape, rows, dim)
+	}
+	x, err := a.Float32s()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", file, err)
+	}
+	if err := checkFinite(file, x, dim); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+func checkFinite(file string, x []float32, dim int) error {
+	for i, v := range x {
+		if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("%s: row %d column %d is %v (features must be finite)", file, i/dim, i%dim, v)
+		}
+	}
+	return nil
+}
+
+func checkLabels(file string, y []int32, classes int) error {
+	for i, c := range y {
+		if c < 0 || int(c) >= classes {
+			return fmt.Errorf("%s: row %d: label %d is outside [0, %d) (classes in the manifest)", file, i, c, classes)
+		}
+	}
+	return nil
+}
+
+func readManifest(dir string) (*manifest, error) {
+	path := filepath.Join(dir, "manifest.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("dataset directory %s: %w", dir, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var m manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	if err := m.check(); err != nil {
+		return nil, fmt.Errorf("%s: %v", path, err)
+	}
+	return &m, nil
+}
+
+// check validates the manifest on its own (files are checked when read).
+func (m *manifest) check() error {
+	if m.Format != manifestFormat {
+		return fmt.Errorf("format: %q, want %q", m.Format, manifestFormat)
+	}
+	if m.Classes < 1 {
+		return fmt.Errorf("classes: %d, want >= 1", m.Classes)
+	}
+	if len(m.ClassNames) != 0 && len(m.ClassNames) != m.Classes {
+		return fmt.Errorf("class_names: %d names for %d classes", len(m.ClassNames), m.Classes)
+	}
+	for _, s := range splitNames {
+		if m.Splits[s] < 1 {
+			return fmt.Errorf("splits.%s: %d rows, want >= 1", s, m.Splits[s])
+		}
+		if err := localFile("labels."+s, m.Labels[s]); err != nil {
+			return err
+		}
+	}
+	if len(m.Splits) != len(splitNames) {
+		return fmt.Errorf("splits: want exactly train and test, have %d entries", len(m.Splits))
+	}
+	seen := map[string]bool{}
+	for i, v := range m.Views {
+		if v.Name == "" || seen[v.Name] {
+			return fmt.Errorf("views[%d].name: %q is empty or repeated", i, v.Name)
+		}
+		seen[v.Name] = true
+		if v.Dim < 1 {
+			return fmt.Errorf("views[%d].dim: %d, want >= 1", i, v.Dim)
+		}
+		for _, s := range splitNames {
+			if err := localFile(fmt.Sprintf("views[%d].files.%s", i, s), v.Files[s]); err != nil {
+				return err
+			}
+		}
+		if v.Norm != "" {
+			if err := localFile(fmt.Sprintf("views[%d].norm", i), v.Norm); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// localFile rejects a file name that is missing or would leave the dataset directory.
+func localFile(field, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s: missing file name", field)
+	}
+	if !filepath.IsLocal(filepath.FromSlash(name)) || strings.Contains(name, `\`) {
+		return fmt.Errorf("%s: %q is outside the dataset directory (want a relative path without '..')", field, name)
+	}
+	return nil
+}
+
+// writeDir writes d as a dataset directory at out, atomically: everything goes to
+// a temporary sibling directory that is renamed to out at the end, so an
+// interrupted write leaves no out at all. out must not exist. With compress,
+// each matrix is stored as .npy.zst when that saves at least a quarter.
+func writeDir(out string, d *Dataset, compress bool) error {
+	if _, err := os.Stat(out); err == nil {
+		return fmt.Errorf("%s already exists (remove it or choose another output directory)", out)
+	}
+	parent := filepath.Dir(out)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".tmp")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // no-op after a successful rename
+	m := manifest{
+		Format: manifestFormat, Name: d.Name, Classes: d.Classes, ClassNames: d.ClassNames,
+		Splits:     map[string]int{"train": len(d.TrainLabels), "test": len(d.TestLabels)},
+		Labels:     map[string]string{"train": "labels-train.npy", "test": "labels-test.npy"},
+		Provenance: d.Provenance,
+	}
+	for k, y := range [2][]int32{d.TrainLabels, d.TestLabels} {
+		if err := WriteNPY(filepath.Join(tmp, m.Labels[splitNames[k]]), NewInt64([]int{len(y)}, y)); err != nil {
+			return err
+		}
+	}
+	used := map[string]bool{}
+	for _, v := range d.Views {
+		base := fileStem(v.Name)
+		for used[base] {
+			base += "_"
+		}
+		used[base] = true
+		mv := manifestView{Name: v.Name, Dim: v.Dim, Params: v.Params, Files: map[string]string{}}
+		for k, x := range [2][]float32{v.Train, v.Test} {
+			split := splitNames[k]
+			name, err := writeMatrix(tmp, base+"-"+split, []int{len(x) / v.Dim, v.Dim}, x, compress)
+			if err != nil {
+				return err
+			}
+			mv.Files[split] = name
+		}
+		if v.Mean != nil {
+			name, err := writeMatrix(tmp, base+"-norm", []int{2, v.Dim}, append(append([]float32(nil), v.Mean...), v.Std...), false)
+			if err != nil {
+				return err
+			}
+			mv.Norm = name
+		}
+		m.Views = append(m.Views, mv)
+	}
+	if err := m.check(); err != nil {
+		return fmt.Errorf("write %s: %v", out, err)
+	}
+	b, err := json.MarshalIndent(&m, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, "manifest.json"), append(b, '\n')); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	return nil
+}
+
+// writeMatrix writes one float32 matrix as stem.npy, or stem.npy.zst when
+// compression is asked for and pays; it returns the file name.
+func writeMatrix(dir, stem string, shape []int, x []float32, compress bool) (string, error) {
+	a := NewFloat32(shape, x)
+	name := stem + ".npy"
+	if compress {
+		raw := EncodeNPY(a)
+		z := zstdEncode(raw)
+		if len(z) <= len(raw)*3/4 {
+			return name + ".zst", writeFileAtomic(filepath.Join(dir, name+".zst"), z)
+		}
+	}
+	return name, WriteNPY(filepath.Join(dir, name), a)
+}
+
+// fileStem turns a view name into a portable file name stem.
+func fileStem(name string) string {
+	b := []byte(name)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

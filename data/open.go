@@ -1,0 +1,358 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// DefaultViews are the views Open and Build use for a built-in dataset when none are named.
+var DefaultViews = []string{"pixels", "hog"}
+
+// Options tune Open and Build.
+type Options struct {
+	// CacheDir holds built views of built-in datasets. Empty: $MCT_CACHE_DIR,
+	// else $XDG_CACHE_HOME/mct, else ~/.cache/mct.
+	CacheDir string
+	// Progress, if set, is told how far a long stage ("build hog", ...) has got.
+	Progress func(stage string, done, total int)
+	// Compress makes Build store matrices as .npy.zst where that saves a quarter
+	// (the cache never compresses: plain files are memory-mapped and shared by
+	// every rank on a node through the page cache).
+	Compress bool
+}
+
+func (o Options) cacheDir() (string, error) {
+	if o.CacheDir != "" {
+		return o.CacheDir, nil
+	}
+	if d := os.Getenv("MCT_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "mct"), nil
+	}
+	h, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: set MCT_CACHE_DIR (%v)", err)
+	}
+	return filepath.Join(h, ".cache", "mct"), nil
+}
+
+// Open returns a dataset with the named views. spec is a built-in dataset name
+// ("fashion-mnist", "mnist"), whose views are built from the images once and then
+// loaded from the cache (DefaultViews when views is empty), or a dataset
+// directory, whose named views are loaded (all when views is empty).
+func Open(spec string, views []string, opt Options) (*Dataset, error) {
+	b, ok := builtins[spec]
+	if !ok {
+		if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err != nil {
+			var names []string
+			for n := range builtins {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			return nil, fmt.Errorf("dataset %q: neither a built-in (%s) nor a dataset directory with a manifest.json", spec, strings.Join(names, ", "))
+		}
+		return LoadDir(spec, views)
+	}
+	if len(views) == 0 {
+		views = DefaultViews
+	}
+	src, err := b.locate()
+	if err != nil {
+		return nil, err
+	}
+	sums, key, err := sourceHashes(src)
+	if err != nil {
+		return nil, err
+	}
+	cache, err := opt.cacheDir()
+	if err != nil {
+		return nil, err
+	}
+	root := filepath.Join(cache, b.name+"-"+key[:16])
+	var raw *rawData
+	var out *Dataset
+	for _, v := range views {
+		dir := filepath.Join(root, fileStem(v))
+		d, err := LoadDir(dir, []string{v})
+		if errors.Is(err, fs.ErrNotExist) {
+			if raw == nil {
+				if raw, err = loadRaw(b, src); err != nil {
+					return nil, err
+				}
+				raw.provenance = map[string]any{"source": src, "sha256": sums}
+			}
+			if err = buildCached(dir, b, raw, v, opt); err == nil {
+				d, err = LoadDir(dir, []string{v})
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if out == nil {
+			out = d
+			out.Dir = root
+			continue
+		}
+		if !equalInt32(out.TrainLabels, d.TrainLabels) || !equalInt32(out.TestLabels, d.TestLabels) {
+			return nil, fmt.Errorf("%s: labels differ from the other cached views (stale cache: remove %s)", dir, root)
+		}
+		out.Views = append(out.Views, d.Views...)
+	}
+	return out, nil
+}
+
+// buildCached computes one view of a builtin and stores it as its own dataset
+// directory; a concurrent builder (another rank) that wins the rename is fine.
+func buildCached(dir string, b builtin, raw *rawData, spec string, opt Options) error {
+	v, err := buildView(spec, raw.train, raw.test, opt.Progress)
+	if err != nil {
+		return err
+	}
+	prov := map[string]any{"built": time.Now().UTC().Format(time.RFC3339), "view_spec": spec}
+	for k, x := range raw.provenance {
+		prov[k] = x
+	}
+	d := &Dataset{Name: b.name, Classes: len(b.classNames), ClassNames: b.classNames,
+		Views: []View{v}, TrainLabels: raw.trainLabels, TestLabels: raw.testLabel, Provenance: prov}
+	err = writeDir(dir, d, false)
+	if err != nil {
+		if _, serr := os.Stat(filepath.Join(dir, "manifest.json")); serr == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// buildView runs the family of spec over train and test images stacked, then
+// standardises every column with the train split's mean and standard deviation.
+func buildView(spec string, train, test Images, progress func(string, int, int)) (View, error) {
+	f, args, err := lookupFamily(spec)
+	if err != nil {
+		return View{}, err
+	}
+	all := Images{N: train.N + test.N, H: train.H, W: train.W}
+	all.Pix = append(append(make([]uint8, 0, len(train.Pix)+len(test.Pix)), train.Pix...), test.Pix...)
+	var p func(int, int)
+	if progress != nil {
+		p = func(done, total int) { progress("build "+spec, done, total) }
+	}
+	feat, err := f(args, all, p)
+	if err != nil {
+		return View{}, err
+	}
+	if feat.Dim < 1 || len(feat.Data) != all.N*feat.Dim {
+		return View{}, fmt.Errorf("view %q: family returned %d values of dim %d for %d images", spec, len(feat.Data), feat.Dim, all.N)
+	}
+	if err := checkFinite("view "+spec, feat.Data, feat.Dim); err != nil {
+		return View{}, err
+	}
+	v := View{Name: spec, Dim: feat.Dim, Params: feat.Params,
+		Train: feat.Data[:train.N*feat.Dim], Test: feat.Data[train.N*feat.Dim:]}
+	standardize(&v)
+	return v, nil
+}
+
+// standardize subtracts the train mean and divides by the train standard
+// deviation of every column, in place, recording both in v. Constant columns
+// (std below 1e-6·(1+|mean|), e.g. always-black corner pixels) are only centred.
+func standardize(v *View) {
+	d := v.Dim
+	n := len(v.Train) / d
+	sum := make([]float64, d)
+	sq := make([]float64, d)
+	for i := 0; i < n; i++ {
+		row := v.Train[i*d : (i+1)*d]
+		for j, x := range row {
+			sum[j] += float64(x)
+		}
+	}
+	v.Mean = make([]float32, d)
+	v.Std = make([]float32, d)
+	for j := range sum {
+		sum[j] /= float64(n)
+	}
+	// Two passes (mean first) keep the variance accurate for features far from zero.
+	for i := 0; i < n; i++ {
+		row := v.Train[i*d : (i+1)*d]
+		for j, x := range row {
+			e := float64(x) - sum[j]
+			sq[j] += e * e
+		}
+	}
+	inv := make([]float64, d)
+	for j := range sq {
+		std := math.Sqrt(sq[j] / float64(n))
+		if std < 1e-6*(1+math.Abs(sum[j])) {
+			std = 1
+		}
+		v.Mean[j], v.Std[j] = float32(sum[j]), float32(std)
+		inv[j] = 1 / std
+	}
+	for _, m := range [2][]float32{v.Train, v.Test} {
+		for i := range m {
+			j := i % d
+			m[i] = float32((float64(m[i]) - sum[j]) * inv[j])
+		}
+	}
+	if v.Params == nil {
+		v.Params = map[string]any{}
+	}
+	v.Params["standardized"] = "per column, train mean and std"
+}
+
+// Build writes a dataset directory at out with the named views of spec (a
+// built-in, built through the cache, or a dataset directory). out must not exist;
+// it appears complete or not at all.
+func Build(spec string, views []string, out string, opt Options) error {
+	d, err := Open(spec, views, opt)
+	if err != nil {
+		return err
+	}
+	return writeDir(out, d, opt.Compress)
+}
+
+// Import makes a dataset directory at out from NPY files exported elsewhere
+// (e.g. embeddings saved by PyTorch): views maps a view name to its train and
+// test matrices (N×D floats), labels names the train and test label vectors
+// (integers in [0, classes)). Features are standardised like built views.
+func Import(views map[string][2]string, labels [2]string, classes int, out string) error {
+	if len(views) == 0 {
+		return fmt.Errorf("import: no views given")
+	}
+	if classes < 1 {
+		return fmt.Errorf("import: classes = %d, want >= 1", classes)
+	}
+	d := &Dataset{Name: filepath.Base(out), Classes: classes,
+		Provenance: map[string]any{"imported": time.Now().UTC().Format(time.RFC3339)}}
+	files := map[string]any{}
+	for k, path := range labels {
+		a, err := ReadNPY(path)
+		if err != nil {
+			return err
+		}
+		if len(a.Shape) != 1 {
+			return fmt.Errorf("%s: shape %v, want a vector of labels (N,)", path, a.Shape)
+		}
+		y, err := a.Int32s()
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		if err := checkLabels(path, y, classes); err != nil {
+			return err
+		}
+		if k == 0 {
+			d.TrainLabels = y
+		} else {
+			d.TestLabels = y
+		}
+		files["labels-"+splitNames[k]] = path
+	}
+	names := make([]string, 0, len(views))
+	for n := range views {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := View{Name: name}
+		for k, path := range views[name] {
+			rows := len(d.TrainLabels)
+			if k == 1 {
+				rows = len(d.TestLabels)
+			}
+			a, err := ReadNPY(path)
+			if err != nil {
+				return err
+			}
+			if len(a.Shape) != 2 || a.Shape[0] != rows || (v.Dim != 0 && a.Shape[1] != v.Dim) {
+				return fmt.Errorf("%s: shape %v, want (%d, D) matching the %s labels (and D equal for train and test)", path, a.Shape, rows, splitNames[k])
+			}
+			v.Dim = a.Shape[1]
+			x, err := a.Float32s()
+			if err != nil {
+				return fmt.Errorf("%s: %v", path, err)
+			}
+			if err := checkFinite(path, x, v.Dim); err != nil {
+				return err
+			}
+			// Copy: standardising in place must not touch a mapped input.
+			x = append([]float32(nil), x...)
+			if k == 0 {
+				v.Train = x
+			} else {
+				v.Test = x
+			}
+			files[name+"-"+splitNames[k]] = path
+		}
+		v.Params = map[string]any{"imported": true}
+		standardize(&v)
+		d.Views = append(d.Views, v)
+	}
+	d.Provenance["files"] = files
+	return writeDir(out, d, false)
+}
+
+// Describe summarises a dataset directory for people (`mct data info`).
+func Describe(dir string) (string, error) {
+	m, err := readManifest(dir)
+	if err != nil {
+		return "", err
+	}
+	var s strings.Builder
+	fmt.Fprintf(&s, "dataset %s (%s)\n", m.Name, dir)
+	fmt.Fprintf(&s, "classes: %d", m.Classes)
+	if len(m.ClassNames) > 0 {
+		fmt.Fprintf(&s, " (%s)", strings.Join(m.ClassNames, ", "))
+	}
+	fmt.Fprintf(&s, "\nsplits: train %d rows, test %d rows\nviews:\n", m.Splits["train"], m.Splits["test"])
+	for _, v := range m.Views {
+		size := int64(0)
+		for _, f := range v.Files {
+			if st, err := os.Stat(filepath.Join(dir, f)); err == nil {
+				size += st.Size()
+			}
+		}
+		keys := make([]string, 0, len(v.Params))
+		for k := range v.Params {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var ps []string
+		for _, k := range keys {
+			ps = append(ps, fmt.Sprintf("%s=%v", k, v.Params[k]))
+		}
+		fmt.Fprintf(&s, "  %-24s dim %5d  %7.1f MB  %s\n", v.Name, v.Dim, float64(size)/1e6, strings.Join(ps, " "))
+	}
+	if len(m.Provenance) > 0 {
+		keys := make([]string, 0, len(m.Provenance))
+		for k := range m.Provenance {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		s.WriteString("provenance:\n")
+		for _, k := range keys {
+			fmt.Fprintf(&s, "  %s: %v\n", k, m.Provenance[k])
+		}
+	}
+	return s.String(), nil
+}
+
+func equalInt32(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

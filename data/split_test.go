@@ -1,0 +1,201 @@
+package data
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// fakeLabels returns n labels over classes with unequal class sizes.
+func fakeLabels(n, classes int) []int32 {
+	y := make([]int32, n)
+	for i := range y {
+		y[i] = int32((i * i / 7) % classes)
+	}
+	return y
+}
+
+func TestMakeSplitFashionSizes(t *testing.T) {
+	y := make([]int32, 60000) // Fashion-MNIST: 6000 per class
+	for i := range y {
+		y[i] = int32(i % 10)
+	}
+	s, err := MakeSplit(y, 10, 0.01, 5000, 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Labeled) != 600 || len(s.Val) != 5000 || len(s.Unlabeled) != 54400 {
+		t.Fatalf("sizes %d %d %d, want 600 5000 54400", len(s.Labeled), len(s.Val), len(s.Unlabeled))
+	}
+	for c, n := range classCounts(y, s.Labeled, 10) {
+		if n != 60 {
+			t.Errorf("class %d has %d labeled, want 60", c, n)
+		}
+	}
+	for c, n := range classCounts(y, s.Val, 10) {
+		if n != 500 {
+			t.Errorf("class %d has %d validation examples, want 500", c, n)
+		}
+	}
+	checkPartition(t, s, len(y))
+}
+
+func TestMakeSplitStratifiedAndDeterministic(t *testing.T) {
+	y := fakeLabels(10000, 7)
+	total := classCounts(y, nil, 7)
+	s, err := MakeSplit(y, 7, 0.05, 1000, 42, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPartition(t, s, len(y))
+	if len(s.Labeled) != 500 || len(s.Val) != 1000 {
+		t.Fatalf("sizes %d %d", len(s.Labeled), len(s.Val))
+	}
+	for c, n := range classCounts(y, s.Labeled, 7) {
+		exact := 500 * float64(total[c]) / 10000
+		if float64(n) < exact-1 || float64(n) > exact+1 {
+			t.Errorf("class %d: %d labeled, proportional share %.1f", c, n, exact)
+		}
+	}
+	again, _ := MakeSplit(y, 7, 0.05, 1000, 42, false)
+	if !reflect.DeepEqual(s, again) {
+		t.Error("same arguments gave a different split")
+	}
+	other, _ := MakeSplit(y, 7, 0.05, 1000, 43, false)
+	if reflect.DeepEqual(s.Labeled, other.Labeled) {
+		t.Error("seeds 42 and 43 gave the same labeled set")
+	}
+	noVal, _ := MakeSplit(y, 7, 0.05, 0, 42, false)
+	if !reflect.DeepEqual(s.Labeled, noVal.Labeled) {
+		t.Error("the labeled set changed with the validation size")
+	}
+	// Balanced with a remainder: 503 over 7 classes is 71 or 72 each.
+	b, err := MakeSplit(y, 7, 0.0503, 0, 3, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, n := range classCounts(y, b.Labeled, 7) {
+		if n != 71 && n != 72 {
+			t.Errorf("balanced class %d: %d", c, n)
+		}
+	}
+}
+
+func TestMakeSplitErrors(t *testing.T) {
+	y := fakeLabels(100, 3)
+	for _, tc := range []struct {
+		y       []int32
+		frac    float64
+		val     int
+		balance bool
+		want    string
+	}{
+		{y, 0, 10, false, "want 0 < frac <= 1"},
+		{y, 1.5, 10, false, "want 0 < frac <= 1"},
+		{y, 0.5, 60, false, "validation size 60 exceeds the 50"},
+		{y, 0.003, 0, false, "is 0 examples"},
+		{[]int32{0, 1, 5}, 0.5, 0, false, "label 5 of train row 2 is outside [0, 3)"},
+		{[]int32{0, 0, 0, 1, 2, 2}, 1, 0, true, "class 1 has 1 train examples, the labeled subset needs 2"},
+	} {
+		_, err := MakeSplit(tc.y, 3, tc.frac, tc.val, 1, tc.balance)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("frac %g val %d: error %v, want %q", tc.frac, tc.val, err, tc.want)
+		}
+	}
+}
+
+func classCounts(y []int32, idx []int, classes int) []int {
+	n := make([]int, classes)
+	if idx == nil {
+		for _, c := range y {
+			n[c]++
+		}
+		return n
+	}
+	for _, i := range idx {
+		n[y[i]]++
+	}
+	return n
+}
+
+func checkPartition(t *testing.T, s Split, n int) {
+	t.Helper()
+	seen := make([]int, n)
+	for _, set := range [][]int{s.Labeled, s.Val, s.Unlabeled} {
+		if !sort.IntsAreSorted(set) {
+			t.Error("index set not sorted")
+		}
+		for _, i := range set {
+			seen[i]++
+		}
+	}
+	for i, k := range seen {
+		if k != 1 {
+			t.Fatalf("train index %d appears %d times across labeled/val/unlabeled", i, k)
+		}
+	}
+}
+
+func TestSamplerEpochsAndResume(t *testing.T) {
+	idx := []int{3, 5, 7, 11, 13, 17, 19, 23, 29, 31}
+	s := NewSampler(idx, 4, 9)
+	var all []int
+	for k := 0; k < 5; k++ { // 20 indices = exactly two epochs
+		b := s.Next()
+		if len(b) != 4 {
+			t.Fatalf("batch %d has %d indices", k, len(b))
+		}
+		all = append(all, b...)
+	}
+	if s.Epoch() != 2 {
+		t.Errorf("Epoch() = %d after two full passes, want 2", s.Epoch())
+	}
+	for e := 0; e < 2; e++ {
+		pass := append([]int(nil), all[10*e:10*e+10]...)
+		sort.Ints(pass)
+		if !reflect.DeepEqual(pass, idx) {
+			t.Fatalf("epoch %d is not a permutation: %v", e, all[10*e:10*e+10])
+		}
+	}
+	if reflect.DeepEqual(all[:10], all[10:]) || reflect.DeepEqual(all[:10], idx) {
+		t.Error("epochs are not reshuffled")
+	}
+	// Resume: a fresh sampler restored to a saved state continues identically.
+	a := NewSampler(idx, 3, 9)
+	for k := 0; k < 7; k++ {
+		a.Next()
+	}
+	st := a.State()
+	var want [][]int
+	for k := 0; k < 6; k++ {
+		want = append(want, a.Next())
+	}
+	b := NewSampler(idx, 3, 9)
+	b.Restore(st)
+	for k := 0; k < 6; k++ {
+		if got := b.Next(); !reflect.DeepEqual(got, want[k]) {
+			t.Fatalf("after restore batch %d = %v, want %v", k, got, want[k])
+		}
+	}
+	// The seed alone determines the order: batch size does not.
+	c, d := NewSampler(idx, 10, 9), NewSampler(idx, 5, 9)
+	if got := append(d.Next(), d.Next()...); !reflect.DeepEqual(c.Next(), got) {
+		t.Error("batch size changed the permutation")
+	}
+}
+
+func TestGather(t *testing.T) {
+	m := []float32{0, 1, 10, 11, 20, 21}
+	dst := make([]float32, 6)
+	Gather(dst, m, 2, []int{2, 0, 2})
+	if !reflect.DeepEqual(dst, []float32{20, 21, 0, 1, 20, 21}) {
+		t.Fatalf("Gather = %v", dst)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Gather with a short dst did not panic")
+		}
+	}()
+	Gather(dst[:4], m, 2, []int{0, 1, 2})
+}
