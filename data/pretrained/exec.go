@@ -153,9 +153,10 @@ func convGEMM(o *op, x, y []float32, n int) {
 	k := o.kh * o.kw * in.c
 	rows := n * out.h * out.w
 	direct := o.kh == 1 && o.kw == 1 && o.sh == 1 && o.sw == 1 && o.padT|o.padB|o.padL|o.padR == 0
-	// Around 1 MB of patch per tile; never fewer tiles than cores.
-	tile := min(max(64, (1<<18)/k), 2048)
-	tile = min(tile, (rows+runtime.GOMAXPROCS(0)-1)/runtime.GOMAXPROCS(0))
+	// Around 1 MB of patch per tile, and at least 8 tiles so small late layers
+	// still spread over the cores. The tiling depends on the shapes only, not on
+	// the number of cores, so results are the same bits on any machine size.
+	tile := min(max(64, (1<<18)/k), 2048, max(16, (rows+7)/8))
 	tiles := (rows + tile - 1) / tile
 	parallel(tiles, 1, func(t0, t1 int) {
 		var buf *[]float32

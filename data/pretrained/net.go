@@ -16,6 +16,8 @@ import (
 type Net struct {
 	// Target is the layer whose output Forward returns.
 	Target string
+	// weightsSHA256 identifies the model's weights (Model.WeightsSHA256).
+	weightsSHA256 string
 	// Size is the square input resolution, in pixels.
 	Size int
 	// OutH, OutW, OutC are the target layer's output shape for one image.
@@ -127,7 +129,7 @@ func (m *Model) Compile(target string, size int) (*Net, error) {
 	// single consumer.
 	fusable := func(name string) bool { return name != target && uses[name] == 1 }
 
-	n := &Net{Target: target, Size: size}
+	n := &Net{Target: target, Size: size, weightsSHA256: m.WeightsSHA256}
 	refs := map[string]layerRef{}
 	newVal := func(s shape) int {
 		n.shapes = append(n.shapes, s)

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mct/data"
 )
 
 // A synthetic model in the exact on-disk form nsfwjs uses, small enough to
@@ -528,4 +530,91 @@ func TestPreprocessAlignCorners(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestEmbedImagesResumes(t *testing.T) {
+	dir := t.TempDir()
+	layers, weights := synthGraph()
+	rng := rand.New(rand.NewPCG(9, 10))
+	writeSynth(t, dir, layers, weights, rng, nil)
+	m, err := ReadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := m.Compile("out", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := data.Images{N: ChunkImages + 5, H: 7, W: 9, Pix: make([]uint8, (ChunkImages+5)*63)}
+	for i := range im.Pix {
+		im.Pix[i] = uint8(rng.IntN(256))
+	}
+	partial := t.TempDir()
+	last := 0
+	full, err := net.EmbedImages(im, partial, func(done, total int) {
+		if done <= last || total != im.N {
+			t.Errorf("progress %d/%d after %d", done, total, last)
+		}
+		last = done
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last != im.N {
+		t.Errorf("progress ended at %d of %d", last, im.N)
+	}
+	// The result is Embed of Preprocess, in batches of EmbedBatch.
+	x := Preprocess(im.Pix[:EmbedBatch*63], EmbedBatch, 7, 9, 32)
+	if e := relErr(full[:EmbedBatch*net.OutC], toF64(net.Embed(x, EmbedBatch))); e != 0 {
+		t.Errorf("EmbedImages differs from Embed by %g", e)
+	}
+	if left, _ := os.ReadDir(partial); len(left) != 0 {
+		t.Errorf("partial build left %v", left)
+	}
+
+	// Watch a build: once chunk 0 is committed, note where it went.
+	var chunk0 string
+	if _, err := net.EmbedImages(im, partial, func(done, total int) {
+		if done > ChunkImages && chunk0 == "" {
+			sub, _ := os.ReadDir(partial)
+			if len(sub) == 1 {
+				chunk0 = filepath.Join(partial, sub[0].Name(), "chunk-000000.f32")
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if chunk0 == "" {
+		t.Fatal("no partial chunk seen during the build")
+	}
+	// An interrupted build left chunk 0 behind (here marked with 7s): the next
+	// build takes it as is and computes only the rest.
+	if err := os.MkdirAll(filepath.Dir(chunk0), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sevens := make([]float32, ChunkImages*net.OutC)
+	for i := range sevens {
+		sevens[i] = 7
+	}
+	if err := writeChunk(chunk0, sevens); err != nil {
+		t.Fatal(err)
+	}
+	resumed, err := net.EmbedImages(im, partial, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resumed[0] != 7 || resumed[len(sevens)-1] != 7 {
+		t.Error("the committed chunk was recomputed instead of reused")
+	}
+	if e := relErr(resumed[len(sevens):], toF64(full[len(sevens):])); e != 0 {
+		t.Errorf("resumed build differs after the reused chunk by %g", e)
+	}
+}
+
+func toF64(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"mct/data"
 )
 
 // The oracle: TensorFlow.js 4.22.0 with its wasm backend, installed from npm
@@ -25,17 +27,14 @@ const (
 	fashionTest = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 )
 
-// testCache is where tests keep npm downloads between runs: $MCT_CACHE, else
-// $XDG_CACHE_HOME/mct or ~/.cache/mct.
+// testCache is where tests keep npm downloads between runs: CacheDir, so
+// $MCT_CACHE_DIR or the user's cache.
 func testCache(t testing.TB) string {
-	if d := os.Getenv("MCT_CACHE"); d != "" {
-		return d
-	}
-	d, err := os.UserCacheDir()
+	d, err := CacheDir()
 	if err != nil {
-		t.Fatalf("no cache directory: set MCT_CACHE: %v", err)
+		t.Fatal(err)
 	}
-	return filepath.Join(d, "mct")
+	return d
 }
 
 // unavailable ends a test that needs npm or node and cannot have it: a
@@ -151,10 +150,10 @@ func TestMatchesTFJS(t *testing.T) {
 	}{
 		{"mobilenet_v2", "block_13_expand_relu", 96},
 		{"inception_v3", "mixed7", 96},
-		// Odd sizes take every SAME-padding branch; deeper layers cover the
-		// rest of each network's layer types.
+		// Odd sizes take the other SAME-padding branches; out_relu covers the
+		// rest of MobileNetV2.
 		{"mobilenet_v2", "out_relu", 75},
-		{"inception_v3", "mixed10", 107},
+		{"inception_v3", "mixed7", 75},
 	} {
 		name := fmt.Sprintf("%s:%s@%d", c.network, c.layer, c.size)
 		m := models[c.network]
@@ -204,6 +203,28 @@ func TestMatchesTFJS(t *testing.T) {
 		t.Logf("%s: output %dx%dx%d, max relative difference to TF.js %.2g", name, net.OutH, net.OutW, net.OutC, worst)
 		if worst > 1e-4 || math.IsNaN(worst) {
 			t.Errorf("%s: Go and TF.js differ by %.3g relative (limit 1e-4)", name, worst)
+		}
+		// The view family end to end (grey images in, pooled vectors out)
+		// against the spatial mean of TF.js's output.
+		if c.layer == DefaultLayers[c.network] {
+			feats, err := family(c.network)(fmt.Sprintf("%s@%d", c.layer, c.size), data.Images{N: n, H: 28, W: 28, Pix: grey}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hw := net.OutH * net.OutW
+			mean := make([]float64, n*net.OutC)
+			for i, v := range want {
+				mean[i/(hw*net.OutC)*net.OutC+i%net.OutC] += float64(v) / float64(hw)
+			}
+			if feats.Dim != net.OutC {
+				t.Errorf("%s: family dim %d, want %d", name, feats.Dim, net.OutC)
+			}
+			if e := relErr(feats.Data, mean); e > 1e-4 {
+				t.Errorf("%s: view family differs from TF.js by %.3g relative", name, e)
+			}
+			if feats.Params["weights_sha256"] != m.WeightsSHA256 || feats.Params["layer"] != c.layer {
+				t.Errorf("%s: provenance %v", name, feats.Params)
+			}
 		}
 		// The signal must be real: a network outputting zeros would match too.
 		var sumsq float64

@@ -1,0 +1,213 @@
+package pretrained
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+
+	"mct/data"
+)
+
+// View families "mobilenet_v2" and "inception_v3": specs are
+// NETWORK[:LAYER][@SIZE], e.g. mobilenet_v2:block_13_expand_relu@96. The
+// defaults are the layers that gave the best linear-probe accuracy on
+// Fashion-MNIST (see doc.go) at 96 px.
+func init() {
+	for name := range Networks {
+		data.RegisterFamily(name, family(name))
+	}
+}
+
+// DefaultLayers are the layers a spec without one uses.
+var DefaultLayers = map[string]string{
+	"mobilenet_v2": "block_13_expand_relu",
+	"inception_v3": "mixed7",
+}
+
+// DefaultSize is the input resolution a spec without @SIZE uses.
+const DefaultSize = 96
+
+// ChunkImages is how many images are embedded between two checkpoints of a
+// view build: about half a minute of InceptionV3 on two cores.
+const ChunkImages = 2048
+
+var (
+	cacheMu  sync.Mutex
+	cacheDir string
+)
+
+// SetCacheDir sets where the nsfwjs package and partial view builds are kept
+// (the CLI's --cache). Empty restores the default.
+func SetCacheDir(dir string) {
+	cacheMu.Lock()
+	cacheDir = dir
+	cacheMu.Unlock()
+}
+
+// CacheDir returns the directory SetCacheDir chose, else the one the data
+// package uses: $MCT_CACHE_DIR, else $XDG_CACHE_HOME/mct, else ~/.cache/mct.
+func CacheDir() (string, error) {
+	cacheMu.Lock()
+	d := cacheDir
+	cacheMu.Unlock()
+	if d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("MCT_CACHE_DIR"); d != "" {
+		return d, nil
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "mct"), nil
+	}
+	h, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory: set MCT_CACHE_DIR (%v)", err)
+	}
+	return filepath.Join(h, ".cache", "mct"), nil
+}
+
+// ParseSpec splits the arguments of a view spec ("LAYER@SIZE", either part
+// optional) for network.
+func ParseSpec(network, args string) (layer string, size int, err error) {
+	spec := network + ":" + args
+	layer, sz, hasSize := strings.Cut(args, "@")
+	if layer == "" {
+		layer = DefaultLayers[network]
+	}
+	size = DefaultSize
+	if hasSize {
+		size, err = strconv.Atoi(sz)
+		if err != nil || size < 32 || size > 1024 {
+			return "", 0, fmt.Errorf("view %q: size %q: want an integer from 32 to 1024 (pixels)", spec, sz)
+		}
+	}
+	return layer, size, nil
+}
+
+func family(network string) data.Family {
+	return func(args string, im data.Images, progress func(done, total int)) (data.Features, error) {
+		spec := network + ":" + args
+		layer, size, err := ParseSpec(network, args)
+		if err != nil {
+			return data.Features{}, err
+		}
+		cache, err := CacheDir()
+		if err != nil {
+			return data.Features{}, err
+		}
+		m, err := Load(cache, network)
+		if err != nil {
+			return data.Features{}, fmt.Errorf("view %q: %w", spec, err)
+		}
+		net, err := m.Compile(layer, size)
+		if err != nil {
+			return data.Features{}, fmt.Errorf("view %q: %w", spec, err)
+		}
+		feats, err := net.EmbedImages(im, filepath.Join(cache, "partial"), progress)
+		if err != nil {
+			return data.Features{}, fmt.Errorf("view %q: %w", spec, err)
+		}
+		return data.Features{Dim: net.OutC, Data: feats, Params: map[string]any{
+			"package":        Package + "@" + Version,
+			"network":        network,
+			"layer":          layer,
+			"input_size":     size,
+			"weights_sha256": m.WeightsSHA256,
+			"preprocessing":  "grey/255 to 3 channels, bilinear resize (align_corners) as nsfwjs",
+			"pooling":        "global average over the layer's spatial positions",
+		}}, nil
+	}
+}
+
+// EmbedImages embeds grey images with Preprocess and Embed, ChunkImages at a
+// time. Each finished chunk is written under partialDir (in a folder named by
+// a hash of the network, layer, size, weights and images), so an interrupted
+// build resumes where it stopped; the folder is removed once all chunks are
+// done. progress (may be nil) is called after every batch.
+func (nt *Net) EmbedImages(im data.Images, partialDir string, progress func(done, total int)) ([]float32, error) {
+	dim := nt.OutC
+	out := make([]float32, im.N*dim)
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00%d\x00%d\x00%d\x00%d\x00%d\x00", nt.weightsSHA256, nt.Target, nt.Size, im.N, im.H, im.W, ChunkImages)
+	h.Write(im.Pix)
+	dir := filepath.Join(partialDir, "pretrained-"+hex.EncodeToString(h.Sum(nil))[:24])
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("partial view directory: %w", err)
+	}
+	done := 0
+	for c0 := 0; c0 < im.N; c0 += ChunkImages {
+		c1 := min(c0+ChunkImages, im.N)
+		chunk := out[c0*dim : c1*dim]
+		path := filepath.Join(dir, fmt.Sprintf("chunk-%06d.f32", c0/ChunkImages))
+		if readChunk(path, chunk) {
+			done += c1 - c0
+			if progress != nil {
+				progress(done, im.N)
+			}
+			continue
+		}
+		for b0 := c0; b0 < c1; b0 += EmbedBatch {
+			b1 := min(b0+EmbedBatch, c1)
+			x := Preprocess(im.Pix[b0*im.H*im.W:b1*im.H*im.W], b1-b0, im.H, im.W, nt.Size)
+			copy(out[b0*dim:b1*dim], nt.Embed(x, b1-b0))
+			done += b1 - b0
+			if progress != nil {
+				progress(done, im.N)
+			}
+		}
+		if err := writeChunk(path, chunk); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("remove partial view: %w", err)
+	}
+	return out, nil
+}
+
+// readChunk fills dst from a finished chunk file; a missing or wrong-sized
+// file (never a complete one: chunks are renamed into place) means recompute.
+func readChunk(path string, dst []float32) bool {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != 4*len(dst) {
+		return false
+	}
+	for i := range dst {
+		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return true
+}
+
+func writeChunk(path string, v []float32) error {
+	b := make([]byte, 4*len(v))
+	for i, x := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write partial view: %w", err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write partial view %s: %w", path, err)
+	}
+	return nil
+}
