@@ -276,6 +276,9 @@ func decodeValue(raw json.RawMessage, field, flag string) (Setting, error) {
 			if strings.Contains(p, ",") {
 				return Setting{}, fmt.Errorf("field %s[%d]: %q contains a comma, which separates list items", field, i, p)
 			}
+			if err := checkInside(p, fmt.Sprintf("%s[%d]", field, i)); err != nil {
+				return Setting{}, err
+			}
 			parts[i] = p
 		}
 		text = strings.Join(parts, ",")
@@ -284,9 +287,9 @@ func decodeValue(raw json.RawMessage, field, flag string) (Setting, error) {
 		if text, err = scalar(raw, field); err != nil {
 			return Setting{}, err
 		}
-	}
-	if err := checkInside(text, field); err != nil {
-		return Setting{}, err
+		if err := checkInside(text, field); err != nil {
+			return Setting{}, err
+		}
 	}
 	return Setting{Flag: flag, Value: text, Label: sanitize(strings.ReplaceAll(text, ",", "+"))}, nil
 }
@@ -323,8 +326,8 @@ func scalar(raw json.RawMessage, field string) (string, error) {
 }
 
 // checkInside refuses a value that names a path outside the grid's directory:
-// an absolute path or one that climbs out with "..". Values are flag text,
-// so every path-looking element of a list is checked.
+// an absolute path or one that climbs out with "..". Flags are text, so each
+// comma-separated element of a value is checked.
 func checkInside(value, field string) error {
 	for _, v := range strings.Split(value, ",") {
 		if filepath.IsAbs(v) {

@@ -127,10 +127,17 @@ func train(args []string) error {
 	}
 	views := strings.Split(*viewList, ",")
 	rank, size := world()
+	// Alone, one process trains every view, as mct does without mpirun.
+	locals := []int{rank}
+	if size == 1 {
+		size, locals = len(views), nil
+		for r := range views {
+			locals = append(locals, r)
+		}
+	}
 	if size%len(views) != 0 {
 		return fmt.Errorf("train: world size %d not divisible by %d views", size, len(views))
 	}
-	view := views[rank%len(views)]
 
 	var stop atomic.Bool
 	sigs := make(chan os.Signal, 1)
@@ -145,11 +152,16 @@ func train(args []string) error {
 			return err
 		}
 	}
-	ckptPath := filepath.Join(*out, "ckpt", fmt.Sprintf("rank%d.json", rank))
-	finalPath := filepath.Join(*out, "final", fmt.Sprintf("rank%d", rank))
-	h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%g|%d|%g", *algo, view, *frac, *seed, *lr)))
-	state, step := h[:], 0
-	if raw, err := os.ReadFile(ckptPath); err == nil {
+	states := make([][]byte, len(locals))
+	step := 0
+	for i, r := range locals {
+		h := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%g|%d|%g", *algo, views[r%len(views)], *frac, *seed, *lr)))
+		states[i] = h[:]
+		ckptPath := filepath.Join(*out, "ckpt", fmt.Sprintf("rank%d.json", r))
+		raw, err := os.ReadFile(ckptPath)
+		if err != nil {
+			continue
+		}
 		if !*resume {
 			return fmt.Errorf("train: %s holds a checkpoint: pass --resume or use a new --out", *out)
 		}
@@ -157,43 +169,50 @@ func train(args []string) error {
 		if err := json.Unmarshal(raw, &c); err != nil {
 			return fmt.Errorf("train: %s: corrupt checkpoint: %w", ckptPath, err)
 		}
-		if state, err = hex.DecodeString(c.State); err != nil {
+		if states[i], err = hex.DecodeString(c.State); err != nil {
 			return fmt.Errorf("train: %s: corrupt checkpoint: %w", ckptPath, err)
 		}
 		step = c.Step
-		f, err := os.OpenFile(filepath.Join(*out, fmt.Sprintf("resumed.rank%d", rank)), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		f, err := os.OpenFile(filepath.Join(*out, fmt.Sprintf("resumed.rank%d", r)), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintln(f, step)
 		f.Close()
-		fmt.Fprintf(os.Stderr, "rank %d: resumed at step %d\n", rank, step)
+		fmt.Fprintf(os.Stderr, "rank %d: resumed at step %d\n", r, step)
 	}
-	if raw, err := os.ReadFile(finalPath); err == nil {
+	// A rank that finished before its peers were stopped keeps its result.
+	if raw, err := os.ReadFile(filepath.Join(*out, "final", fmt.Sprintf("rank%d", locals[0]))); err == nil && len(locals) == 1 {
 		step = *steps
-		if state, err = hex.DecodeString(string(raw)); err != nil {
+		if states[0], err = hex.DecodeString(string(raw)); err != nil {
 			return err
 		}
 	}
 	for ; step < *steps; step++ {
 		if stop.Load() {
-			b, _ := json.Marshal(checkpoint{Step: step, State: hex.EncodeToString(state)})
-			if err := writeAtomic(ckptPath, b); err != nil {
-				return err
+			for i, r := range locals {
+				b, _ := json.Marshal(checkpoint{Step: step, State: hex.EncodeToString(states[i])})
+				if err := writeAtomic(filepath.Join(*out, "ckpt", fmt.Sprintf("rank%d.json", r)), b); err != nil {
+					return err
+				}
 			}
-			fmt.Fprintf(os.Stderr, "rank %d: checkpointed at step %d; resume with --resume --out %s\n", rank, step, *out)
+			fmt.Fprintf(os.Stderr, "ranks %v: checkpointed at step %d; resume with --resume --out %s\n", locals, step, *out)
 			return nil
 		}
 		time.Sleep(time.Duration(*stepMS) * time.Millisecond)
 		var k [8]byte
 		binary.LittleEndian.PutUint64(k[:], uint64(step))
-		next := sha256.Sum256(append(append([]byte(nil), state...), k[:]...))
-		state = next[:]
+		for i := range states {
+			next := sha256.Sum256(append(append([]byte(nil), states[i]...), k[:]...))
+			states[i] = next[:]
+		}
 	}
-	if err := writeAtomic(finalPath, []byte(hex.EncodeToString(state))); err != nil {
-		return err
+	for i, r := range locals {
+		if err := writeAtomic(filepath.Join(*out, "final", fmt.Sprintf("rank%d", r)), []byte(hex.EncodeToString(states[i]))); err != nil {
+			return err
+		}
 	}
-	if rank != 0 {
+	if locals[0] != 0 {
 		return nil
 	}
 	checksums := map[string]string{}
