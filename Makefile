@@ -32,6 +32,8 @@ FUZZTIME ?= 10s
 fuzz:
 	$(GO) test ./data/ -run '^$$' -fuzz '^FuzzNPY$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./data/ -run '^$$' -fuzz '^FuzzIDX$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ckpt/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./ckpt/ -run '^$$' -fuzz '^FuzzParseSafetensors$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./bench/... -run '^$$' -bench . -benchtime 5x

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,6 +58,9 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run directory (default runs/<algo>-<views>-<labeled>-s<seed>)")
 	fs.StringVar(&cfg.CacheDir, "cache", cfg.CacheDir, "cache of built views (default $MCT_CACHE_DIR or ~/.cache/mct)")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress output")
+	fs.BoolVar(&cfg.Resume, "resume", cfg.Resume, "continue from the run directory's last committed checkpoint")
+	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "updates between checkpoints (0: end of each MCT epoch only)")
+	fs.IntVar(&cfg.Keep, "keep", cfg.Keep, "committed checkpoints kept")
 }
 
 func cmdTrain(args []string) error {
@@ -84,13 +88,18 @@ flags:
 	if cfg.Out == "" {
 		cfg.Out = fmt.Sprintf("runs/%s-%s-%g-s%d", cfg.Algo, strings.Join(cfg.Views, "+"), cfg.Labeled, cfg.Seed)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGUSR1, os.Interrupt)
+	// SIGTERM and SIGUSR1 (SLURM's warning before the time limit) stop the run at the next
+	// update with a checkpoint; Ctrl-C keeps its default and ends the process at once.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGUSR1)
 	defer stop()
 	var w io.Writer = os.Stderr
 	if cfg.Quiet {
 		w = io.Discard
 	}
 	_, err := train.Run(ctx, cfg, w)
+	if errors.Is(err, train.ErrStopped) {
+		return nil // checkpointed; the line saying how to resume is printed
+	}
 	return err
 }
 

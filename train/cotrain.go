@@ -1,7 +1,6 @@
 package train
 
 import (
-	"context"
 	"math"
 	"sort"
 )
@@ -19,7 +18,7 @@ type cotrainRound struct {
 // train every view from scratch on its labeled set; each view labels the pool and its k
 // most confident examples per class move into the labeled sets of the other views — until
 // the pool or the round budget ends. Returns the rounds for the log.
-func (r *rank) cotrain(ctx context.Context, names []string, onRound func(cotrainRound)) error {
+func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 	k := r.cfg.CotrainK
 	labels := map[int]int32{} // this view's labeled set: example → label
 	for _, e := range r.split.Labeled {
@@ -35,7 +34,7 @@ func (r *rank) cotrain(ctx context.Context, names []string, onRound func(cotrain
 			idx = append(idx, e)
 		}
 		sort.Ints(idx)
-		if _, err := r.trainSupervised(ctx, idx, func(e int) int32 { return labels[e] }, uint64(round)<<8); err != nil {
+		if _, err := r.trainSupervised(idx, func(e int) int32 { return labels[e] }, uint64(round)<<8); err != nil {
 			return err
 		}
 		if round == r.cfg.CotrainRounds || len(pool) == 0 {

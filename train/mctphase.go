@@ -2,10 +2,12 @@ package train
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"mct/data"
 	"mct/nn"
+	"mct/ranks"
 )
 
 // mctEpoch summarises one MCT epoch, identical on every rank.
@@ -21,54 +23,122 @@ type mctEpoch struct {
 	Val        accuracies `json:"val_accuracy"`
 }
 
-// trainMCT runs the MCT phase from the current (warmed-up) weights: epochs of updates over
-// the unlabeled set, validation of every view and the ensemble after each, restore-best on
-// the ensemble's validation accuracy, ReduceLROnPlateau. onEpoch sees each epoch's record.
-func (r *rank) trainMCT(ctx context.Context, names []string, onEpoch func(mctEpoch), onStep func(done, total int)) (updates int, err error) {
+// mctState is everything the MCT phase needs to continue exactly, besides the probe, its
+// optimizer and the best probe so far (separate checkpoint sections).
+type mctState struct {
+	Epoch   int               `json:"epoch"` // completed epochs
+	Step    int               `json:"step"`  // updates done in the current epoch
+	Updates int               `json:"updates"`
+	U       data.SamplerState `json:"unlabeled_sampler"`
+	L       data.SamplerState `json:"labeled_sampler"`
+	Sched   plateau           `json:"scheduler"`
+	Best    float64           `json:"best"`
+	Bad     int               `json:"bad"`
+	Partial mctEpoch          `json:"partial"` // running sums of the current epoch
+	Records []mctEpoch        `json:"records"`
+	Seconds float64           `json:"seconds"` // time spent in the phase before this process
+
+	WarmupVal  accuracies           `json:"warmup_val"`
+	WarmupTest accuracies           `json:"warmup_test"`
+	Warmup     map[string][]float64 `json:"warmup_curves"`
+}
+
+// ErrStopped reports that the run stopped on a signal (SIGTERM, SIGUSR1) after committing
+// a checkpoint: the run continues with --resume.
+var ErrStopped = errors.New("stopped by a signal")
+
+// stopRequested agrees over the world whether any rank has been told to stop, so all ranks
+// stop at the same update (a signal reaches MPI ranks at slightly different times).
+func (r *rank) stopRequested(ctx context.Context) bool {
+	flag := []int64{0}
+	if ctx.Err() != nil {
+		flag[0] = 1
+	}
+	r.world.AllreduceI64(flag, ranks.Max)
+	return flag[0] != 0
+}
+
+// trainMCT runs the MCT phase from st (fresh after warmup, or loaded from a checkpoint):
+// epochs of updates over the unlabeled set, validation of every view and the ensemble after
+// each, restore-best on the ensemble's validation accuracy, ReduceLROnPlateau, checkpoints.
+// The probe's best state so far is best (nil: the current weights).
+func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, names []string,
+	onEpoch func(mctEpoch), onStep func(done, total int)) error {
 	cfg := r.cfg
 	r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
-	sched := newPlateau(cfg.MCTLR, 0.5, max(cfg.Patience/2, 1))
+	if adam != nil {
+		if err := r.opt.LoadState(adam); err != nil {
+			return fmt.Errorf("checkpoint optimizer: %w", err)
+		}
+	}
+	r.opt.LR = st.Sched.LR
 	U := data.NewSampler(r.split.Unlabeled, cfg.Batch, cfg.Seed^0x55)
 	L := data.NewSampler(r.split.Labeled, r.labeledBatch(), cfg.Seed^0xaa)
+	U.Restore(st.U)
+	L.Restore(st.L)
+	var err error
+	if best == nil {
+		if best, err = r.probe.SaveState(); err != nil {
+			return err
+		}
+	}
 	steps := (U.Len() + cfg.Batch - 1) / cfg.Batch
-	best := r.evaluate(r.split.Val, false, names).Ensemble
-	bestState, err := r.probe.SaveState()
-	if err != nil {
-		return 0, err
+	save := func() error {
+		st.U, st.L = U.State(), L.State()
+		return r.checkpoint(st, best)
 	}
-	bad := 0
-	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
-		rec := mctEpoch{Epoch: epoch, H: make([]float64, r.V), PseudoAcc: make([]float64, r.V), LR: float64(r.opt.LR)}
-		for s := 0; s < steps; s++ {
-			if err := ctx.Err(); err != nil {
-				return updates, err
+	for st.Epoch < cfg.Epochs && st.Bad < cfg.Patience {
+		rec := &st.Partial
+		if st.Step == 0 {
+			*rec = mctEpoch{Epoch: st.Epoch + 1, H: make([]float64, r.V), PseudoAcc: make([]float64, r.V), LR: float64(r.opt.LR)}
+		}
+		for ; st.Step < steps; st.Step++ {
+			if r.stopRequested(ctx) {
+				if err := save(); err != nil {
+					return err
+				}
+				return ErrStopped
 			}
-			st := r.mctUpdate(updates, U.Next(), L.Next(), r.ds.TrainLabels)
-			updates++
-			onStep(s+1, steps)
+			s := r.mctUpdate(st.Updates, U.Next(), L.Next(), r.ds.TrainLabels)
+			st.Updates++
 			for v := range rec.H {
-				rec.H[v] += st.H[v] / float64(steps)
-				rec.PseudoAcc[v] += st.PseudoAcc[v] / float64(steps)
+				rec.H[v] += s.H[v] / float64(steps)
+				rec.PseudoAcc[v] += s.PseudoAcc[v] / float64(steps)
 			}
-			rec.Agreement += st.Agreement / float64(steps)
-			rec.LossBefore += st.LossBefore / float64(steps)
-			rec.LossAfter += st.LossAfter / float64(steps)
+			rec.Agreement += s.Agreement / float64(steps)
+			rec.LossBefore += s.LossBefore / float64(steps)
+			rec.LossAfter += s.LossAfter / float64(steps)
+			onStep(st.Step+1, steps)
+			if cfg.CheckpointEvery > 0 && st.Updates%cfg.CheckpointEvery == 0 && st.Step+1 < steps {
+				st.Step++ // the checkpoint resumes after this update
+				err := save()
+				st.Step--
+				if err != nil {
+					return err
+				}
+			}
 		}
-		rec.Updates = updates
+		rec.Updates = st.Updates
 		rec.Val = r.evaluate(r.split.Val, false, names)
-		onEpoch(rec)
-		r.opt.LR = sched.observe(rec.Val.Ensemble)
-		if rec.Val.Ensemble > best {
-			best, bad = rec.Val.Ensemble, 0
-			if bestState, err = r.probe.SaveState(); err != nil {
-				return updates, err
+		onEpoch(*rec)
+		st.Records = append(st.Records, *rec)
+		st.Epoch++
+		st.Step = 0
+		r.opt.LR = st.Sched.observe(rec.Val.Ensemble)
+		if rec.Val.Ensemble > st.Best {
+			st.Best, st.Bad = rec.Val.Ensemble, 0
+			if best, err = r.probe.SaveState(); err != nil {
+				return err
 			}
-		} else if bad++; bad >= cfg.Patience {
-			break
+		} else {
+			st.Bad++
+		}
+		if err := save(); err != nil {
+			return err
 		}
 	}
-	if err := r.probe.LoadState(bestState); err != nil {
-		return updates, fmt.Errorf("restore the best probe: %w", err)
+	if err := r.probe.LoadState(best); err != nil {
+		return fmt.Errorf("restore the best probe: %w", err)
 	}
-	return updates, nil
+	return nil
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"hash/fnv"
+	"time"
 
 	"mct/data"
 	"mct/nn"
@@ -16,6 +17,7 @@ type rank struct {
 	ds      *data.Dataset // Views holds this rank's view (all views when they share a process)
 	vd      data.View     // this rank's view
 	split   data.Split
+	world   ranks.Comm
 	peer    ranks.Comm // same replica, all views; peer.Rank() == view
 	pool    ranks.Comm // same view, all replicas; pool.Rank() == replica
 	view    int
@@ -36,20 +38,23 @@ type rank struct {
 
 	host     []float32 // staging for uploads and downloads
 	gradHost []float32 // staging of the gradient all-reduce over replicas
-	xU       nn.Buf    // unlabeled rows of this replica
-	xL       nn.Buf    // labeled rows of this replica
-	yL       nn.Buf    // labels of xL as float32
-	dz       nn.Buf    // output gradient
-	zAll     nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
-	mEns     nn.Buf    // the other views' ensemble logits, per view (V×n×C)
-	yHat     nn.Buf    // pseudo-labels of every view (V×n)
+
+	phaseStart   time.Time // when this process started the MCT phase
+	priorSeconds float64   // MCT-phase seconds of the processes before a resume
+	xU           nn.Buf    // unlabeled rows of this replica
+	xL           nn.Buf    // labeled rows of this replica
+	yL           nn.Buf    // labels of xL as float32
+	dz           nn.Buf    // output gradient
+	zAll         nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
+	mEns         nn.Buf    // the other views' ensemble logits, per view (V×n×C)
+	yHat         nn.Buf    // pseudo-labels of every view (V×n)
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.
 const evalChunk = 2048
 
-func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, peer, pool ranks.Comm) (*rank, error) {
-	r := &rank{cfg: cfg, ds: ds, split: split, be: be, peer: peer, pool: pool,
+func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, world, peer, pool ranks.Comm) (*rank, error) {
+	r := &rank{cfg: cfg, ds: ds, split: split, be: be, world: world, peer: peer, pool: pool,
 		view: peer.Rank(), replica: pool.Rank(), V: peer.Size(), R: pool.Size(), C: ds.Classes}
 	r.vd = ds.Views[0] // an MPI rank loads only its own view
 	if len(ds.Views) > 1 {

@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -100,7 +101,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		return nil, err
 	}
 	be := nn.NewCPU()
-	r, err := newRank(cfg, ds, split, be, peer, pool)
+	r, err := newRank(cfg, ds, split, be, world, peer, pool)
 	if err != nil {
 		return nil, err
 	}
@@ -121,38 +122,64 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	var examples float64
 	var phase time.Duration
 
-	switch cfg.Algo {
-	case "supervised", "mct":
-		t := time.Now()
-		out.status("warmup: training each view on %d labels", len(split.Labeled))
-		hist, err := r.trainSupervised(ctx, split.Labeled, label, 0)
-		if err != nil {
+	var st *mctState
+	var adam, best []byte
+	if cfg.Resume && cfg.Algo == "mct" {
+		if st, adam, best, err = r.resume(); err != nil {
 			return nil, err
 		}
-		r.logWarmup(out, hist, names)
-		phase, examples = time.Since(t), float64(len(split.Labeled))*float64(len(hist))
-		if cfg.Algo == "supervised" {
-			break
+		if st != nil {
+			out.line("resumed from the checkpoint of update %d (MCT epoch %d)", st.Updates, st.Epoch)
 		}
-		wv, wt := r.evaluate(split.Val, false, names), r.evaluate(allRows(len(ds.TestLabels)), true, names)
-		sum.WarmupValAccuracy, sum.WarmupTestAccuracy = &wv, &wt
-		out.line("after warmup: val ensemble %.4f, test ensemble %.4f", wv.Ensemble, wt.Ensemble)
-		t = time.Now()
-		updates, err := r.trainMCT(ctx, names, func(e mctEpoch) {
+	}
+
+	switch cfg.Algo {
+	case "supervised", "mct":
+		if st == nil {
+			t := time.Now()
+			out.status("warmup: training each view on %d labels", len(split.Labeled))
+			hist, err := r.trainSupervised(split.Labeled, label, 0)
+			if err != nil {
+				return nil, err
+			}
+			r.logWarmup(out, hist, names)
+			phase, examples = time.Since(t), float64(len(split.Labeled))*float64(len(hist))
+			if cfg.Algo == "supervised" {
+				break
+			}
+			st = &mctState{Sched: *newPlateau(cfg.MCTLR, 0.5, max(cfg.Patience/2, 1)), Warmup: out.warmup,
+				WarmupVal: r.evaluate(split.Val, false, names), WarmupTest: r.evaluate(allRows(len(ds.TestLabels)), true, names)}
+			st.Best = st.WarmupVal.Ensemble
+			out.line("after warmup: val ensemble %.4f, test ensemble %.4f", st.WarmupVal.Ensemble, st.WarmupTest.Ensemble)
+			r.phaseStart = time.Now()
+			r.opt = nn.NewAdam(r.probe, cfg.MCTLR) // the MCT phase's optimizer, saved from update 0
+			if err := r.checkpoint(st, nil); err != nil {
+				return nil, err
+			}
+		}
+		sum.WarmupValAccuracy, sum.WarmupTestAccuracy = &st.WarmupVal, &st.WarmupTest
+		out.warmup, out.epochs = st.Warmup, st.Records
+		r.phaseStart, r.priorSeconds = time.Now(), st.Seconds
+		err := r.trainMCT(ctx, st, adam, best, names, func(e mctEpoch) {
 			out.metric(map[string]any{"phase": "mct", "record": e})
 			out.epochs = append(out.epochs, e)
 			out.line("mct epoch %d: val ensemble %.4f %s  h %s  pseudo-label acc %s  agreement %.3f",
 				e.Epoch, e.Val.Ensemble, fmtViews(names, e.Val.PerView), fmtFloats(e.H, "%+.2e"),
 				fmtFloats(e.PseudoAcc, "%.3f"), e.Agreement)
-		}, func(done, total int) { out.status("mct: update %d/%d", done, total) })
+		}, func(done, total int) { out.status("mct epoch %d: update %d/%d", len(out.epochs)+1, done, total) })
+		if errors.Is(err, ErrStopped) {
+			out.line("stopped by a signal at update %d; checkpoint committed in %s. Resume with the same flags and --resume", st.Updates, cfg.Out)
+			return nil, err
+		}
 		if err != nil {
 			return nil, err
 		}
-		sum.Updates = updates
-		phase, examples = time.Since(t), float64(updates*cfg.Batch)
+		sum.Updates = st.Updates
+		phase = time.Duration((r.priorSeconds + time.Since(r.phaseStart).Seconds()) * float64(time.Second))
+		examples = float64(st.Updates * cfg.Batch)
 	case "cotrain":
 		t := time.Now()
-		err := r.cotrain(ctx, names, func(c cotrainRound) {
+		err := r.cotrain(names, func(c cotrainRound) {
 			out.metric(map[string]any{"phase": "cotrain", "record": c})
 			out.line("co-training round %d: +%d examples (label acc %.3f), labeled %v, val ensemble %.4f",
 				c.Round, c.Added, c.AddedAcc, c.Labeled, c.Val.Ensemble)

@@ -1,7 +1,6 @@
 package train
 
 import (
-	"context"
 	"fmt"
 
 	"mct/data"
@@ -72,8 +71,10 @@ type epochRecord struct {
 
 // trainSupervised trains this view's probe from its current weights on the labeled rows
 // idx (labels from label), with early stopping on validation accuracy and restore-best,
-// and ReduceLROnPlateau. Views train independently: no peer communication.
-func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row int) int32, stream uint64) ([]epochRecord, error) {
+// and ReduceLROnPlateau. Views train independently: no peer communication, and so no
+// agreement on when to stop: a stop signal is handled after warmup, at the MCT phase's
+// first update (warmup takes seconds).
+func (r *rank) trainSupervised(idx []int, label func(row int) int32, stream uint64) ([]epochRecord, error) {
 	r.opt = nn.NewAdam(r.probe, r.cfg.LR)
 	sched := newPlateau(r.cfg.LR, 0.5, max(r.cfg.Patience/2, 1))
 	batch := min(r.labeledBatch(), len(idx))
@@ -83,9 +84,6 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 	best, bad := -1.0, 0
 	var bestState []byte
 	for epoch := 0; epoch < r.cfg.WarmupEpochs; epoch++ {
-		if err := ctx.Err(); err != nil {
-			return hist, err
-		}
 		var loss float64
 		for i := 0; i < steps; i++ {
 			loss += r.supervisedUpdate(s.Next(), label)
@@ -112,21 +110,22 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 
 // plateau is ReduceLROnPlateau in "max" mode (PyTorch semantics, threshold 0): after
 // patience observations without improvement the learning rate is multiplied by factor.
+// Its fields are exported for checkpoints.
 type plateau struct {
-	lr, factor, best float32
-	patience, bad    int
+	LR, Factor, Best float32
+	Patience, Bad    int
 }
 
 func newPlateau(lr, factor float32, patience int) *plateau {
-	return &plateau{lr: lr, factor: factor, best: -1, patience: patience}
+	return &plateau{LR: lr, Factor: factor, Best: -1, Patience: patience}
 }
 
 func (p *plateau) observe(metric float64) float32 {
-	if float32(metric) > p.best {
-		p.best, p.bad = float32(metric), 0
-	} else if p.bad++; p.bad > p.patience {
-		p.lr *= p.factor
-		p.bad = 0
+	if float32(metric) > p.Best {
+		p.Best, p.Bad = float32(metric), 0
+	} else if p.Bad++; p.Bad > p.Patience {
+		p.LR *= p.Factor
+		p.Bad = 0
 	}
-	return p.lr
+	return p.LR
 }

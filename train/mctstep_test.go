@@ -1,0 +1,153 @@
+package train
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"mct/data"
+	"mct/nn"
+	"mct/ranks"
+)
+
+// This file holds what the MCT step tests share: an in-memory dataset and a driver
+// that runs mctUpdate for every view and replica over the local transport.
+
+// memDataset is a dataset of n train rows with one view per entry of dims: features
+// N(0,1), labels uniform in [0, classes). No test split: the step tests never evaluate.
+func memDataset(seed uint64, n, classes int, dims ...int) *data.Dataset {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	ds := &data.Dataset{Name: "mem", Classes: classes, TrainLabels: make([]int32, n)}
+	for i := range ds.TrainLabels {
+		ds.TrainLabels[i] = int32(rng.IntN(classes))
+	}
+	for v, d := range dims {
+		x := make([]float32, n*d)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		ds.Views = append(ds.Views, data.View{Name: string(rune('a' + v)), Dim: d, Train: x})
+	}
+	return ds
+}
+
+// batchPlan is the batches of a run of updates: U[s] and L[s] are the global unlabeled
+// and labeled indices of update s, shared by every view.
+type batchPlan struct {
+	U, L [][]int
+}
+
+// viewRun is what one rank saw and ended with.
+type viewRun struct {
+	InitParams, InitBuffers   []float32 // before the first update
+	Params, Buffers           []float32 // after the last
+	Stats                     []stepStats
+	YHat                      [][]float32 // per update: every view's pseudo-labels of this replica's rows (V×n)
+	Checksum                  string
+	InitChecksum              string
+	LocalRows                 [2]int // this replica's [lo, hi) of the unlabeled batch
+	ProbeParams, ProbeBuffers []*nn.Param
+}
+
+// runSteps runs the updates of plan for every view (replicas per view) with cfg over the
+// local transport and the CPU backend, from the probes' seeded initialisation and a fresh
+// Adam at cfg.MCTLR. before, if set, runs on every rank first (e.g. to pretrain a view).
+// The result is indexed by view, then replica.
+func runSteps(t *testing.T, cfg Config, ds *data.Dataset, replicas int, plan batchPlan, before func(r *rank)) [][]viewRun {
+	t.Helper()
+	V := len(ds.Views)
+	layout := ranks.Layout{Views: V, Replicas: replicas}
+	out := make([][]viewRun, V)
+	for v := range out {
+		out[v] = make([]viewRun, replicas)
+	}
+	all := make([]int, len(ds.TrainLabels))
+	for i := range all {
+		all[i] = i
+	}
+	// The split only sizes the labeled batch here; the plan names the rows.
+	split := data.Split{Labeled: all, Unlabeled: all}
+	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+		peer, pool, err := ranks.Topology(c, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		r, err := newRank(cfg, ds, split, nn.NewCPU(), peer, pool)
+		if err != nil {
+			return err
+		}
+		if before != nil {
+			before(r)
+		}
+		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+		res := viewRun{ProbeParams: r.probe.Params(), ProbeBuffers: r.probe.Buffers()}
+		res.InitParams, res.InitBuffers = probeState(r.probe)
+		res.InitChecksum = r.probe.Checksum()
+		lo, hi := r.localRange(cfg.Batch)
+		res.LocalRows = [2]int{lo, hi}
+		for s := range plan.U {
+			res.Stats = append(res.Stats, r.mctUpdate(s, plan.U[s], plan.L[s], ds.TrainLabels))
+			y := make([]float32, V*(hi-lo))
+			r.be.Download(y, r.yHat)
+			res.YHat = append(res.YHat, y)
+		}
+		res.Params, res.Buffers = probeState(r.probe)
+		res.Checksum = r.probe.Checksum()
+		out[r.view][r.replica] = res
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// probeState downloads a probe's parameters and BatchNorm running statistics, each
+// flat in PyTorch state_dict order.
+func probeState(p *nn.Probe) (params, buffers []float32) {
+	b := p.Backend()
+	params = make([]float32, p.NumParams())
+	b.Download(params, p.Flat())
+	for _, q := range p.Buffers() {
+		h := make([]float32, q.W.Len())
+		b.Download(h, q.W)
+		buffers = append(buffers, h...)
+	}
+	return params, buffers
+}
+
+// globalYHat assembles update s's pseudo-labels of every view over the whole unlabeled
+// batch (V×B, view-major) from the replicas' local rows.
+func globalYHat(runs [][]viewRun, s, B int) [][]int32 {
+	V := len(runs)
+	y := make([][]int32, V)
+	for w := range y {
+		y[w] = make([]int32, B)
+	}
+	for _, rr := range runs[0] {
+		lo, hi := rr.LocalRows[0], rr.LocalRows[1]
+		n := hi - lo
+		for w := 0; w < V; w++ {
+			for i := 0; i < n; i++ {
+				y[w][lo+i] = int32(rr.YHat[s][w*n+i])
+			}
+		}
+	}
+	return y
+}
+
+// relErr is ‖a−b‖/‖b‖ over the elements of a and b (float64 sums).
+func relErr(a, b []float32) float64 {
+	var d, n float64
+	for i := range a {
+		e := float64(a[i]) - float64(b[i])
+		d += e * e
+		n += float64(b[i]) * float64(b[i])
+	}
+	if n == 0 {
+		return math.Sqrt(d)
+	}
+	return math.Sqrt(d / n)
+}

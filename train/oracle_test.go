@@ -1,0 +1,283 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"mct/data"
+)
+
+// pyTorchOracle is the PyTorch implementation of the MCT step shared with bench/mct.
+var pyTorchOracle = filepath.Join("..", "bench", "mct", "mct_step.py")
+
+// systemPython is Debian's interpreter, the one python3-torch is installed for.
+const systemPython = "/usr/bin/python3"
+
+// needTorch skips the test when PyTorch cannot be imported, except under CI, where a
+// missing oracle is a failure (the CI image installs python3-torch).
+func needTorch(t *testing.T) {
+	t.Helper()
+	out, err := exec.Command(systemPython, "-c", "import torch, numpy").CombinedOutput()
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprintf("%s cannot import torch and numpy (apt-get install python3-torch): %v\n%s", systemPython, err, out)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+type oracleCase struct {
+	name     string
+	arch     string
+	dims     []int
+	replicas int
+	hard     bool
+	exactH   bool
+	steps    int
+	pseudoT  float32
+	temp     float32 // the probe's logit temperature
+}
+
+// TestMCTStepMatchesPyTorch runs mctUpdate (local transport, CPU backend) and the
+// independent PyTorch step of bench/mct/mct_step.py from the same weights on the same
+// batches and compares every view's parameters, BatchNorm statistics, h and losses.
+// Hard pseudo-labels make the runs fully independent (PyTorch takes its own argmax);
+// in sampled mode PyTorch is given the labels Go drew (nn's RNG is tested in nn).
+func TestMCTStepMatchesPyTorch(t *testing.T) {
+	needTorch(t)
+	cases := []oracleCase{
+		{name: "fcnn-V2-hard", arch: "fcnn", dims: []int{5, 7}, replicas: 1, hard: true, steps: 2, pseudoT: 1, temp: 1},
+		{name: "mlp-V3-hard", arch: "mlp", dims: []int{5, 6, 7}, replicas: 1, hard: true, steps: 2, pseudoT: 1, temp: 1},
+		{name: "fcnn-V3-sampled", arch: "fcnn", dims: []int{6, 5, 7}, replicas: 1, steps: 2, pseudoT: 1, temp: 1},
+		{name: "mlp-V2-sampled-exact", arch: "mlp", dims: []int{7, 5}, replicas: 1, exactH: true, steps: 2, pseudoT: 1, temp: 1},
+		{name: "fcnn-V2-hard-exact", arch: "fcnn", dims: []int{5, 6}, replicas: 1, hard: true, exactH: true, steps: 1, pseudoT: 1, temp: 1},
+		{name: "fcnn-V3-sampled-exact-T", arch: "fcnn", dims: []int{5, 6, 7}, replicas: 1, exactH: true, steps: 2, pseudoT: 2, temp: 1.5},
+		// Two data-parallel replicas per view must give the one-replica result.
+		{name: "fcnn-V2-hard-2replicas", arch: "fcnn", dims: []int{5, 7}, replicas: 2, hard: true, steps: 2, pseudoT: 1, temp: 1},
+		{name: "mlp-V3-sampled-2replicas", arch: "mlp", dims: []int{6, 7, 5}, replicas: 2, steps: 2, pseudoT: 1, temp: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { checkAgainstTorch(t, tc) })
+	}
+}
+
+func checkAgainstTorch(t *testing.T, tc oracleCase) {
+	const B, BL, C = 16, 8, 4
+	cfg := Config{Arch: tc.arch, Hidden: []int{8, 8, 8}, Temperature: tc.temp, Seed: 7,
+		Batch: B, LabeledBatch: BL, MCTLR: 0.01, Clip: 1, PseudoT: tc.pseudoT, Hard: tc.hard, ExactH: tc.exactH}
+	ds := memDataset(11, 64, C, tc.dims...)
+	var plan batchPlan
+	for s := 0; s < tc.steps; s++ {
+		// Disjoint, unsorted rows per update, so a mix-up of indices would show.
+		var u, l []int
+		for i := 0; i < B; i++ {
+			u = append(u, (s*(B+BL)+i*5)%64)
+		}
+		for i := 0; i < BL; i++ {
+			l = append(l, (s*(B+BL)+B*5+i*3)%64)
+		}
+		plan.U, plan.L = append(plan.U, u), append(plan.L, l)
+	}
+	runs := runSteps(t, cfg, ds, tc.replicas, plan, nil)
+	V := len(tc.dims)
+
+	dir := t.TempDir()
+	spec := map[string]any{"arch": tc.arch, "hidden": cfg.Hidden, "classes": C, "slope": 0.01,
+		"temperature": tc.temp, "bn_momentum": 0.1, "bn_eps": 1e-5, "mct_lr": 0.01, "clip": 1,
+		"pseudo_t": tc.pseudoT, "hard": tc.hard, "exact_h": tc.exactH, "steps": tc.steps}
+	var views []map[string]any
+	for v, d := range tc.dims {
+		views = append(views, map[string]any{"in": d})
+		r0 := runs[v][0]
+		writeNPY(t, dir, fmt.Sprintf("params_v%d.npy", v), data.NewFloat32([]int{len(r0.InitParams)}, r0.InitParams))
+		writeNPY(t, dir, fmt.Sprintf("buffers_v%d.npy", v), data.NewFloat32([]int{len(r0.InitBuffers)}, r0.InitBuffers))
+	}
+	spec["views"] = views
+	for s := 0; s < tc.steps; s++ {
+		for v, d := range tc.dims {
+			writeNPY(t, dir, fmt.Sprintf("u%d_v%d.npy", s, v), data.NewFloat32([]int{B, d}, gatherRows(ds.Views[v].Train, d, plan.U[s])))
+			writeNPY(t, dir, fmt.Sprintf("x%d_v%d.npy", s, v), data.NewFloat32([]int{BL, d}, gatherRows(ds.Views[v].Train, d, plan.L[s])))
+		}
+		y := make([]int32, BL)
+		for i, e := range plan.L[s] {
+			y[i] = ds.TrainLabels[e]
+		}
+		writeNPY(t, dir, fmt.Sprintf("y%d.npy", s), data.NewInt64([]int{BL}, y))
+		if !tc.hard {
+			var flat []int32
+			for _, row := range globalYHat(runs, s, B) {
+				flat = append(flat, row...)
+			}
+			writeNPY(t, dir, fmt.Sprintf("yhat%d.npy", s), data.NewInt64([]int{V, B}, flat))
+		}
+	}
+	js, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "spec.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(systemPython, pyTorchOracle, "oracle", dir).CombinedOutput(); err != nil {
+		t.Fatalf("%s oracle: %v\n%s", pyTorchOracle, err, out)
+	}
+	var py struct {
+		H          [][]float64 `json:"h"`
+		LossBefore [][]float64 `json:"loss_before"`
+		LossAfter  [][]float64 `json:"loss_after"`
+		YHat       [][][]int32 `json:"yhat"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "out.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &py); err != nil {
+		t.Fatalf("out.json: %v", err)
+	}
+
+	const tol = 1e-5
+	for s := 0; s < tc.steps; s++ {
+		if tc.hard {
+			goY := globalYHat(runs, s, B)
+			for w := range goY {
+				for i := range goY[w] {
+					if goY[w][i] != py.YHat[s][w][i] {
+						t.Fatalf("update %d: view %d pseudo-label of row %d: Go %d, PyTorch %d", s, w, i, goY[w][i], py.YHat[s][w][i])
+					}
+				}
+			}
+		}
+		for v := 0; v < V; v++ {
+			for rep, rr := range runs[v] {
+				st := rr.Stats[s]
+				lb, la := py.LossBefore[s][v], py.LossAfter[s][v]
+				if e := math.Abs(st.LossBefore-lb) / lb; e > tol {
+					t.Errorf("update %d view %d replica %d: L_before Go %.9g PyTorch %.9g (rel. error %.2g)", s, v, rep, st.LossBefore, lb, e)
+				}
+				if e := math.Abs(st.LossAfter-la) / la; e > tol {
+					t.Errorf("update %d view %d replica %d: L_after Go %.9g PyTorch %.9g (rel. error %.2g)", s, v, rep, st.LossAfter, la, e)
+				}
+				for w := 0; w < V; w++ {
+					gh, ph := st.H[w], py.H[s][w]
+					if e := hErr(gh, ph, py.LossBefore[s][w], tc.exactH); e > tol {
+						t.Errorf("update %d view %d replica %d: h[%d] Go %.9g PyTorch %.9g (error %.2g)", s, v, rep, w, gh, ph, e)
+					}
+				}
+			}
+		}
+	}
+	for v := 0; v < V; v++ {
+		pyParams := readNPY(t, filepath.Join(dir, fmt.Sprintf("out_params_v%d.npy", v)))
+		pyBufs := readNPY(t, filepath.Join(dir, fmt.Sprintf("out_buffers_v%d.npy", v)))
+		r0 := runs[v][0]
+		if relErr(r0.Params, r0.InitParams) < 1e-3 {
+			t.Errorf("view %d: the updates barely moved the parameters (%.2g); the comparison would be weak", v, relErr(r0.Params, r0.InitParams))
+		}
+		checkParams(t, v, tc.arch, r0, pyParams, tol)
+		if e := relErr(r0.Buffers, pyBufs); e > tol {
+			t.Errorf("view %d: BatchNorm statistics differ from PyTorch by %.2g (norm-relative)", v, e)
+		}
+		for rep := 1; rep < tc.replicas; rep++ {
+			if runs[v][rep].Checksum != r0.Checksum {
+				t.Errorf("view %d: replica %d's parameters are not bit-identical to replica 0's", v, rep)
+			}
+		}
+		t.Logf("view %d: parameters moved %.3g, Go vs PyTorch %.2g (norm-relative)", v, relErr(r0.Params, r0.InitParams), relErr(r0.Params, pyParams))
+	}
+}
+
+// hErr is the error of Go's h against PyTorch's. The exact h is a dot product of two
+// gradients: relative error. The approximate h is L_before − L_after, a difference of
+// two float32 losses, so its error is bounded by the losses' rounding, not by h:
+// the error is taken relative to L_before (the scale of the terms that cancel).
+func hErr(g, p, lossBefore float64, exact bool) float64 {
+	if exact {
+		return math.Abs(g-p) / math.Abs(p)
+	}
+	return math.Abs(g-p) / lossBefore
+}
+
+// checkParams compares view v's final parameters with PyTorch's, norm-relative, per
+// tensor. In the mlp the bias of each hidden Linear feeds a BatchNorm that removes it:
+// its gradient is zero, so float32 rounding alone decides its sign, and Adam's
+// g/(√v+ε) turns that noise into steps of ±lr. Those biases (and the running means they
+// shift) are checked to change only within that bound; everything that reaches the
+// logits is compared at tol.
+func checkParams(t *testing.T, v int, arch string, r viewRun, py []float32, tol float64) {
+	t.Helper()
+	if len(py) != len(r.Params) {
+		t.Fatalf("view %d: PyTorch returned %d parameters, Go has %d", v, len(py), len(r.Params))
+	}
+	var goRest, pyRest []float32
+	off := 0
+	for _, q := range r.ProbeParams {
+		n := q.W.Len()
+		g, p := r.Params[off:off+n], py[off:off+n]
+		if arch == "mlp" && isPreBNBias(q.Name, r.ProbeParams) {
+			for i := range g {
+				// Two Adam steps per update, each at most lr·(1+ε) in magnitude on a
+				// zero-mean gradient: Go and PyTorch stay within 2·steps·2·lr.
+				if math.Abs(float64(g[i]-p[i])) > 0.01*4*float64(len(r.Stats))+1e-6 {
+					t.Errorf("view %d: %s[%d] Go %g PyTorch %g differ by more than the bound of noise-driven Adam steps", v, q.Name, i, g[i], p[i])
+				}
+			}
+		} else {
+			goRest, pyRest = append(goRest, g...), append(pyRest, p...)
+			if e := relErr(g, p); e > tol {
+				t.Errorf("view %d: %s differs from PyTorch by %.2g (norm-relative)", v, q.Name, e)
+			}
+		}
+		off += n
+	}
+	if e := relErr(goRest, pyRest); e > tol {
+		t.Errorf("view %d: parameters differ from PyTorch by %.2g (norm-relative)", v, e)
+	}
+}
+
+// isPreBNBias reports whether name is the bias of a Linear layer followed by a BatchNorm
+// (fcN.bias with a bnN).
+func isPreBNBias(name string, params []*Param) bool {
+	var i int
+	if _, err := fmt.Sscanf(name, "fc%d.bias", &i); err != nil {
+		return false
+	}
+	for _, q := range params {
+		if q.Name == fmt.Sprintf("bn%d.weight", i) {
+			return true
+		}
+	}
+	return false
+}
+
+func gatherRows(x []float32, dim int, rows []int) []float32 {
+	out := make([]float32, len(rows)*dim)
+	data.Gather(out, x, dim, rows)
+	return out
+}
+
+func writeNPY(t *testing.T, dir, name string, a *data.Array) {
+	t.Helper()
+	if err := data.WriteNPY(filepath.Join(dir, name), a); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readNPY(t *testing.T, path string) []float32 {
+	t.Helper()
+	a, err := data.ReadNPY(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.Float32s()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return x
+}
