@@ -55,8 +55,8 @@ static MPI_Op mct_op(int op) {
 // mct_init starts MPI and learns what the node looks like. Errors on the
 // world communicator are fatal: a dead peer ends the job instead of leaving
 // the others waiting in a collective forever.
-static int mct_init(int *provided, int *rank, int *size, int *local_rank, int *local_size) {
-	int rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, provided);
+static int mct_init(int required, int *provided, int *rank, int *size, int *local_rank, int *local_size) {
+	int rc = MPI_Init_thread(NULL, NULL, required, provided);
 	if (rc != MPI_SUCCESS) {
 		return rc;
 	}
@@ -169,18 +169,25 @@ import (
 	"unsafe"
 )
 
-// The MPI transport makes every MPI call on one OS thread: a goroutine locked
-// to its thread (runtime.LockOSThread) calls MPI_Init_thread with
-// MPI_THREAD_FUNNELED and then serves the calls that the Comm methods send it.
-// Any goroutine may therefore use a Comm, and MPI needs no more than the
-// thread level every implementation provides; calls from several goroutines
-// are serialised in arrival order. The exception is Abort, which calls
-// MPI_Abort directly so that it works while the MPI thread is blocked.
+// Threads. A goroutine locked to its OS thread (runtime.LockOSThread), the
+// MPI thread, calls MPI_Init_thread and, at Close, MPI_Finalize: MPI wants both
+// on the same thread. In between, any goroutine may use a Comm:
+//   - with MPI_THREAD_SERIALIZED (every current Open MPI, MPICH, Intel MPI and
+//     Cray MPICH provides it), the calling goroutine makes the MPI call itself
+//     under a mutex, which saves two thread switches per call;
+//   - with MCT_MPI_FUNNELED=1 in the environment, or a library that provides
+//     only MPI_THREAD_FUNNELED, every call is handed to the MPI thread and
+//     waits for it.
+// Either way calls from several goroutines are serialised. The exception is
+// Abort, which calls MPI_Abort at once so that it works while another call is
+// blocked in a collective.
 
 // mpi is the process's MPI state; mu guards its fields.
 var mpi struct {
 	mu        sync.Mutex
-	calls     chan func() // nil before World and after Finalize
+	calls     chan func() // to the MPI thread; nil before World and after Finalize
+	direct    bool        // MPI_THREAD_SERIALIZED: callers make MPI calls themselves
+	callMu    sync.Mutex  // serialises direct calls
 	finalized bool
 	node      struct{ rank, size int }
 }
@@ -206,17 +213,20 @@ func World() (Comm, error) {
 	}
 	calls := make(chan func())
 	go serveMPI(calls)
+	required := C.int(C.MPI_THREAD_SERIALIZED)
+	if os.Getenv("MCT_MPI_FUNNELED") == "1" {
+		required = C.MPI_THREAD_FUNNELED
+	}
 	var rc, provided, rank, size, lrank, lsize C.int
-	do(calls, func() { rc = C.mct_init(&provided, &rank, &size, &lrank, &lsize) })
+	do(calls, func() { rc = C.mct_init(required, &provided, &rank, &size, &lrank, &lsize) })
 	if rc != C.MPI_SUCCESS {
 		close(calls)
 		return nil, fmt.Errorf("MPI_Init_thread failed with error %d", int(rc))
 	}
-	if provided < C.MPI_THREAD_FUNNELED {
-		// The MPI thread is the one that initialised MPI, so even
-		// MPI_THREAD_SINGLE libraries work in practice; say what we got.
-		fmt.Fprintf(os.Stderr, "ranks: MPI provides thread level %d, below MPI_THREAD_FUNNELED; all calls stay on one thread\n", int(provided))
-	}
+	// Below MPI_THREAD_FUNNELED (a library that knows no threads) the calls
+	// still all come from the thread that initialised MPI, which works in
+	// practice.
+	mpi.direct = required == C.MPI_THREAD_SERIALIZED && provided >= C.MPI_THREAD_SERIALIZED
 	mpi.calls = calls
 	mpi.node.rank, mpi.node.size = int(lrank), int(lsize)
 	return &mpiComm{h: 0, rank: int(rank), size: int(size), world: true}, nil
@@ -241,15 +251,22 @@ func do(calls chan func(), f func()) {
 	<-done
 }
 
-// call runs f on the MPI thread, or panics if MPI is not running.
+// call makes the MPI calls in f, serialised with every other, on this thread
+// or on the MPI thread (see Threads above); it panics if MPI is not running.
 func call(f func()) {
 	mpi.mu.Lock()
-	calls := mpi.calls
+	calls, direct := mpi.calls, mpi.direct
 	mpi.mu.Unlock()
 	if calls == nil {
 		panic("ranks: MPI call after the world Comm was closed (MPI_Finalize)")
 	}
-	do(calls, f)
+	if !direct {
+		do(calls, f)
+		return
+	}
+	mpi.callMu.Lock()
+	defer mpi.callMu.Unlock()
+	f()
 }
 
 func mpiNode() (rank, size int, ok bool) {
@@ -486,12 +503,16 @@ func (c *mpiComm) Close() error {
 		}
 		return nil
 	}
-	call(func() { rc = C.mct_finalize() })
+	// Finalize on the thread that initialised MPI, after any direct call.
+	mpi.callMu.Lock()
 	mpi.mu.Lock()
-	close(mpi.calls)
+	calls := mpi.calls
 	mpi.calls = nil
 	mpi.finalized = true
 	mpi.mu.Unlock()
+	do(calls, func() { rc = C.mct_finalize() })
+	close(calls)
+	mpi.callMu.Unlock()
 	if rc != C.MPI_SUCCESS {
 		return fmt.Errorf("MPI_Finalize failed with error %d", int(rc))
 	}

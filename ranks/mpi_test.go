@@ -70,12 +70,19 @@ func launch(t *testing.T, np int, bin, scenario string, timeout time.Duration, e
 
 // TestMPIEqualsLocal runs every collective under mpirun and checks each
 // rank's results bit for bit against the local transport's.
+// Both ways of making MPI calls are covered: from the calling goroutine
+// (MPI_THREAD_SERIALIZED, the default) and through the MPI thread
+// (MCT_MPI_FUNNELED=1).
 func TestMPIEqualsLocal(t *testing.T) {
-	for _, np := range []int{1, 2, 3, 4} {
+	for _, tc := range []struct {
+		np       int
+		funneled string
+	}{{1, "0"}, {2, "0"}, {4, "0"}, {2, "1"}} {
+		np := tc.np
 		dir := t.TempDir()
-		run := launch(t, np, os.Args[0], "exercise", 60*time.Second, "MCT_RANKS_OUT="+dir)
+		run := launch(t, np, os.Args[0], "exercise", 60*time.Second, "MCT_RANKS_OUT="+dir, "MCT_MPI_FUNNELED="+tc.funneled)
 		if run.code != 0 {
-			t.Fatalf("mpirun -np %d exited %d:\n%s", np, run.code, run.out)
+			t.Fatalf("mpirun -np %d (MCT_MPI_FUNNELED=%s) exited %d:\n%s", np, tc.funneled, run.code, run.out)
 		}
 		local := runExercise(t, np)
 		for r := range np {
@@ -87,7 +94,7 @@ func TestMPIEqualsLocal(t *testing.T) {
 				t.Errorf("np %d rank %d: MPI results (%d bytes) differ from the local transport's (%d bytes)", np, r, len(got), len(local[r]))
 			}
 		}
-		t.Logf("np %d: %d bytes of results per rank equal bit for bit (%v)", np, len(local[0]), run.elapsed.Round(time.Millisecond))
+		t.Logf("np %d, MCT_MPI_FUNNELED=%s: %d bytes of results per rank equal bit for bit (%v)", np, tc.funneled, len(local[0]), run.elapsed.Round(time.Millisecond))
 	}
 }
 
