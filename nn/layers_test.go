@@ -1,0 +1,313 @@
+package nn
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// Layer-by-layer gradient checks: each backend kernel pair against central
+// differences of a float64 version of the layer, for L = Σ r⊙y with random r.
+
+const fdStep = 1e-6
+
+// fdGrad returns dL/dv for every element of v by central differences of loss().
+func fdGrad(v []float64, loss func() float64) []float64 {
+	g := make([]float64, len(v))
+	for i := range v {
+		old := v[i]
+		v[i] = old + fdStep
+		a := loss()
+		v[i] = old - fdStep
+		c := loss()
+		v[i] = old
+		g[i] = (a - c) / (2 * fdStep)
+	}
+	return g
+}
+
+func dot64(a, b []float64) float64 {
+	var s float64
+	for i := range a {
+		s += a[i] * b[i]
+	}
+	return s
+}
+
+func TestLinearLeakyReLUGrad(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(1, 1))
+	const n, in, out = 5, 4, 3
+	const slope = 0.1
+	x, w, bias, r := randNormal(rng, n*in, 1), randNormal(rng, out*in, 1), randNormal(rng, out, 1), randNormal(rng, n*out, 1)
+	f := func() []float64 { return refLReLU(refLinear(x, n, in, w, bias, out), slope) }
+	loss := func() float64 { return dot64(r, f()) }
+
+	xb, wb, bb := upload(b, x), upload(b, w), upload(b, bias)
+	y := b.Alloc(n * out)
+	b.Gemm(false, true, n, out, in, 1, xb, wb, 0, y)
+	b.AddBiasLeakyReLU(y, bb, n, out, slope)
+	closeTo(t, "y", hostOf(b, y), f(), 1e-6, 1e-6)
+	d := upload(b, r)
+	b.LeakyReLUBackward(d, y, n*out, slope)
+	dw, db, dx := b.Alloc(out*in), b.Alloc(out), b.Alloc(n*in)
+	b.Gemm(true, false, out, in, n, 1, d, xb, 0, dw)
+	b.ColSums(db, d, n, out, 0)
+	b.Gemm(false, false, n, in, out, 1, d, wb, 0, dx)
+	closeTo(t, "dW", hostOf(b, dw), fdGrad(w, loss), 1e-6, 1e-5)
+	closeTo(t, "db", hostOf(b, db), fdGrad(bias, loss), 1e-6, 1e-5)
+	closeTo(t, "dx", hostOf(b, dx), fdGrad(x, loss), 1e-6, 1e-5)
+}
+
+func TestBatchNormTrainGrad(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(2, 2))
+	const n, cols = 7, 3
+	const eps, mom = 1e-5, 0.1
+	x, g, be, r := randNormal(rng, n*cols, 2), randNormal(rng, cols, 1), randNormal(rng, cols, 1), randNormal(rng, n*cols, 1)
+	for i := range x {
+		x[i] += 3 // a mean far from the running mean (0) exercises the shifted sums
+	}
+	rm, rv := make([]float64, cols), []float64{1, 1, 1}
+	f := func() []float64 { y, _, _ := refBN(x, n, cols, g, be, rm, rv, eps, mom, true); return y }
+	loss := func() float64 { return dot64(r, f()) }
+
+	xb, gb, bb := upload(b, x), upload(b, g), upload(b, be)
+	rmb, rvb := upload(b, rm), upload(b, rv)
+	st, mean, vr, y := b.Alloc(2*cols+1), b.Alloc(cols), b.Alloc(cols), b.Alloc(n*cols)
+	b.BNStats(st, xb, rmb, n, cols)
+	b.BNMoments(mean, vr, rmb, rvb, st, cols, mom)
+	b.BNNormalize(y, xb, mean, vr, gb, bb, n, cols, eps)
+	_, wantRM, wantRV := refBN(x, n, cols, g, be, rm, rv, eps, mom, true)
+	closeTo(t, "y", hostOf(b, y), f(), 1e-5, 1e-5)
+	closeTo(t, "running_mean", hostOf(b, rmb), wantRM, 1e-6, 1e-6)
+	closeTo(t, "running_var", hostOf(b, rvb), wantRV, 1e-6, 1e-6)
+
+	d, dx := upload(b, r), b.Alloc(n*cols)
+	b.BNBackwardStats(st, d, xb, mean, vr, n, cols, eps)
+	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps)
+	h := hostOf(b, st)
+	closeTo(t, "dβ (S1)", h[:cols], fdGrad(be, loss), 1e-5, 1e-5)
+	closeTo(t, "dγ (S2)", h[cols:2*cols], fdGrad(g, loss), 1e-5, 1e-5)
+	closeTo(t, "dx", hostOf(b, dx), fdGrad(x, loss), 1e-5, 1e-4)
+	if h[2*cols] != n {
+		t.Fatalf("count slot %g, want %d", h[2*cols], n)
+	}
+}
+
+func TestConcatGrad(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n, wa, wb = 4, 3, 2
+	a, c := randNormal(rng, n*wa, 1), randNormal(rng, n*wb, 1)
+	r := randNormal(rng, n*(2*wa+wb), 1)
+	// y = [a, c, a]
+	f := func() []float64 { y, _ := refConcat(n, [][]float64{a, c, a}, []int{wa, wb, wa}); return y }
+	loss := func() float64 { return dot64(r, f()) }
+	ab, cb, y := upload(b, a), upload(b, c), b.Alloc(n*(2*wa+wb))
+	W := 2*wa + wb
+	b.CopyCols(y, W, 0, ab, wa, 0, n, wa, 0)
+	b.CopyCols(y, W, wa, cb, wb, 0, n, wb, 0)
+	b.CopyCols(y, W, wa+wb, ab, wa, 0, n, wa, 0)
+	closeTo(t, "concat", hostOf(b, y), f(), 0, 1e-7)
+	d := upload(b, r)
+	da, dc := b.Alloc(n*wa), b.Alloc(n*wb)
+	b.CopyCols(da, wa, 0, d, W, 0, n, wa, 0)
+	b.CopyCols(dc, wb, 0, d, W, wa, n, wb, 0)
+	b.CopyCols(da, wa, 0, d, W, wa+wb, n, wa, 1)
+	closeTo(t, "da", hostOf(b, da), fdGrad(a, loss), 1e-7, 1e-6)
+	closeTo(t, "dc", hostOf(b, dc), fdGrad(c, loss), 1e-7, 1e-6)
+}
+
+func TestSoftmaxCETemperatureGrad(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(4, 4))
+	const n, C, T = 5, 4, 1.7
+	x := randNormal(rng, n*C, 3)
+	labels := []int{0, 3, 1, 1, 2}
+	scaled := make([]float64, len(x))
+	loss := func() float64 {
+		for i, v := range x {
+			scaled[i] = v / T
+		}
+		l, _ := refCE(scaled, labels, C)
+		return l
+	}
+	xb, lb, lossB, dx := upload(b, x), labelsBuf(b, labels), b.Alloc(n), b.Alloc(n*C)
+	b.Fill(dx, n*C, 7) // beta = 0 must overwrite
+	b.SoftmaxCE(lossB, dx, xb, lb, n, C, 1/T, 1/(T*n), 0)
+	var mean float64
+	for _, v := range hostOf(b, lossB) {
+		mean += float64(v) / n
+	}
+	if want := loss(); math.Abs(mean-want) > 1e-6*want {
+		t.Fatalf("loss %g, want %g", mean, want)
+	}
+	want := fdGrad(x, loss)
+	closeTo(t, "dx", hostOf(b, dx), want, 1e-7, 1e-5)
+	// beta = 1 accumulates a second, scaled piece (the MCT teacher sums over views).
+	b.SoftmaxCE(nil, dx, xb, lb, n, C, 1/T, -0.5/(T*n), 1)
+	for i := range want {
+		want[i] *= 0.5
+	}
+	closeTo(t, "accumulated dx", hostOf(b, dx), want, 1e-7, 1e-5)
+
+	y := b.Alloc(n * C)
+	b.Softmax(y, xb, n, C, 1/T)
+	_, p := refCE(scaled, []int{0, 0, 0, 0, 0}, C)
+	for r := 0; r < n; r++ {
+		p[r*C] += 1.0 / n
+	}
+	for i := range p {
+		p[i] *= n
+	}
+	closeTo(t, "softmax", hostOf(b, y), p, 1e-7, 1e-6)
+}
+
+func TestArgmaxAndGumbelSampling(t *testing.T) {
+	b := NewCPU()
+	x := []float64{0.1, 2, -1, 2, 5, 5, 0.3, 0.2}
+	am := b.Alloc(4)
+	b.Argmax(am, upload(b, x), 4, 2)
+	if got := hostOf(b, am); got[0] != 1 || got[1] != 1 || got[2] != 0 || got[3] != 0 {
+		t.Fatalf("argmax %v, want [1 1 0 0] (ties take the first)", got)
+	}
+
+	// Frequencies of Gumbel-max draws over many example indices match softmax(x/T).
+	const rows, C, T = 40000, 4, 2.0
+	logits := []float64{1, 0, -1, 2.5}
+	all := make([]float64, rows*C)
+	idx := make([]uint32, rows)
+	for r := 0; r < rows; r++ {
+		copy(all[r*C:], logits)
+		idx[r] = uint32(1000 + 3*r)
+	}
+	key := RNGKey{Seed: 77, Step: 5, Stream: 1}
+	dst := b.Alloc(rows)
+	b.SampleGumbel(dst, upload(b, all), rows, C, 1/T, key, idx)
+	counts := make([]float64, C)
+	draws := hostOf(b, dst)
+	for _, v := range draws {
+		counts[int(v)]++
+	}
+	var z float64
+	for _, l := range logits {
+		z += math.Exp(l / T)
+	}
+	for c, l := range logits {
+		p := math.Exp(l/T) / z
+		sd := math.Sqrt(p * (1 - p) / rows)
+		if f := counts[c] / rows; math.Abs(f-p) > 5*sd {
+			t.Errorf("class %d drawn with frequency %.4f, want %.4f ± %.4f", c, f, p, sd)
+		}
+	}
+	// The draw is a function of (key, example index): a batch holding rows in another
+	// order with their indices gives the same labels.
+	rev, revIdx := make([]float64, 0, 10*C), make([]uint32, 0, 10)
+	for r := 9; r >= 0; r-- {
+		rev = append(rev, all[r*C:(r+1)*C]...)
+		revIdx = append(revIdx, idx[r])
+	}
+	d2 := b.Alloc(10)
+	b.SampleGumbel(d2, upload(b, rev), 10, C, 1/T, key, revIdx)
+	for i, v := range hostOf(b, d2) {
+		if v != draws[9-i] {
+			t.Fatalf("row with index %d drew %g in another layout, %g before", revIdx[i], v, draws[9-i])
+		}
+	}
+}
+
+func TestDropoutMask(t *testing.T) {
+	b := NewCPU()
+	const rows, cols, p = 300, 100, 0.3
+	m := b.Alloc(rows * cols)
+	b.DropoutMask(m, rows, cols, p, RNGKey{Seed: 1, Step: 2, Stream: StreamDropout}, 0)
+	zeros := 0
+	for _, v := range hostOf(b, m) {
+		switch v {
+		case 0:
+			zeros++
+		case 1 / (1 - p):
+		default:
+			t.Fatalf("mask value %g, want 0 or %g", v, 1/(1-p))
+		}
+	}
+	sd := math.Sqrt(p * (1 - p) / (rows * cols))
+	if f := float64(zeros) / (rows * cols); math.Abs(f-p) > 5*sd {
+		t.Fatalf("dropped fraction %.4f, want %.2f", f, p)
+	}
+}
+
+// TestAdamSteps follows torch.optim.Adam's single-tensor update in float64 over
+// several steps with weight decay.
+func TestAdamSteps(t *testing.T) {
+	b := NewCPU()
+	p, _ := NewProbe(b, Config{Arch: "linear", In: 6, Classes: 3}, 9)
+	opt := NewAdam(p, 0.01)
+	opt.WeightDecay = 0.05
+	rng := rand.New(rand.NewPCG(5, 5))
+	w := download64(b, p.Flat())
+	m, v := make([]float64, len(w)), make([]float64, len(w))
+	g := p.NewGrads()
+	for step := 1; step <= 4; step++ {
+		gr := randNormal(rng, len(w), 1)
+		b.Upload(g.Flat(), to32(gr))
+		gr = download64(b, g.Flat())
+		opt.Step(g)
+		for i := range w {
+			gi := gr[i] + 0.05*w[i]
+			m[i] = 0.9*m[i] + 0.1*gi
+			v[i] = 0.999*v[i] + 0.001*gi*gi
+			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
+			w[i] -= 0.01 / bc1 * m[i] / (math.Sqrt(v[i])/math.Sqrt(bc2) + 1e-8)
+		}
+		closeTo(t, "params", hostOf(b, p.Flat()), w, 1e-6, 1e-5)
+	}
+}
+
+func TestClipGradNorm(t *testing.T) {
+	b := NewCPU()
+	p, _ := NewProbe(b, Config{Arch: "linear", In: 3, Classes: 2}, 1)
+	g := p.NewGrads()
+	b.Upload(g.Flat(), []float32{3, 0, 0, 4, 0, 0, 0, 0})
+	if n := ClipGradNorm(b, g, 10); n != 5 || hostOf(b, g.Flat())[3] != 4 {
+		t.Fatalf("norm %g (want 5), unclipped grads changed: %v", n, hostOf(b, g.Flat()))
+	}
+	if n := ClipGradNorm(b, g, 1); n != 5 {
+		t.Fatalf("norm %g, want 5", n)
+	}
+	if got := hostOf(b, g.Flat()); math.Abs(float64(got[0])-3/(5+1e-6)) > 1e-7 || math.Abs(float64(got[3])-4/(5+1e-6)) > 1e-7 {
+		t.Fatalf("clipped grads %v, want [0.6 0 0 0.8 …]", got)
+	}
+}
+
+// TestReduceLROnPlateau follows PyTorch's scheduler (mode max, rel threshold 1e-4).
+func TestReduceLROnPlateau(t *testing.T) {
+	s := NewReduceLROnPlateau(0.5, 2)
+	s.Cooldown = 1
+	lr := 1.0
+	metrics := []float64{0.5, 0.6, 0.60001, 0.6, 0.6, 0.59, 0.7, 0.7, 0.7, 0.7, 0.7}
+	// Epoch 3 (0.60001) is within the relative threshold: no improvement. Bad epochs
+	// 3,4,5 → reduce after the 5th; cooldown eats epoch 6; 0.7 improves at 7; then
+	// 8,9,10 are bad → reduce after the 10th.
+	want := []float64{1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25}
+	for i, m := range metrics {
+		lr = s.Step(m, lr)
+		if lr != want[i] {
+			t.Fatalf("after epoch %d (metric %g) lr = %g, want %g", i+1, m, lr, want[i])
+		}
+	}
+	e := EarlyStopping{Patience: 2}
+	for i, m := range []float64{0.3, 0.5, 0.4, 0.5, 0.6, 0.6, 0.55} {
+		imp := e.Observe(m)
+		if wantImp := i == 0 || i == 1 || i == 4; imp != wantImp {
+			t.Fatalf("epoch %d: improved=%v", i+1, imp)
+		}
+		if stop := e.Stop(); stop != (i == 3 || i == 6) {
+			t.Fatalf("epoch %d: stop=%v", i+1, stop)
+		}
+	}
+	if e.Best != 0.6 || e.BestEpoch != 5 {
+		t.Fatalf("best %g at %d, want 0.6 at 5", e.Best, e.BestEpoch)
+	}
+}
