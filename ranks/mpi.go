@@ -357,14 +357,15 @@ func mpiAllgather[T float32 | float64 | int64](c *mpiComm, name string, send, re
 	c.check()
 	n := len(send)
 	checkGather(name, c.size, n, len(recv))
+	if n == 0 {
+		return // every rank has nothing to send
+	}
 	if n > maxCount {
 		panic(fmt.Sprintf("ranks: %s of %d elements per rank: MPI counts stop at %d", name, n, maxCount))
 	}
 	sp := ptr(send)
-	if n > 0 && &send[0] == &recv[c.rank*n] {
+	if &send[0] == &recv[c.rank*n] {
 		sp = nil // MPI_IN_PLACE: MPI forbids overlapping send and receive buffers
-	} else if n == 0 {
-		sp = ptr(recv) // any valid address; nothing is read
 	}
 	call(func() { C.mct_allgather(c.h, typeCode[T](), sp, C.int(n), ptr(recv)) })
 }
@@ -385,7 +386,7 @@ const reducePiece = 1 << 28
 // runs agree bit for bit.
 func mpiSum[T float32 | float64](c *mpiComm, buf []T, scratch *[]T) {
 	c.check()
-	if c.size == 1 {
+	if c.size == 1 || len(buf) == 0 {
 		return
 	}
 	for len(buf) > reducePiece {
@@ -409,11 +410,8 @@ func mpiSum[T float32 | float64](c *mpiComm, buf []T, scratch *[]T) {
 	}
 	t := typeCode[T]()
 	bp, rp := ptr(buf), ptr(recv)
-	if bp == nil {
-		bp = unsafe.Pointer(&counts[0]) // n == 0: MPI wants addresses even for nothing
-	}
 	if rp == nil {
-		rp = unsafe.Pointer(&counts[0])
+		rp = unsafe.Pointer(&counts[0]) // n < p: this rank owns no chunk, but MPI wants an address
 	}
 	call(func() {
 		C.mct_alltoallv(c.h, t, bp, &scounts[0], &sdispls[0], rp, &rcounts[0], &rdispls[0])
