@@ -114,7 +114,7 @@ func TestFloat16Conversion(t *testing.T) {
 	}{
 		{0, 0}, {1, 0x3c00}, {-2, 0xc000}, {65504, 0x7bff}, {65520, 0x7c00}, // rounds up to +Inf
 		{float32(math.Inf(-1)), 0xfc00}, {5.960464477539063e-08, 0x0001}, // smallest subnormal
-		{2.9802322387695312e-08, 0}, // exactly half of it: ties to even → 0
+		{2.9802322387695312e-08, 0},                     // exactly half of it: ties to even → 0
 		{1.0009765625, 0x3c01}, {1.00048828125, 0x3c00}, // tie → even
 		{6.097555160522461e-05, 0x03ff}, // largest subnormal
 	} {
