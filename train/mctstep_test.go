@@ -74,7 +74,7 @@ func runSteps(t *testing.T, cfg Config, ds *data.Dataset, replicas int, plan bat
 		}
 		defer peer.Close()
 		defer pool.Close()
-		r, err := newRank(cfg, ds, split, nn.NewCPU(), peer, pool)
+		r, err := newRank(cfg, ds, split, nn.NewCPU(), c, peer, pool)
 		if err != nil {
 			return err
 		}

@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime"
+	"strconv"
 	"time"
 
+	"mct/blas"
 	"mct/data"
 	"mct/nn"
 	"mct/ranks"
@@ -101,6 +105,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		return nil, err
 	}
 	be := nn.NewCPU()
+	blas.SetThreads(blasThreads(transport, layout))
 	r, err := newRank(cfg, ds, split, be, world, peer, pool)
 	if err != nil {
 		return nil, err
@@ -257,6 +262,20 @@ func (r *rank) logWarmup(out *reporter, hist []epochRecord, names []string) {
 		}
 		out.line("warmup %s: %d epochs, val %.4f (best %.4f)", name, n, last, best)
 	}
+}
+
+// blasThreads is the GEMM threads per rank: the cores divided among the ranks of this
+// process (local transport) or the cores this process may use (MPI, usually bound to
+// one). OpenBLAS's results depend on its thread count, so a run is bit-identical across
+// transports when this number is: MCT_BLAS_THREADS pins it.
+func blasThreads(transport string, l ranks.Layout) int {
+	if n, err := strconv.Atoi(os.Getenv("MCT_BLAS_THREADS")); err == nil && n > 0 {
+		return n
+	}
+	if transport == "local" {
+		return max(1, runtime.GOMAXPROCS(0)/l.World())
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 func allRows(n int) []int {
