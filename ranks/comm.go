@@ -8,6 +8,10 @@ import "fmt"
 // length or order mismatch is a programmer error and panics on the local
 // transport (on MPI it is fatal to the job).
 //
+// A Comm may be handed from goroutine to goroutine, but its collectives must
+// not run concurrently with each other: like MPI's, they are matched across
+// ranks by their order.
+//
 // Collectives return no error: on MPI, errors are fatal by design
 // (MPI_ERRORS_ARE_FATAL), so a dead peer ends the whole job instead of leaving
 // the survivors blocked; on the local transport a failed rank cancels the

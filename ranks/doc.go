@@ -31,15 +31,13 @@
 //
 // A rank's error or panic cancels the others and comes back from RunLocal.
 //
-// A local Comm belongs to its rank's goroutine: fn may start goroutines of
-// its own, but one of them at a time calls the collectives.
-//
 // World() joins the MPI job that mpirun or srun started (see Launched). It is
 // compiled in when cgo is on (go build; -tags mpich for MPICH instead of Open
 // MPI); CGO_ENABLED=0 or -tags nompi builds leave it out and World says so.
 // MPI is initialised and finalised on one locked OS thread; in between, with
 // MPI_THREAD_SERIALIZED, the calling goroutine makes each MPI call itself under
-// a mutex, so any goroutine may use a Comm. MCT_MPI_FUNNELED=1 in the
+// a mutex, so any goroutine may use a Comm (one at a time, as on the local
+// transport). MCT_MPI_FUNNELED=1 in the
 // environment hands every call to the MPI thread instead (MPI_THREAD_FUNNELED),
 // for libraries that misbehave with calls from several threads. A typical main:
 //

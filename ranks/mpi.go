@@ -383,7 +383,9 @@ const reducePiece = 1 << 28
 // the summed chunks. It moves the same bytes as a ring allreduce, 2(P−1)/P of
 // the buffer in and out of each rank, and unlike MPI_Allreduce its summation
 // order does not depend on the library's algorithm choice, so MPI and local
-// runs agree bit for bit.
+// runs agree bit for bit. The price, measured with bench/comm on one 16-core
+// node (Open MPI 4.1.6, 3M floats, best of 3): 4.2 ms against MPI_Allreduce's
+// 2.8 ms at 2 ranks, 6.1 against 4.3 at 4, 7.9 against 5.6 at 8.
 func mpiSum[T float32 | float64](c *mpiComm, buf []T, scratch *[]T) {
 	c.check()
 	if c.size == 1 || len(buf) == 0 {
