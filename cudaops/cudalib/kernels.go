@@ -25,7 +25,6 @@ var KernelNames = []string{
 func CompileOptions(major, minor int) []string {
 	return []string{
 		"--gpu-architecture=compute_" + strconv.Itoa(major*10+minor),
-		"--std=c++14",
 		"--fmad=false",
 	}
 }

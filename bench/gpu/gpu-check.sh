@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine, from the repository root, after bench/gpu/build.sh
+# built build/gpu/ elsewhere (the GPU machine has no Go):
+#   1. the cudaops tests: every kernel and the probe against the CPU backend;
+#   2. the MCT update in PyTorch (bench/gpu/mct_step.py), fp32, tf32 and bf16;
+#   3. the same update on mct's CUDA backend, the bf16 GEMM roofline, and the
+#      table comparing them.
+# PYTHON picks the interpreter with PyTorch (default python3). UPDATES sets
+# the timed updates per precision (default 100). Exit status: the tests'.
+set -u
+cd "$(dirname "$0")/../.."
+bin=build/gpu
+py=${PYTHON:-python3}
+tmp=${OUT:-$(mktemp -d)}
+updates=${UPDATES:-100}
+for f in "$bin/cudaops.test" "$bin/mct-gpu-bench"; do
+  [ -x "$f" ] || { echo "gpu-check: $f missing: run bench/gpu/build.sh on a build machine and carry build/gpu" >&2; exit 2; }
+done
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
+
+echo "== 1. cudaops tests"
+"$bin/cudaops.test" -test.v -test.count=1 >"$tmp/tests.log" 2>&1
+rc=$?
+grep -E '^(cudaops:|--- |=== RUN|PASS|FAIL|ok)|_test.go' "$tmp/tests.log" | grep -v '=== RUN' | tail -n 80
+echo "tests exit status: $rc"
+
+echo "== 2. PyTorch"
+"$py" bench/gpu/mct_step.py --out "$tmp/torch.json" --updates "$((updates / 2))" 2>&1 | tail -n 20
+torch=()
+[ -s "$tmp/torch.json" ] && torch=(--torch "$tmp/torch.json")
+
+echo "== 3. mct"
+"$bin/mct-gpu-bench" --updates "$updates" "${torch[@]}" 2>&1 | tail -n 30
+exit $rc
