@@ -11,7 +11,7 @@ type cotrainRound struct {
 	Labeled  []int      `json:"labeled"`   // labeled-set size per view after the round
 	Added    int        `json:"added"`     // examples moved out of the pool this round
 	AddedAcc float64    `json:"added_acc"` // accuracy of their labels (true labels of U)
-	Val      accuracies `json:"val_accuracy"`
+	Val      Accuracies `json:"val_accuracy"`
 }
 
 // cotrain is the co-training baseline (Blum & Mitchell, for V deep views): rounds of —

@@ -20,7 +20,7 @@ type mctEpoch struct {
 	LossBefore float64    `json:"loss_before"` // this view's labeled loss around its student steps
 	LossAfter  float64    `json:"loss_after"`
 	LR         float64    `json:"lr"`
-	Val        accuracies `json:"val_accuracy"`
+	Val        Accuracies `json:"val_accuracy"`
 }
 
 // mctState is everything the MCT phase needs to continue exactly, besides the probe, its
@@ -38,8 +38,8 @@ type mctState struct {
 	Records []mctEpoch        `json:"records"`
 	Seconds float64           `json:"seconds"` // time spent in the phase before this process
 
-	WarmupVal  accuracies           `json:"warmup_val"`
-	WarmupTest accuracies           `json:"warmup_test"`
+	WarmupVal  Accuracies           `json:"warmup_val"`
+	WarmupTest Accuracies           `json:"warmup_test"`
 	Warmup     map[string][]float64 `json:"warmup_curves"`
 }
 

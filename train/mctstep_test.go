@@ -51,9 +51,9 @@ type viewRun struct {
 
 // runSteps runs the updates of plan for every view (replicas per view) with cfg over the
 // local transport and the CPU backend, from the probes' seeded initialisation and a fresh
-// Adam at cfg.MCTLR. before, if set, runs on every rank first (e.g. to pretrain a view).
-// The result is indexed by view, then replica.
-func runSteps(t *testing.T, cfg Config, ds *data.Dataset, replicas int, plan batchPlan, before func(r *rank)) [][]viewRun {
+// Adam at cfg.MCTLR. before, if set, runs on every rank first (e.g. to pretrain a view),
+// after, if set, after the last update. The result is indexed by view, then replica.
+func runSteps(t *testing.T, cfg Config, ds *data.Dataset, replicas int, plan batchPlan, before, after func(r *rank)) [][]viewRun {
 	t.Helper()
 	V := len(ds.Views)
 	layout := ranks.Layout{Views: V, Replicas: replicas}
@@ -95,6 +95,9 @@ func runSteps(t *testing.T, cfg Config, ds *data.Dataset, replicas int, plan bat
 		}
 		res.Params, res.Buffers = probeState(r.probe)
 		res.Checksum = r.probe.Checksum()
+		if after != nil {
+			after(r)
+		}
 		out[r.view][r.replica] = res
 		return nil
 	})

@@ -113,7 +113,7 @@ func prepareOracle(t *testing.T, tc oracleCase) oracleRun {
 		}
 		plan.U, plan.L = append(plan.U, u), append(plan.L, l)
 	}
-	runs := runSteps(t, cfg, ds, tc.replicas, plan, nil)
+	runs := runSteps(t, cfg, ds, tc.replicas, plan, nil, nil)
 	V := len(tc.dims)
 
 	dir := t.TempDir()
@@ -228,21 +228,22 @@ func compareOracle(t *testing.T, tc oracleCase, o oracleRun) {
 				return strings.HasSuffix(name, ".running_mean") || strings.HasPrefix(name, "fc") && strings.HasSuffix(name, ".bias") && hasBN(name, r0.ProbeParams)
 			}
 		}
-		checkTensors(t, fmt.Sprintf("view %d parameters", v), r0.ProbeParams, r0.Params, pyParams, noisy, noise, tol)
+		e := checkTensors(t, fmt.Sprintf("view %d parameters", v), r0.ProbeParams, r0.Params, pyParams, noisy, noise, tol)
 		checkTensors(t, fmt.Sprintf("view %d BatchNorm statistics", v), r0.ProbeBuffers, r0.Buffers, pyBufs, noisy, noise, tol)
 		for rep := 1; rep < tc.replicas; rep++ {
 			if runs[v][rep].Checksum != r0.Checksum {
 				t.Errorf("view %d: replica %d's parameters are not bit-identical to replica 0's", v, rep)
 			}
 		}
-		t.Logf("view %d: parameters moved %.3g, Go vs PyTorch %.2g (norm-relative)", v, relErr(r0.Params, r0.InitParams), relErr(r0.Params, pyParams))
+		t.Logf("view %d: parameters moved %.3g, Go vs PyTorch %.2g (norm-relative)", v, relErr(r0.Params, r0.InitParams), e)
 	}
 }
 
 // checkTensors compares Go's values of the named tensors (flat, in order) with
 // PyTorch's: norm-relative error per tensor and over all of them at tol, except the
-// tensors noisy names, whose elements may differ by at most bound.
-func checkTensors(t *testing.T, what string, names []*nn.Param, goVals, pyVals []float32, noisy func(string) bool, bound, tol float64) {
+// tensors noisy names, whose elements may differ by at most bound. It returns the
+// error over the tensors compared at tol.
+func checkTensors(t *testing.T, what string, names []*nn.Param, goVals, pyVals []float32, noisy func(string) bool, bound, tol float64) float64 {
 	t.Helper()
 	if len(pyVals) != len(goVals) {
 		t.Fatalf("%s: PyTorch returned %d values, Go has %d", what, len(pyVals), len(goVals))
@@ -266,9 +267,11 @@ func checkTensors(t *testing.T, what string, names []*nn.Param, goVals, pyVals [
 			t.Errorf("%s: %s differs from PyTorch by %.2g (norm-relative)", what, q.Name, e)
 		}
 	}
-	if e := relErr(goRest, pyRest); e > tol {
+	e := relErr(goRest, pyRest)
+	if e > tol {
 		t.Errorf("%s differ from PyTorch by %.2g (norm-relative)", what, e)
 	}
+	return e
 }
 
 // hasBN reports whether the Linear layer of the parameter name (fcN.…) is followed by a

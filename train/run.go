@@ -25,10 +25,10 @@ type Summary struct {
 	LabeledFraction          float64           `json:"labeled_fraction"`
 	Labeled                  int               `json:"labeled"`
 	Seed                     uint64            `json:"seed"`
-	TestAccuracy             accuracies        `json:"test_accuracy"`
-	ValAccuracy              accuracies        `json:"val_accuracy"`
-	WarmupTestAccuracy       *accuracies       `json:"warmup_test_accuracy,omitempty"`
-	WarmupValAccuracy        *accuracies       `json:"warmup_val_accuracy,omitempty"`
+	TestAccuracy             Accuracies        `json:"test_accuracy"`
+	ValAccuracy              Accuracies        `json:"val_accuracy"`
+	WarmupTestAccuracy       *Accuracies       `json:"warmup_test_accuracy,omitempty"`
+	WarmupValAccuracy        *Accuracies       `json:"warmup_val_accuracy,omitempty"`
 	Updates                  int               `json:"updates"`
 	WallSeconds              float64           `json:"wall_seconds"`
 	ExamplesPerSecondPerView float64           `json:"examples_per_second_per_view"`
@@ -198,6 +198,13 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	sum.ValAccuracy = r.evaluate(split.Val, false, names)
 	sum.TestAccuracy = r.evaluate(allRows(len(ds.TestLabels)), true, names)
 	sum.ParamChecksum = r.checksums(names)
+	if r.replica == 0 {
+		if err := saveModel(ModelPath(cfg.Out, names[r.view]), r.probe, names[r.view]); !r.allOK(err) {
+			return nil, fmt.Errorf("save the final probe: %w", orOther(err))
+		}
+	} else if !r.allOK(nil) {
+		return nil, fmt.Errorf("save the final probe: %w", orOther(nil))
+	}
 	sum.WallSeconds = time.Since(start).Seconds()
 	if phase > 0 && examples > 0 {
 		sum.ExamplesPerSecondPerView = examples / phase.Seconds()

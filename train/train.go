@@ -7,15 +7,15 @@ import (
 	"mct/nn"
 )
 
-// accuracies of every view and of their ensemble (sum of logits) on one split.
-type accuracies struct {
+// Accuracies of every view and of their ensemble (sum of logits) on one split.
+type Accuracies struct {
 	Ensemble float64            `json:"ensemble"`
 	PerView  map[string]float64 `json:"per_view"`
 }
 
 // evaluate runs every view on rows (of train, or of test) and returns each view's and the
 // ensemble's accuracy; collective over the peers, identical on every rank.
-func (r *rank) evaluate(rows []int, test bool, names []string) accuracies {
+func (r *rank) evaluate(rows []int, test bool, names []string) Accuracies {
 	labels := r.ds.TrainLabels
 	if test {
 		labels = r.ds.TestLabels
@@ -24,7 +24,7 @@ func (r *rank) evaluate(rows []int, test bool, names []string) accuracies {
 	all := make([]float32, r.V*len(z))
 	r.peer.AllgatherF32(z, all)
 	n, C := len(rows), r.C
-	acc := accuracies{PerView: map[string]float64{}}
+	acc := Accuracies{PerView: map[string]float64{}}
 	sum := make([]float32, C)
 	var ens int
 	correct := make([]int, r.V)

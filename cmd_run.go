@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"mct/ckpt"
+	"mct/data"
+	"mct/probe"
+	"mct/ranks"
+	"mct/sweep"
+	"mct/train"
+)
+
+// Commands that work on finished runs, the node, and sweeps.
+
+func cmdEval(args []string) error {
+	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	run := fs.String("run", "", "a finished run directory")
+	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own)")
+	cache := fs.String("cache", "", "cache of built views")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *run == "" {
+		return fmt.Errorf("eval: --run DIR is required")
+	}
+	p, err := train.Predict(*run, *spec, *cache)
+	if err != nil {
+		return err
+	}
+	acc := p.Accuracy()
+	if *asJSON {
+		b, _ := json.MarshalIndent(acc, "", "  ")
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Printf("%-12s %10s\n", "view", "test acc")
+	for _, v := range p.Views {
+		fmt.Printf("%-12s %10.4f\n", v, acc.PerView[v])
+	}
+	fmt.Printf("%-12s %10.4f\n", "ensemble", acc.Ensemble)
+	return nil
+}
+
+func cmdPredict(args []string) error {
+	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
+	run := fs.String("run", "", "a finished run directory")
+	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own)")
+	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per test example)")
+	cache := fs.String("cache", "", "cache of built views")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *run == "" || *out == "" {
+		return fmt.Errorf("predict: --run DIR and --out FILE.npy are required")
+	}
+	p, err := train.Predict(*run, *spec, *cache)
+	if err != nil {
+		return err
+	}
+	n, C := len(p.Labels), p.Classes
+	pred := make([]int32, n)
+	sum := make([]float32, C)
+	for i := 0; i < n; i++ {
+		clear(sum)
+		for _, z := range p.Logits {
+			for k := 0; k < C; k++ {
+				sum[k] += z[i*C+k]
+			}
+		}
+		for k := range sum {
+			if sum[k] > sum[pred[i]] {
+				pred[i] = int32(k)
+			}
+		}
+	}
+	return data.WriteNPY(*out, data.NewInt64([]int{n}, pred))
+}
+
+func cmdExport(args []string) error {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	run := fs.String("run", "", "a finished run directory")
+	view := fs.String("view", "", "the view whose probe to export")
+	format := fs.String("format", "safetensors", "safetensors (the only format)")
+	out := fs.String("out", "", "output file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *format != "safetensors" {
+		return fmt.Errorf("export: --format %q: only safetensors is supported", *format)
+	}
+	if *run == "" || *view == "" || *out == "" {
+		return fmt.Errorf("export: --run DIR, --view NAME and --out FILE are required")
+	}
+	ts, meta, err := ckpt.ReadSafetensors(train.ModelPath(*run, *view))
+	if err != nil {
+		return fmt.Errorf("export: %w (is %q one of the run's views?)", err, *view)
+	}
+	return ckpt.WriteSafetensors(*out, ts, meta)
+}
+
+func cmdReport(args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, "usage: mct report RUN_DIR... — Markdown table: algo, views, labels, seeds → mean ± std accuracy")
+		return flag.ErrHelp
+	}
+	md, err := sweep.Report(args)
+	if err != nil {
+		return err
+	}
+	fmt.Print(md)
+	return nil
+}
+
+func cmdProbe(args []string) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rep, err := probe.Inventory()
+	if err != nil {
+		return err
+	}
+	rep.MPI.Library = ranks.LibraryVersion()
+	if aware, why := ranks.CUDAAware(); aware {
+		rep.MPI.CUDAAware = "yes"
+	} else if strings.Contains(why, "unknown") {
+		rep.MPI.CUDAAware = "unknown"
+	} else {
+		rep.MPI.CUDAAware = "no (" + why + ")"
+	}
+	plan, perr := probe.Plan(ranks.LocalRank(), ranks.LocalSize(), rep)
+	if *asJSON {
+		b, _ := json.MarshalIndent(struct {
+			probe.Report
+			Placement *probe.Placement `json:"placement,omitempty"`
+		}{rep, placementOrNil(plan, perr)}, "", "  ")
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Print(rep.Text())
+	if perr != nil {
+		fmt.Printf("placement: %v\n", perr)
+	} else {
+		fmt.Printf("placement: local rank %d of %d → CUDA device %d (%s), shared by %d rank(s)\n",
+			plan.LocalRank, plan.LocalSize, plan.Device, plan.GPU.Name, plan.Sharing)
+	}
+	return nil
+}
+
+func placementOrNil(p probe.Placement, err error) *probe.Placement {
+	if err != nil {
+		return nil
+	}
+	return &p
+}
+
+func cmdSweep(args []string) error {
+	usage := `usage: mct sweep <list|run|collect> ...
+
+  list GRID                 print the grid's combinations, one per line, with their index
+  run GRID --index I        run combination I (e.g. $SLURM_ARRAY_TASK_ID); a finished one is
+                            skipped, a half-done one resumes
+  collect GRID|DIR          gather every summary.json into results.md, results.csv, accuracy.png
+`
+	if len(args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "list":
+		combos, err := sweep.Expand(args[1])
+		if err != nil {
+			return err
+		}
+		for i, c := range combos {
+			fmt.Printf("%d\t%s\t%s\n", i, c.Name, strings.Join(c.Args(), " "))
+		}
+		return nil
+	case "run":
+		fs := flag.NewFlagSet("sweep run", flag.ContinueOnError)
+		index := fs.Int("index", -1, "combination index (default $SLURM_ARRAY_TASK_ID)")
+		if err := fs.Parse(args[2:]); err != nil {
+			return err
+		}
+		if *index < 0 {
+			if _, err := fmt.Sscan(os.Getenv("SLURM_ARRAY_TASK_ID"), index); err != nil {
+				return fmt.Errorf("sweep run: give --index I or run inside a SLURM job array")
+			}
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		return sweep.Run(args[1], *index, self)
+	case "collect":
+		c, err := sweep.Collect(args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Print(c.Markdown)
+		for _, u := range c.Unfinished {
+			fmt.Fprintf(os.Stderr, "unfinished: %s\n", u)
+		}
+		fmt.Fprintf(os.Stderr, "wrote %s\n", strings.Join(c.Files, ", "))
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown sweep command %q", args[0])
+}

@@ -1,0 +1,135 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"mct/ckpt"
+	"mct/data"
+	"mct/nn"
+)
+
+// ModelPath is where a finished run keeps a view's probe: safetensors, with PyTorch
+// state_dict names, so PyTorch users load it directly (see README).
+func ModelPath(runDir, view string) string {
+	return filepath.Join(runDir, "model-"+view+".safetensors")
+}
+
+// saveModel writes the probe's parameters and BatchNorm statistics, and its configuration
+// as metadata.
+func saveModel(path string, p *nn.Probe, view string) error {
+	var ts []ckpt.Tensor
+	for _, prm := range append(p.Params(), p.Buffers()...) {
+		d := make([]float32, prm.W.Len())
+		p.Backend().Download(d, prm.W)
+		ts = append(ts, ckpt.Tensor{Name: prm.Name, Shape: prm.Shape, Data: d})
+	}
+	cfg, err := json.Marshal(p.Config())
+	if err != nil {
+		return err
+	}
+	return ckpt.WriteSafetensors(path, ts, map[string]string{"mct_view": view, "mct_probe": string(cfg)})
+}
+
+// LoadModel reads a probe written by a finished run onto the backend.
+func LoadModel(be nn.Backend, path string) (*nn.Probe, error) {
+	ts, meta, err := ckpt.ReadSafetensors(path)
+	if err != nil {
+		return nil, err
+	}
+	var cfg nn.Config
+	if err := json.Unmarshal([]byte(meta["mct_probe"]), &cfg); err != nil {
+		return nil, fmt.Errorf("%s: metadata mct_probe is missing or malformed: not a probe written by mct train", path)
+	}
+	p, err := nn.NewProbe(be, cfg, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	byName := map[string]ckpt.Tensor{}
+	for _, t := range ts {
+		byName[t.Name] = t
+	}
+	for _, prm := range append(p.Params(), p.Buffers()...) {
+		t, ok := byName[prm.Name]
+		if !ok || len(t.Data) != prm.W.Len() {
+			return nil, fmt.Errorf("%s: tensor %s is missing or has %d values, want %d", path, prm.Name, len(t.Data), prm.W.Len())
+		}
+		be.Upload(prm.W, t.Data)
+	}
+	return p, nil
+}
+
+// Predictions are a finished run's logits on a dataset's test split.
+type Predictions struct {
+	Views   []string
+	Logits  [][]float32 // per view, N×Classes
+	Labels  []int32     // the test labels
+	Classes int
+}
+
+// Predict loads a finished run's probes and runs them on the test split of spec (the
+// run's own data when empty).
+func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
+	b, err := os.ReadFile(filepath.Join(runDir, "summary.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a finished run (no summary.json): %w", runDir, err)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s/summary.json: %w", runDir, err)
+	}
+	if spec == "" {
+		spec = s.Config.Data
+	}
+	ds, err := data.Open(spec, s.Views, data.Options{CacheDir: cacheDir})
+	if err != nil {
+		return nil, err
+	}
+	be := nn.NewCPU()
+	out := &Predictions{Views: s.Views, Labels: ds.TestLabels, Classes: ds.Classes}
+	rows := allRows(len(ds.TestLabels))
+	for i, v := range s.Views {
+		p, err := LoadModel(be, ModelPath(runDir, v))
+		if err != nil {
+			return nil, err
+		}
+		vd := ds.Views[i]
+		if p.Config().In != vd.Dim || p.Config().Classes != ds.Classes {
+			return nil, fmt.Errorf("view %s: the probe expects %d features and %d classes, the data has %d and %d",
+				v, p.Config().In, p.Config().Classes, vd.Dim, ds.Classes)
+		}
+		r := &rank{be: be, probe: p, feat: vd.Train, vd: vd, dim: vd.Dim, C: ds.Classes,
+			tapeE: p.NewTape(evalChunk, false), xL: be.Alloc(evalChunk * vd.Dim), host: make([]float32, evalChunk*vd.Dim)}
+		out.Logits = append(out.Logits, r.logits(rows, true))
+	}
+	return out, nil
+}
+
+// Accuracy of each view and of the ensemble (sum of logits).
+func (p *Predictions) Accuracy() Accuracies {
+	acc := Accuracies{PerView: map[string]float64{}}
+	n := len(p.Labels)
+	sum := make([]float32, n*p.Classes)
+	for v, z := range p.Logits {
+		var c int
+		for i := 0; i < n; i++ {
+			if argmax(z[i*p.Classes:(i+1)*p.Classes]) == int(p.Labels[i]) {
+				c++
+			}
+		}
+		acc.PerView[p.Views[v]] = float64(c) / float64(n)
+		for i, x := range z {
+			sum[i] += x
+		}
+	}
+	var c int
+	for i := 0; i < n; i++ {
+		if argmax(sum[i*p.Classes:(i+1)*p.Classes]) == int(p.Labels[i]) {
+			c++
+		}
+	}
+	acc.Ensemble = float64(c) / float64(n)
+	return acc
+}
