@@ -20,6 +20,12 @@ func (nt *Net) Forward(x []float32, n int) []float32 {
 	if n == 0 {
 		return nil
 	}
+	// The parallelism is ours (tiles on GOMAXPROCS goroutines): a threaded
+	// OpenBLAS underneath doubles the CPU time for no gain in wall time
+	// (measured: 6.3 vs 11.4 ms CPU per MobileNetV2 image). Restore the CPU
+	// backend's convention, one BLAS thread per GOMAXPROCS, afterwards.
+	blas.SetThreads(1)
+	defer blas.SetThreads(runtime.GOMAXPROCS(0))
 	vals := make([][]float32, nt.nvals)
 	vals[0] = x
 	var free [][]float32

@@ -3,7 +3,6 @@ package pretrained
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -16,18 +15,32 @@ import (
 // Go values (map[string]any, []any, float64, string, bool, nil) instead of running
 // any JavaScript: loading a model must never execute code.
 
-// exportsRe finds the module's assignment; the bundle prelude also contains
-// `module.exports=e()`, which is excluded because it is not followed by a literal.
-var exportsRe = regexp.MustCompile(`[A-Za-z_$][\w$]*\.exports=[{"\[]`)
+// exportsAssign finds the module's assignment. The bundle prelude also
+// contains `module.exports=e()`, which is excluded because it is not followed
+// by a literal. (A plain byte search: a regexp over the multi-megabyte base64
+// strings of the shards took over a second per model.)
+var exportsAssign = []byte(".exports=")
 
 // exportedLiteral returns the value assigned to the module's exports in a
-// bundle, with the byte offset where it starts.
+// bundle.
 func exportedLiteral(src []byte) (any, error) {
-	locs := exportsRe.FindAllIndex(src, -1)
-	if len(locs) != 1 {
-		return nil, fmt.Errorf("expected exactly one `exports=<literal>` assignment in the bundle, found %d", len(locs))
+	start, found := -1, 0
+	for i := 0; ; {
+		j := bytes.Index(src[i:], exportsAssign)
+		if j < 0 {
+			break
+		}
+		at := i + j + len(exportsAssign)
+		if at < len(src) && (src[at] == '{' || src[at] == '"' || src[at] == '[') {
+			found++
+			start = at
+		}
+		i = at
 	}
-	p := &jsParser{src: src, pos: locs[0][1] - 1}
+	if found != 1 {
+		return nil, fmt.Errorf("expected exactly one `exports=<literal>` assignment in the bundle, found %d", found)
+	}
+	p := &jsParser{src: src, pos: start}
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err

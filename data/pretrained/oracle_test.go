@@ -3,29 +3,24 @@ package pretrained
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"mct/data"
+	"mct/data/pretrained/oracle"
 )
 
-// The oracle: TensorFlow.js 4.22.0 with its wasm backend, installed from npm
-// into the cache on first use, runs the same nsfwjs models on the same images
-// (testdata/oracle.js). tfjs-node is avoided: it downloads a native library.
+// The oracle (package oracle): TensorFlow.js with its wasm backend, installed
+// from npm into the cache on first use, runs the same nsfwjs models on the
+// same images.
 
-const (
-	tfjsVersion = "4.22.0"
-	// fashionTest is Debian's dataset-fashion-mnist test images.
-	fashionTest = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
-)
+// fashionTest is Debian's dataset-fashion-mnist test images.
+const fashionTest = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 
 // testCache is where tests keep npm downloads between runs: CacheDir, so
 // $MCT_CACHE_DIR or the user's cache.
@@ -45,44 +40,6 @@ func unavailable(t testing.TB, err error) {
 		t.Fatalf("CI=true and the oracle cannot run: %v", err)
 	}
 	t.Skipf("oracle unavailable (set CI=true to make this fail): %v", err)
-}
-
-// ensureTFJS installs @tensorflow/tfjs and @tensorflow/tfjs-backend-wasm into
-// cache/tfjs-VERSION once (into a temporary directory, then renamed) and
-// returns that npm prefix.
-func ensureTFJS(t testing.TB, cache string) string {
-	t.Helper()
-	dir := filepath.Join(cache, "tfjs-"+tfjsVersion)
-	if _, err := os.Stat(filepath.Join(dir, completeMarker)); err == nil {
-		return dir
-	}
-	if _, err := exec.LookPath("npm"); err != nil {
-		unavailable(t, fmt.Errorf("npm not installed: %w", err))
-	}
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(cache, ".tfjs-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix", tmp,
-		"@tensorflow/tfjs@"+tfjsVersion, "@tensorflow/tfjs-backend-wasm@"+tfjsVersion)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		unavailable(t, fmt.Errorf("npm install tfjs %s: %v: %s", tfjsVersion, err, lastLine(string(out))))
-	}
-	if err := os.WriteFile(filepath.Join(tmp, completeMarker), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, serr := os.Stat(filepath.Join(dir, completeMarker)); serr != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 // fashionImages returns the first n Fashion-MNIST test images (28×28).
@@ -107,42 +64,24 @@ func fashionImages(t testing.TB, n int) []uint8 {
 	return b[16:]
 }
 
-func readFloats(t testing.TB, path string) []float32 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out
-}
-
 // oracleModels fetches nsfwjs and tfjs (or ends the test as unavailable).
 func oracleModels(t testing.TB) (pkg, tfjs string) {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		unavailable(t, fmt.Errorf("node not installed: %w", err))
-	}
 	cache := testCache(t)
 	pkg, err := EnsurePackage(cache)
 	if err != nil {
 		unavailable(t, err)
 	}
-	return pkg, ensureTFJS(t, cache)
+	if tfjs, err = oracle.EnsureTFJS(cache); err != nil {
+		unavailable(t, err)
+	}
+	return pkg, tfjs
 }
 
 func TestMatchesTFJS(t *testing.T) {
 	pkg, tfjs := oracleModels(t)
 	const n = 4
 	grey := fashionImages(t, n)
-	dir := t.TempDir()
-	imgs := filepath.Join(dir, "images.u8")
-	if err := os.WriteFile(imgs, grey, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	models := map[string]*Model{}
 	for _, c := range []struct {
 		network, layer string
@@ -168,14 +107,11 @@ func TestMatchesTFJS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := filepath.Join(dir, c.network+c.layer)
-		cmd := exec.Command("node", filepath.Join("testdata", "oracle.js"), tfjs, m.Dir, c.layer,
-			fmt.Sprint(c.size), "check", imgs, out, fmt.Sprint(n), "28", "28")
-		if b, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%s: oracle failed: %v\n%s", name, err, b)
+		in, want, err := oracle.Check(tfjs, m.Dir, c.layer, c.size, grey, n, 28, 28)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
 		}
 		// Preprocessing: the same arithmetic as tf.image.resizeBilinear.
-		in := readFloats(t, out+".input")
 		pre := Preprocess(grey, n, 28, 28, c.size)
 		var dpre float64
 		for i := range in {
@@ -186,7 +122,6 @@ func TestMatchesTFJS(t *testing.T) {
 		}
 		// Forward pass on TF.js's own input, per image: max |Go − TF.js|
 		// relative to the image's largest activation.
-		want := readFloats(t, out+".output")
 		got := net.Forward(in, n)
 		if len(got) != len(want) {
 			t.Fatalf("%s: %d outputs, TF.js has %d", name, len(got), len(want))
