@@ -90,9 +90,19 @@ func (c Config) withDefaults() (Config, error) {
 
 // block is one Linear layer with what follows it. in lists the activations
 // concatenated as its input: -1 is the probe input x, i ≥ 0 the output of block i.
+//
+// The reference FCNN feeds some activations twice ([h0, h0], [h0, h1, h1]). Since
+// [h, h]·[Wa, Wb]ᵀ = h·(Wa+Wb)ᵀ, a block multiplies its unique sources by an
+// effective weight whose column blocks are summed over repeats, and scatters that
+// weight's gradient back to every repeat: the same function and gradient, with the
+// GEMM work of the duplicated columns (≈40% of the default FCNN's) saved.
 type block struct {
 	in          []int
 	inW, out    int
+	uniq        []int // distinct sources, in order of first appearance
+	uniqW       int
+	occ         []occurrence
+	dup         bool // some source repeats: use an effective weight
 	preAct, bn  bool // LeakyReLU right after the Linear; BatchNorm after that
 	postAct     bool // LeakyReLU after BatchNorm
 	dropout     bool
@@ -100,8 +110,11 @@ type block struct {
 	gamma, beta int // BN affine parameter indices (bn only)
 	runM, runV  int // BN running-statistics indices into Probe.buffers (bn only)
 	final       bool
-	bnIndex     int
 }
+
+// occurrence maps one entry of block.in: its columns [inOff, inOff+w) of the weight
+// belong to the unique source at [uniqOff, uniqOff+w) of the effective weight.
+type occurrence struct{ src, inOff, uniqOff, w int }
 
 // Param is one named tensor of the probe, a view into a flat backend buffer.
 type Param struct {
@@ -223,6 +236,20 @@ func (p *Probe) layout() {
 			bl.in = []int{i - 1}
 		}
 		bl.inW = width(bl.in)
+		slot := map[int]int{}
+		off := 0
+		for _, src := range bl.in {
+			w := width([]int{src})
+			if _, ok := slot[src]; !ok {
+				slot[src] = bl.uniqW
+				bl.uniq = append(bl.uniq, src)
+				bl.uniqW += w
+			} else {
+				bl.dup = true
+			}
+			bl.occ = append(bl.occ, occurrence{src: src, inOff: off, uniqOff: slot[src], w: w})
+			off += w
+		}
 		if !bl.final {
 			bl.out = c.Hidden[i]
 			bl.bn, bl.dropout = true, c.Dropout > 0
@@ -233,7 +260,6 @@ func (p *Probe) layout() {
 		bl.w = addParam(fmt.Sprintf("fc%d.weight", i), bl.out, bl.inW)
 		bl.b = addParam(fmt.Sprintf("fc%d.bias", i), bl.out)
 		if bl.bn {
-			bl.bnIndex = i
 			bl.gamma = addParam(fmt.Sprintf("bn%d.weight", i), bl.out)
 			bl.beta = addParam(fmt.Sprintf("bn%d.bias", i), bl.out)
 			bl.runM = addBuf(fmt.Sprintf("bn%d.running_mean", i), bl.out)

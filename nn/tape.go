@@ -17,7 +17,8 @@ type Tape struct {
 	done bool
 
 	src   []Buf // each block's input: x, a block output or cat
-	cat   []Buf // concatenated inputs (multi-source blocks only)
+	cat   []Buf // concatenated unique sources (multi-source blocks only)
+	weff  []Buf // effective weights of blocks with repeated sources, as at Forward
 	a     []Buf // Linear output (after the fused pre-BN LeakyReLU, if any)
 	o     []Buf // BN output (after post-BN LeakyReLU, if any)
 	h     []Buf // block output: o, or o·mask under dropout
@@ -26,14 +27,16 @@ type Tape struct {
 	vr    []Buf
 	stats []Buf // 2·out+1 reduction slots
 
-	dh   []Buf // gradient w.r.t. each block's output
-	dcat Buf
+	dh    []Buf // gradient w.r.t. each block's output
+	dcat  Buf
+	dweff Buf
 }
 
 // NewTape allocates a tape for forwards of up to maxRows rows. With keepWeights,
 // Forward snapshots the parameters so that Backward differentiates at the weights as
 // they were at Forward time even if an optimizer changed them since (the MCT teacher
 // step back-propagates through its step-1 activations after its own student update).
+// Without keepWeights the weights must not change between Forward and Backward.
 func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 	b := p.b
 	t := &Tape{p: p, maxRows: maxRows, keepWeights: keepWeights}
@@ -42,12 +45,17 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 	}
 	nb := len(p.blocks)
 	t.src, t.cat, t.a, t.o, t.h = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
+	t.weff = make([]Buf, nb)
 	t.mask, t.mean, t.vr, t.stats, t.dh = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
-	maxCat := 0
+	maxCat, maxWeff := 0, 0
 	for i, bl := range p.blocks {
-		if len(bl.in) > 1 {
-			t.cat[i] = b.Alloc(maxRows * bl.inW)
-			maxCat = max(maxCat, bl.inW)
+		if len(bl.uniq) > 1 {
+			t.cat[i] = b.Alloc(maxRows * bl.uniqW)
+			maxCat = max(maxCat, bl.uniqW)
+		}
+		if bl.dup {
+			t.weff[i] = b.Alloc(bl.out * bl.uniqW)
+			maxWeff = max(maxWeff, bl.out*bl.uniqW)
 		}
 		t.a[i] = b.Alloc(maxRows * bl.out)
 		t.dh[i] = b.Alloc(maxRows * bl.out)
@@ -66,6 +74,9 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 	if maxCat > 0 {
 		t.dcat = b.Alloc(maxRows * maxCat)
 	}
+	if maxWeff > 0 {
+		t.dweff = b.Alloc(maxWeff)
+	}
 	return t
 }
 
@@ -81,7 +92,8 @@ func (t *Tape) Free() {
 	}
 	free(t.wsnap)
 	free(t.dcat)
-	for _, l := range [][]Buf{t.cat, t.a, t.o, t.h, t.mask, t.mean, t.vr, t.stats, t.dh} {
+	free(t.dweff)
+	for _, l := range [][]Buf{t.weff, t.cat, t.a, t.o, t.h, t.mask, t.mean, t.vr, t.stats, t.dh} {
 		for _, x := range l {
 			free(x)
 		}
@@ -138,22 +150,36 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		p.forwards++
 	}
 	for i, bl := range p.blocks {
-		src := t.sourceOf(bl.in[0])
-		if len(bl.in) > 1 {
+		src := t.sourceOf(bl.uniq[0])
+		if len(bl.uniq) > 1 {
 			off := 0
-			for _, s := range bl.in {
+			for _, s := range bl.uniq {
 				w := p.widthOf(s)
-				b.CopyCols(t.cat[i], bl.inW, off, t.sourceOf(s), w, 0, n, w, 0)
+				b.CopyCols(t.cat[i], bl.uniqW, off, t.sourceOf(s), w, 0, n, w, 0)
 				off += w
 			}
 			src = t.cat[i]
 		}
 		t.src[i] = src
+		w := p.params[bl.w].W
+		if bl.dup {
+			// Sum the weight's column blocks of repeated sources: first copy, then add.
+			seen := map[int]bool{}
+			for _, o := range bl.occ {
+				beta := float32(0)
+				if seen[o.src] {
+					beta = 1
+				}
+				seen[o.src] = true
+				b.CopyCols(t.weff[i], bl.uniqW, o.uniqOff, w, bl.inW, o.inOff, bl.out, o.w, beta)
+			}
+			w = t.weff[i]
+		}
 		slope := float32(1)
 		if bl.preAct {
 			slope = c.Slope
 		}
-		b.Gemm(false, true, n, bl.out, bl.inW, 1, src, p.params[bl.w].W, 0, t.a[i])
+		b.Gemm(false, true, n, bl.out, bl.uniqW, 1, src, w, 0, t.a[i])
 		b.AddBiasLeakyReLU(t.a[i], p.params[bl.b].W, n, bl.out, slope)
 		if bl.final {
 			if c.Temperature != 1 {
@@ -253,32 +279,42 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 		if bl.preAct {
 			b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
 		}
-		b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
+		w := t.weight(bl.w)
+		if bl.dup {
+			// dW of each repeat is the gradient of the effective weight's block.
+			w = t.weff[i]
+			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
+			for _, o := range bl.occ {
+				b.CopyCols(g.views[bl.w], bl.inW, o.inOff, t.dweff, bl.uniqW, o.uniqOff, bl.out, o.w, 1)
+			}
+		} else {
+			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
+		}
 		b.ColSums(g.views[bl.b], d, n, bl.out, 1)
-		if len(bl.in) == 1 {
-			if s := bl.in[0]; s >= 0 {
+		if len(bl.uniq) == 1 {
+			if s := bl.uniq[0]; s >= 0 {
 				beta := float32(0)
 				if started[s] {
 					beta = 1
 				}
-				b.Gemm(false, false, n, bl.inW, bl.out, 1, d, t.weight(bl.w), beta, t.dh[s])
+				b.Gemm(false, false, n, bl.uniqW, bl.out, 1, d, w, beta, t.dh[s])
 				started[s] = true
 			}
 			continue
 		}
-		b.Gemm(false, false, n, bl.inW, bl.out, 1, d, t.weight(bl.w), 0, t.dcat)
+		b.Gemm(false, false, n, bl.uniqW, bl.out, 1, d, w, 0, t.dcat)
 		off := 0
-		for _, s := range bl.in {
-			w := p.widthOf(s)
+		for _, s := range bl.uniq {
+			sw := p.widthOf(s)
 			if s >= 0 {
 				beta := float32(0)
 				if started[s] {
 					beta = 1
 				}
-				b.CopyCols(t.dh[s], w, 0, t.dcat, bl.inW, off, n, w, beta)
+				b.CopyCols(t.dh[s], sw, 0, t.dcat, bl.uniqW, off, n, sw, beta)
 				started[s] = true
 			}
-			off += w
+			off += sw
 		}
 	}
 }
