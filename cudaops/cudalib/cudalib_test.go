@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -107,5 +108,47 @@ func TestMissingLibraryError(t *testing.T) {
 	_, err := l.open(l.sonames(0), []string{"/nonexistent"})
 	if err == nil || !strings.Contains(err.Error(), "cannot load libmct-absent") || !strings.Contains(err.Error(), "CUDA_HOME") {
 		t.Fatalf("error %v should name the library and the fix", err)
+	}
+}
+
+// TestKernelResources assembles the kernels for sm_90 (NVRTC runs ptxas when
+// asked for an sm_ target) and checks each fits the block size cudaops
+// launches it with: registers·threads within the 64K register file, static
+// shared memory within 48 KB, no spills.
+func TestKernelResources(t *testing.T) {
+	n := loadNVRTC(t)
+	_, log, err := n.Compile(Kernels, "kernels.cu", "-arch=sm_90", "--fmad=false", "--ptxas-options=-v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	threads := map[string]int{"col_sums": 1024, "bn_stats": 1024, "bn_bwd_stats": 1024}
+	entry := regexp.MustCompile(`Compiling entry function '(\w+)'`)
+	used := regexp.MustCompile(`Used (\d+) registers(?:, (\d+) bytes smem)?`)
+	spill := regexp.MustCompile(`(\d+) bytes spill stores, (\d+) bytes spill loads`)
+	seen := 0
+	var name string
+	for _, line := range strings.Split(log, "\n") {
+		if m := entry.FindStringSubmatch(line); m != nil {
+			name = m[1]
+			continue
+		}
+		if m := spill.FindStringSubmatch(line); m != nil && (m[1] != "0" || m[2] != "0") {
+			t.Errorf("%s spills registers: %s", name, strings.TrimSpace(line))
+		}
+		if m := used.FindStringSubmatch(line); m != nil {
+			seen++
+			regs, _ := strconv.Atoi(m[1])
+			smem, _ := strconv.Atoi("0" + m[2])
+			th := threads[name]
+			if th == 0 {
+				th = 256
+			}
+			if regs*th > 65536 || smem > 48<<10 {
+				t.Errorf("%s: %d registers × %d threads, %d bytes shared: does not fit a block", name, regs, th, smem)
+			}
+		}
+	}
+	if seen != len(KernelNames) {
+		t.Fatalf("ptxas reported %d kernels, want %d; log:\n%s", seen, len(KernelNames), log)
 	}
 }

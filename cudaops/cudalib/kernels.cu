@@ -8,7 +8,9 @@
 // Launch conventions (cudaops relies on them):
 //   elementwise kernels: 1-D grid-stride loops, any grid, any block;
 //   row kernels (one row per block): grid.x = rows, block = 256 threads;
-//   column reductions: block (32, 32), grid.x = ceil(cols/32);
+//   column reductions: block (32, 32), grid.x = ceil(cols/32) (declared with
+//     __launch_bounds__(1024) so that they never need more registers than
+//     a 1024-thread block can have);
 //   partial sums: block 256, grid.x = NPART, then one block of 256.
 // Compile with --fmad=false: the CPU backend does not fuse multiply-adds, and
 // unfused float arithmetic keeps the two within rounding of each other.
@@ -91,7 +93,7 @@ extern "C" __global__ void bias_lrelu(float *x, const float *bias, int rows, int
 // lrelu_bwd: dy[i] *= (y[i] > 0 ? 1 : slope).
 extern "C" __global__ void lrelu_bwd(float *dy, const float *y, float slope, long long n) {
 	GRID_STRIDE(i, n) {
-		if (!(y[i] > 0.0f)) dy[i] *= slope;
+		if (y[i] <= 0.0f) dy[i] *= slope;
 	}
 }
 
@@ -141,7 +143,7 @@ __device__ void col_reduce(const float *x, const float *x2, const float *shift, 
 }
 
 // col_sums: dst[c] = beta·dst[c] + Σ_r x[r,c]; beta = 0 does not read dst.
-extern "C" __global__ void col_sums(float *dst, const float *x, int rows, int cols, float beta) {
+extern "C" __global__ void __launch_bounds__(1024) col_sums(float *dst, const float *x, int rows, int cols, float beta) {
 	double a, b;
 	col_reduce<0>(x, 0, 0, 0, 0.0f, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
@@ -149,7 +151,7 @@ extern "C" __global__ void col_sums(float *dst, const float *x, int rows, int co
 }
 
 // bn_stats: stats = [Σ(x−s), Σ(x−s)², rows], s = runMean.
-extern "C" __global__ void bn_stats(float *stats, const float *x, const float *run_mean, int rows, int cols) {
+extern "C" __global__ void __launch_bounds__(1024) bn_stats(float *stats, const float *x, const float *run_mean, int rows, int cols) {
 	double a, b;
 	col_reduce<1>(x, 0, run_mean, 0, 0.0f, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
@@ -161,7 +163,7 @@ extern "C" __global__ void bn_stats(float *stats, const float *x, const float *r
 }
 
 // bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows].
-extern "C" __global__ void bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
+extern "C" __global__ void __launch_bounds__(1024) bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
                                         const float *var, int rows, int cols, float eps) {
 	double a, b;
 	col_reduce<2>(dy, x, mean, var, eps, rows, cols, &a, &b);
