@@ -10,16 +10,17 @@ import (
 )
 
 // TestFeedbackSign checks the direction of the meta-feedback (steps 4–5 of the MCT
-// step) on a toy problem with two views, where view 0 teaches view 1:
+// step) on a toy problem with two views, both pretrained briefly on rows outside the
+// batches; we watch view 0 as the teacher of view 1:
 //
-//   - helpful: view 0 is pretrained, so its pseudo-labels for view 1 equal the true
-//     labels of U; view 1 learning them lowers its labeled loss: h_1 > 0, and view 0's
-//     teacher step raises its probability of those pseudo-labels on U;
+//   - helpful: view 0's pseudo-labels for view 1 equal the true labels of U; view 1
+//     learning them lowers its labeled loss: h_1 > 0, and view 0's probability of
+//     those pseudo-labels on U rises;
 //   - harmful: everything view 0 sees is identical (weights, U, labeled batch, the
 //     pseudo-labels it hands out), but view 1's labeled features are those of another
 //     class, so learning the same pseudo-labels raises view 1's labeled loss: h_1 < 0;
-//   - wrong: view 0 is pretrained on shifted labels, so its pseudo-labels are wrong:
-//     h_1 < 0 and its probability of them falls.
+//   - wrong: view 0 is pretrained on shifted labels (c+1), so its pseudo-labels are
+//     wrong: h_1 < 0 and its probability of them falls.
 //
 // Between helpful and harmful only h_1 differs on view 0's side, so view 0 must end with
 // a higher probability of its pseudo-labels in the helpful run: a flipped sign in the
@@ -79,8 +80,10 @@ func TestFeedbackSign(t *testing.T) {
 			if r.view != 0 {
 				sh = 0
 			}
+			// Ten steps of BL rows (the rank's labeled tape holds that many): right on
+			// U, but not so confident that softmax − onehot, the teacher's output
+			// gradient, vanishes.
 			r.opt = nn.NewAdam(r.probe, 0.01)
-			// Batches of BL rows: the rank's labeled tape holds that many.
 			for s := range 10 {
 				lo := B + BL + s*BL%pre
 				r.supervisedUpdate(rows(lo, lo+BL), func(e int) int32 { return (labels[e] + sh) % C })
