@@ -256,6 +256,9 @@ func parseNPYHeader(name string, b []byte, fileSize int64) (*Array, int64, error
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: header: %v", name, err)
 	}
+	if len(a.Shape) > 64 {
+		return nil, 0, fmt.Errorf("%s: shape: %d dimensions, want at most 64", name, len(a.Shape))
+	}
 	n := int64(1)
 	for _, d := range a.Shape {
 		if d < 0 || (d > 0 && n > (1<<50)/int64(d)) {
@@ -445,15 +448,24 @@ func (p *dictParser) tuple() ([]int, error) {
 	}
 }
 
-// EncodeNPY returns the NPY encoding of a: version 1.0 when the header fits in
-// 65535 bytes, 2.0 otherwise, the header padded so data starts 64-byte aligned
-// (NumPy's rule, which also lets a mapped '<f4' file be used in place).
+// EncodeNPY returns the NPY encoding of a.
 func EncodeNPY(a *Array) []byte {
+	return append(npyHeader(a), a.Raw...)
+}
+
+// npyHeader returns the preamble and header of a's NPY encoding: version 1.0 (NumPy arrays have at most
+// 64 dimensions, so the header always fits its 16-bit length), the header padded
+// so data starts 64-byte aligned (NumPy's rule, which also lets a mapped '<f4'
+// file be used in place).
+func npyHeader(a *Array) []byte {
 	if a.Dtype.Size() == 0 {
 		panic(fmt.Sprintf("data.EncodeNPY: unsupported dtype %q", a.Dtype))
 	}
 	if len(a.Raw) != a.Len()*a.Dtype.Size() {
 		panic(fmt.Sprintf("data.EncodeNPY: shape %v of %s needs %d bytes, Raw has %d", a.Shape, a.Dtype, a.Len()*a.Dtype.Size(), len(a.Raw)))
+	}
+	if len(a.Shape) > 64 {
+		panic(fmt.Sprintf("data.EncodeNPY: %d dimensions, NumPy allows at most 64", len(a.Shape)))
 	}
 	dims := make([]string, len(a.Shape))
 	for i, d := range a.Shape {
@@ -465,55 +477,57 @@ func EncodeNPY(a *Array) []byte {
 	}
 	shape += ")"
 	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", a.Dtype, shape)
-	pre := 10
-	if len(dict)+pre+1 > 65535 {
-		pre = 12
-	}
+	const pre = 10
 	total := (pre + len(dict) + 1 + 63) / 64 * 64
 	hdr := make([]byte, total)
 	copy(hdr, npyMagic)
-	if pre == 10 {
-		hdr[6] = 1
-		binary.LittleEndian.PutUint16(hdr[8:], uint16(total-pre))
-	} else {
-		hdr[6] = 2
-		binary.LittleEndian.PutUint32(hdr[8:], uint32(total-pre))
-	}
+	hdr[6] = 1
+	binary.LittleEndian.PutUint16(hdr[8:], uint16(total-pre))
 	n := copy(hdr[pre:], dict)
 	for i := pre + n; i < total-1; i++ {
 		hdr[i] = ' '
 	}
 	hdr[total-1] = '\n'
-	return append(hdr, a.Raw...)
+	return hdr
 }
 
 // WriteNPY writes a to path atomically (temporary file in the same directory,
 // fsync, rename), zstd-compressed if path ends in .zst.
 func WriteNPY(path string, a *Array) error {
-	b := EncodeNPY(a)
+	hdr := npyHeader(a)
 	if strings.HasSuffix(path, ".zst") {
-		b = zstdEncode(b)
+		return writeFileAtomic(path, zstdEncode(hdr, a.Raw))
 	}
-	return writeFileAtomic(path, b)
+	return writeFileAtomic(path, hdr, a.Raw)
 }
 
-func zstdEncode(b []byte) []byte {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault))
+// zstdEncode compresses the concatenation of parts as one zstd stream.
+func zstdEncode(parts ...[]byte) []byte {
+	var buf bytes.Buffer
+	enc, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedDefault))
 	if err != nil {
 		panic(err) // only invalid options make NewWriter fail
 	}
-	defer enc.Close()
-	return enc.EncodeAll(b, nil)
+	for _, p := range parts {
+		enc.Write(p) // writes to a bytes.Buffer cannot fail
+	}
+	enc.Close()
+	return buf.Bytes()
 }
 
-// writeFileAtomic writes b so that path either keeps its old content or has all of b.
-func writeFileAtomic(path string, b []byte) error {
+// writeFileAtomic writes the concatenation of parts so that path either keeps
+// its old content or has all of it.
+func writeFileAtomic(path string, parts ...[]byte) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(b)
+	for _, b := range parts {
+		if err == nil {
+			_, err = f.Write(b)
+		}
+	}
 	if err == nil {
 		err = f.Sync()
 	}

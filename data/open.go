@@ -15,6 +15,10 @@ import (
 // DefaultViews are the views Open and Build use for a built-in dataset when none are named.
 var DefaultViews = []string{"pixels", "hog"}
 
+// viewsVersion is part of the cache key of built views: bump it whenever a
+// registered family changes its output for the same spec.
+const viewsVersion = 1
+
 // Options tune Open and Build.
 type Options struct {
 	// CacheDir holds built views of built-in datasets. Empty: $MCT_CACHE_DIR,
@@ -77,7 +81,8 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 	if err != nil {
 		return nil, err
 	}
-	root := filepath.Join(cache, b.name+"-"+key[:16])
+	// viewsVersion in the key retires cache entries built by older family code.
+	root := filepath.Join(cache, fmt.Sprintf("%s-%s-v%d", b.name, key[:16], viewsVersion))
 	var raw *rawData
 	var out *Dataset
 	for _, v := range views {
