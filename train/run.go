@@ -227,6 +227,16 @@ func (r *rank) checksums(names []string) map[string]string {
 			mine[i] |= int64(raw[i*8+b]) << (8 * b)
 		}
 	}
+	if r.R > 1 {
+		// Replicas must hold the same bits: they take identical steps on summed gradients.
+		reps := make([]int64, 4*r.R)
+		r.pool.AllgatherI64(mine, reps)
+		for i := range reps {
+			if reps[i] != mine[i%4] {
+				panic(fmt.Sprintf("replicas of view %s diverged: their parameters differ", names[r.view]))
+			}
+		}
+	}
 	all := make([]int64, 4*r.V)
 	r.peer.AllgatherI64(mine, all)
 	out := map[string]string{}

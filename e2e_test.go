@@ -1,0 +1,351 @@
+package main
+
+// End-to-end tests of the mct binary: the real data, the local transport, Open MPI's
+// mpirun, checkpoints, signals. They build ./mct once into a temporary directory.
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"mct/ckpt"
+)
+
+var bin string // the mct binary under test
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mct-e2e")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "mct")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build mct: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	// Built views are shared by every test (and every run of the suite).
+	os.Setenv("MCT_CACHE_DIR", filepath.Join(os.TempDir(), "mct-test-cache"))
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// small is a run that finishes in seconds: tiny probes, one short MCT epoch.
+var small = []string{"--views", "pixels,hog", "--hidden", "32,32,32", "--batch", "1024", "--epochs", "1",
+	"--warmup-epochs", "3", "--val", "1000"}
+
+type summary struct {
+	Algo          string            `json:"algo"`
+	Views         []string          `json:"views"`
+	Updates       int               `json:"updates"`
+	ParamChecksum map[string]string `json:"param_checksum"`
+	TestAccuracy  struct {
+		Ensemble float64            `json:"ensemble"`
+		PerView  map[string]float64 `json:"per_view"`
+	} `json:"test_accuracy"`
+	WarmupTestAccuracy *struct {
+		Ensemble float64 `json:"ensemble"`
+	} `json:"warmup_test_accuracy"`
+	ExamplesPerSecond float64 `json:"examples_per_second_per_view"`
+}
+
+func readSummary(t *testing.T, dir string) summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// mct runs the binary (under mpirun when np > 0) and returns its combined output.
+func mct(t *testing.T, np int, args ...string) (string, error) {
+	t.Helper()
+	var cmd *exec.Cmd
+	if np > 0 {
+		cmd = mpirun(t, np, args...)
+	} else {
+		cmd = exec.Command(bin, args...)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+func mpirun(t *testing.T, np int, args ...string) *exec.Cmd {
+	t.Helper()
+	if _, err := exec.LookPath("mpirun"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("mpirun not found: CI must install openmpi-bin (scripts/setup.sh)")
+		}
+		t.Skip("mpirun not found (apt-get install openmpi-bin)")
+	}
+	cmd := exec.Command("mpirun", append([]string{"--oversubscribe", "-np", fmt.Sprint(np), bin}, args...)...)
+	cmd.Env = append(os.Environ(), "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+	return cmd
+}
+
+func trainRun(t *testing.T, np int, out string, extra ...string) summary {
+	t.Helper()
+	args := append(append([]string{"train", "--out", out}, small...), extra...)
+	o, err := mct(t, np, args...)
+	if err != nil {
+		t.Fatalf("mct %v: %v\n%s", args, err, o)
+	}
+	return readSummary(t, out)
+}
+
+// localRun is the reference: every view in one process. Shared by the tests below.
+var localRun struct {
+	dir string
+	s   summary
+}
+
+func reference(t *testing.T) summary {
+	t.Helper()
+	if localRun.dir == "" {
+		localRun.dir = filepath.Join(os.TempDir(), fmt.Sprintf("mct-e2e-ref-%d", os.Getpid()))
+		os.RemoveAll(localRun.dir)
+		localRun.s = trainRun(t, 0, localRun.dir)
+	}
+	return localRun.s
+}
+
+func TestTrainEvalPredictExport(t *testing.T) {
+	s := reference(t)
+	if s.Algo != "mct" || len(s.ParamChecksum) != 2 || s.Updates == 0 || s.ExamplesPerSecond <= 0 || s.WarmupTestAccuracy == nil {
+		t.Fatalf("summary.json incomplete: %+v", s)
+	}
+	// Tiny probes on 600 labels still learn: well above chance (0.1).
+	if s.TestAccuracy.Ensemble < 0.6 {
+		t.Errorf("ensemble test accuracy %.3f: the probes did not learn", s.TestAccuracy.Ensemble)
+	}
+	o, err := mct(t, 0, "eval", "--run", localRun.dir, "--json")
+	if err != nil {
+		t.Fatalf("eval: %v\n%s", err, o)
+	}
+	var acc struct{ Ensemble float64 }
+	if err := json.Unmarshal([]byte(o), &acc); err != nil || acc.Ensemble != s.TestAccuracy.Ensemble {
+		t.Errorf("eval ensemble %v (%v), summary.json says %v", acc.Ensemble, err, s.TestAccuracy.Ensemble)
+	}
+	st := filepath.Join(t.TempDir(), "hog.safetensors")
+	if o, err := mct(t, 0, "export", "--run", localRun.dir, "--view", "hog", "--out", st); err != nil {
+		t.Fatalf("export: %v\n%s", err, o)
+	}
+	ts, _, err := ckpt.ReadSafetensors(st)
+	if err != nil || len(ts) == 0 {
+		t.Fatalf("exported probe: %v", err)
+	}
+	for _, f := range []string{"config.json", "metrics.jsonl", "curves.png"} {
+		if _, err := os.Stat(filepath.Join(localRun.dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestBadInvocations(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "--algo", "bogus"}, `--algo "bogus": expected supervised, cotrain or mct`},
+		{[]string{"train", "--views", "hog"}, "--algo mct needs at least 2 views"},
+		{[]string{"train", "--views", "hog,nosuchview", "--out", t.TempDir()}, "nosuchview"},
+		{[]string{"train", "--data", t.TempDir()}, "manifest.json"},
+		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
+	} {
+		o, err := mct(t, 0, c.args...)
+		if err == nil || !strings.Contains(o, c.want) {
+			t.Errorf("mct %v: err %v, output %q; want a failure mentioning %q", c.args, err, o, c.want)
+		}
+		if n := strings.Count(strings.TrimSpace(o), "\n"); n > 0 {
+			t.Errorf("mct %v: want one error line, got %d:\n%s", c.args, n+1, o)
+		}
+	}
+}
+
+// The MPI transport gives the same bits as the local one: that equality is the main test
+// of the MPI code (DESIGN.md).
+func TestMPIMatchesLocal(t *testing.T) {
+	ref := reference(t)
+	s := trainRun(t, 2, t.TempDir())
+	for v, sum := range ref.ParamChecksum {
+		if s.ParamChecksum[v] != sum {
+			t.Errorf("view %s: mpirun -np 2 checksum %s, local %s", v, s.ParamChecksum[v], sum)
+		}
+	}
+}
+
+// Two replicas per view split the global batch and all-reduce gradients and BatchNorm
+// sums: the result equals one process up to float summation order, and the replicas stay
+// bit-identical (the trainer checks that before writing the summary).
+func TestMPIReplicas(t *testing.T) {
+	reference(t)
+	dir := t.TempDir()
+	trainRun(t, 4, dir)
+	for _, v := range []string{"pixels", "hog"} {
+		a, _, err := ckpt.ReadSafetensors(filepath.Join(localRun.dir, "model-"+v+".safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := ckpt.ReadSafetensors(filepath.Join(dir, "model-"+v+".safetensors"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if e := relErr(a[i].Data, b[i].Data); e > 1e-5 || math.IsNaN(e) {
+				t.Errorf("view %s tensor %s: relative difference %.3g between -np 4 and one process", v, a[i].Name, e)
+			}
+		}
+	}
+}
+
+func relErr(a, b []float32) float64 {
+	var d, n float64
+	for i := range a {
+		d += (float64(a[i]) - float64(b[i])) * (float64(a[i]) - float64(b[i]))
+		n += float64(a[i]) * float64(a[i])
+	}
+	return math.Sqrt(d / math.Max(n, 1e-30))
+}
+
+func TestMPIWorldNotMultipleOfViews(t *testing.T) {
+	start := time.Now()
+	o, err := mct(t, 3, append([]string{"train", "--out", t.TempDir()}, small...)...)
+	if err == nil {
+		t.Fatal("mpirun -np 3 with 2 views succeeded")
+	}
+	if n := strings.Count(o, "world size 3 is not a multiple of the 2 views: run mpirun -np 2 or -np 4"); n != 3 {
+		t.Errorf("want the layout error once per rank (3), got %d:\n%s", n, o)
+	}
+	if time.Since(start) > 30*time.Second {
+		t.Errorf("took %v to fail", time.Since(start))
+	}
+}
+
+// Kill -9 one rank mid-run: mpirun ends the job promptly; --resume finishes it and the
+// final parameters equal an uninterrupted run's. A flipped byte in the newest checkpoint
+// is detected and the previous committed one is used.
+func TestMPIKillAndResume(t *testing.T) {
+	ref := reference(t)
+	dir := t.TempDir()
+	args := append([]string{"train", "--out", dir, "--checkpoint-every", "5", "--keep", "3"}, small...)
+	cmd := mpirun(t, 2, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 120*time.Second, func() bool { return committedAfter(dir, 10) })
+	pids, _ := exec.Command("pgrep", "-f", "^"+bin+" train --out "+dir).Output()
+	fields := strings.Fields(string(pids))
+	if len(fields) == 0 {
+		t.Fatalf("no rank process found\n%s", out.String())
+	}
+	var pid int
+	fmt.Sscan(fields[len(fields)-1], &pid)
+	syscall.Kill(pid, syscall.SIGKILL)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("mpirun exited 0 after a rank was killed")
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("mpirun still running 30 s after a rank was killed")
+	}
+	steps, err := ckpt.Steps(dir)
+	if err != nil || len(steps) < 2 {
+		t.Fatalf("committed steps %v (%v)", steps, err)
+	}
+	newest := filepath.Join(dir, "ckpt", fmt.Sprintf("step-%d", steps[len(steps)-1]), "rank-1.mct")
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0x10
+	if err := os.WriteFile(newest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err := mct(t, 2, append(args, "--resume")...)
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, o)
+	}
+	if !strings.Contains(o, newest) {
+		t.Errorf("the damaged file %s is not named:\n%s", newest, o)
+	}
+	if !strings.Contains(o, "resumed from the checkpoint of update") {
+		t.Errorf("did not resume:\n%s", o)
+	}
+	s := readSummary(t, dir)
+	for v, sum := range ref.ParamChecksum {
+		if s.ParamChecksum[v] != sum {
+			t.Errorf("view %s: resumed run %s, uninterrupted %s", v, s.ParamChecksum[v], sum)
+		}
+	}
+}
+
+// SIGTERM (and SLURM's SIGUSR1) stops the run at the next update with a checkpoint and
+// exit status 0; --resume finishes with the same parameters.
+func TestSignalCheckpointsAndExitsZero(t *testing.T) {
+	ref := reference(t)
+	dir := t.TempDir()
+	args := append([]string{"train", "--out", dir}, small...)
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 120*time.Second, func() bool { return committedAfter(dir, -1) })
+	cmd.Process.Signal(syscall.SIGUSR1)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGUSR1: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "--resume") {
+		t.Errorf("no line saying how to resume:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "summary.json")); err == nil {
+		t.Errorf("summary.json written by a stopped run")
+	}
+	if o, err := mct(t, 0, append(args, "--resume")...); err != nil {
+		t.Fatalf("resume: %v\n%s", err, o)
+	}
+	s := readSummary(t, dir)
+	for v, sum := range ref.ParamChecksum {
+		if s.ParamChecksum[v] != sum {
+			t.Errorf("view %s: resumed run %s, uninterrupted %s", v, s.ParamChecksum[v], sum)
+		}
+	}
+}
+
+// committedAfter reports whether the run directory holds a committed step > step.
+func committedAfter(dir string, step int64) bool {
+	steps, err := ckpt.Steps(dir)
+	return err == nil && len(steps) > 0 && steps[len(steps)-1] > step
+}
+
+func waitFor(t *testing.T, limit time.Duration, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("condition not reached within %v", limit)
+}
