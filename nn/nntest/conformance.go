@@ -1,0 +1,349 @@
+// Package nntest checks that an nn.Backend implements the contract of nn/backend.go,
+// by running every operation on it and on the CPU backend (itself checked against
+// float64 references and PyTorch in package nn) with the same inputs.
+//
+// A backend's tests call it once:
+//
+//	func TestConformance(t *testing.T) { nntest.Conformance(t, cudaops.New(0)) }
+//
+// Floating-point results must agree to a small multiple of float32 rounding relative
+// to each output's scale; results that come from the counter RNG or from integer
+// decisions (dropout masks, Gumbel-max samples, argmax) must agree exactly.
+package nntest
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"mct/nn"
+)
+
+// Conformance runs every check as a subtest of t.
+func Conformance(t *testing.T, b nn.Backend) {
+	ref := nn.NewCPU()
+	c := &checker{b: b, ref: ref, rng: rand.New(rand.NewPCG(7, 7))}
+	for _, tc := range []struct {
+		name string
+		f    func(t *testing.T)
+	}{
+		{"Memory", c.memory}, {"Gemm", c.gemm}, {"Elementwise", c.elementwise},
+		{"Activation", c.activation}, {"BatchNorm", c.batchNorm}, {"Softmax", c.softmax},
+		{"RNG", c.random}, {"Adam", c.adam}, {"Probe", c.probe},
+	} {
+		t.Run(tc.name, tc.f)
+	}
+}
+
+type checker struct {
+	b, ref nn.Backend
+	rng    *rand.Rand
+}
+
+// pair is one host array living on both backends.
+type pair struct{ b, ref nn.Buf }
+
+func (c *checker) pair(x []float32) pair {
+	p := pair{c.b.Alloc(len(x)), c.ref.Alloc(len(x))}
+	c.b.Upload(p.b, x)
+	c.ref.Upload(p.ref, x)
+	return p
+}
+
+func (c *checker) randn(n int, scale float64) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(scale * c.rng.NormFloat64())
+	}
+	return x
+}
+
+func get(b nn.Backend, x nn.Buf) []float32 {
+	h := make([]float32, x.Len())
+	b.Download(h, x)
+	return h
+}
+
+// same compares a pair's contents: max error ≤ rtol·max(scale, 1e-6), or exactly
+// when rtol is 0.
+func (c *checker) same(t *testing.T, what string, p pair, rtol float64) {
+	t.Helper()
+	got, want := get(c.b, p.b), get(c.ref, p.ref)
+	sameSlices(t, what, got, want, rtol)
+}
+
+func sameSlices(t *testing.T, what string, got, want []float32, rtol float64) {
+	t.Helper()
+	scale, worst, wi := 1e-6, 0.0, -1
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(float64(v)))
+	}
+	for i := range want {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if d > worst || d != d {
+			worst, wi = d, i
+			if d != d {
+				worst = math.Inf(1)
+			}
+		}
+	}
+	if wi >= 0 && worst > rtol*scale {
+		t.Errorf("%s[%d] = %.9g, CPU backend %.9g (error %.2e > %.0e × scale %.3g)", what, wi, got[wi], want[wi], worst, rtol, scale)
+	}
+}
+
+const tol = 2e-6
+
+func (c *checker) memory(t *testing.T) {
+	b := c.b
+	x := b.Alloc(100)
+	for i, v := range get(b, x) {
+		if v != 0 {
+			t.Fatalf("Alloc: element %d = %g, want 0", i, v)
+		}
+	}
+	host := c.randn(100, 1)
+	b.Upload(x, host)
+	v := b.View(x, 10, 20)
+	if v.Len() != 20 {
+		t.Fatalf("View Len = %d, want 20", v.Len())
+	}
+	part := make([]float32, 20)
+	b.Download(part, v)
+	sameSlices(t, "View", part, host[10:30], 0)
+	b.Fill(v, 5, 3)
+	y := b.Alloc(100)
+	b.Copy(y, x, 100)
+	want := append([]float32(nil), host...)
+	for i := 10; i < 15; i++ {
+		want[i] = 3
+	}
+	sameSlices(t, "Fill through a View, then Copy", get(b, y), want, 0)
+	b.Upload(b.View(y, 50, 2), []float32{-1, -2})
+	want[50], want[51] = -1, -2
+	sameSlices(t, "Upload into a View", get(b, y), want, 0)
+	b.Sync()
+	b.Free(x)
+	b.Free(y)
+}
+
+func (c *checker) gemm(t *testing.T) {
+	for _, sh := range [][3]int{{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {128, 96, 200}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				for _, beta := range []float32{0, 1} {
+					a, bb := c.pair(c.randn(m*k, 1)), c.pair(c.randn(k*n, 1))
+					init := c.randn(m*n, 1)
+					if beta == 0 {
+						for i := range init {
+							init[i] = float32(math.NaN())
+						}
+					}
+					cc := c.pair(init)
+					c.b.Gemm(tA, tB, m, n, k, 0.75, a.b, bb.b, beta, cc.b)
+					c.ref.Gemm(tA, tB, m, n, k, 0.75, a.ref, bb.ref, beta, cc.ref)
+					c.same(t, fmt.Sprintf("Gemm tA=%v tB=%v %dx%dx%d β=%g", tA, tB, m, n, k, beta), cc, 1e-5)
+				}
+			}
+		}
+	}
+}
+
+func (c *checker) elementwise(t *testing.T) {
+	const rows, dc, sc = 37, 11, 9
+	for _, beta := range []float32{0, 1} {
+		dst, src := c.pair(c.randn(rows*dc, 1)), c.pair(c.randn(rows*sc, 1))
+		c.b.CopyCols(dst.b, dc, 4, src.b, sc, 2, rows, 6, beta)
+		c.ref.CopyCols(dst.ref, dc, 4, src.ref, sc, 2, rows, 6, beta)
+		c.same(t, fmt.Sprintf("CopyCols β=%g", beta), dst, 0)
+	}
+	const n = 5000
+	x, y := c.pair(c.randn(n, 1)), c.pair(c.randn(n, 1))
+	c.b.Axpy(y.b, -0.3, x.b, n-1)
+	c.ref.Axpy(y.ref, -0.3, x.ref, n-1)
+	c.same(t, "Axpy", y, tol)
+	c.b.Scale(y.b, n-2, 1.7)
+	c.ref.Scale(y.ref, n-2, 1.7)
+	c.same(t, "Scale", y, tol)
+	c.b.Mul(y.b, x.b, n)
+	c.ref.Mul(y.ref, x.ref, n)
+	c.same(t, "Mul", y, tol)
+	got, want := c.b.Dot(x.b, y.b, n-3), c.ref.Dot(x.ref, y.ref, n-3)
+	if math.Abs(got-want) > 1e-6*(1+math.Abs(want)) {
+		t.Errorf("Dot = %.10g, CPU %.10g", got, want)
+	}
+	rows2, cols2 := 300, 70
+	m := c.pair(c.randn(rows2*cols2, 2))
+	for _, beta := range []float32{0, 1} {
+		s := c.pair(c.randn(cols2, 1))
+		c.b.ColSums(s.b, m.b, rows2, cols2, beta)
+		c.ref.ColSums(s.ref, m.ref, rows2, cols2, beta)
+		c.same(t, fmt.Sprintf("ColSums β=%g", beta), s, tol)
+	}
+}
+
+func (c *checker) activation(t *testing.T) {
+	const rows, cols = 50, 33
+	x, bias := c.pair(c.randn(rows*cols, 1)), c.pair(c.randn(cols, 1))
+	c.b.AddBiasLeakyReLU(x.b, bias.b, rows, cols, 0.01)
+	c.ref.AddBiasLeakyReLU(x.ref, bias.ref, rows, cols, 0.01)
+	c.same(t, "AddBiasLeakyReLU", x, tol)
+	c.b.AddBiasLeakyReLU(x.b, nil, rows, cols, 0.2)
+	c.ref.AddBiasLeakyReLU(x.ref, nil, rows, cols, 0.2)
+	c.same(t, "LeakyReLU without bias", x, tol)
+	d := c.pair(c.randn(rows*cols, 1))
+	c.b.LeakyReLUBackward(d.b, x.b, rows*cols, 0.2)
+	c.ref.LeakyReLUBackward(d.ref, x.ref, rows*cols, 0.2)
+	c.same(t, "LeakyReLUBackward", d, tol)
+}
+
+func (c *checker) batchNorm(t *testing.T) {
+	const rows, cols = 64, 40
+	xs := c.randn(rows*cols, 2)
+	for i := range xs {
+		xs[i] += 1.5
+	}
+	x := c.pair(xs)
+	rm, rv := c.pair(c.randn(cols, 0.3)), c.pair(make([]float32, cols))
+	c.b.Fill(rv.b, cols, 1.2)
+	c.ref.Fill(rv.ref, cols, 1.2)
+	g, be := c.pair(c.randn(cols, 1)), c.pair(c.randn(cols, 1))
+	st, mean, vr, y := c.pair(make([]float32, 2*cols+1)), c.pair(make([]float32, cols)), c.pair(make([]float32, cols)), c.pair(make([]float32, rows*cols))
+	c.b.BNStats(st.b, x.b, rm.b, rows, cols)
+	c.ref.BNStats(st.ref, x.ref, rm.ref, rows, cols)
+	c.same(t, "BNStats", st, 1e-5)
+	c.b.BNMoments(mean.b, vr.b, rm.b, rv.b, st.b, cols, 0.1)
+	c.ref.BNMoments(mean.ref, vr.ref, rm.ref, rv.ref, st.ref, cols, 0.1)
+	c.same(t, "BNMoments mean", mean, 1e-5)
+	c.same(t, "BNMoments var", vr, 1e-5)
+	c.same(t, "BNMoments running_mean", rm, 1e-5)
+	c.same(t, "BNMoments running_var", rv, 1e-5)
+	c.b.BNNormalize(y.b, x.b, mean.b, vr.b, g.b, be.b, rows, cols, 1e-5)
+	c.ref.BNNormalize(y.ref, x.ref, mean.ref, vr.ref, g.ref, be.ref, rows, cols, 1e-5)
+	c.same(t, "BNNormalize", y, 1e-5)
+	dy := c.pair(c.randn(rows*cols, 1))
+	c.b.BNBackwardStats(st.b, dy.b, x.b, mean.b, vr.b, rows, cols, 1e-5)
+	c.ref.BNBackwardStats(st.ref, dy.ref, x.ref, mean.ref, vr.ref, rows, cols, 1e-5)
+	c.same(t, "BNBackwardStats", st, 1e-5)
+	dx := c.pair(make([]float32, rows*cols))
+	c.b.BNBackward(dx.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5)
+	c.ref.BNBackward(dx.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5)
+	c.same(t, "BNBackward", dx, 1e-5)
+	c.b.BNBackward(dy.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5)
+	c.ref.BNBackward(dy.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5)
+	c.same(t, "BNBackward in place", dy, 1e-5)
+}
+
+func (c *checker) labels(n, classes int) []float32 {
+	l := make([]float32, n)
+	for i := range l {
+		l[i] = float32(c.rng.IntN(classes))
+	}
+	return l
+}
+
+func (c *checker) softmax(t *testing.T) {
+	const rows, cols = 200, 10
+	x, lab := c.pair(c.randn(rows*cols, 4)), c.pair(c.labels(rows, cols))
+	loss, dx := c.pair(make([]float32, rows)), c.pair(c.randn(rows*cols, 1))
+	for _, beta := range []float32{0, 1} {
+		c.b.SoftmaxCE(loss.b, dx.b, x.b, lab.b, rows, cols, 0.5, 0.01, beta)
+		c.ref.SoftmaxCE(loss.ref, dx.ref, x.ref, lab.ref, rows, cols, 0.5, 0.01, beta)
+		c.same(t, fmt.Sprintf("SoftmaxCE loss β=%g", beta), loss, 1e-5)
+		c.same(t, fmt.Sprintf("SoftmaxCE dx β=%g", beta), dx, 1e-5)
+	}
+	c.b.SoftmaxCE(nil, dx.b, x.b, lab.b, rows, cols, 1, -0.3, 1)
+	c.ref.SoftmaxCE(nil, dx.ref, x.ref, lab.ref, rows, cols, 1, -0.3, 1)
+	c.same(t, "SoftmaxCE without loss", dx, 1e-5)
+	y := c.pair(make([]float32, rows*cols))
+	c.b.Softmax(y.b, x.b, rows, cols, 2)
+	c.ref.Softmax(y.ref, x.ref, rows, cols, 2)
+	c.same(t, "Softmax", y, 1e-5)
+	am := c.pair(make([]float32, rows))
+	c.b.Argmax(am.b, x.b, rows, cols)
+	c.ref.Argmax(am.ref, x.ref, rows, cols)
+	c.same(t, "Argmax", am, 0)
+}
+
+func (c *checker) random(t *testing.T) {
+	const rows, cols = 129, 77
+	m := c.pair(make([]float32, rows*cols))
+	key := nn.RNGKey{Seed: 0xfeedface12345678, Step: 3, Stream: nn.StreamDropout + 2}
+	c.b.DropoutMask(m.b, rows, cols, 0.35, key, 1000)
+	c.ref.DropoutMask(m.ref, rows, cols, 0.35, key, 1000)
+	c.same(t, "DropoutMask (bit-exact Philox)", m, 0)
+
+	const n, classes = 2000, 10
+	x := c.pair(c.randn(n*classes, 2))
+	idx := make([]uint32, n)
+	for i := range idx {
+		idx[i] = uint32(c.rng.IntN(1 << 30))
+	}
+	s := c.pair(make([]float32, n))
+	skey := nn.RNGKey{Seed: 99, Step: 12345, Stream: 1}
+	c.b.SampleGumbel(s.b, x.b, n, classes, 1/1.5, skey, idx)
+	c.ref.SampleGumbel(s.ref, x.ref, n, classes, 1/1.5, skey, idx)
+	c.same(t, "SampleGumbel (bit-exact Philox)", s, 0)
+}
+
+func (c *checker) adam(t *testing.T) {
+	const n = 3001
+	w, g := c.pair(c.randn(n, 1)), c.pair(c.randn(n, 1))
+	m, v := c.pair(make([]float32, n)), c.pair(make([]float32, n))
+	for step := 1; step <= 3; step++ {
+		h := nn.AdamHyper{StepSize: float32(1e-3 / (1 - math.Pow(0.9, float64(step)))), Beta1: 0.9, Beta2: 0.999,
+			Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(1 - math.Pow(0.999, float64(step))))}
+		c.b.Adam(w.b, g.b, m.b, v.b, n, h)
+		c.ref.Adam(w.ref, g.ref, m.ref, v.ref, n, h)
+	}
+	c.same(t, "Adam params", w, 1e-6)
+	c.same(t, "Adam m", m, 1e-5)
+	c.same(t, "Adam v", v, 1e-5)
+	c.same(t, "Adam leaves g", g, 0)
+}
+
+// probe runs the same small FCNN (with dropout) on both backends: a Train forward,
+// loss, backward, clip and Adam step, then a keepWeights backward after the step.
+func (c *checker) probe(t *testing.T) {
+	cfg := nn.Config{Arch: "fcnn", In: 20, Classes: 5, Hidden: []int{32, 32, 32}, Dropout: 0.1, Temperature: 1.5}
+	const n = 48
+	x, lab := c.randn(n*cfg.In, 1), c.labels(n, cfg.Classes)
+	type run struct {
+		logits, grads, params, kept []float32
+		loss, norm                  float32
+	}
+	do := func(b nn.Backend) run {
+		p, err := nn.NewProbe(b, cfg, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		xb, lb, dl := b.Alloc(len(x)), b.Alloc(n), b.Alloc(n*cfg.Classes)
+		b.Upload(xb, x)
+		b.Upload(lb, lab)
+		tape := p.NewTape(n, true)
+		g := p.NewGrads()
+		logits := p.Forward(tape, xb, n, nn.Train)
+		var r run
+		r.loss = nn.CrossEntropy(b, logits, n, cfg.Classes, lb, dl, 1)
+		r.logits = get(b, logits)
+		p.Backward(tape, dl, g)
+		r.grads = get(b, g.Flat())
+		r.norm = nn.ClipGradNorm(b, g, 0.5)
+		nn.NewAdam(p, 1e-2).Step(g)
+		r.params = get(b, p.Flat())
+		g.Zero()
+		p.Backward(tape, dl, g)
+		r.kept = get(b, g.Flat())
+		return r
+	}
+	got, want := do(c.b), do(c.ref)
+	sameSlices(t, "probe logits", got.logits, want.logits, 1e-5)
+	sameSlices(t, "probe loss", []float32{got.loss}, []float32{want.loss}, 1e-5)
+	sameSlices(t, "probe grads", got.grads, want.grads, 1e-4)
+	sameSlices(t, "probe clip norm", []float32{got.norm}, []float32{want.norm}, 1e-5)
+	sameSlices(t, "probe params after Adam", got.params, want.params, 1e-5)
+	sameSlices(t, "probe keepWeights grads", got.kept, want.kept, 1e-4)
+	sameSlices(t, "keepWeights grads = grads before the step", got.kept, got.grads, 0)
+}
