@@ -1,10 +1,66 @@
 // Package nn is mct's neural-network layer: the MLP probe trained on each view, its
 // hand-written backward pass, softmax cross-entropy, Adam, gradient clipping and the
-// learning-rate/early-stopping logic, all written once over a compute Backend.
+// learning-rate and early-stopping logic, all written once over a compute Backend.
 //
-// A Backend (backend.go) owns float32 buffers and runs the kernels the MCT step needs:
-// GEMM, fused bias+LeakyReLU, BatchNorm split at its batch reductions (so data-parallel
-// replicas can all-reduce them), softmax cross-entropy with temperature, Gumbel-max
-// sampling from the counter-based RNG of rng.go, Adam and norms. NewCPU is the CPU
-// backend (GEMM through package blas); cudaops provides the CUDA one.
+// # Backend
+//
+// A Backend (backend.go) owns float32 buffers (Buf) and runs the kernels the MCT step
+// needs: GEMM, fused bias+LeakyReLU, BatchNorm split at its batch reductions (so
+// data-parallel replicas can all-reduce them), softmax cross-entropy with temperature
+// and an accumulate/scale form for the MCT teacher gradient, Gumbel-max sampling from
+// the counter-based RNG of rng.go (Philox4x32-10, specified bit for bit), Adam and
+// dot products. NewCPU is the CPU backend (GEMM through package blas, other kernels
+// in Go with float64 reductions); cudaops provides the CUDA one, and package nntest
+// checks any backend against the CPU one.
+//
+// # Probe
+//
+// NewProbe builds one of three architectures (Config.Arch): "fcnn", the reference
+// FCNN traced exactly (duplicated dense skips, LeakyReLU before BatchNorm, logits
+// LeakyReLU'd then divided by the temperature); "mlp", the clean variant; "linear".
+// Weights start as PyTorch's default initialisation, drawn from the seed. All
+// parameters sit in one flat buffer (Params are views in PyTorch state_dict order),
+// and so do Grads and Adam's moments: an optimizer step, a norm or an all-reduce is
+// one call on one buffer.
+//
+// A Tape holds one forward's activations. Backward adds dL/dθ for a given dL/dlogits
+// and may run several times per Forward (the MCT student and teacher gradients both
+// flow through the step-1 activations). A tape made with keepWeights snapshots the
+// weights at Forward, so its Backward differentiates at those weights even after an
+// optimizer step. One supervised update:
+//
+//	b := nn.NewCPU()
+//	p, err := nn.NewProbe(b, nn.Config{Arch: "fcnn", In: 784, Classes: 10}, seed)
+//	tape, g, opt := p.NewTape(batch, false), p.NewGrads(), nn.NewAdam(p, 1e-4)
+//	x, y, dl := b.Alloc(batch*784), b.Alloc(batch), b.Alloc(batch*10)
+//	// per step: upload the batch (rows of features; labels as float32 class indices)
+//	b.Upload(x, features)
+//	b.Upload(y, labels)
+//	g.Zero()
+//	logits := p.Forward(tape, x, batch, nn.Train)
+//	loss := nn.CrossEntropy(b, logits, batch, 10, y, dl, 1)
+//	p.Backward(tape, dl, g)
+//	nn.ClipGradNorm(b, g, 1)
+//	opt.Step(g)
+//
+// # Data parallelism
+//
+// With R replicas of a view, each replica runs its share of the batch and sets
+// Probe.Reduce to an all-reduce (sum) over the pool: BatchNorm then uses the batch
+// statistics of the whole global batch, forward and backward, and the replica's
+// gradients summed over the pool equal the single-process gradient when dlogits is
+// scaled by 1/(global batch). DropoutRowBase gives each replica its rows' masks.
+// Gradients travel through Grads.Download/Upload (one host slice).
+//
+// # MCT pieces
+//
+// The MCT step's pseudo-labels are Backend.SampleGumbel on the ensemble logits m_v
+// (key: seed, update step, view; row index: the global example index), and the
+// teacher output gradient Σ_{v≠w} h_v/(V−1)·(softmax(m_v/T) − onehot(ŷ_v))/B is one
+// Backend.SoftmaxCE per v with beta = 1 after the first, back-propagated with
+// Backward through the kept step-1 tape. --exact-h is Backend.Dot of two Grads.Flat.
+//
+// Shape mistakes (a buffer too short, a tape too small, another probe's tape) are
+// programmer errors and panic at the call; configuration and state errors are
+// returned.
 package nn

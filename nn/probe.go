@@ -149,6 +149,10 @@ type Probe struct {
 	// sum over the data-parallel replicas. Every slice ends with the local row count,
 	// so summing it gives the global count. nil means the batch is this replica's own.
 	Reduce func(host []float32)
+	// DropoutRowBase is the global index of this replica's first row, so replicas of
+	// a data-parallel pool draw different dropout masks for their different rows (the
+	// masks then do not depend on how the batch is split).
+	DropoutRowBase uint32
 
 	b       Backend
 	cfg     Config
@@ -357,8 +361,9 @@ func (p *Probe) fingerprint() string {
 	return s.String()
 }
 
-// SaveState encodes the weights, BN running statistics and the Train-forward count
-// (little-endian; see LoadState).
+// SaveState encodes the weights, BN running statistics, the Train-forward count and
+// the seed (which keys dropout), little-endian, after a header naming the
+// architecture; LoadState restores exactly this.
 func (p *Probe) SaveState() ([]byte, error) {
 	fp := p.fingerprint()
 	out := make([]byte, 0, 32+len(fp)+4*(p.nParams+p.nBufs))
@@ -367,6 +372,7 @@ func (p *Probe) SaveState() ([]byte, error) {
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(fp)))
 	out = append(out, fp...)
 	out = binary.LittleEndian.AppendUint64(out, uint64(p.forwards))
+	out = binary.LittleEndian.AppendUint64(out, p.seed)
 	out = appendFloats(out, p.b, p.flat, p.nParams)
 	out = appendFloats(out, p.b, p.bufFlat, p.nBufs)
 	return out, nil
@@ -386,6 +392,7 @@ func (p *Probe) LoadState(data []byte) error {
 		return fmt.Errorf("probe state: saved for %q, this probe is %q", fp, p.fingerprint())
 	}
 	forwards := int64(r.u64())
+	seed := r.u64()
 	w := r.floats(p.nParams)
 	bufs := r.floats(p.nBufs)
 	if r.err != nil {
@@ -396,7 +403,7 @@ func (p *Probe) LoadState(data []byte) error {
 	}
 	p.b.Upload(p.flat, w)
 	p.b.Upload(p.bufFlat, bufs)
-	p.forwards = forwards
+	p.forwards, p.seed = forwards, seed
 	return nil
 }
 

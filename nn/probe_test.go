@@ -275,7 +275,7 @@ func TestInitDistribution(t *testing.T) {
 // all-reduced through Reduce and their gradients summed, match one probe on the
 // whole batch (the trainer's data-parallel contract).
 func TestDataParallelReduce(t *testing.T) {
-	cfg := Config{Arch: "fcnn", In: 6, Classes: 4, Hidden: []int{5, 5, 5}}
+	cfg := Config{Arch: "fcnn", In: 6, Classes: 4, Hidden: []int{5, 5, 5}, Dropout: 0.2}
 	const n = 12
 	b, whole, x, labels := setup(t, cfg, n, 21)
 	state, _ := whole.SaveState()
@@ -285,6 +285,7 @@ func TestDataParallelReduce(t *testing.T) {
 		if err := reps[i].LoadState(state); err != nil {
 			t.Fatal(err)
 		}
+		reps[i].DropoutRowBase = uint32(i * n / 2)
 	}
 	// A two-party all-reduce: each side sends its slice and adds the peer's.
 	ch := [2]chan []float32{make(chan []float32, 1), make(chan []float32, 1)}

@@ -206,7 +206,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		if bl.dropout {
 			if mode == Train {
 				key := RNGKey{Seed: p.seed, Step: uint32(p.forwards), Stream: StreamDropout + uint32(i)}
-				b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, 0)
+				b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, p.DropoutRowBase)
 			} else {
 				b.Fill(t.mask[i], n*bl.out, 1)
 			}
