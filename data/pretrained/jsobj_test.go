@@ -1,6 +1,7 @@
 package pretrained
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -50,4 +51,21 @@ func TestExportedLiteral(t *testing.T) {
 			t.Errorf("%.40s: error %v, want one containing %q", c.src, err, c.msg)
 		}
 	}
+}
+
+// FuzzExportedLiteral: no input makes the parser panic or loop, and whatever
+// it accepts is plain JSON data.
+func FuzzExportedLiteral(f *testing.F) {
+	f.Add([]byte(`a.exports={modelTopology:{x:[1,.5,-0,!0,!1,null,"s"]}},{}]`))
+	f.Add([]byte(`h.exports="QUJD"},{}]`))
+	f.Add([]byte(`a.exports={"a":'b\u0041\n'}}`))
+	f.Fuzz(func(t *testing.T, src []byte) {
+		v, err := exportedLiteral(src)
+		if err != nil {
+			return
+		}
+		if _, err := json.Marshal(v); err != nil {
+			t.Fatalf("accepted %q but the value is not JSON data: %v", src, err)
+		}
+	})
 }
