@@ -1,6 +1,7 @@
 package blas
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -134,4 +135,35 @@ func BenchmarkSgemm1024(b *testing.B) {
 		Sgemm(false, true, n, n, n, 1, x, n, y, n, 0, z, n)
 	}
 	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// TestSgemmConcurrent: the local transport runs every view in one process, so
+// several goroutines call Sgemm at once; results must equal the serial ones.
+func TestSgemmConcurrent(t *testing.T) {
+	const n, workers = 300, 4
+	rng := rand.New(rand.NewPCG(3, 4))
+	a, b := randSlice(rng, n*n), randSlice(rng, n*n)
+	want := make([]float32, n*n)
+	Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, want, n)
+	errs := make(chan string, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			c := make([]float32, n*n)
+			for it := 0; it < 10; it++ {
+				Sgemm(false, true, n, n, n, 1, a, n, b, n, 0, c, n)
+				for i := range c {
+					if c[i] != want[i] {
+						errs <- fmt.Sprintf("concurrent result differs at %d: %g vs %g", i, c[i], want[i])
+						return
+					}
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if e := <-errs; e != "" {
+			t.Fatal(e)
+		}
+	}
 }
