@@ -27,7 +27,7 @@ type Summary struct {
 	Algo                     string            `json:"algo"`
 	Views                    []string          `json:"views"`
 	LabeledFraction          float64           `json:"labeled_fraction"`
-	Seed                     int64             `json:"seed"`
+	Seed                     uint64            `json:"seed"`
 	TestAccuracy             *Accuracy         `json:"test_accuracy"`
 	ValAccuracy              *Accuracy         `json:"val_accuracy"`
 	WarmupTestAccuracy       *Accuracy         `json:"warmup_test_accuracy"`
@@ -171,10 +171,11 @@ func normKey(k string) string {
 }
 
 // identityKeys are settings that never distinguish a configuration: the
-// columns every table has anyway (algo, views, labeled fraction), the seed
-// (what tables average over) and where a run writes.
+// columns every table has anyway (algo, views, labeled fraction, which mct
+// train calls --labeled), the seed (what tables average over) and where a
+// run writes.
 var identityKeys = map[string]bool{
-	"algo": true, "views": true, "labeled_fraction": true, "seed": true,
+	"algo": true, "views": true, "labeled_fraction": true, "labeled": true, "seed": true,
 	"out": true, "out_dir": true, "run_dir": true, "dir": true, "resume": true,
 }
 

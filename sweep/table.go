@@ -52,8 +52,8 @@ type Group struct {
 }
 
 // Seeds lists the seeds of the group's runs, in run order.
-func (g Group) Seeds() []int64 {
-	seeds := make([]int64, len(g.Runs))
+func (g Group) Seeds() []uint64 {
+	seeds := make([]uint64, len(g.Runs))
 	for i, r := range g.Runs {
 		seeds[i] = r.Summary.Seed
 	}
@@ -155,7 +155,7 @@ func fracText(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 func seedsText(g Group) string {
 	parts := make([]string, len(g.Runs))
 	for i, s := range g.Seeds() {
-		parts[i] = strconv.FormatInt(s, 10)
+		parts[i] = strconv.FormatUint(s, 10)
 	}
 	return strings.Join(parts, ",")
 }
@@ -255,7 +255,7 @@ func (t Table) WriteRunsCSV(w io.Writer) error {
 		for _, r := range g.Runs {
 			s := r.Summary
 			rec := append([]string{r.Dir, s.Algo, strings.Join(s.Views, "+"), fracText(s.LabeledFraction)}, g.Extra...)
-			rec = append(rec, strconv.FormatInt(s.Seed, 10), num(s.TestAccuracy.Ensemble))
+			rec = append(rec, strconv.FormatUint(s.Seed, 10), num(s.TestAccuracy.Ensemble))
 			for _, v := range t.Views {
 				if x, ok := s.TestAccuracy.PerView[v]; ok {
 					rec = append(rec, num(x))
