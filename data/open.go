@@ -17,7 +17,7 @@ var DefaultViews = []string{"pixels", "hog"}
 
 // viewsVersion is part of the cache key of built views: bump it whenever a
 // registered family changes its output for the same spec.
-const viewsVersion = 1
+const viewsVersion = 2
 
 // Options tune Open and Build.
 type Options struct {
