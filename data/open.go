@@ -122,12 +122,9 @@ func buildCached(dir string, b builtin, raw *rawData, spec string, opt Options) 
 	if err != nil {
 		return err
 	}
-	prov := map[string]any{"built": time.Now().UTC().Format(time.RFC3339), "view_spec": spec}
-	for k, x := range raw.provenance {
-		prov[k] = x
-	}
+	v.Params["built"] = time.Now().UTC().Format(time.RFC3339)
 	d := &Dataset{Name: b.name, Classes: len(b.classNames), ClassNames: b.classNames,
-		Views: []View{v}, TrainLabels: raw.trainLabels, TestLabels: raw.testLabel, Provenance: prov}
+		Views: []View{v}, TrainLabels: raw.trainLabels, TestLabels: raw.testLabel, Provenance: raw.provenance}
 	err = writeDir(dir, d, false)
 	if err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "manifest.json")); serr == nil {

@@ -91,7 +91,7 @@ func TestOpenFashionMNIST(t *testing.T) {
 		t.Errorf("Build did not store hog uncompressed (zstd does not pay on standardised floats): %v", err)
 	}
 	desc, err := Describe(out)
-	if err != nil || !strings.Contains(desc, "hog:cell=7 ") || !strings.Contains(desc, "dim  324") || !strings.Contains(desc, "train 60000 rows, test 10000 rows") {
+	if err != nil || !strings.Contains(desc, "hog:cell=7 ") || !strings.Contains(desc, "dim   324") || !strings.Contains(desc, "train 60000 rows, test 10000 rows") {
 		t.Errorf("Describe:\n%s%v", desc, err)
 	}
 	if _, err := Open("fashion-mnist", []string{"hog:cell=x"}, opt); err == nil || !strings.Contains(err.Error(), `view "hog:cell=x": cell=x: want an integer`) {
