@@ -32,6 +32,19 @@
 // replicas); above one, the trainer is started by "launcher" (mpirun, the
 // default, or srun) with "launcher_args" after it.
 //
+// The same grid in TOML (a file ending in .toml; the subset a grid needs:
+// no dates, multi-line strings, dotted keys or arrays of tables):
+//
+//	ranks = 2
+//	[fixed]
+//	data = "data/fmnist"
+//	epochs = 50
+//	[vary]
+//	algo = ["supervised", "cotrain", "mct"]
+//	views = [["hog", "gabor"], {name = "nets", value = ["mobilenet", "inception"]}]
+//	labeled-fraction = [0.01, 0.05, 0.1]
+//	seed = [1, 2, 3]
+//
 // A grid's paths are relative to its directory, where train runs, and may
 // not leave it: an absolute value or one that climbs out with ".." is refused
 // with the field named. The flags out and resume belong to the sweep.

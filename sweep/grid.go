@@ -84,8 +84,8 @@ var reservedFlags = map[string]bool{"out": true, "resume": true}
 
 var flagName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
-// Expand reads the grid file at gridPath and returns its combinations in
-// job-array order.
+// Expand reads the grid file at gridPath (JSON, or TOML when it ends in
+// .toml) and returns its combinations in job-array order.
 func Expand(gridPath string) ([]Combo, error) {
 	g, err := Load(gridPath)
 	if err != nil {
@@ -103,6 +103,11 @@ func Load(gridPath string) (*Grid, error) {
 	abs, err := filepath.Abs(gridPath)
 	if err != nil {
 		return nil, fmt.Errorf("grid %s: %w", gridPath, err)
+	}
+	if strings.EqualFold(filepath.Ext(gridPath), ".toml") {
+		if raw, err = tomlToJSON(raw); err != nil {
+			return nil, fmt.Errorf("grid %s: %w", gridPath, err)
+		}
 	}
 	g, err := parseGrid(raw)
 	if err != nil {
@@ -341,16 +346,15 @@ func checkInside(value, field string) error {
 	return nil
 }
 
-// sanitize keeps a label usable as part of a directory name.
+// sanitize keeps a label usable as part of a directory name: every other
+// character becomes one '-'.
 func sanitize(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '+' || c == '-'
-		if !ok {
-			b[i] = '-'
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '+' || r == '-' {
+			return r
 		}
-	}
-	return string(b)
+		return '-'
+	}, s)
 }
 
 // Combos returns the cartesian product of the varied flags, the last axis

@@ -197,6 +197,10 @@ func startCluster(t *testing.T) *cluster {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("MCT_BIN: %v", err)
 	}
+	timeout, err := strconv.Atoi(envOr("MCT_SLURM_TIMEOUT", "150"))
+	if err != nil || timeout <= 0 {
+		t.Fatalf("MCT_SLURM_TIMEOUT=%q: want a number of seconds", os.Getenv("MCT_SLURM_TIMEOUT"))
+	}
 	// munged needs every directory above its socket to be searchable by
 	// its user, which t.TempDir's are not.
 	dir, err := os.MkdirTemp("", "mct-slurm-test-")
@@ -205,10 +209,6 @@ func startCluster(t *testing.T) *cluster {
 	}
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
-	}
-	timeout, err := strconv.Atoi(envOr("MCT_SLURM_TIMEOUT", "150"))
-	if err != nil || timeout <= 0 {
-		t.Fatalf("MCT_SLURM_TIMEOUT=%q: want a number of seconds", os.Getenv("MCT_SLURM_TIMEOUT"))
 	}
 	port := freePortPair(t)
 	c := &cluster{t: t, dir: dir, repo: repo, deadline: time.Now().Add(time.Duration(timeout) * time.Second)}
