@@ -17,7 +17,7 @@
 //	  "vary": {
 //	    "algo": ["supervised", "cotrain", "mct"],
 //	    "views": [["hog", "gabor"], {"name": "nets", "value": ["mobilenet", "inception"]}],
-//	    "labeled-fraction": [0.01, 0.05, 0.1],
+//	    "labeled": [0.01, 0.05, 0.1],
 //	    "seed": [1, 2, 3]
 //	  }
 //	}
@@ -25,7 +25,7 @@
 // Values are strings, numbers (kept as written: 0.010 stays 0.010), booleans,
 // or lists of them, which become comma-separated flag values (a view set).
 // Each combination becomes `--flag=value` arguments and a name built from the
-// varied values, e.g. algo-mct_views-nets_labeled-fraction-0.01_seed-3; a
+// varied values, e.g. algo-mct_views-nets_labeled-0.01_seed-3; a
 // value written as {"name": n, "value": v} is called n in names. The name,
 // not the index, identifies a run, so adding values to an axis keeps the old
 // runs (adding an axis renames them all). "ranks" (default 1) is the number of processes per run (views ×
@@ -42,7 +42,7 @@
 //	[vary]
 //	algo = ["supervised", "cotrain", "mct"]
 //	views = [["hog", "gabor"], {name = "nets", value = ["mobilenet", "inception"]}]
-//	labeled-fraction = [0.01, 0.05, 0.1]
+//	labeled = [0.01, 0.05, 0.1]
 //	seed = [1, 2, 3]
 //
 // A grid's paths are relative to its directory, where train runs, and may
