@@ -241,10 +241,13 @@ def oracle(d):
 
 
 def blas_library():
-    """The BLAS shared object this process mapped (Debian's torch uses libblas.so.3)."""
+    """What torch's matrix products run on: the BLAS shared objects this process mapped
+    (Debian's torch calls whatever libblas.so.3 is) and the BLAS_INFO torch was built
+    with (pip wheels link MKL in statically, so nothing is mapped for it)."""
     with open("/proc/self/maps") as f:
         libs = {line.split()[-1] for line in f if "blas" in line.lower() and "/" in line}
-    return sorted(os.path.realpath(p) for p in libs)
+    info = [f.split("=", 1)[1] for f in torch.__config__.show().replace(",", " ").split() if f.startswith("BLAS_INFO=")]
+    return sorted(os.path.realpath(p) for p in libs) + [f"BLAS_INFO={i}" for i in info]
 
 
 def bench(a):

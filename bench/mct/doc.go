@@ -1,0 +1,23 @@
+// Package mct benchmarks the MCT update (DESIGN.md "The MCT step": teacher pass,
+// pseudo-labels, student step, feedback h, teacher step, for every view) in Go against
+// the same step in PyTorch, run in the same command on the same machine.
+//
+//	go test ./bench/mct -run '^$' -bench MCT -benchtime 5x
+//
+// BenchmarkMCT reports, per update of all views: ns/op and go_updates/s of the Go
+// step (train.TimeMCTUpdates: real mctUpdate, local transport, CPU backend),
+// torch_updates/s of mct_step.py (the implementation the oracle test
+// train.TestMCTStepMatchesPyTorch checks against), and go/torch, their ratio.
+// The default problem is the reference setting: batch 1024 unlabeled and 1024
+// labeled rows, two views 784 and 324 wide, 10 classes, the FCNN [1024,1024,1024].
+// Flags after -args change it (-mct.dims, -mct.hidden, -mct.batch, ...).
+//
+// Fairness: Go runs with GOMAXPROCS cores (one goroutine per view, the BLAS threads
+// split between them, as `mct train` does); PyTorch gets torch.set_num_threads with
+// the same count and must run its products on OpenBLAS or MKL (Debian's torch calls
+// whatever libblas.so.3 is; with the reference BLAS it is ~10× slower): the benchmark
+// fails otherwise. -mct.python names another interpreter (default /usr/bin/python3,
+// Debian's); GOMAXPROCS=2 taskset -c 0,1 pins both to two cores. Both draw random
+// features and labels, sample pseudo-labels (Gumbel-max) and use approximate h
+// unless -mct.hard or -mct.exact-h. Results are recorded in bench/RESULTS-mct.md.
+package mct

@@ -1,0 +1,114 @@
+package mct
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+
+	"mct/data"
+	"mct/train"
+)
+
+var (
+	dims     = flag.String("mct.dims", "784,324", "view widths, one per view")
+	hidden   = flag.String("mct.hidden", "1024,1024,1024", "probe hidden widths")
+	arch     = flag.String("mct.arch", "fcnn", "probe architecture: fcnn, mlp, linear")
+	classes  = flag.Int("mct.classes", 10, "classes")
+	batch    = flag.Int("mct.batch", 1024, "unlabeled rows per update")
+	labeled  = flag.Int("mct.labeled-batch", 1024, "labeled rows per update")
+	rows     = flag.Int("mct.rows", 8192, "rows of the random feature matrices batches are drawn from")
+	hard     = flag.Bool("mct.hard", false, "argmax pseudo-labels instead of sampling")
+	exactH   = flag.Bool("mct.exact-h", false, "h from the gradient dot product")
+	useTorch = flag.Bool("mct.torch", true, "also time the PyTorch step")
+	python   = flag.String("mct.python", "/usr/bin/python3", "the Python with torch (Debian's python3-torch is for /usr/bin/python3)")
+)
+
+func ints(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q: want positive integers separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// BenchmarkMCT times b.N MCT updates of every view in Go, then b.N in PyTorch.
+func BenchmarkMCT(b *testing.B) {
+	widths, err := ints(*dims)
+	if err != nil {
+		b.Fatalf("-mct.dims %v", err)
+	}
+	hid, err := ints(*hidden)
+	if err != nil {
+		b.Fatalf("-mct.hidden %v", err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ds := &data.Dataset{Name: "random", Classes: *classes, TrainLabels: make([]int32, *rows)}
+	for i := range ds.TrainLabels {
+		ds.TrainLabels[i] = int32(rng.IntN(*classes))
+	}
+	for v, d := range widths {
+		x := make([]float32, *rows*d)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		ds.Views = append(ds.Views, data.View{Name: fmt.Sprintf("v%d", v), Dim: d, Train: x})
+	}
+	cfg := train.Defaults()
+	cfg.Arch, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = *arch, hid, *batch, *labeled
+	cfg.MCTLR, cfg.Hard, cfg.ExactH = cfg.LR/8, *hard, *exactH
+
+	b.StopTimer()
+	elapsed, err := train.TimeMCTUpdates(cfg, ds, 1, b.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	goRate := float64(b.N) / elapsed.Seconds()
+	b.ReportMetric(elapsed.Seconds()*1e9/float64(b.N), "ns/op")
+	b.ReportMetric(goRate, "go_updates/s")
+	b.ReportMetric(goRate*float64(*batch), "examples/s/view")
+	if !*useTorch {
+		return
+	}
+	args := []string{"mct_step.py", "bench", "--dims", *dims, "--hidden", *hidden, "--arch", *arch,
+		"--classes", strconv.Itoa(*classes), "--batch", strconv.Itoa(*batch), "--labeled-batch", strconv.Itoa(*labeled),
+		"--rows", strconv.Itoa(*rows), "--threads", strconv.Itoa(runtime.GOMAXPROCS(0)),
+		"--updates", strconv.Itoa(b.N), "--warmup", "1", "--repeats", "1", "--lr", fmt.Sprint(cfg.MCTLR)}
+	if *hard {
+		args = append(args, "--hard")
+	}
+	if *exactH {
+		args = append(args, "--exact-h")
+	}
+	cmd := exec.Command(*python, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		b.Fatalf("%s %s: %v (run with -args -mct.torch=false to time Go alone)", *python, strings.Join(args, " "), err)
+	}
+	var res struct {
+		UpdatesPerS float64  `json:"updates_per_s"`
+		Threads     int      `json:"threads"`
+		BLAS        []string `json:"blas"`
+		Torch       string   `json:"torch"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		b.Fatalf("mct_step.py bench printed %q: %v", out, err)
+	}
+	if blas := strings.ToLower(strings.Join(res.BLAS, " ")); !strings.Contains(blas, "openblas") && !strings.Contains(blas, "mkl") {
+		b.Fatalf("torch's BLAS is %v, neither OpenBLAS nor MKL: the comparison would be unfair (apt-get install libopenblas0-pthread)", res.BLAS)
+	}
+	b.ReportMetric(res.UpdatesPerS, "torch_updates/s")
+	b.ReportMetric(goRate/res.UpdatesPerS, "go/torch")
+	b.Logf("torch %s, %d threads, BLAS %v; Go GOMAXPROCS %d", res.Torch, res.Threads, res.BLAS, runtime.GOMAXPROCS(0))
+}
