@@ -19,6 +19,11 @@ build:
 static:
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o mct-static .
 
+# The CUDA backend (--device cuda): Debian's CUDA headers to build; at run time the
+# driver's libcuda, with cuBLAS and NVRTC opened by dlopen (CUDA 11-13).
+cuda:
+	eval "$$(scripts/cuda-headers.sh)" && $(GO) build -tags cuda -ldflags '$(LDFLAGS)' -o mct-cuda .
+
 run: setup build
 	./mct train
 

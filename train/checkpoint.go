@@ -76,14 +76,16 @@ func (r *rank) resume() (st *mctState, adam, best []byte, err error) {
 	return st, sec["adam"], sec["best"], nil
 }
 
-// allOK tells every rank whether all ranks succeeded, so that they fail together instead
+// allOK (and r0OK before a rank exists) tells every rank whether all ranks succeeded, so that they fail together instead
 // of some waiting forever in the next collective.
-func (r *rank) allOK(err error) bool {
+func (r *rank) allOK(err error) bool { return r0OK(r.world, err) }
+
+func r0OK(world ranks.Comm, err error) bool {
 	bad := []int64{0}
 	if err != nil {
 		bad[0] = 1
 	}
-	r.world.AllreduceI64(bad, ranks.Max)
+	world.AllreduceI64(bad, ranks.Max)
 	return bad[0] == 0
 }
 

@@ -45,6 +45,7 @@ type Config struct {
 	CheckpointEvery int    `json:"-"` // updates between checkpoints; 0 = end of each epoch only
 	Keep            int    `json:"-"` // committed checkpoints kept
 	Device          string `json:"-"`
+	Precision       string `json:"precision"` // GEMM precision on GPUs: bf16, tf32 or fp32
 	Quiet           bool   `json:"-"`
 }
 
@@ -58,7 +59,7 @@ func Defaults() Config {
 		Batch: 1024, LR: 1e-3, Clip: 1,
 		WarmupEpochs: 100, Patience: 10, Epochs: 3, PseudoT: 1,
 		CotrainRounds: 5, CotrainK: 100,
-		Keep: 2, Device: "cpu",
+		Keep: 2, Device: "cpu", Precision: "bf16",
 	}
 }
 

@@ -104,7 +104,14 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if err != nil {
 		return nil, err
 	}
-	be := nn.NewCPU()
+	localRank, localSize := world.Rank(), world.Size()
+	if transport == "mpi" {
+		localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
+	}
+	be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
+	if !r0OK(world, err) {
+		return nil, fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
+	}
 	blas.SetThreads(blasThreads(transport, layout))
 	r, err := newRank(cfg, ds, split, be, world, peer, pool)
 	if err != nil {

@@ -1,0 +1,57 @@
+package train
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"mct/nn"
+)
+
+// Opener makes the compute backend of one rank: localRank of localSize ranks sharing this
+// node (the local transport's ranks share one process).
+type Opener func(localRank, localSize int, precision string) (nn.Backend, error)
+
+var (
+	devicesMu sync.Mutex
+	devices   = map[string]Opener{
+		"cpu": func(int, int, string) (nn.Backend, error) { return nn.NewCPU(), nil },
+	}
+)
+
+// RegisterDevice adds a --device choice; the cuda build registers "cuda" (cmd_cuda.go), so
+// the default build never links the CUDA driver.
+func RegisterDevice(name string, open Opener) {
+	devicesMu.Lock()
+	defer devicesMu.Unlock()
+	devices[name] = open
+}
+
+// openDevice resolves --device: "auto" takes cuda when this binary has it and a GPU opens,
+// else the CPU.
+func openDevice(name string, localRank, localSize int, precision string) (nn.Backend, error) {
+	devicesMu.Lock()
+	open, ok := devices[name]
+	cuda, hasCUDA := devices["cuda"]
+	var names []string
+	for n := range devices {
+		names = append(names, n)
+	}
+	devicesMu.Unlock()
+	sort.Strings(names)
+	switch {
+	case name == "auto" && hasCUDA:
+		if b, err := cuda(localRank, localSize, precision); err == nil {
+			return b, nil
+		}
+		return nn.NewCPU(), nil
+	case name == "auto":
+		return nn.NewCPU(), nil
+	case name == "cuda" && !ok:
+		return nil, fmt.Errorf("--device cuda: this mct was built without CUDA: build ./mct-cuda with make cuda")
+	case !ok:
+		return nil, fmt.Errorf("--device %q: expected auto or one of %s", name, strings.Join(names, ", "))
+	}
+	return open(localRank, localSize, precision)
+}
