@@ -55,7 +55,7 @@ func Defaults() Config {
 	return Config{
 		Algo: "mct", Data: "fashion-mnist", Views: []string{"hog", "gabor"},
 		Labeled: 0.01, Val: 5000, Seed: 1,
-		Arch: "fcnn", Hidden: []int{1024, 1024, 1024}, Temperature: 1,
+		Arch: "fcnn", Hidden: []int{256, 256, 256}, Temperature: 1,
 		Batch: 1024, LR: 1e-3, Clip: 1,
 		WarmupEpochs: 100, Patience: 10, Epochs: 3, PseudoT: 1,
 		CotrainRounds: 5, CotrainK: 100,
