@@ -13,8 +13,9 @@ import (
 )
 
 // ErrPreempted is returned by Run when the trainer stopped at a checkpoint
-// because it was asked to (SIGUSR1 or SIGTERM), before finishing. Running the
-// same combination again resumes it. Callers exit with ExitPreempted.
+// before finishing (it was sent SIGUSR1 or SIGTERM, and exited 0 without
+// writing summary.json). Running the same combination again resumes it.
+// `mct sweep run` exits with ExitPreempted for it.
 var ErrPreempted = errors.New("stopped at a checkpoint before finishing")
 
 // ExitPreempted is the exit status of `mct sweep run` for ErrPreempted
@@ -89,7 +90,7 @@ func Run(gridPath string, index int, self string) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	stopped := false
-	for {
+	for waiting := true; waiting; {
 		select {
 		case sig := <-stop:
 			slog.Info("sweep: asking the trainer to checkpoint and stop", "signal", sig.String())
@@ -97,10 +98,9 @@ func Run(gridPath string, index int, self string) error {
 			// Launchers forward SIGUSR1 to every rank, while SIGTERM makes
 			// mpirun kill the ranks; the trainer treats both alike.
 			_ = cmd.Process.Signal(syscall.SIGUSR1)
-			continue
 		case err = <-done:
+			waiting = false
 		}
-		break
 	}
 	if finished(out) {
 		if err != nil {
@@ -108,11 +108,13 @@ func Run(gridPath string, index int, self string) error {
 		}
 		return nil
 	}
-	if stopped && (err == nil || killedBy(err, syscall.SIGUSR1)) {
+	// Exit 0 without a summary is the trainer's word that it stopped at a
+	// checkpoint, whoever signalled it (SLURM signals every process of a
+	// job on scancel or pre-emption, not only this one). A trainer killed by
+	// the SIGUSR1 we sent, before it could handle it, also left only
+	// committed checkpoints behind.
+	if err == nil || stopped && killedBy(err, syscall.SIGUSR1) {
 		return fmt.Errorf("sweep run: combination %d (%s): %w; run the same command again to resume", index, c.Name, ErrPreempted)
-	}
-	if err == nil {
-		return fmt.Errorf("sweep run: combination %d (%s): trainer exited 0 without writing %s and without being asked to stop", index, c.Name, filepath.Join(out, SummaryFile))
 	}
 	return fmt.Errorf("sweep run: combination %d (%s): %s: %w", index, c.Name, argv[0], err)
 }
