@@ -45,9 +45,9 @@ fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-chmod 755 "$tmp" # apt-get download drops privileges to _apt, which must write here
+
 echo "cuda-headers: downloading nvidia-cuda-dev (774 MB) and NVRTC into $tmp" >&2
-(cd "$tmp" && apt-get download -qq nvidia-cuda-dev libnvrtc11.2 libnvrtc-builtins11.8)
+(cd "$tmp" && apt-get download -qq -o APT::Sandbox::User=root nvidia-cuda-dev libnvrtc11.2 libnvrtc-builtins11.8)
 deb=$(ls "$tmp"/nvidia-cuda-dev_*.deb)
 rm -rf "$cache.part"
 mkdir -p "$cache.part"

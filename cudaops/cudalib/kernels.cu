@@ -17,6 +17,12 @@
 
 #define WARP 32
 
+// KERNEL marks an entry point. cudaops/kemu, which runs this file on the CPU
+// for tests, defines it to give the kernels internal linkage.
+#ifndef KERNEL
+#define KERNEL extern "C" __global__
+#endif
+
 __device__ __forceinline__ double warp_sum(double v) {
 	for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
 	return v;
@@ -56,21 +62,21 @@ __device__ double block_max(double v) {
 #define GRID_STRIDE(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
 
-extern "C" __global__ void scale(float *x, float a, long long n) {
+KERNEL void scale(float *x, float a, long long n) {
 	GRID_STRIDE(i, n) x[i] *= a;
 }
 
-extern "C" __global__ void axpy(float *y, float a, const float *x, long long n) {
+KERNEL void axpy(float *y, float a, const float *x, long long n) {
 	GRID_STRIDE(i, n) y[i] += a * x[i];
 }
 
-extern "C" __global__ void mul(float *x, const float *y, long long n) {
+KERNEL void mul(float *x, const float *y, long long n) {
 	GRID_STRIDE(i, n) x[i] *= y[i];
 }
 
 // copy_cols: dst[r, d0+c] = beta·dst[r, d0+c] + src[r, s0+c]; beta = 0 does
 // not read dst.
-extern "C" __global__ void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, int s0,
+KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, int s0,
                                      int rows, int cols, float beta) {
 	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
@@ -82,7 +88,7 @@ extern "C" __global__ void copy_cols(float *dst, int ldd, int d0, const float *s
 }
 
 // bias_lrelu: x[r,c] = f(x[r,c] + bias[c]); bias may be null.
-extern "C" __global__ void bias_lrelu(float *x, const float *bias, int rows, int cols, float slope) {
+KERNEL void bias_lrelu(float *x, const float *bias, int rows, int cols, float slope) {
 	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
 		float v = bias ? x[i] + bias[i % cols] : x[i];
@@ -91,7 +97,7 @@ extern "C" __global__ void bias_lrelu(float *x, const float *bias, int rows, int
 }
 
 // lrelu_bwd: dy[i] *= (y[i] > 0 ? 1 : slope).
-extern "C" __global__ void lrelu_bwd(float *dy, const float *y, float slope, long long n) {
+KERNEL void lrelu_bwd(float *dy, const float *y, float slope, long long n) {
 	GRID_STRIDE(i, n) {
 		if (y[i] <= 0.0f) dy[i] *= slope;
 	}
@@ -143,7 +149,7 @@ __device__ void col_reduce(const float *x, const float *x2, const float *shift, 
 }
 
 // col_sums: dst[c] = beta·dst[c] + Σ_r x[r,c]; beta = 0 does not read dst.
-extern "C" __global__ void __launch_bounds__(1024) col_sums(float *dst, const float *x, int rows, int cols, float beta) {
+KERNEL void __launch_bounds__(1024) col_sums(float *dst, const float *x, int rows, int cols, float beta) {
 	double a, b;
 	col_reduce<0>(x, 0, 0, 0, 0.0f, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
@@ -151,7 +157,7 @@ extern "C" __global__ void __launch_bounds__(1024) col_sums(float *dst, const fl
 }
 
 // bn_stats: stats = [Σ(x−s), Σ(x−s)², rows], s = runMean.
-extern "C" __global__ void __launch_bounds__(1024) bn_stats(float *stats, const float *x, const float *run_mean, int rows, int cols) {
+KERNEL void __launch_bounds__(1024) bn_stats(float *stats, const float *x, const float *run_mean, int rows, int cols) {
 	double a, b;
 	col_reduce<1>(x, 0, run_mean, 0, 0.0f, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
@@ -163,7 +169,7 @@ extern "C" __global__ void __launch_bounds__(1024) bn_stats(float *stats, const 
 }
 
 // bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows].
-extern "C" __global__ void __launch_bounds__(1024) bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
+KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
                                         const float *var, int rows, int cols, float eps) {
 	double a, b;
 	col_reduce<2>(dy, x, mean, var, eps, rows, cols, &a, &b);
@@ -176,7 +182,7 @@ extern "C" __global__ void __launch_bounds__(1024) bn_bwd_stats(float *stats, co
 }
 
 // bn_moments: one thread per column, in double.
-extern "C" __global__ void bn_moments(float *mean, float *var, float *run_mean, float *run_var,
+KERNEL void bn_moments(float *mean, float *var, float *run_mean, float *run_var,
                                       const float *stats, int cols, float momentum) {
 	double n = stats[2 * cols], m = momentum;
 	GRID_STRIDE(c, cols) {
@@ -192,7 +198,7 @@ extern "C" __global__ void bn_moments(float *mean, float *var, float *run_mean, 
 	}
 }
 
-extern "C" __global__ void bn_normalize(float *y, const float *x, const float *mean, const float *var,
+KERNEL void bn_normalize(float *y, const float *x, const float *mean, const float *var,
                                         const float *gamma, const float *beta, int rows, int cols, float eps) {
 	long long n = (long long)rows * cols;
 	GRID_STRIDE(i, n) {
@@ -203,7 +209,7 @@ extern "C" __global__ void bn_normalize(float *y, const float *x, const float *m
 	}
 }
 
-extern "C" __global__ void bn_backward(float *dx, const float *dy, const float *x, const float *mean,
+KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float *mean,
                                        const float *var, const float *gamma, const float *stats,
                                        int rows, int cols, float eps) {
 	long long n = (long long)rows * cols;
@@ -222,7 +228,7 @@ extern "C" __global__ void bn_backward(float *dx, const float *dy, const float *
 
 // dot_partial: part[blockIdx.x] = Σ x[i]·y[i] over the block's grid-stride
 // share; block 256, a fixed grid of NPART blocks makes the total deterministic.
-extern "C" __global__ void dot_partial(double *part, const float *x, const float *y, long long n) {
+KERNEL void dot_partial(double *part, const float *x, const float *y, long long n) {
 	double a = 0.0;
 	GRID_STRIDE(i, n) a += (double)x[i] * (double)y[i];
 	a = block_sum(a);
@@ -230,7 +236,7 @@ extern "C" __global__ void dot_partial(double *part, const float *x, const float
 }
 
 // sum_partials: out[0] = Σ part[0:n], one block of 256.
-extern "C" __global__ void sum_partials(double *out, const double *part, int n) {
+KERNEL void sum_partials(double *out, const double *part, int n) {
 	double a = 0.0;
 	for (int i = threadIdx.x; i < n; i += blockDim.x) a += part[i];
 	a = block_sum(a);
@@ -264,11 +270,11 @@ __device__ __forceinline__ float uniform(unsigned long long seed, unsigned int s
 
 // philox_test writes Philox4x32-10's first word for counters (i, i+1, i+2,
 // i+3) under key (k0, k1), for the test against nn.Philox4x32.
-extern "C" __global__ void philox_test(unsigned int *out, unsigned int k0, unsigned int k1, int n) {
+KERNEL void philox_test(unsigned int *out, unsigned int k0, unsigned int k1, int n) {
 	GRID_STRIDE(i, n) out[i] = philox_x0(i, i + 1, i + 2, i + 3, k0, k1);
 }
 
-extern "C" __global__ void dropout_mask(float *mask, int rows, int cols, float p, unsigned long long seed,
+KERNEL void dropout_mask(float *mask, int rows, int cols, float p, unsigned long long seed,
                                         unsigned int step, unsigned int stream, unsigned int row_base) {
 	long long n = (long long)rows * cols;
 	float keep = 1.0f / (1.0f - p);
@@ -293,7 +299,7 @@ __device__ double row_lse(const float *xr, int cols, double invT) {
 
 // softmax_ce: z = invT·x; loss[r] = lse − z[label]; dx = scale·(softmax(z) −
 // onehot) + beta·dx, all in double as the CPU does.
-extern "C" __global__ void softmax_ce(float *loss, float *dx, const float *x, const float *labels,
+KERNEL void softmax_ce(float *loss, float *dx, const float *x, const float *labels,
                                       int cols, float invT, float scale, float beta) {
 	const float *xr = x + (long long)blockIdx.x * cols;
 	double it = invT;
@@ -314,7 +320,7 @@ extern "C" __global__ void softmax_ce(float *loss, float *dx, const float *x, co
 
 // softmax: y = softmax(invT·x); each thread reads only the elements it
 // writes after the row reductions, so y may be x.
-extern "C" __global__ void softmax(float *y, const float *x, int cols, float invT) {
+KERNEL void softmax(float *y, const float *x, int cols, float invT) {
 	const float *xr = x + (long long)blockIdx.x * cols;
 	float *yr = y + (long long)blockIdx.x * cols;
 	double it = invT;
@@ -356,7 +362,7 @@ __device__ int block_argmax(double v, int i) {
 	return __shfl_sync(0xffffffffu, i, 0);
 }
 
-extern "C" __global__ void argmax(float *dst, const float *x, int cols) {
+KERNEL void argmax(float *dst, const float *x, int cols) {
 	const float *xr = x + (long long)blockIdx.x * cols;
 	double best = -__longlong_as_double(0x7ff0000000000000ll);
 	int bi = 0x7fffffff;
@@ -371,7 +377,7 @@ extern "C" __global__ void argmax(float *dst, const float *x, int cols) {
 }
 
 // sample_gumbel: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, index[r], c)) in double.
-extern "C" __global__ void sample_gumbel(float *dst, const float *x, const unsigned int *index, int cols,
+KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index, int cols,
                                          float invT, unsigned long long seed, unsigned int step,
                                          unsigned int stream) {
 	const float *xr = x + (long long)blockIdx.x * cols;
@@ -391,7 +397,7 @@ extern "C" __global__ void sample_gumbel(float *dst, const float *x, const unsig
 }
 
 // adam: torch.optim.Adam, PyTorch 1.13 single-tensor semantics (nn.AdamHyper).
-extern "C" __global__ void adam(float *w, const float *g, float *m, float *v, long long n, float step_size,
+KERNEL void adam(float *w, const float *g, float *m, float *v, long long n, float step_size,
                                 float beta1, float beta2, float eps, float wd, float bc2_sqrt) {
 	GRID_STRIDE(i, n) {
 		float gi = g[i];
@@ -405,7 +411,7 @@ extern "C" __global__ void adam(float *w, const float *g, float *m, float *v, lo
 }
 
 // to_bf16 rounds to bfloat16 (nearest even) for the bf16 GEMM benchmark.
-extern "C" __global__ void to_bf16(unsigned short *dst, const float *src, long long n) {
+KERNEL void to_bf16(unsigned short *dst, const float *src, long long n) {
 	GRID_STRIDE(i, n) {
 		unsigned int u = __float_as_uint(src[i]);
 		u += 0x7fffu + ((u >> 16) & 1u);
