@@ -506,16 +506,19 @@ func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, r
 func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper) {
 	ws, gs := need(w, n, "Adam parameters"), need(g, n, "Adam gradient")
 	ms, vs := need(m, n, "Adam first moment"), need(v, n, "Adam second moment")
+	// Scalars in locals so the compiler keeps them in registers (a captured struct
+	// could alias the slices being written), and slices resliced to one length so the
+	// bounds checks leave the loop.
+	wd, b1, b2, eps, step, bc2 := h.WeightDecay, h.Beta1, h.Beta2, h.Eps, h.StepSize, h.BC2Sqrt
 	parallel(n, n*4, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			gi := gs[i]
-			if h.WeightDecay != 0 {
-				gi += h.WeightDecay * ws[i]
-			}
-			ms[i] = ms[i]*h.Beta1 + (1-h.Beta1)*gi
-			vs[i] = vs[i]*h.Beta2 + (1-h.Beta2)*gi*gi
-			denom := float32(math.Sqrt(float64(vs[i])))/h.BC2Sqrt + h.Eps
-			ws[i] -= h.StepSize * ms[i] / denom
+		w, g, m, v := ws[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi]
+		g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+		for i := range w {
+			gi := g[i] + wd*w[i]
+			mi := m[i]*b1 + (1-b1)*gi
+			vi := v[i]*b2 + (1-b2)*gi*gi
+			m[i], v[i] = mi, vi
+			w[i] -= step * mi / (float32(math.Sqrt(float64(vi)))/bc2 + eps)
 		}
 	})
 }

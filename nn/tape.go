@@ -135,7 +135,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 	if n < 1 || n > t.maxRows {
 		panic(fmt.Sprintf("nn: Forward of %d rows on a tape for %d", n, t.maxRows))
 	}
-	if mode == Train && n < 2 {
+	if mode == Train && n < 2 && p.Reduce == nil {
 		panic("nn: Train-mode BatchNorm needs at least 2 rows, as in PyTorch")
 	}
 	if x.Len() < n*p.cfg.In {
