@@ -1,6 +1,8 @@
 package data
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -86,9 +88,12 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 	var raw *rawData
 	var out *Dataset
 	for _, v := range views {
-		dir := filepath.Join(root, fileStem(v))
+		dir := filepath.Join(root, cacheEntry(v))
 		d, err := LoadDir(dir, []string{v})
-		if errors.Is(err, fs.ErrNotExist) {
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%v (cached view %q: remove %s to rebuild it)", err, v, dir)
+		}
+		if err != nil {
 			if raw == nil {
 				if raw, err = loadRaw(b, src); err != nil {
 					return nil, err
@@ -113,6 +118,17 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 		out.Views = append(out.Views, d.Views...)
 	}
 	return out, nil
+}
+
+// cacheEntry names the cache directory of a view spec: the spec itself when it
+// is a safe file name, else its sanitised form plus a hash, so that specs which
+// sanitise alike ("hog:cell=4", "hog_cell=4") never share an entry.
+func cacheEntry(spec string) string {
+	if s := fileStem(spec); s == spec {
+		return s
+	}
+	h := sha256.Sum256([]byte(spec))
+	return fileStem(spec) + "-" + hex.EncodeToString(h[:4])
 }
 
 // buildCached computes one view of a builtin and stores it as its own dataset

@@ -1,0 +1,144 @@
+package data
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// tinyBuiltin writes four small gzip IDX files (train 40, test 10 images of 6×6,
+// 4 classes) and registers them as the built-in dataset "test-tiny", so cache
+// behaviour can be tested in milliseconds.
+func tinyBuiltin(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	idx := func(name string, dims []int, data []byte) {
+		b := []byte{0, 0, 8, byte(len(dims))}
+		for _, d := range dims {
+			b = binary.BigEndian.AppendUint32(b, uint32(d))
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), gz(append(b, data...)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, n := range []int{40, 10} {
+		img := make([]byte, n*36)
+		lab := make([]byte, n)
+		for i := range lab {
+			lab[i] = byte(i % 4)
+			for p := 0; p < 36; p++ {
+				img[i*36+p] = byte((i*7 + p*int(lab[i]+1)) % 256)
+			}
+		}
+		idx(idxFiles[2*k], []int{n, 6, 6}, img)
+		idx(idxFiles[2*k+1], []int{n}, lab)
+	}
+	builtins["test-tiny"] = builtin{name: "test-tiny", classNames: []string{"a", "b", "c", "d"},
+		locate: func() (string, error) { return dir, nil }}
+	t.Cleanup(func() { delete(builtins, "test-tiny") })
+	return dir
+}
+
+// TestCacheConcurrentBuilders runs several Opens of the same uncached views at
+// once, as the ranks of an mpirun do: all must succeed with identical data and
+// the cache must end with exactly one complete entry per view and no temporaries.
+func TestCacheConcurrentBuilders(t *testing.T) {
+	tinyBuiltin(t)
+	cache := t.TempDir()
+	const ranks = 6
+	got := make([]*Dataset, ranks)
+	errs := make([]error, ranks)
+	var wg sync.WaitGroup
+	for r := 0; r < ranks; r++ {
+		wg.Go(func() {
+			got[r], errs[r] = Open("test-tiny", []string{"pixels", "lbp:grid=2"}, Options{CacheDir: cache})
+		})
+	}
+	wg.Wait()
+	for r := 0; r < ranks; r++ {
+		if errs[r] != nil {
+			t.Fatalf("rank %d: %v", r, errs[r])
+		}
+		for k := range got[0].Views {
+			a, b := got[0].Views[k], got[r].Views[k]
+			if a.Name != b.Name || len(a.Train) != 40*a.Dim || !equalFloats(a.Train, b.Train) || !equalFloats(a.Test, b.Test) {
+				t.Fatalf("rank %d view %s differs", r, a.Name)
+			}
+		}
+	}
+	roots, _ := os.ReadDir(cache)
+	if len(roots) != 1 {
+		t.Fatalf("cache roots %v", roots)
+	}
+	entries, _ := os.ReadDir(filepath.Join(cache, roots[0].Name()))
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if len(names) != 2 || !strings.HasPrefix(names[0], "lbp_grid_2-") || names[1] != "pixels" {
+		t.Errorf("cache entries %v, want [lbp_grid_2-<hash> pixels] and no temporaries", names)
+	}
+	// A changed source file is a different cache key: the stale entry is not used.
+	dir, _ := builtins["test-tiny"].locate()
+	raw, _ := os.ReadFile(filepath.Join(dir, idxFiles[3]))
+	os.WriteFile(filepath.Join(dir, idxFiles[3]), gz(append(mustGunzip(t, raw)[:8], make([]byte, 10)...)), 0o644)
+	d, err := Open("test-tiny", []string{"pixels"}, Options{CacheDir: cache})
+	if err != nil || d.TestLabels[1] != 0 {
+		t.Fatalf("after changing the test labels: %v %v", err, d.TestLabels)
+	}
+	if roots, _ := os.ReadDir(cache); len(roots) != 2 {
+		t.Errorf("want a second cache root for the changed source, have %d", len(roots))
+	}
+}
+
+// TestCacheInterruptedBuild leaves what a killed builder leaves (a temporary
+// directory) and checks Open ignores it and builds the entry properly.
+func TestCacheInterruptedBuild(t *testing.T) {
+	tinyBuiltin(t)
+	cache := t.TempDir()
+	d, err := Open("test-tiny", []string{"pixels"}, Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := d.Dir
+	os.RemoveAll(filepath.Join(root, "pixels"))
+	os.MkdirAll(filepath.Join(root, ".pixels.tmp123"), 0o755)
+	os.WriteFile(filepath.Join(root, ".pixels.tmp123", "pixels-train.npy"), []byte("half"), 0o644)
+	d, err = Open("test-tiny", []string{"pixels"}, Options{CacheDir: cache})
+	if err != nil || len(d.View("pixels").Train) != 40*36 {
+		t.Fatalf("rebuild after an interrupted build: %v", err)
+	}
+	// A damaged cache entry is reported, naming the file, not silently rebuilt.
+	os.WriteFile(filepath.Join(root, "pixels", "pixels-test.npy"), []byte("\x93NUMPY junk"), 0o644)
+	if _, err := Open("test-tiny", []string{"pixels"}, Options{CacheDir: cache}); err == nil || !strings.Contains(err.Error(), "pixels-test.npy") || !strings.Contains(err.Error(), "to rebuild it") {
+		t.Errorf("damaged cache entry: %v", err)
+	}
+}
+
+func mustGunzip(t *testing.T, b []byte) []byte {
+	t.Helper()
+	x, err := DecodeIDX("x", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := []byte{0, 0, 8, byte(len(x.Dims))}
+	for _, d := range x.Dims {
+		hdr = binary.BigEndian.AppendUint32(hdr, uint32(d))
+	}
+	return append(hdr, x.Data...)
+}
+
+func equalFloats(a, b []float32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
