@@ -29,6 +29,7 @@ func commands() []command {
 		{"export", "export a view's probe (safetensors) for PyTorch", cmdExport},
 		{"probe", "list GPUs, the MPI library and the rank placement plan", cmdProbe},
 		{"sweep", "expand, run and collect a grid of runs (SLURM job arrays)", cmdSweep},
+		{"bench", "time the MCT update on random data (any device, under mpirun too)", cmdBench},
 		{"version", "print the version", func([]string) error { fmt.Println("mct", version); return nil }},
 	}
 }

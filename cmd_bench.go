@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"mct/train"
+)
+
+func cmdBench(args []string) error {
+	cfg := train.Defaults()
+	cfg.Hidden = []int{1024, 1024, 1024}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	dims := fs.String("dims", "784,324", "view widths (one view each) of the random data")
+	classes := fs.Int("classes", 10, "classes")
+	rows := fs.Int("rows", 8192, "rows of random data batches are drawn from")
+	warmup := fs.Int("warmup", 2, "untimed updates first")
+	updates := fs.Int("updates", 10, "timed updates")
+	asJSON := fs.Bool("json", false, "print JSON")
+	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
+		h, err := parseInts(s)
+		cfg.Hidden = h
+		return err
+	})
+	fs.StringVar(&cfg.Arch, "arch", cfg.Arch, "probe: fcnn, mlp or linear")
+	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "unlabeled examples per update (global)")
+	fs.IntVar(&cfg.LabeledBatch, "labeled-batch", cfg.LabeledBatch, "labeled examples per update (0: batch)")
+	fs.StringVar(&cfg.Device, "device", cfg.Device, "cpu, cuda or auto")
+	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "GEMM precision on a GPU: bf16, tf32 or fp32")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), `usage: mct bench [flags]
+
+Times the MCT update (train/step.go: every view's teacher pass, student step, feedback,
+teacher step, and the collectives) on random data. Under mpirun it measures the MPI
+transport, one rank per view and replica; the communication time and bytes are rank 0's.
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	d, err := parseInts(*dims)
+	if err != nil {
+		return fmt.Errorf("--dims: %w", err)
+	}
+	res, err := train.Bench(cfg, train.RandomViews(d, *classes, *rows, cfg.Seed), *warmup, *updates)
+	if err != nil || res == nil {
+		return err // res is nil on ranks other than 0
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(res, "", "  ")
+		fmt.Println(string(b))
+		return nil
+	}
+	var bytes []string
+	for k, v := range res.BytesPerUpdate {
+		bytes = append(bytes, fmt.Sprintf("%s %d B", k, v))
+	}
+	fmt.Fprintf(os.Stdout, "%d views × %d replicas (%s, %s), batch %d, %d params/view: %.4f s/update (%.2f updates/s, %.0f examples/s/view), comm %.4f s/update (%s), %.1f GFLOP/s\n",
+		res.Views, res.Replicas, res.Transport, res.Backend, res.Batch, res.ParamsPerView, res.SecondsPerUpdate,
+		res.UpdatesPerSecond, res.UpdatesPerSecond*float64(res.Batch), res.CommPerUpdate, strings.Join(bytes, ", "),
+		res.FLOPsPerUpdate/res.SecondsPerUpdate/1e9)
+	return nil
+}

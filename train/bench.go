@@ -1,0 +1,219 @@
+package train
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"mct/blas"
+	"mct/data"
+	"mct/nn"
+	"mct/ranks"
+)
+
+// BenchResult is what `mct bench` measures: the MCT update of train/step.go on random
+// data, every view, timed after warmup updates, with the time spent inside collectives
+// and the bytes they moved.
+type BenchResult struct {
+	Views            int              `json:"views"`
+	Replicas         int              `json:"replicas"`
+	Transport        string           `json:"transport"`
+	Backend          string           `json:"backend"`
+	Batch            int              `json:"batch"`
+	Updates          int              `json:"updates"`
+	SecondsPerUpdate float64          `json:"seconds_per_update"`
+	UpdatesPerSecond float64          `json:"updates_per_second"`
+	CommPerUpdate    float64          `json:"comm_seconds_per_update"` // rank 0, waiting included
+	BytesPerUpdate   map[string]int64 `json:"bytes_per_update"`        // received by rank 0, per collective
+	ParamsPerView    int64            `json:"params_per_view_max"`
+	FLOPsPerUpdate   float64          `json:"flops_per_update"` // ≈ 18·params·B per view (DESIGN.md)
+}
+
+// RandomViews is a dataset of Gaussian features and uniform labels, for benchmarks.
+func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	ds := &data.Dataset{Name: "random", Classes: classes, TrainLabels: make([]int32, rows)}
+	for i := range ds.TrainLabels {
+		ds.TrainLabels[i] = int32(rng.IntN(classes))
+	}
+	for v, d := range dims {
+		x := make([]float32, rows*d)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		ds.Views = append(ds.Views, data.View{Name: fmt.Sprintf("v%d", v), Dim: d, Train: x})
+	}
+	return ds
+}
+
+// Bench times n MCT updates (after warmup more) of every view of ds with cfg's probe,
+// batches and device. Launched by mpirun it measures the MPI transport (views × replicas
+// = world size; ds must hold every view in every process); otherwise the local one.
+func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
+	if len(ds.Views) < 2 {
+		return nil, fmt.Errorf("bench: %d views, need at least 2", len(ds.Views))
+	}
+	if cfg.MCTLR == 0 {
+		cfg.MCTLR = cfg.LR / 8
+	}
+	if cfg.LabeledBatch == 0 {
+		cfg.LabeledBatch = cfg.Batch
+	}
+	rows := allRows(len(ds.TrainLabels))
+	if len(rows) < max(cfg.Batch, cfg.LabeledBatch) {
+		return nil, fmt.Errorf("bench: %d rows, fewer than a batch (%d)", len(rows), max(cfg.Batch, cfg.LabeledBatch))
+	}
+	var res *BenchResult
+	run := func(world ranks.Comm, transport string) error {
+		layout, err := ranks.NewLayout(world.Size(), len(ds.Views))
+		if err != nil {
+			return err
+		}
+		meter := &meter{bytes: map[string]int64{}}
+		peer, pool, err := ranks.Topology(world, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		localRank, localSize := world.Rank(), world.Size()
+		if transport == "mpi" {
+			localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
+		}
+		be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
+		if !r0OK(world, err) {
+			return fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
+		}
+		blas.SetThreads(blasThreads(transport, layout))
+		split := data.Split{Labeled: rows, Unlabeled: rows}
+		on := world.Rank() == 0
+		r, err := newRank(cfg, ds, split, be, meter.wrap(world, on), meter.wrap(peer, on), meter.wrap(pool, on))
+		if err != nil {
+			return err
+		}
+		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
+		L := data.NewSampler(rows, cfg.LabeledBatch, cfg.Seed^0xaa)
+		for s := 0; s < warmup; s++ {
+			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
+		}
+		be.Sync()
+		world.Barrier()
+		meter.reset()
+		start := time.Now()
+		for s := warmup; s < warmup+n; s++ {
+			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
+		}
+		be.Sync()
+		world.Barrier()
+		if !on {
+			return nil
+		}
+		sec := time.Since(start).Seconds()
+		res = &BenchResult{Views: layout.Views, Replicas: layout.Replicas, Transport: transport, Backend: be.Name(),
+			Batch: cfg.Batch, Updates: n, SecondsPerUpdate: sec / float64(n), UpdatesPerSecond: float64(n) / sec,
+			CommPerUpdate: meter.seconds / float64(n), BytesPerUpdate: map[string]int64{}}
+		for k, b := range meter.bytes {
+			res.BytesPerUpdate[k] = b / int64(n)
+		}
+		for _, v := range ds.Views {
+			p, err := nn.NewProbe(nn.NewCPU(), nn.Config{Arch: cfg.Arch, In: v.Dim, Classes: ds.Classes, Hidden: cfg.Hidden}, 0)
+			if err != nil {
+				return err
+			}
+			res.ParamsPerView = max(res.ParamsPerView, int64(p.NumParams()))
+			res.FLOPsPerUpdate += 18 * float64(p.NumParams()) * float64(cfg.Batch)
+		}
+		return nil
+	}
+	if ranks.Launched() {
+		world, err := ranks.World()
+		if err != nil {
+			return nil, err
+		}
+		err = run(world, "mpi")
+		if cerr := world.Close(); err == nil {
+			err = cerr
+		}
+		return res, err
+	}
+	err := ranks.RunLocal(len(ds.Views), func(c ranks.Comm) error { return run(c, "local") })
+	return res, err
+}
+
+// meter adds up the time rank 0 spends in collectives and the bytes it receives.
+type meter struct {
+	mu      sync.Mutex
+	seconds float64
+	bytes   map[string]int64
+}
+
+func (m *meter) reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seconds = 0
+	clear(m.bytes)
+}
+
+func (m *meter) wrap(c ranks.Comm, on bool) ranks.Comm {
+	if !on {
+		return c
+	}
+	return &meteredComm{Comm: c, m: m}
+}
+
+func (m *meter) add(op string, bytes int, start time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seconds += time.Since(start).Seconds()
+	m.bytes[op] += int64(bytes)
+}
+
+// meteredComm is a Comm that reports each collective to its meter.
+type meteredComm struct {
+	ranks.Comm
+	m *meter
+}
+
+func (c *meteredComm) AllgatherF32(s, r []float32) {
+	t := time.Now()
+	c.Comm.AllgatherF32(s, r)
+	c.m.add("allgather", 4*len(r), t)
+}
+
+func (c *meteredComm) AllgatherF64(s, r []float64) {
+	t := time.Now()
+	c.Comm.AllgatherF64(s, r)
+	c.m.add("allgather", 8*len(r), t)
+}
+
+func (c *meteredComm) AllgatherI64(s, r []int64) {
+	t := time.Now()
+	c.Comm.AllgatherI64(s, r)
+	c.m.add("allgather", 8*len(r), t)
+}
+
+func (c *meteredComm) AllreduceF32(b []float32) {
+	t := time.Now()
+	c.Comm.AllreduceF32(b)
+	c.m.add("allreduce", 4*len(b), t)
+}
+
+func (c *meteredComm) AllreduceF64(b []float64) {
+	t := time.Now()
+	c.Comm.AllreduceF64(b)
+	c.m.add("allreduce", 8*len(b), t)
+}
+
+func (c *meteredComm) AllreduceI64(b []int64, op ranks.Op) {
+	t := time.Now()
+	c.Comm.AllreduceI64(b, op)
+	c.m.add("allreduce", 8*len(b), t)
+}
+
+func (c *meteredComm) Barrier() {
+	t := time.Now()
+	c.Comm.Barrier()
+	c.m.add("barrier", 0, t)
+}
