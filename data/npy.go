@@ -161,6 +161,10 @@ func (a *Array) Int32s() ([]int32, error) {
 // npyMagic starts every NPY file: "\x93NUMPY".
 var npyMagic = []byte("\x93NUMPY")
 
+// maxHeader bounds the header dictionary we accept; NumPy's own loader refuses
+// headers over 10000 bytes unless told otherwise.
+const maxHeader = 1 << 20
+
 // mmapThreshold is the data size from which ReadNPY maps an uncompressed file
 // instead of reading it: below it a read is as fast and keeps nothing mapped.
 const mmapThreshold = 8 << 20
@@ -196,8 +200,9 @@ func ReadNPY(path string) (*Array, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Read just the header first so a large file can be mapped rather than copied.
-	head := make([]byte, min(st.Size(), 1<<16))
+	// Read just the header first (at most maxHeader bytes plus the preamble) so a
+	// large file can be mapped rather than copied.
+	head := make([]byte, min(st.Size(), 12+maxHeader))
 	if _, err := io.ReadFull(f, head); err != nil {
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
@@ -249,7 +254,7 @@ func parseNPYHeader(name string, b []byte, fileSize int64) (*Array, int64, error
 	default:
 		return nil, 0, fmt.Errorf("%s: version: %d.%d not supported (want 1.0, 2.0 or 3.0)", name, major, minor)
 	}
-	if hlen > 1<<20 || off+hlen > len(b) {
+	if hlen > maxHeader || off+hlen > len(b) {
 		return nil, 0, fmt.Errorf("%s: header: length %d runs past the end of the file (truncated?)", name, hlen)
 	}
 	a, err := parseHeaderDict(string(b[off : off+hlen]))

@@ -64,6 +64,15 @@ func TestNPYRoundTrip(t *testing.T) {
 	if hl := int(binary.LittleEndian.Uint16(raw[8:])); (10+hl)%64 != 0 || raw[10+hl-1] != '\n' {
 		t.Errorf("header length %d: data not 64-byte aligned or header not ending in newline", hl)
 	}
+	// A version 2 header longer than 64 KiB (padding) is still read from a file.
+	dict := "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }" + strings.Repeat(" ", 70000) + "\n"
+	long := filepath.Join(dir, "long.npy")
+	os.WriteFile(long, npyBytes(2, dict, f32Bytes([]float32{1.5, -2})), 0o644)
+	if a, err := ReadNPY(long); err != nil || a.Len() != 2 {
+		t.Fatalf("long v2 header: %v", err)
+	} else if f, _ := a.Float32s(); f[1] != -2 {
+		t.Fatalf("long v2 header data %v", f)
+	}
 	lab := NewInt64([]int{3}, []int32{0, 9, 2147483647})
 	p := filepath.Join(dir, "y.npy")
 	if err := WriteNPY(p, lab); err != nil {
