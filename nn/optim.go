@@ -24,6 +24,12 @@ func NewAdam(p *Probe, lr float32) *Adam {
 		m: p.b.Alloc(p.nParams), v: p.b.Alloc(p.nParams)}
 }
 
+// Free releases the moment buffers.
+func (a *Adam) Free() {
+	a.p.b.Free(a.m)
+	a.p.b.Free(a.v)
+}
+
 // Steps is the number of steps taken (PyTorch's state "step").
 func (a *Adam) Steps() int64 { return a.t }
 

@@ -309,6 +309,12 @@ func (p *Probe) init() {
 	p.forwards = 0
 }
 
+// Free releases the parameter and buffer memory; the probe must not be used afterwards.
+func (p *Probe) Free() {
+	p.b.Free(p.flat)
+	p.b.Free(p.bufFlat)
+}
+
 // Config returns the probe's configuration with defaults filled in.
 func (p *Probe) Config() Config { return p.cfg }
 

@@ -386,3 +386,48 @@ func maxAbs(x []float64) float64 {
 	}
 	return m
 }
+
+// countingCPU records Alloc and Free calls, to check that every buffer a probe,
+// tape, gradient set and optimizer allocate is freed exactly once.
+type countingCPU struct {
+	*CPU
+	live map[*float32]int
+}
+
+func (c *countingCPU) Alloc(n int) Buf {
+	b := c.CPU.Alloc(n + 1) // +1: distinct first-element addresses even for n = 0
+	c.live[&host(b)[0]]++
+	return HostBuf(host(b)[:n:n+1])
+}
+
+func (c *countingCPU) Free(b Buf) {
+	h := host(b)
+	k := &h[:1][0]
+	if c.live[k] != 1 {
+		panic(fmt.Sprintf("Free of a buffer allocated %d times", c.live[k]))
+	}
+	delete(c.live, k)
+}
+
+func TestFreeReleasesEverything(t *testing.T) {
+	for _, cfg := range []Config{
+		{Arch: "fcnn", In: 5, Classes: 3, Hidden: []int{4, 4, 4}, Dropout: 0.1},
+		{Arch: "mlp", In: 5, Classes: 3, Hidden: []int{4}},
+		{Arch: "linear", In: 5, Classes: 3},
+	} {
+		c := &countingCPU{CPU: NewCPU(), live: map[*float32]int{}}
+		p, err := NewProbe(c, cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tape, tape2, g, opt := p.NewTape(8, true), p.NewTape(4, false), p.NewGrads(), NewAdam(p, 1e-3)
+		tape.Free()
+		tape2.Free()
+		g.Free()
+		opt.Free()
+		p.Free()
+		if len(c.live) != 0 {
+			t.Fatalf("%s: %d buffers not freed", cfg.Arch, len(c.live))
+		}
+	}
+}

@@ -80,22 +80,24 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 	return t
 }
 
-// Free releases the tape's buffers.
+// Free releases the tape's buffers; the tape must not be used afterwards.
 func (t *Tape) Free() {
 	b := t.p.b
-	seen := map[Buf]bool{}
-	free := func(x Buf) {
-		if x != nil && !seen[x] {
-			seen[x] = true
-			b.Free(x)
+	free := func(xs ...Buf) {
+		for _, x := range xs {
+			if x != nil {
+				b.Free(x)
+			}
 		}
 	}
-	free(t.wsnap)
-	free(t.dcat)
-	free(t.dweff)
-	for _, l := range [][]Buf{t.weff, t.cat, t.a, t.o, t.h, t.mask, t.mean, t.vr, t.stats, t.dh} {
-		for _, x := range l {
-			free(x)
+	free(t.wsnap, t.dcat, t.dweff)
+	for i, bl := range t.p.blocks {
+		free(t.cat[i], t.weff[i], t.a[i], t.dh[i])
+		if bl.bn {
+			free(t.o[i], t.mean[i], t.vr[i], t.stats[i])
+		}
+		if bl.dropout {
+			free(t.mask[i], t.h[i])
 		}
 	}
 }
@@ -335,6 +337,9 @@ func (p *Probe) NewGrads() *Grads {
 	}
 	return g
 }
+
+// Free releases the gradient buffer.
+func (g *Grads) Free() { g.p.b.Free(g.flat) }
 
 // Zero clears the gradients.
 func (g *Grads) Zero() { g.p.b.Fill(g.flat, g.p.nParams, 0) }
