@@ -397,7 +397,7 @@ type countingCPU struct {
 func (c *countingCPU) Alloc(n int) Buf {
 	b := c.CPU.Alloc(n + 1) // +1: distinct first-element addresses even for n = 0
 	c.live[&host(b)[0]]++
-	return HostBuf(host(b)[:n:n+1])
+	return HostBuf(host(b)[: n : n+1])
 }
 
 func (c *countingCPU) Free(b Buf) {
