@@ -13,6 +13,7 @@ bin=build/gpu
 py=${PYTHON:-python3}
 tmp=${OUT:-$(mktemp -d)}
 updates=${UPDATES:-100}
+mkdir -p "$tmp"
 for f in "$bin/cudaops.test" "$bin/mct-gpu-bench"; do
   [ -x "$f" ] || { echo "gpu-check: $f missing: run bench/gpu/build.sh on a build machine and carry build/gpu" >&2; exit 2; }
 done
@@ -21,14 +22,23 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 echo "== 1. cudaops tests"
 "$bin/cudaops.test" -test.v -test.count=1 >"$tmp/tests.log" 2>&1
 rc=$?
-grep -E '^(cudaops:|--- |=== RUN|PASS|FAIL|ok)|_test.go' "$tmp/tests.log" | grep -v '=== RUN' | tail -n 80
-echo "tests exit status: $rc"
+if [ $rc -eq 0 ]; then
+  grep -E '^cudaops:|^\s*--- |^(PASS|FAIL|ok)' "$tmp/tests.log" | tail -n 60
+else
+  # Failures, panics and launch errors: show the end of the log as it is.
+  grep -E '^cudaops:|^\s*--- FAIL|backendtest.go|_test.go' "$tmp/tests.log" | head -n 60
+  echo "-- last lines of $tmp/tests.log:"
+  tail -n 40 "$tmp/tests.log"
+fi
+echo "tests exit status: $rc ($SECONDS s so far)"
 
 echo "== 2. PyTorch"
 "$py" bench/gpu/mct_step.py --out "$tmp/torch.json" --updates "$((updates / 2))" 2>&1 | tail -n 20
+echo "($SECONDS s so far)"
 torch=()
 [ -s "$tmp/torch.json" ] && torch=(--torch "$tmp/torch.json")
 
 echo "== 3. mct"
 "$bin/mct-gpu-bench" --updates "$updates" "${torch[@]}" 2>&1 | tail -n 30
+echo "($SECONDS s in all)"
 exit $rc
