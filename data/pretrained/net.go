@@ -448,7 +448,11 @@ func activation(l *layerSpec, ins []layerRef, shapes []shape, fusable func(strin
 			return layerRef{}, err
 		}
 		if a == actNone {
-			return ins[0], nil
+			// An identity. Its input may have other readers, so nothing after
+			// it may fuse into the input's producer.
+			r := ins[0]
+			r.producer = nil
+			return r, nil
 		}
 	}
 	r := materialize(ins[0])

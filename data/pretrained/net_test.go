@@ -142,6 +142,10 @@ func synthGraph() ([]synthLayer, []synthWeight) {
 		{"c6", "Conv2D", conv(4, []int{3, 1}, []int{2, 1}, "same", false, "linear"), []string{"r1"}},
 		{"mp2", "MaxPooling2D", map[string]any{"pool_size": []int{2, 2}, "padding": "valid"}, []string{"r1"}},
 		{"ap2", "AveragePooling2D", map[string]any{"pool_size": []int{2, 3}, "strides": []int{2, 2}, "padding": "same"}, []string{"c6"}},
+		// A linear Activation must not let bn6 fold into c6, which add6 reads.
+		{"lin", "Activation", map[string]any{"activation": "linear"}, []string{"c6"}},
+		{"bn6", "BatchNormalization", bn(true), []string{"lin"}},
+		{"add6", "Add", nil, []string{"c6", "bn6"}},
 	}
 	bnw := func(name string, c int, scale bool) []synthWeight {
 		w := []synthWeight{
@@ -167,6 +171,7 @@ func synthGraph() ([]synthLayer, []synthWeight) {
 	weights = append(weights, bnw("bn4", 16, false)...)
 	weights = append(weights, bnw("bn5", 16, true)...)
 	weights = append(weights, synthWeight{"c6/kernel", []int{3, 1, 8, 4}, "", 0, 0})
+	weights = append(weights, bnw("bn6", 4, true)...)
 	return layers, weights
 }
 
@@ -308,6 +313,10 @@ func reference(t *testing.T, m *Model, x t4, target string) t4 {
 			}
 		case "ReLU", "Activation":
 			y = newT4(in.n, in.h, in.w, in.c)
+			if c.Activation == "linear" {
+				copy(y.d, in.d)
+				break
+			}
 			for i, v := range in.d {
 				v = math.Max(v, 0)
 				if c.MaxValue != nil {
