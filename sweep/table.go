@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -284,10 +285,10 @@ func Report(runDirs []string) (string, error) {
 	var runs []Result
 	seen := map[string]bool{}
 	for _, d := range runDirs {
-		if seen[d] {
+		if seen[filepath.Clean(d)] {
 			continue
 		}
-		seen[d] = true
+		seen[filepath.Clean(d)] = true
 		r, err := ReadResult(d)
 		if err != nil {
 			return "", fmt.Errorf("report: %w (is %s a finished run directory?)", err, d)
