@@ -42,6 +42,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Hidden == nil {
 		c.Hidden = []int{1024, 1024, 1024}
 	}
+	c.Hidden = append([]int(nil), c.Hidden...) // the caller may reuse its slice
 	if c.Slope == 0 {
 		c.Slope = 0.01
 	}
