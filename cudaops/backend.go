@@ -85,7 +85,9 @@ type Backend struct {
 	index  cu.DevicePtr
 	indexN int
 	stage  staging
-	closed bool
+	// hasBLAS says b.blas holds a handle (a failed New releases what it made).
+	hasBLAS bool
+	closed  bool
 }
 
 // Info describes what New found.
@@ -106,7 +108,7 @@ var _ nn.Backend = (*Backend)(nil)
 
 // New opens the GPU, builds the kernels and opens cuBLAS. Errors say what is
 // missing and how to get it.
-func New(o Options) (*Backend, error) {
+func New(o Options) (_ *Backend, err error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	n, err := cu.NumDevices()
@@ -135,6 +137,11 @@ func New(o Options) (*Backend, error) {
 	if b.ctx, err = b.dev.RetainPrimaryCtx(); err != nil {
 		return nil, fmt.Errorf("cudaops: device %d: retain primary context: %v", o.Device, err)
 	}
+	defer func() {
+		if err != nil {
+			b.release()
+		}
+	}()
 	if err := cu.SetCurrentContext(b.ctx); err != nil {
 		return nil, fmt.Errorf("cudaops: set context: %v", err)
 	}
@@ -153,6 +160,7 @@ func New(o Options) (*Backend, error) {
 	if b.blas, err = lib.NewHandle(); err != nil {
 		return nil, fmt.Errorf("cudaops: %v", err)
 	}
+	b.hasBLAS = true
 	if err := b.blas.SetStream(uintptr(unsafe.Pointer(b.stream.C()))); err != nil {
 		return nil, fmt.Errorf("cudaops: %v", err)
 	}
@@ -236,15 +244,31 @@ func (b *Backend) Close() error {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	b.closed = true
-	b.stream.Synchronize()
-	b.blas.Destroy()
-	cu.MemFree(b.part)
+	if err := b.stream.Synchronize(); err != nil {
+		b.release()
+		return fmt.Errorf("cudaops: close: %v", err)
+	}
+	return b.release()
+}
+
+// release frees what New made, whatever it got to; the context is current.
+func (b *Backend) release() error {
+	if b.hasBLAS {
+		b.blas.Destroy()
+	}
+	if b.part != 0 {
+		cu.MemFree(b.part)
+	}
 	if b.index != 0 {
 		cu.MemFree(b.index)
 	}
 	b.stage.free()
-	b.mod.Unload()
-	b.stream.Destroy()
+	if b.mod != (cu.Module{}) {
+		b.mod.Unload()
+	}
+	if b.stream != (cu.Stream{}) {
+		b.stream.Destroy()
+	}
 	return b.dev.ReleasePrimaryCtx()
 }
 
