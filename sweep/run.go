@@ -170,18 +170,24 @@ func killedBy(err error, sig syscall.Signal) bool {
 }
 
 // lock takes an exclusive advisory lock on path for the life of the process
-// that holds it; the kernel drops it if the process dies.
+// that holds it; the kernel drops it if the process dies. Filesystems that
+// do not offer flock (Lustre mounted without -o flock) get a warning and no
+// lock, rather than a sweep that cannot run at all.
 func lock(path, name string) (func(), error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("sweep run: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	switch {
+	case err == nil:
+		return func() { f.Close() }, nil
+	case errors.Is(err, syscall.EWOULDBLOCK):
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("sweep run: combination %s is being run by another process (lock %s is held)", name, path)
-		}
-		return nil, fmt.Errorf("sweep run: lock %s: %w", path, err)
+		return nil, fmt.Errorf("sweep run: combination %s is being run by another process (lock %s is held)", name, path)
+	default:
+		f.Close()
+		slog.Warn("sweep: running without a lock: the filesystem refuses flock", "lock", path, "err", err)
+		return func() {}, nil
 	}
-	return func() { f.Close() }, nil
 }
