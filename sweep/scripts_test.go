@@ -19,7 +19,7 @@ type script struct {
 	t       *testing.T
 	path    string
 	env     []string
-	scontol string // file where the stub records its calls
+	scontrolLog string // file where the stub records its calls
 }
 
 func newScript(t *testing.T, name string, env ...string) *script {
@@ -34,7 +34,7 @@ func newScript(t *testing.T, name string, env ...string) *script {
 		t.Fatal(err)
 	}
 	base := append(os.Environ(), "PATH="+stub+":"+os.Getenv("PATH"), "MCT="+fakeMCT(t), "SLURM_JOB_ID=42", "SLURM_NTASKS=", "SLURM_RESTART_COUNT=")
-	return &script{t: t, path: filepath.Join(repo, "jobs/slurm", name), env: append(base, env...), scontol: log}
+	return &script{t: t, path: filepath.Join(repo, "jobs/slurm", name), env: append(base, env...), scontrolLog: log}
 }
 
 // run runs the script; with signal non-nil it sends that signal to bash
@@ -66,7 +66,7 @@ func (s *script) run(signal os.Signal, ready func() bool, extraEnv []string, arg
 }
 
 func (s *script) calls() string {
-	b, _ := os.ReadFile(s.scontol)
+	b, _ := os.ReadFile(s.scontrolLog)
 	return strings.TrimSpace(string(b))
 }
 
