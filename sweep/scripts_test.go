@@ -16,9 +16,9 @@ import (
 // TestSLURMArrayAndRequeue runs them under a real slurmctld.
 
 type script struct {
-	t       *testing.T
-	path    string
-	env     []string
+	t           *testing.T
+	path        string
+	env         []string
 	scontrolLog string // file where the stub records its calls
 }
 
