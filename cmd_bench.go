@@ -10,6 +10,9 @@ import (
 	"mct/train"
 )
 
+// gemmRoofline measures the GPU's bf16 GEMM rate in FLOP/s; set by the cuda build.
+var gemmRoofline func() (float64, error)
+
 func cmdBench(args []string) error {
 	cfg := train.Defaults()
 	cfg.Hidden = []int{1024, 1024, 1024}
@@ -20,6 +23,7 @@ func cmdBench(args []string) error {
 	warmup := fs.Int("warmup", 2, "untimed updates first")
 	updates := fs.Int("updates", 10, "timed updates")
 	asJSON := fs.Bool("json", false, "print JSON")
+	roof := fs.Bool("roofline", false, "also measure the GPU's bf16 GEMM rate and report the update's fraction of it (cuda build)")
 	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
 		h, err := parseInts(s)
 		cfg.Hidden = h
@@ -51,6 +55,15 @@ flags:`)
 	if err != nil || res == nil {
 		return err // res is nil on ranks other than 0
 	}
+	if *roof {
+		if gemmRoofline == nil {
+			return fmt.Errorf("--roofline: this mct was built without CUDA (make cuda)")
+		}
+		if res.GEMMRate, err = gemmRoofline(); err != nil {
+			return err
+		}
+		res.RooflineFraction = res.FLOPsPerUpdate / res.SecondsPerUpdate / res.GEMMRate
+	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		fmt.Println(string(b))
@@ -64,5 +77,8 @@ flags:`)
 		res.Views, res.Replicas, res.Transport, res.Backend, res.Batch, res.ParamsPerView, res.SecondsPerUpdate,
 		res.UpdatesPerSecond, res.UpdatesPerSecond*float64(res.Batch), res.CommPerUpdate, strings.Join(bytes, ", "),
 		res.FLOPsPerUpdate/res.SecondsPerUpdate/1e9)
+	if *roof {
+		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)
+	}
 	return nil
 }

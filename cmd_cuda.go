@@ -29,4 +29,14 @@ func init() {
 		}
 		return cudaops.New(cudaops.Options{Device: pl.Device, Precision: prec})
 	})
+	// The bf16 tensor-core rate of a large cuBLAS GEMM: the roofline `mct bench` reports
+	// its FLOP rate against.
+	gemmRoofline = func() (float64, error) {
+		b, err := cudaops.New(cudaops.Options{Device: 0, Precision: cudaops.BF16})
+		if err != nil {
+			return 0, err
+		}
+		defer b.Close()
+		return b.GemmRate(8192, 8192, 8192, 20, true)
+	}
 }

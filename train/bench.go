@@ -27,7 +27,9 @@ type BenchResult struct {
 	CommPerUpdate    float64          `json:"comm_seconds_per_update"` // rank 0, waiting included
 	BytesPerUpdate   map[string]int64 `json:"bytes_per_update"`        // received by rank 0, per collective
 	ParamsPerView    int64            `json:"params_per_view_max"`
-	FLOPsPerUpdate   float64          `json:"flops_per_update"` // ≈ 18·params·B per view (DESIGN.md)
+	FLOPsPerUpdate   float64          `json:"flops_per_update"`            // ≈ 18·params·B per view (DESIGN.md)
+	GEMMRate         float64          `json:"gemm_rate,omitempty"`         // measured bf16 GEMM FLOP/s (GPU)
+	RooflineFraction float64          `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 }
 
 // RandomViews is a dataset of Gaussian features and uniform labels, for benchmarks.
