@@ -70,7 +70,7 @@ func sameTensor(t *testing.T, what string, got, want []float32, rtol float64) {
 // TestOracleTorch runs the same probes in PyTorch (nn.Linear, BatchNorm1d,
 // leaky_relu, cross_entropy, clip_grad_norm_, Adam) with the same weights and
 // inputs, and compares logits, loss, gradients, the clip norm, the parameters after
-// one Adam step and the BN buffers.
+// one Adam step and after four updates, and the BN buffers.
 func TestOracleTorch(t *testing.T) {
 	if err := exec.Command(torchPython, "-c", "import torch").Run(); err != nil {
 		t.Skipf("%s cannot import torch (%v): install Debian's python3-torch to run the PyTorch oracle", torchPython, err)
@@ -80,7 +80,7 @@ func TestOracleTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	type result struct {
-		logits, grads, params, buffers []float32
+		logits, grads, init, params, final, buffers []float32
 		loss, norm                     float32
 	}
 	cases := []Config{
@@ -88,7 +88,7 @@ func TestOracleTorch(t *testing.T) {
 		{Arch: "mlp", In: 12, Classes: 5, Hidden: []int{16, 8}, Temperature: 0.7, Slope: 0.1},
 		{Arch: "linear", In: 12, Classes: 5, Temperature: 2},
 	}
-	const n = 32
+	const n, steps = 32, 4
 	dir := t.TempDir()
 	var dirs []string
 	results := map[string]result{}
@@ -100,7 +100,8 @@ func TestOracleTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			b, p, x, labels := setup(t, cfg, n, uint64(100+ci))
-			writeF32(t, filepath.Join(d, "params.f32"), hostOf(b, p.Flat()))
+			init := hostOf(b, p.Flat())
+			writeF32(t, filepath.Join(d, "params.f32"), init)
 			writeF32(t, filepath.Join(d, "buffers.f32"), hostOf(b, p.bufFlat))
 			writeF32(t, filepath.Join(d, "x.f32"), to32(x))
 			lb := labelsBuf(b, labels)
@@ -109,7 +110,7 @@ func TestOracleTorch(t *testing.T) {
 			tape := p.NewTape(n, false)
 			logits := p.Forward(tape, upload(b, x), n, mode)
 			dl := b.Alloc(n * cfg.Classes)
-			var r result
+			r := result{init: init}
 			r.loss = CrossEntropy(b, logits, n, cfg.Classes, lb, dl, 1)
 			r.logits = hostOf(b, logits)
 			g := p.NewGrads()
@@ -122,6 +123,14 @@ func TestOracleTorch(t *testing.T) {
 			opt.WeightDecay = 0.01
 			opt.Step(g)
 			r.params = hostOf(b, p.Flat())
+			for s := 1; s < steps; s++ {
+				g.Zero()
+				CrossEntropy(b, p.Forward(tape, upload(b, x), n, mode), n, cfg.Classes, lb, dl, 1)
+				p.Backward(tape, dl, g)
+				ClipGradNorm(b, g, clip)
+				opt.Step(g)
+			}
+			r.final = hostOf(b, p.Flat())
 			r.buffers = hostOf(b, p.bufFlat)
 			results[name] = r
 
@@ -130,7 +139,7 @@ func TestOracleTorch(t *testing.T) {
 				"arch": pc.Arch, "in": pc.In, "classes": pc.Classes, "hidden": pc.Hidden,
 				"slope": pc.Slope, "temperature": pc.Temperature, "eps": pc.BNEps, "momentum": pc.BNMomentum,
 				"mode": map[Mode]string{Train: "train", Eval: "eval"}[mode], "n": n,
-				"lr": 1e-3, "wd": 0.01, "clip": clip,
+				"lr": 1e-3, "wd": 0.01, "clip": clip, "steps": steps,
 			}
 			ps, bs := [][2]any{}, [][2]any{}
 			for _, q := range p.Params() {
@@ -160,6 +169,15 @@ func TestOracleTorch(t *testing.T) {
 			sameTensor(t, "grads", r.grads, readF32(t, filepath.Join(d, "out_grads.f32")), 1e-5)
 			sameTensor(t, "clip norm", []float32{r.norm}, readF32(t, filepath.Join(d, "out_norm.f32")), 1e-5)
 			sameTensor(t, "params after Adam", r.params, readF32(t, filepath.Join(d, "out_params.f32")), 1e-5)
+			final := readF32(t, filepath.Join(d, "out_params_final.f32"))
+			sameTensor(t, fmt.Sprintf("params after %d updates", steps), r.final, final, 1e-5)
+			// The updates themselves (≈ steps·lr each) must agree too, up to the float32
+			// rounding of the parameters they are added to (1–6e-5 of an update measured).
+			got, want := make([]float32, len(final)), make([]float32, len(final))
+			for i := range final {
+				got[i], want[i] = r.final[i]-r.init[i], final[i]-r.init[i]
+			}
+			sameTensor(t, fmt.Sprintf("change over %d updates", steps), got, want, 2e-4)
 			if len(r.buffers) > 0 {
 				sameTensor(t, "BN buffers", r.buffers, readF32(t, filepath.Join(d, "out_buffers.f32")), 1e-5)
 			}

@@ -4,7 +4,8 @@ For each case directory named on the command line: read meta.json and the raw
 little-endian float32 inputs written by the Go test, build the same probe with
 torch.nn modules, load the same weights, and write what PyTorch computes: logits,
 mean cross-entropy, parameter gradients, the clip_grad_norm_ total norm, the
-parameters after one Adam step on the clipped gradients, and the BN buffers.
+parameters after one Adam step on the clipped gradients, the parameters after
+meta["steps"] such updates, and the BN buffers at the end.
 """
 import json
 import os
@@ -114,6 +115,14 @@ def run(d):
     opt = torch.optim.Adam(model.parameters(), lr=m["lr"], weight_decay=m["wd"])
     opt.step()
     write(d, "out_params.f32", torch.cat([p.reshape(-1) for p in model.parameters()]))
+    # Further updates on the same batch: Adam's bias corrections and moments at
+    # t > 1 and the running statistics over several Train forwards.
+    for _ in range(m["steps"] - 1):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), m["clip"])
+        opt.step()
+    write(d, "out_params_final.f32", torch.cat([p.reshape(-1) for p in model.parameters()]))
     sd = model.state_dict()
     write(d, "out_buffers.f32", torch.cat([sd[n].reshape(-1) for n, _ in m["buffers"]] + [torch.zeros(0)]))
 
