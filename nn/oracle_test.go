@@ -81,7 +81,7 @@ func TestOracleTorch(t *testing.T) {
 	}
 	type result struct {
 		logits, grads, init, params, final, buffers []float32
-		loss, norm                     float32
+		loss, norm                                  float32
 	}
 	cases := []Config{
 		{Arch: "fcnn", In: 12, Classes: 5, Hidden: []int{16, 16, 16}, Temperature: 1.5},
