@@ -149,6 +149,8 @@ type Probe struct {
 	// Train mode, backward sums) as a host slice and must replace it, in place, by its
 	// sum over the data-parallel replicas. Every slice ends with the local row count,
 	// so summing it gives the global count. nil means the batch is this replica's own.
+	// Replicas must hold the same running statistics (the forward sums are shifted
+	// by the running mean); they do when started from one state and always reduced.
 	Reduce func(host []float32)
 	// DropoutRowBase is the global index of this replica's first row, so replicas of
 	// a data-parallel pool draw different dropout masks for their different rows (the
