@@ -115,17 +115,41 @@ func ClipGradNorm(b Backend, g *Grads, maxNorm float32) float32 {
 
 // CrossEntropy returns the mean softmax cross-entropy of the n×classes logits against
 // the float32 class labels; if dlogits is not nil it receives scale·(softmax −
-// onehot)/n, the gradient of scale·loss. It allocates a small per-row scratch buffer;
-// hot loops may call Backend.SoftmaxCE with their own.
+// onehot)/n, the gradient of scale·loss. It allocates its per-row scratch buffer for
+// the call; loops should keep a Loss instead.
 func CrossEntropy(b Backend, logits Buf, n, classes int, labels Buf, dlogits Buf, scale float32) float32 {
-	loss := b.Alloc(n)
-	defer b.Free(loss)
-	b.SoftmaxCE(loss, dlogits, logits, labels, n, classes, 1, scale/float32(n), 0)
-	host := make([]float32, n)
-	b.Download(host, loss)
+	l := NewLoss(b, n)
+	defer l.Free()
+	return l.CrossEntropy(logits, n, classes, labels, dlogits, scale)
+}
+
+// Loss is CrossEntropy with reusable scratch memory (a device allocation per call
+// would cost more than the kernel). One Loss serves one goroutine.
+type Loss struct {
+	b    Backend
+	rows Buf
+	host []float32
+}
+
+// NewLoss allocates scratch for batches of up to maxRows rows.
+func NewLoss(b Backend, maxRows int) *Loss {
+	return &Loss{b: b, rows: b.Alloc(maxRows), host: make([]float32, maxRows)}
+}
+
+// CrossEntropy is the package-level CrossEntropy on l's scratch.
+func (l *Loss) CrossEntropy(logits Buf, n, classes int, labels Buf, dlogits Buf, scale float32) float32 {
+	if n > len(l.host) {
+		panic(fmt.Sprintf("nn: loss of %d rows with scratch for %d", n, len(l.host)))
+	}
+	l.b.SoftmaxCE(l.rows, dlogits, logits, labels, n, classes, 1, scale/float32(n), 0)
+	h := l.host[:n]
+	l.b.Download(h, l.rows)
 	var s float64
-	for _, v := range host {
+	for _, v := range h {
 		s += float64(v)
 	}
 	return float32(s / float64(n))
 }
+
+// Free releases the scratch buffer.
+func (l *Loss) Free() { l.b.Free(l.rows) }

@@ -28,6 +28,7 @@ type update struct {
 	opt  *nn.Adam
 	x, y nn.Buf
 	dl   nn.Buf
+	ce   *nn.Loss
 	b    nn.Backend
 	nIn  int
 	loss float32
@@ -47,7 +48,7 @@ func newUpdate(b nn.Backend, nIn int) (*update, error) {
 		ys[i] = float32(rng.IntN(classes))
 	}
 	u := &update{p: p, tape: p.NewTape(batch, false), g: p.NewGrads(), opt: nn.NewAdam(p, 1e-4),
-		x: b.Alloc(len(xs)), y: b.Alloc(batch), dl: b.Alloc(batch * classes), b: b, nIn: nIn}
+		x: b.Alloc(len(xs)), y: b.Alloc(batch), dl: b.Alloc(batch * classes), ce: nn.NewLoss(b, batch), b: b, nIn: nIn}
 	b.Upload(u.x, xs)
 	b.Upload(u.y, ys)
 	return u, nil
@@ -56,7 +57,7 @@ func newUpdate(b nn.Backend, nIn int) (*update, error) {
 func (u *update) step() {
 	u.g.Zero()
 	logits := u.p.Forward(u.tape, u.x, batch, nn.Train)
-	u.loss = nn.CrossEntropy(u.b, logits, batch, classes, u.y, u.dl, 1)
+	u.loss = u.ce.CrossEntropy(logits, batch, classes, u.y, u.dl, 1)
 	u.p.Backward(u.tape, u.dl, u.g)
 	u.opt.Step(u.g)
 	u.b.Sync()
