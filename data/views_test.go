@@ -1,0 +1,151 @@
+package data
+
+import (
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+func oneImage(f func(y, x int) uint8) Images {
+	im := Images{N: 1, H: 28, W: 28, Pix: make([]uint8, 784)}
+	for y := 0; y < 28; y++ {
+		for x := 0; x < 28; x++ {
+			im.Pix[y*28+x] = f(y, x)
+		}
+	}
+	return im
+}
+
+// TestHOGEdges checks orientation binning on edges whose gradient direction is
+// known: a vertical edge has gradient angle 0, which lies halfway between the
+// centres of bins 8 (170°) and 0 (10°); a horizontal edge has angle 90°, the
+// centre of bin 4.
+func TestHOGEdges(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		img   Images
+		cellX bool // the edge crosses cell column 3 (else cell row 3)
+		bins  []int
+	}{
+		{"vertical", oneImage(func(y, x int) uint8 { return map[bool]uint8{true: 200, false: 0}[x >= 14] }), true, []int{0, 8}},
+		{"horizontal", oneImage(func(y, x int) uint8 { return map[bool]uint8{true: 200, false: 0}[y >= 14] }), false, []int{4}},
+	} {
+		f, err := hogFamily("", tc.img, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Block (3,3) covers cells (3..4, 3..4); its first cell (3,3) holds the edge.
+		blk := f.Data[(3*6+3)*36 : (3*6+3)*36+9]
+		for k, v := range blk {
+			want := 0.0
+			for _, b := range tc.bins {
+				if k == b {
+					want = 1 / math.Sqrt(float64(2*len(tc.bins)))
+				}
+			}
+			if math.Abs(float64(v)-want) > 1e-3 {
+				t.Errorf("%s edge: block (3,3) cell (3,3) bin %d = %.4f, want %.4f (all: %v)", tc.name, k, v, want, blk)
+			}
+		}
+		// A block away from the edge is empty: all zeros.
+		for _, v := range f.Data[0:36] {
+			if v != 0 {
+				t.Fatalf("%s edge: block (0,0) not empty: %v", tc.name, f.Data[:36])
+			}
+		}
+	}
+}
+
+func TestLBP(t *testing.T) {
+	uniform := 0
+	for p := 0; p < 256; p++ {
+		if lbpUniform[p] < 58 {
+			uniform++
+		}
+	}
+	if uniform != 58 || lbpUniform[0b01010101] != 58 || lbpUniform[0] == lbpUniform[255] {
+		t.Fatalf("uniform mapping: %d uniform patterns (want 58)", uniform)
+	}
+	// A flat image: every pixel's neighbours are >= the centre, code 255, one bin per cell holds 1.
+	f, err := lbpFamily("grid=2", oneImage(func(y, x int) uint8 { return 7 }), nil)
+	if err != nil || f.Dim != 4*59 {
+		t.Fatalf("dim %d: %v", f.Dim, err)
+	}
+	for c := 0; c < 4; c++ {
+		for b := 0; b < 59; b++ {
+			want := float32(0)
+			if b == int(lbpUniform[255]) {
+				want = 1
+			}
+			if f.Data[c*59+b] != want {
+				t.Fatalf("cell %d bin %d = %v, want %v", c, b, f.Data[c*59+b], want)
+			}
+		}
+	}
+}
+
+func TestFamilyArgs(t *testing.T) {
+	im := oneImage(func(y, x int) uint8 { return uint8(x * y) })
+	for _, tc := range []struct {
+		spec string
+		dim  int
+		err  string
+	}{
+		{"hog:cell=7", 324, ""},
+		{"hog:cell=7,block=1,bins=6", 4 * 4 * 6, ""},
+		{"gabor:scales=1,orientations=4", 4 * 49, ""},
+		{"randconv:filters=8,pool=2,seed=5", 8 * 2 * 4, ""},
+		{"lbp:grid=1", 59, ""},
+		{"pixels", 784, ""},
+		{"hog:cells=7", 0, `view "hog:cells=7": unknown argument "cells" (this family takes: bins, block, cell)`},
+		{"hog:cell=20", 0, "too few for blocks of 2"},
+		{"gabor:cell=3", 0, "want an even number"},
+		{"randconv:seed=-1", 0, "want a non-negative integer"},
+		{"lbp:grid", 0, `argument "grid": want key=value`},
+		{"pixels:x=1", 0, `unknown argument "x"`},
+	} {
+		f, args, err := lookupFamily(tc.spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		feat, err := f(args, im, nil)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.spec, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || feat.Dim != tc.dim || len(feat.Data) != feat.Dim {
+			t.Errorf("%s: dim %d (want %d), %v", tc.spec, feat.Dim, tc.dim, err)
+		}
+	}
+	// Different seeds give different random filters; the same seed the same ones.
+	a, b := randomFilters(4, 25, 1), randomFilters(4, 25, 2)
+	if equalFloats(a, b) || !equalFloats(a, randomFilters(4, 25, 1)) {
+		t.Error("randconv filters do not follow the seed")
+	}
+}
+
+// TestFamiliesDeterministicAcrossCores builds every family with 1 and with 2
+// workers: the features must be bit-identical.
+func TestFamiliesDeterministicAcrossCores(t *testing.T) {
+	im := Images{N: 200, H: 28, W: 28, Pix: make([]uint8, 200*784)}
+	for i := range im.Pix {
+		im.Pix[i] = uint8(rand64(7, 0, uint64(i)))
+	}
+	for _, spec := range []string{"pixels", "hog", "gabor:scales=1", "randconv:filters=4", "lbp"} {
+		f, args, _ := lookupFamily(spec)
+		one := withProcs(1, func() Features { x, _ := f(args, im, nil); return x })
+		two := withProcs(2, func() Features { x, _ := f(args, im, nil); return x })
+		if !equalFloats(one.Data, two.Data) {
+			t.Errorf("%s: features depend on the number of cores", spec)
+		}
+	}
+}
+
+func withProcs(n int, f func() Features) Features {
+	old := runtime.GOMAXPROCS(n)
+	defer runtime.GOMAXPROCS(old)
+	return f()
+}
