@@ -10,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"mct/sweep"
 )
 
 var version = "dev" // set by the Makefile from git describe
@@ -66,6 +68,9 @@ func main() {
 			err := c.run(os.Args[2:])
 			if errors.Is(err, flag.ErrHelp) {
 				return
+			}
+			if errors.Is(err, sweep.ErrPreempted) {
+				os.Exit(sweep.ExitPreempted) // sweep.sbatch requeues on this status
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "mct "+name+": "+err.Error())

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The GPU check, run on a lent GPU machine from the repository root (it has no Go):
+#   bench/device-pack.sh here builds build/device/ (compressed binaries + Fashion-MNIST);
+#   carry build/device, then run: bash bench/device-check.sh
+# Prints a short table: op agreement with the CPU backend, the MCT update vs PyTorch on
+# the same GPU and as a fraction of the bf16 GEMM rate, a full Fashion-MNIST MCT run on
+# the GPU, and mpirun -np 2 with both ranks on the one GPU.
+set -u
+cd "$(dirname "$0")/.."
+dev=build/device
+out=${OUT:-$(mktemp -d)}
+bin=/tmp/mct-device
+mkdir -p "$bin"
+for f in cudaops.test mct-cuda; do
+  python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$dev/$f.xz" "$bin/$f"
+  chmod +x "$bin/$f"
+done
+export MCT_FASHION_MNIST_DIR=$PWD/$dev/fmnist MCT_CACHE_DIR=/tmp/mct-device-cache
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+s=$SECONDS
+step() { echo "== $1 ($((SECONDS - s)) s)"; }
+
+step "1. cudaops tests: every op and the probe vs the CPU backend (fp32 1e-5, bf16 1e-2)"
+timeout 120 "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
+echo "exit $?"; grep -E '^(--- FAIL|FAIL|ok|PASS)' "$out/ops.log" | tail -5; grep -c -- '--- PASS' "$out/ops.log"
+grep -E -- '--- (FAIL|SKIP)' "$out/ops.log" | head -20
+
+step "2. PyTorch, the same MCT update on this GPU"
+timeout 120 python3 bench/gpu/mct_step.py --precision fp32,bf16 --updates 40 --warmup 5 --out "$out/torch.json" 2>&1 | tail -4
+
+step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN)"
+for p in bf16 fp32; do
+  timeout 90 "$bin/mct-cuda" bench --device cuda --precision $p --dims 1024,1024 --classes 1000 --batch 1024 \
+    --updates 40 --warmup 5 --json $([ $p = bf16 ] && echo --roofline) > "$out/mct-$p.json" 2> "$out/mct-$p.err"
+  echo "$p exit $?"; tail -2 "$out/mct-$p.err"
+done
+
+step "4. full MCT run on Fashion-MNIST, default flags, on the GPU"
+timeout 240 "$bin/mct-cuda" train --device cuda --out "$out/fmnist" > "$out/fmnist.log" 2>&1
+echo "exit $?"; tail -9 "$out/fmnist.log"
+
+step "5. mpirun -np 2, both ranks on the one GPU"
+timeout 120 mpirun --oversubscribe -np 2 "$bin/mct-cuda" train --device cuda --epochs 1 --warmup-epochs 5 \
+  --out "$out/np2" > "$out/np2.log" 2>&1
+echo "exit $?"; tail -7 "$out/np2.log"
+
+step "table"
+python3 - "$out" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+def load(f):
+    try: return json.load(open(os.path.join(d, f)))
+    except Exception as e: return None
+t = load("torch.json") or {}
+print(f"{'':28s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s}")
+for p in ("fp32", "bf16"):
+    m = load(f"mct-{p}.json")
+    tv = next((r["updates_per_s"] for r in t.get("results", []) if r.get("precision") == p), None)
+    if m:
+        ratio = f"{m['updates_per_second']/tv:8.1f}x" if tv else "      n/a"
+        roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else ""
+        print(f"mct cuda {p:19s} {m['updates_per_second']:10.1f} {ratio} {roof}")
+    if tv: print(f"torch {p:22s} {tv:10.1f}")
+s = load("fmnist/summary.json")
+if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))
+s = load("np2/summary.json")
+if s: print("np2 on one gpu: test ensemble %.4f, transport %s, backend %s" % (s["test_accuracy"]["ensemble"], s["transport"], s["backend"]))
+print("gpu:", t.get("device"), "torch", t.get("torch"))
+PY

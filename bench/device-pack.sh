@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Builds here what bench/device-check.sh runs on a GPU machine that has no Go: the cuda
+# build of mct and the cudaops test binary (xz-compressed), and Fashion-MNIST's files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/cuda-headers.sh)"
+dev=build/device
+mkdir -p "$dev/fmnist"
+flags=(-tags cuda -trimpath -ldflags "-s -w")
+go build "${flags[@]}" -o "$dev/mct-cuda" . 2>/dev/null
+go test "${flags[@]}" -c -o "$dev/cudaops.test" ./cudaops/ 2>/dev/null
+for f in mct-cuda cudaops.test; do xz -T2 -6 -f "$dev/$f"; done
+cp /usr/share/datasets/fashion-mnist/*.gz "$dev/fmnist/"
+du -sh "$dev"
