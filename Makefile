@@ -27,9 +27,14 @@ cuda:
 run: setup build
 	./mct train
 
+# The SLURM test starts a one-node cluster (root) and runs the real ./mct in a job array.
+SLURM_ENV = MCT_SLURM_TEST=1 MCT_BIN=mct MCT_SLURM_TIMEOUT=400 MCT_CACHE_DIR=/tmp/mct-test-cache \
+	MCT_SLURM_FIXED='{"views":["pixels","hog"],"labeled":0.01,"epochs":1,"warmup-epochs":1,"hidden":[64,64],"val":1000,"batch":4096}' \
+	MCT_SLURM_FIXED_LONG='{"views":["pixels","hog"],"labeled":0.01,"epochs":1,"warmup-epochs":2,"hidden":[64,64],"val":1000,"batch":256,"checkpoint-every":10}'
+
 test: setup build
 	$(GO) vet ./...
-	$(GO) test -timeout 20m ./...
+	$(SLURM_ENV) $(GO) test -timeout 20m ./...
 	$(MAKE) fuzz
 
 # Each fuzz target briefly (CI); longer locally with FUZZTIME=5m.
