@@ -82,92 +82,85 @@ func TestMatchesTFJS(t *testing.T) {
 	pkg, tfjs := oracleModels(t)
 	const n = 4
 	grey := fashionImages(t, n)
-	models := map[string]*Model{}
 	for _, c := range []struct {
-		network, layer string
-		size           int
+		network string
+		targets []oracle.Target
 	}{
-		{"mobilenet_v2", "block_13_expand_relu", 96},
-		{"inception_v3", "mixed7", 96},
-		// Odd sizes take the other SAME-padding branches; out_relu covers the
-		// rest of MobileNetV2.
-		{"mobilenet_v2", "out_relu", 75},
-		{"inception_v3", "mixed7", 75},
+		// The view layers at 96 px; odd sizes take the other SAME-padding
+		// branches, and out_relu covers the rest of MobileNetV2.
+		{"mobilenet_v2", []oracle.Target{{Layer: "block_13_expand_relu", Size: 96}, {Layer: "out_relu", Size: 75}}},
+		{"inception_v3", []oracle.Target{{Layer: "mixed7", Size: 96}, {Layer: "mixed7", Size: 75}}},
 	} {
-		name := fmt.Sprintf("%s:%s@%d", c.network, c.layer, c.size)
-		m := models[c.network]
-		if m == nil {
-			var err error
-			if m, err = ReadModel(filepath.Join(pkg, "dist", "models", Networks[c.network].Dir)); err != nil {
-				t.Fatal(err)
-			}
-			models[c.network] = m
-		}
-		net, err := m.Compile(c.layer, c.size)
+		m, err := ReadModel(filepath.Join(pkg, "dist", "models", Networks[c.network].Dir))
 		if err != nil {
 			t.Fatal(err)
 		}
-		in, want, err := oracle.Check(tfjs, m.Dir, c.layer, c.size, grey, n, 28, 28)
+		results, err := oracle.Check(tfjs, m.Dir, c.targets, grey, n, 28, 28)
 		if err != nil {
-			t.Fatalf("%s: %v", name, err)
+			t.Fatalf("%s: %v", c.network, err)
 		}
-		// Preprocessing: the same arithmetic as tf.image.resizeBilinear.
-		pre := Preprocess(grey, n, 28, 28, c.size)
-		var dpre float64
-		for i := range in {
-			dpre = math.Max(dpre, math.Abs(float64(pre[i]-in[i])))
-		}
-		if dpre > 1e-6 {
-			t.Errorf("%s: Preprocess differs from TF.js by %.3g", name, dpre)
-		}
-		// Forward pass on TF.js's own input, per image: max |Go − TF.js|
-		// relative to the image's largest activation.
-		got := net.Forward(in, n)
-		if len(got) != len(want) {
-			t.Fatalf("%s: %d outputs, TF.js has %d", name, len(got), len(want))
-		}
-		per := len(got) / n
-		worst := 0.0
-		for b := range n {
-			w64 := make([]float64, per)
-			for i, v := range want[b*per : (b+1)*per] {
-				w64[i] = float64(v)
-			}
-			worst = math.Max(worst, relErr(got[b*per:(b+1)*per], w64))
-		}
-		t.Logf("%s: output %dx%dx%d, max relative difference to TF.js %.2g", name, net.OutH, net.OutW, net.OutC, worst)
-		if worst > 1e-4 || math.IsNaN(worst) {
-			t.Errorf("%s: Go and TF.js differ by %.3g relative (limit 1e-4)", name, worst)
-		}
-		// The view family end to end (grey images in, pooled vectors out)
-		// against the spatial mean of TF.js's output.
-		if c.layer == DefaultLayers[c.network] {
-			feats, err := family(c.network)(fmt.Sprintf("%s@%d", c.layer, c.size), data.Images{N: n, H: 28, W: 28, Pix: grey}, nil)
+		for i, tg := range c.targets {
+			name := fmt.Sprintf("%s:%s@%d", c.network, tg.Layer, tg.Size)
+			in, want := results[i].Input, results[i].Output
+			net, err := m.Compile(tg.Layer, tg.Size)
 			if err != nil {
 				t.Fatal(err)
 			}
-			hw := net.OutH * net.OutW
-			mean := make([]float64, n*net.OutC)
-			for i, v := range want {
-				mean[i/(hw*net.OutC)*net.OutC+i%net.OutC] += float64(v) / float64(hw)
+			// Preprocessing: the same arithmetic as tf.image.resizeBilinear.
+			pre := Preprocess(grey, n, 28, 28, tg.Size)
+			var dpre float64
+			for i := range in {
+				dpre = math.Max(dpre, math.Abs(float64(pre[i]-in[i])))
 			}
-			if feats.Dim != net.OutC {
-				t.Errorf("%s: family dim %d, want %d", name, feats.Dim, net.OutC)
+			if len(in) != len(pre) || dpre > 1e-6 {
+				t.Errorf("%s: Preprocess differs from TF.js by %.3g", name, dpre)
 			}
-			if e := relErr(feats.Data, mean); e > 1e-4 {
-				t.Errorf("%s: view family differs from TF.js by %.3g relative", name, e)
+			// Forward pass on TF.js's own input, per image: max |Go − TF.js|
+			// relative to the image's largest activation.
+			got := net.Forward(in, n)
+			if len(got) != len(want) {
+				t.Fatalf("%s: %d outputs, TF.js has %d", name, len(got), len(want))
 			}
-			if feats.Params["weights_sha256"] != m.WeightsSHA256 || feats.Params["layer"] != c.layer {
-				t.Errorf("%s: provenance %v", name, feats.Params)
+			per := len(got) / n
+			worst := 0.0
+			for b := range n {
+				worst = math.Max(worst, relErr(got[b*per:(b+1)*per], toF64(want[b*per:(b+1)*per])))
 			}
-		}
-		// The signal must be real: a network outputting zeros would match too.
-		var sumsq float64
-		for _, v := range want {
-			sumsq += float64(v) * float64(v)
-		}
-		if sumsq == 0 || bytes.Equal(floatBytes(want[:per]), floatBytes(want[per:2*per])) {
-			t.Errorf("%s: TF.js output is degenerate (all zero or identical across images)", name)
+			t.Logf("%s: output %dx%dx%d, max relative difference to TF.js %.2g", name, net.OutH, net.OutW, net.OutC, worst)
+			if worst > 1e-4 || math.IsNaN(worst) {
+				t.Errorf("%s: Go and TF.js differ by %.3g relative (limit 1e-4)", name, worst)
+			}
+			// The signal must be real: a network outputting zeros would match too.
+			var sumsq float64
+			for _, v := range want {
+				sumsq += float64(v) * float64(v)
+			}
+			if sumsq == 0 || bytes.Equal(floatBytes(want[:per]), floatBytes(want[per:2*per])) {
+				t.Errorf("%s: TF.js output is degenerate (all zero or identical across images)", name)
+			}
+			// The view family end to end (grey images in, pooled vectors
+			// out) against the spatial mean of TF.js's output; once, since
+			// the code path is the same for both networks.
+			if c.network == "mobilenet_v2" && tg.Layer == DefaultLayers[c.network] {
+				feats, err := family(c.network)(fmt.Sprintf("%s@%d", tg.Layer, tg.Size), data.Images{N: n, H: 28, W: 28, Pix: grey}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hw := net.OutH * net.OutW
+				mean := make([]float64, n*net.OutC)
+				for i, v := range want {
+					mean[i/(hw*net.OutC)*net.OutC+i%net.OutC] += float64(v) / float64(hw)
+				}
+				if feats.Dim != net.OutC {
+					t.Errorf("%s: family dim %d, want %d", name, feats.Dim, net.OutC)
+				}
+				if e := relErr(feats.Data, mean); e > 1e-4 {
+					t.Errorf("%s: view family differs from TF.js by %.3g relative", name, e)
+				}
+				if feats.Params["weights_sha256"] != m.WeightsSHA256 || feats.Params["layer"] != tg.Layer {
+					t.Errorf("%s: provenance %v", name, feats.Params)
+				}
+			}
 		}
 	}
 }

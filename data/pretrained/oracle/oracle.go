@@ -100,30 +100,52 @@ func run(dir string, args ...string) ([]byte, error) {
 	return out, nil
 }
 
-// Check runs the model in modelDir up to layer at size×size on n grey h×w
-// images, preprocessed as nsfwjs does it, and returns TF.js's preprocessed
-// input (NHWC) and the layer's output (NHWC).
-func Check(tfjs, modelDir, layer string, size int, grey []uint8, n, h, w int) (input, output []float32, err error) {
+// Target is a layer and the input size to run the model at.
+type Target struct {
+	Layer string
+	Size  int
+}
+
+// Result is TF.js's preprocessed input (NHWC, n×Size×Size×3) and the target
+// layer's output (NHWC) for one Target.
+type Result struct {
+	Input, Output []float32
+}
+
+// Check runs the model in modelDir up to each target on n grey h×w images,
+// preprocessed as nsfwjs does it, reading the weights once.
+func Check(tfjs, modelDir string, targets []Target, grey []uint8, n, h, w int) ([]Result, error) {
 	dir, err := os.MkdirTemp("", "mct-oracle-*")
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer os.RemoveAll(dir)
 	imgs := filepath.Join(dir, "images.u8")
 	if err := os.WriteFile(imgs, grey, 0o644); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	out := filepath.Join(dir, "out")
-	if _, err := run(dir, tfjs, modelDir, layer, fmt.Sprint(size), "check", imgs, out, fmt.Sprint(n), fmt.Sprint(h), fmt.Sprint(w)); err != nil {
-		return nil, nil, err
+	if _, err := run(dir, tfjs, modelDir, targetList(targets), "check", imgs, out, fmt.Sprint(n), fmt.Sprint(h), fmt.Sprint(w)); err != nil {
+		return nil, err
 	}
-	if input, err = readFloats(out + ".input"); err != nil {
-		return nil, nil, err
+	res := make([]Result, len(targets))
+	for i := range targets {
+		if res[i].Input, err = readFloats(fmt.Sprintf("%s.%d.input", out, i)); err != nil {
+			return nil, err
+		}
+		if res[i].Output, err = readFloats(fmt.Sprintf("%s.%d.output", out, i)); err != nil {
+			return nil, err
+		}
 	}
-	if output, err = readFloats(out + ".output"); err != nil {
-		return nil, nil, err
+	return res, nil
+}
+
+func targetList(ts []Target) string {
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("%s@%d", t.Layer, t.Size)
 	}
-	return input, output, nil
+	return strings.Join(parts, ",")
 }
 
 // Bench times TF.js on n random size×size images in one batch (best of three
@@ -135,7 +157,7 @@ func Bench(tfjs, modelDir, layer string, size, n int) (msPerImage float64, threa
 		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
-	out, err := run(dir, tfjs, modelDir, layer, fmt.Sprint(size), "bench", "-", "-", fmt.Sprint(n), "0", "0")
+	out, err := run(dir, tfjs, modelDir, targetList([]Target{{layer, size}}), "bench", "-", "-", fmt.Sprint(n), "0", "0")
 	if err != nil {
 		return 0, 0, err
 	}
