@@ -304,12 +304,17 @@ KERNEL void softmax_ce(float *loss, float *dx, const float *x, const float *labe
 	const float *xr = x + (long long)blockIdx.x * cols;
 	double it = invT;
 	double lse = row_lse(xr, cols, it);
-	int label = (int)labels[blockIdx.x];
-	if (loss && threadIdx.x == 0) loss[blockIdx.x] = (float)(lse - it * (double)xr[label]);
+	float lv = labels[blockIdx.x];
+	int label = (int)lv;
+	// A label that is not a class index (the CPU backend panics) poisons the
+	// row with NaN instead of reading outside it.
+	bool bad = !(lv >= 0.0f && lv < (float)cols && (float)label == lv);
+	double nan = __longlong_as_double(0x7ff8000000000000ll);
+	if (loss && threadIdx.x == 0) loss[blockIdx.x] = bad ? (float)nan : (float)(lse - it * (double)xr[label]);
 	if (dx) {
 		float *dr = dx + (long long)blockIdx.x * cols;
 		for (int c = threadIdx.x; c < cols; c += blockDim.x) {
-			double g = exp(it * (double)xr[c] - lse);
+			double g = bad ? nan : exp(it * (double)xr[c] - lse);
 			if (c == label) g -= 1.0;
 			g *= (double)scale;
 			if (beta != 0.0f) g += (double)beta * (double)dr[c];
