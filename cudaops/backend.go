@@ -85,6 +85,11 @@ type Backend struct {
 	index  cu.DevicePtr
 	indexN int
 	stage  staging
+	// cache holds freed allocations by element count for reuse. All work
+	// runs on one stream, so memory freed by the host can be handed out
+	// again at once: whatever still uses it was queued before whatever will.
+	// cuMemFree, in contrast, waits for the whole device.
+	cache map[int][]cu.DevicePtr
 	// hasBLAS says b.blas holds a handle (a failed New releases what it made).
 	hasBLAS bool
 	closed  bool
@@ -118,7 +123,7 @@ func New(o Options) (_ *Backend, err error) {
 	if o.Device < 0 || o.Device >= n {
 		return nil, fmt.Errorf("cudaops: CUDA device %d asked for, but %d visible (check CUDA_VISIBLE_DEVICES and `mct probe`)", o.Device, n)
 	}
-	b := &Backend{ordinal: o.Device, prec: o.Precision}
+	b := &Backend{ordinal: o.Device, prec: o.Precision, cache: map[int][]cu.DevicePtr{}}
 	if b.dev, err = cu.GetDevice(o.Device); err != nil {
 		return nil, fmt.Errorf("cudaops: device %d: %v", o.Device, err)
 	}
@@ -263,6 +268,12 @@ func (b *Backend) release() error {
 		cu.MemFree(b.index)
 	}
 	b.stage.free()
+	for _, ps := range b.cache {
+		for _, p := range ps {
+			cu.MemFree(p)
+		}
+	}
+	b.cache = nil
 	if b.mod != (cu.Module{}) {
 		b.mod.Unload()
 	}
@@ -318,21 +329,28 @@ func (b *Backend) Alloc(n int) nn.Buf {
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	p, err := cu.MemAlloc(int64(n) * 4)
-	check(fmt.Sprintf("allocate %d floats", n), err)
+	var p cu.DevicePtr
+	if ps := b.cache[n]; len(ps) > 0 {
+		p, b.cache[n] = ps[len(ps)-1], ps[:len(ps)-1]
+	} else {
+		var err error
+		p, err = cu.MemAlloc(int64(n) * 4)
+		check(fmt.Sprintf("allocate %d floats", n), err)
+	}
 	check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
 	return &buf{ptr: p, n: n}
 }
 
+// Free returns x's memory to the backend's cache, for a later Alloc of the
+// same length; the device gets it back at Close. Work queued on this backend
+// before Free may still use x; work elsewhere (another stream, CUDA-aware
+// MPI) must have finished.
 func (b *Backend) Free(x nn.Buf) {
 	d := dev(x)
 	if d.view || d.ptr == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
-	// cuMemFree waits for work using the memory; the stream keeps order.
-	check("free", cu.MemFree(d.ptr))
+	b.cache[d.n] = append(b.cache[d.n], d.ptr)
 	d.ptr, d.n = 0, 0
 }
 

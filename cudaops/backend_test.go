@@ -74,3 +74,24 @@ func TestGemmRate(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocReuse: a freed buffer comes back zeroed to the next Alloc of its
+// length, without a trip to the driver.
+func TestAllocReuse(t *testing.T) {
+	x := gpu.Alloc(1000)
+	gpu.Fill(x, 1000, 3)
+	p := Ptr(x)
+	gpu.Free(x)
+	y := gpu.Alloc(1000)
+	defer gpu.Free(y)
+	if Ptr(y) != p {
+		t.Errorf("Alloc after Free got new memory %#x, cached %#x", Ptr(y), p)
+	}
+	h := make([]float32, 1000)
+	gpu.Download(h, y)
+	for i, v := range h {
+		if v != 0 {
+			t.Fatalf("reused buffer [%d] = %g, want 0", i, v)
+		}
+	}
+}
