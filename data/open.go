@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// DefaultViews are the views Open and Build use for a built-in dataset when none are named.
-var DefaultViews = []string{"pixels", "hog"}
+// DefaultViews are the views Open and Build use for a built-in dataset when none
+// are named: the two strongest cheap views (and train's default pair).
+var DefaultViews = []string{"hog", "gabor"}
 
 // viewsVersion is part of the cache key of built views: bump it whenever a
 // registered family changes its output for the same spec.
