@@ -9,13 +9,16 @@
 # the timed updates per precision (default 100). Exit status: the tests'.
 set -u
 cd "$(dirname "$0")/../.."
-bin=build/gpu
 py=${PYTHON:-python3}
 tmp=${OUT:-$(mktemp -d)}
 updates=${UPDATES:-100}
 mkdir -p "$tmp"
-for f in "$bin/cudaops.test" "$bin/mct-gpu-bench"; do
-  [ -x "$f" ] || { echo "gpu-check: $f missing: run bench/gpu/build.sh on a build machine and carry build/gpu" >&2; exit 2; }
+bin=$(mktemp -d)
+for f in cudaops.test mct-gpu-bench; do
+  [ -f "build/gpu/$f.xz" ] || { echo "gpu-check: build/gpu/$f.xz missing: run bench/gpu/build.sh on a build machine and carry build/gpu" >&2; exit 2; }
+  # xz may be absent on the GPU machine; Python's lzma is not.
+  "$py" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "build/gpu/$f.xz" "$bin/$f"
+  chmod +x "$bin/$f"
 done
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null
 
