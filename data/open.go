@@ -55,7 +55,8 @@ func (o Options) cacheDir() (string, error) {
 // Open returns a dataset with the named views. spec is a built-in dataset name
 // ("fashion-mnist", "mnist"), whose views are built from the images once and then
 // loaded from the cache (DefaultViews when views is empty), or a dataset
-// directory, whose named views are loaded (all when views is empty).
+// directory, whose named views are loaded (all when views is empty); a directory
+// named like a built-in is reached as ./fashion-mnist.
 func Open(spec string, views []string, opt Options) (*Dataset, error) {
 	b, ok := builtins[spec]
 	if !ok {
