@@ -265,9 +265,10 @@ func localFile(field, name string) error {
 
 // writeDir writes d as a dataset directory at out, atomically: everything goes to
 // a temporary sibling directory that is renamed to out at the end, so an
-// interrupted write leaves no out at all. out must not exist. With compress,
-// each matrix is stored as .npy.zst when that saves at least a quarter.
-func writeDir(out string, d *Dataset, compress bool) error {
+// interrupted write leaves no out at all. out must not exist. With st.Compress
+// each feature matrix is stored as .npy.zst when that saves at least a quarter;
+// with st.Float16 as '<f2'.
+func writeDir(out string, d *Dataset, st storage) error {
 	if _, err := os.Stat(out); err == nil {
 		return fmt.Errorf("%s already exists (remove it or choose another output directory)", out)
 	}
@@ -301,14 +302,14 @@ func writeDir(out string, d *Dataset, compress bool) error {
 		mv := manifestView{Name: v.Name, Dim: v.Dim, Params: v.Params, Files: map[string]string{}}
 		for k, x := range [2][]float32{v.Train, v.Test} {
 			split := splitNames[k]
-			name, err := writeMatrix(tmp, base+"-"+split, []int{len(x) / v.Dim, v.Dim}, x, compress)
+			name, err := writeMatrix(tmp, base+"-"+split, []int{len(x) / v.Dim, v.Dim}, x, st)
 			if err != nil {
 				return err
 			}
 			mv.Files[split] = name
 		}
 		if v.Mean != nil {
-			name, err := writeMatrix(tmp, base+"-norm", []int{2, v.Dim}, append(append([]float32(nil), v.Mean...), v.Std...), false)
+			name, err := writeMatrix(tmp, base+"-norm", []int{2, v.Dim}, append(append([]float32(nil), v.Mean...), v.Std...), storage{})
 			if err != nil {
 				return err
 			}
@@ -332,12 +333,18 @@ func writeDir(out string, d *Dataset, compress bool) error {
 	return nil
 }
 
-// writeMatrix writes one float32 matrix as stem.npy, or stem.npy.zst when
+// storage says how writeDir stores feature matrices.
+type storage struct{ Compress, Float16 bool }
+
+// writeMatrix writes one feature matrix as stem.npy, or stem.npy.zst when
 // compression is asked for and pays; it returns the file name.
-func writeMatrix(dir, stem string, shape []int, x []float32, compress bool) (string, error) {
+func writeMatrix(dir, stem string, shape []int, x []float32, st storage) (string, error) {
 	a := NewFloat32(shape, x)
+	if st.Float16 {
+		a = NewFloat16(shape, x)
+	}
 	name := stem + ".npy"
-	if compress {
+	if st.Compress {
 		z := zstdEncode(npyHeader(a), a.Raw)
 		if len(z) <= len(a.Raw)*3/4 {
 			return name + ".zst", writeFileAtomic(filepath.Join(dir, name+".zst"), z)

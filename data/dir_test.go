@@ -29,10 +29,10 @@ func tinyDataset() *Dataset {
 }
 
 func TestDirRoundTrip(t *testing.T) {
-	for _, compress := range []bool{false, true} {
+	for _, st := range []storage{{}, {Compress: true}, {Float16: true}, {Compress: true, Float16: true}} {
 		out := filepath.Join(t.TempDir(), "ds")
 		want := tinyDataset()
-		if err := writeDir(out, want, compress); err != nil {
+		if err := writeDir(out, want, st); err != nil {
 			t.Fatal(err)
 		}
 		got, err := LoadDir(out, nil)
@@ -41,13 +41,18 @@ func TestDirRoundTrip(t *testing.T) {
 		}
 		got.Dir = ""
 		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("compress=%v: read back %+v\nwant %+v", compress, got, want)
+			t.Fatalf("%+v: read back %+v\nwant %+v", st, got, want)
+		}
+		m, _ := readManifest(out)
+		a, err := ReadNPY(filepath.Join(out, m.Views[0].Files["train"]))
+		if err != nil || (a.Dtype == Float16) != st.Float16 {
+			t.Fatalf("%+v: stored as %s (%v)", st, a.Dtype, err)
 		}
 		one, err := LoadDir(out, []string{"w:x=1"})
 		if err != nil || len(one.Views) != 1 || one.Views[0].Dim != 3 {
 			t.Fatalf("loading one view: %v", err)
 		}
-		if err := writeDir(out, want, false); err == nil || !strings.Contains(err.Error(), "already exists") {
+		if err := writeDir(out, want, storage{}); err == nil || !strings.Contains(err.Error(), "already exists") {
 			t.Errorf("overwrite: %v", err)
 		}
 		entries, _ := os.ReadDir(filepath.Dir(out))
@@ -115,7 +120,7 @@ func TestDirBadInput(t *testing.T) {
 		{"missing", func(dir string) { os.Remove(filepath.Join(dir, "manifest.json")) }, "manifest.json: no such file"},
 	} {
 		dir := filepath.Join(t.TempDir(), "ds")
-		if err := writeDir(dir, tinyDataset(), false); err != nil {
+		if err := writeDir(dir, tinyDataset(), storage{}); err != nil {
 			t.Fatal(err)
 		}
 		tc.damage(dir)
@@ -125,7 +130,7 @@ func TestDirBadInput(t *testing.T) {
 		}
 	}
 	dir := filepath.Join(t.TempDir(), "ds")
-	writeDir(dir, tinyDataset(), false)
+	writeDir(dir, tinyDataset(), storage{})
 	if _, err := LoadDir(dir, []string{"nope"}); err == nil || !strings.Contains(err.Error(), `no view "nope" (have: u, w:x=1)`) {
 		t.Errorf("unknown view: %v", err)
 	}

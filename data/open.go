@@ -33,6 +33,10 @@ type Options struct {
 	// (the cache never compresses: plain files are memory-mapped and shared by
 	// every rank on a node through the page cache).
 	Compress bool
+	// Float16 makes Build store features in IEEE half precision ('<f2'): half
+	// the disk and about three significant digits, plenty for standardised
+	// features; loading widens them to float32 (in memory, not mapped).
+	Float16 bool
 }
 
 func (o Options) cacheDir() (string, error) {
@@ -143,7 +147,7 @@ func buildCached(dir string, b builtin, raw *rawData, spec string, opt Options) 
 	v.Params["built"] = time.Now().UTC().Format(time.RFC3339)
 	d := &Dataset{Name: b.name, Classes: len(b.classNames), ClassNames: b.classNames,
 		Views: []View{v}, TrainLabels: raw.trainLabels, TestLabels: raw.testLabel, Provenance: raw.provenance}
-	err = writeDir(dir, d, false)
+	err = writeDir(dir, d, storage{})
 	if err != nil {
 		if _, serr := os.Stat(filepath.Join(dir, "manifest.json")); serr == nil {
 			return nil
@@ -237,7 +241,7 @@ func Build(spec string, views []string, out string, opt Options) error {
 	if err != nil {
 		return err
 	}
-	return writeDir(out, d, opt.Compress)
+	return writeDir(out, d, storage{Compress: opt.Compress, Float16: opt.Float16})
 }
 
 // Import makes a dataset directory at out from NPY files exported elsewhere
@@ -317,7 +321,7 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 		d.Views = append(d.Views, v)
 	}
 	d.Provenance["files"] = files
-	return writeDir(out, d, false)
+	return writeDir(out, d, storage{})
 }
 
 // Describe summarises a dataset directory for people (`mct data info`).
