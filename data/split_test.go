@@ -199,3 +199,26 @@ func TestGather(t *testing.T) {
 	}()
 	Gather(dst[:4], m, 2, []int{0, 1, 2})
 }
+
+// TestSamplerSmallSet: a batch larger than the index list spans epochs and still
+// holds every index once per epoch; a state from another index list panics.
+func TestSamplerSmallSet(t *testing.T) {
+	s := NewSampler([]int{4, 8, 15}, 7, 1)
+	b := s.Next()
+	if len(b) != 7 || s.Epoch() != 2 || s.State() != (SamplerState{Epoch: 2, Pos: 1}) {
+		t.Fatalf("batch %v epoch %d state %+v", b, s.Epoch(), s.State())
+	}
+	for e := 0; e < 2; e++ {
+		pass := append([]int(nil), b[3*e:3*e+3]...)
+		sort.Ints(pass)
+		if !reflect.DeepEqual(pass, []int{4, 8, 15}) {
+			t.Fatalf("epoch %d of the batch is %v", e, b[3*e:3*e+3])
+		}
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), "does not fit 3 indices") {
+			t.Errorf("Restore of a foreign state: %v", r)
+		}
+	}()
+	s.Restore(SamplerState{Epoch: 1, Pos: 9})
+}
