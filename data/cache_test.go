@@ -6,8 +6,19 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
+
+// testCountBuilds counts the builds of the family test-count.
+var testCountBuilds atomic.Int64
+
+func init() {
+	RegisterFamily("test-count", func(args string, im Images, progress func(done, total int)) (Features, error) {
+		testCountBuilds.Add(1)
+		return Features{Dim: 1, Data: make([]float32, im.N)}, nil
+	})
+}
 
 // tinyBuiltin writes four small gzip IDX files (train 40, test 10 images of 6×6,
 // 4 classes) and registers them as the built-in dataset "test-tiny", so cache
@@ -47,6 +58,7 @@ func tinyBuiltin(t *testing.T) string {
 // the cache must end with exactly one complete entry per view and no temporaries.
 func TestCacheConcurrentBuilders(t *testing.T) {
 	tinyBuiltin(t)
+	testCountBuilds.Store(0)
 	cache := t.TempDir()
 	const ranks = 6
 	got := make([]*Dataset, ranks)
@@ -54,7 +66,7 @@ func TestCacheConcurrentBuilders(t *testing.T) {
 	var wg sync.WaitGroup
 	for r := 0; r < ranks; r++ {
 		wg.Go(func() {
-			got[r], errs[r] = Open("test-tiny", []string{"pixels", "lbp:grid=2"}, Options{CacheDir: cache})
+			got[r], errs[r] = Open("test-tiny", []string{"pixels", "lbp:grid=2", "test-count"}, Options{CacheDir: cache})
 		})
 	}
 	wg.Wait()
@@ -76,10 +88,15 @@ func TestCacheConcurrentBuilders(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(cache, roots[0].Name()))
 	var names []string
 	for _, e := range entries {
-		names = append(names, e.Name())
+		if !strings.HasSuffix(e.Name(), ".lock") {
+			names = append(names, e.Name())
+		}
 	}
-	if len(names) != 2 || !strings.HasPrefix(names[0], "lbp_grid_2-") || names[1] != "pixels" {
-		t.Errorf("cache entries %v, want [lbp_grid_2-<hash> pixels] and no temporaries", names)
+	if len(names) != 3 || !strings.HasPrefix(names[0], "lbp_grid_2-") || names[1] != "pixels" || names[2] != "test-count" {
+		t.Errorf("cache entries %v, want [lbp_grid_2-<hash> pixels test-count] and no temporaries", names)
+	}
+	if n := testCountBuilds.Load(); n != 1 {
+		t.Errorf("%d concurrent Opens built the view %d times, want once (the others wait on the lock)", ranks, n)
 	}
 	// A changed source file is a different cache key: the stale entry is not used.
 	dir, _ := builtins["test-tiny"].locate()

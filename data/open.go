@@ -100,18 +100,20 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 			return nil, fmt.Errorf("%v (cached view %q: remove %s to rebuild it)", err, v, dir)
 		}
 		if err != nil {
-			if raw == nil {
-				if raw, err = loadRaw(b, src); err != nil {
-					return nil, err
+			getRaw := func() (*rawData, error) {
+				if raw == nil {
+					r, err := loadRaw(b, src)
+					if err != nil {
+						return nil, err
+					}
+					r.provenance = map[string]any{"source": src, "sha256": sums}
+					raw = r
 				}
-				raw.provenance = map[string]any{"source": src, "sha256": sums}
+				return raw, nil
 			}
-			if err = buildCached(dir, b, raw, v, opt); err == nil {
-				d, err = LoadDir(dir, []string{v})
+			if d, err = buildLocked(root, dir, b, getRaw, v, opt); err != nil {
+				return nil, err
 			}
-		}
-		if err != nil {
-			return nil, err
 		}
 		if out == nil {
 			out = d
@@ -135,6 +137,30 @@ func cacheEntry(spec string) string {
 	}
 	h := sha256.Sum256([]byte(spec))
 	return fileStem(spec) + "-" + hex.EncodeToString(h[:4])
+}
+
+// buildLocked builds a missing cache entry under an exclusive lock on
+// dir+".lock", so that processes that want the same view at once (replicas of a
+// view under mpirun, on one node) build it once: the others wait, then find the
+// entry and load it. Where the lock is unavailable (some network file systems),
+// every process builds and the atomic rename still keeps the entry whole.
+func buildLocked(root, dir string, b builtin, getRaw func() (*rawData, error), spec string, opt Options) (*Dataset, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	unlock := lockFile(dir + ".lock")
+	defer unlock()
+	if d, err := LoadDir(dir, []string{spec}); err == nil {
+		return d, nil // built by another process while we waited
+	}
+	raw, err := getRaw()
+	if err != nil {
+		return nil, err
+	}
+	if err := buildCached(dir, b, raw, spec, opt); err != nil {
+		return nil, err
+	}
+	return LoadDir(dir, []string{spec})
 }
 
 // buildCached computes one view of a builtin and stores it as its own dataset
