@@ -205,13 +205,9 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		if bl.postAct {
 			b.AddBiasLeakyReLU(t.o[i], nil, n, bl.out, c.Slope)
 		}
-		if bl.dropout {
-			if mode == Train {
-				key := RNGKey{Seed: p.seed, Step: uint32(p.forwards), Stream: StreamDropout + uint32(i)}
-				b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, p.DropoutRowBase)
-			} else {
-				b.Fill(t.mask[i], n*bl.out, 1)
-			}
+		if bl.dropout && mode == Train {
+			key := RNGKey{Seed: p.seed, Step: uint32(p.forwards), Stream: StreamDropout + uint32(i)}
+			b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, p.DropoutRowBase)
 			b.Copy(t.h[i], t.o[i], n*bl.out)
 			b.Mul(t.h[i], t.mask[i], n*bl.out)
 		}
@@ -219,9 +215,14 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 	return t.a[len(p.blocks)-1]
 }
 
+// sourceOf is the activation block s feeds forward: x, or block s's output (its
+// dropped-out copy in Train mode, the BN output itself in Eval mode).
 func (t *Tape) sourceOf(s int) Buf {
-	if s < 0 {
+	switch {
+	case s < 0:
 		return t.x
+	case t.p.blocks[s].dropout && t.mode != Train:
+		return t.o[s]
 	}
 	return t.h[s]
 }
@@ -258,7 +259,7 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			if !started[i] {
 				panic(fmt.Sprintf("nn: block %d has no consumer", i))
 			}
-			if bl.dropout {
+			if bl.dropout && t.mode == Train {
 				b.Mul(d, t.mask[i], n*bl.out)
 			}
 			if bl.postAct {
