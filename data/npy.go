@@ -44,9 +44,8 @@ func (d Dtype) Size() int {
 }
 
 // Array is an n-dimensional array in C (row-major) order. Raw holds the elements
-// little-endian, len(Raw) == Len()*Dtype.Size(). Raw may be a read-only-backed
-// copy-on-write memory mapping of the file (see ReadNPY); writing to it never
-// changes the file.
+// little-endian, len(Raw) == Len()*Dtype.Size(). Raw may be a copy-on-write
+// memory mapping of the file (see ReadNPY); writing to it never changes the file.
 type Array struct {
 	Shape []int
 	Dtype Dtype
@@ -211,6 +210,10 @@ func ReadNPY(path string) (*Array, error) {
 		return nil, err
 	}
 	need := int64(a.Len()) * int64(a.Dtype.Size())
+	if int64(len(head)) == st.Size() { // small file: already read whole
+		a.Raw = head[off:]
+		return a, nil
+	}
 	if need >= mmapThreshold {
 		if m, err := mapFile(f, st.Size()); err == nil {
 			a.Raw = m[off : off+need]
