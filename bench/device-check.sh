@@ -22,26 +22,26 @@ s=$SECONDS
 step() { echo "== $1 ($((SECONDS - s)) s)"; }
 
 step "1. cudaops tests: every op and the probe vs the CPU backend (fp32 1e-5, bf16 1e-2)"
-timeout 120 "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
+timeout ${T_OPS:-45} "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
 echo "exit $?"; grep -E '^(--- FAIL|FAIL|ok|PASS)' "$out/ops.log" | tail -5; grep -c -- '--- PASS' "$out/ops.log"
 grep -E -- '--- (FAIL|SKIP)' "$out/ops.log" | head -20
 
 step "2. PyTorch, the same MCT update on this GPU"
-timeout 120 python3 bench/gpu/mct_step.py --precision fp32,bf16 --updates 40 --warmup 5 --out "$out/torch.json" 2>&1 | tail -4
+timeout ${T_TORCH:-40} python3 bench/gpu/mct_step.py --precision fp32,bf16 --updates 30 --warmup 3 --out "$out/torch.json" 2>&1 | tail -4
 
 step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN)"
 for p in bf16 fp32; do
-  timeout 90 "$bin/mct-cuda" bench --device cuda --precision $p --dims 1024,1024 --classes 1000 --batch 1024 \
-    --updates 40 --warmup 5 --json $([ $p = bf16 ] && echo --roofline) > "$out/mct-$p.json" 2> "$out/mct-$p.err"
+  timeout ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda --precision $p --dims 1024,1024 --classes 1000 --batch 1024 \
+    --updates 30 --warmup 3 --json $([ $p = bf16 ] && echo --roofline) > "$out/mct-$p.json" 2> "$out/mct-$p.err"
   echo "$p exit $?"; tail -2 "$out/mct-$p.err"
 done
 
 step "4. full MCT run on Fashion-MNIST, default flags, on the GPU"
-timeout 240 "$bin/mct-cuda" train --device cuda --out "$out/fmnist" > "$out/fmnist.log" 2>&1
+timeout ${T_FMNIST:-90} "$bin/mct-cuda" train --device cuda --out "$out/fmnist" > "$out/fmnist.log" 2>&1
 echo "exit $?"; tail -9 "$out/fmnist.log"
 
 step "5. mpirun -np 2, both ranks on the one GPU"
-timeout 120 mpirun --oversubscribe -np 2 "$bin/mct-cuda" train --device cuda --epochs 1 --warmup-epochs 5 \
+timeout ${T_NP2:-45} mpirun --oversubscribe -np 2 "$bin/mct-cuda" train --device cuda --epochs 1 --warmup-epochs 5 \
   --out "$out/np2" > "$out/np2.log" 2>&1
 echo "exit $?"; tail -7 "$out/np2.log"
 
