@@ -3,6 +3,7 @@ package data
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -389,7 +390,13 @@ func Describe(dir string) (string, error) {
 		sort.Strings(keys)
 		s.WriteString("provenance:\n")
 		for _, k := range keys {
-			fmt.Fprintf(&s, "  %s: %v\n", k, m.Provenance[k])
+			v := m.Provenance[k]
+			if _, plain := v.(string); !plain {
+				if b, err := json.Marshal(v); err == nil {
+					v = string(b)
+				}
+			}
+			fmt.Fprintf(&s, "  %s: %v\n", k, v)
 		}
 	}
 	return s.String(), nil
