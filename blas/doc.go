@@ -3,7 +3,8 @@
 //
 // With cgo it calls OpenBLAS's cblas_sgemm (Debian libopenblas-dev), linked
 // statically from libopenblas.a so the mct binary does not depend on an OpenBLAS
-// shared library at run time. With CGO_ENABLED=0 it uses gonum's pure-Go Sgemm,
+// shared library at run time (-tags openblas_dynamic links the shared one through
+// pkg-config instead, for systems without the static library). With CGO_ENABLED=0 it uses gonum's pure-Go Sgemm,
 // which is slower but needs nothing from the machine. Impl reports which one was
 // compiled in; both are tested against a float64 reference.
 //

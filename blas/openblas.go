@@ -2,14 +2,10 @@
 
 package blas
 
-// Static link: the sgemm objects of Debian's libopenblas.a (pthread build) need only
-// libpthread and libm, so the binary carries OpenBLAS and `ldd` lists only libc
-// (checked on the test binary; it grows by ~25 MB because OpenBLAS ships kernels for
-// every x86 generation and picks one at start-up).
+// The link flags are in link_static.go (default) and link_dynamic.go (build tag
+// openblas_dynamic).
 
 /*
-#cgo CFLAGS: -I/usr/include/x86_64-linux-gnu
-#cgo LDFLAGS: -l:libopenblas.a -lpthread -lm
 #include <cblas.h>
 */
 import "C"
