@@ -5,8 +5,9 @@ One file serves two users:
   * the oracle test train.TestMCTStepMatchesPyTorch:
         mct_step.py oracle DIR...
     reads each DIR/spec.json and the .npy files the Go test wrote (initial weights, batches,
-    and in sampled mode the Go-drawn pseudo-labels), runs the same updates and writes
-    DIR/out.json plus the final weights and BatchNorm statistics of every view;
+    and in sampled mode the Go-drawn pseudo-labels), runs the same updates in float32 and
+    again in float64, and writes DIR/out.json and DIR/out64.json plus the final weights
+    and BatchNorm statistics of every view (out_*.npy, out64_*.npy);
   * the benchmark bench/mct (BenchmarkMCT):
         mct_step.py bench --batch 1024 --dims 784,324 --classes 10 --hidden 1024,1024,1024
     times updates of the same step on random data and prints one JSON line.
@@ -183,7 +184,9 @@ class MCT:
             for w in range(V):
                 if w != v:
                     onehot = F.one_hot(yhat[w], zd[0].shape[1]).to(delta.dtype)
-                    delta = delta + (q[w] - onehot) * (np.float32(h[w]) / np.float32(V - 1) / np.float32(B))
+                    # The scale rounded to the logits' precision, as the Go side does.
+                    k = torch.tensor(h[w], dtype=delta.dtype) / (V - 1) / B
+                    delta = delta + (q[w] - onehot) * k
             snap = [snaps[v][n] for n in view.names]
             gt = torch.autograd.grad(z[v], snap, grad_outputs=delta)
             self._step(view, [a + b for a, b in zip(gsup[v], gt)])
@@ -195,8 +198,8 @@ def _norm(tensors):
     return float(torch.sqrt(sum((t.double() ** 2).sum() for t in tensors)))
 
 
-def load_flat(path, shapes):
-    flat = torch.from_numpy(np.load(path).astype(np.float32))
+def load_flat(path, shapes, dtype):
+    flat = torch.from_numpy(np.load(path)).to(dtype)
     out, off = {}, 0
     for name, shape in shapes:
         n = int(np.prod(shape))
@@ -208,25 +211,26 @@ def load_flat(path, shapes):
 
 
 def save_flat(path, tensors, names):
-    np.save(path, np.concatenate([tensors[n].detach().numpy().ravel() for n in names]).astype(np.float32))
+    np.save(path, np.concatenate([tensors[n].detach().numpy().ravel() for n in names]))
 
 
-def oracle(d):
+def oracle(d, dtype, prefix):
+    """Runs the updates of DIR in dtype; outputs are named with prefix (out, out64)."""
     with open(os.path.join(d, "spec.json")) as f:
         spec = json.load(f)
     views = []
     for v, vs in enumerate(spec["views"]):
         probe = Probe(spec["arch"], vs["in"], spec["classes"], spec["hidden"], spec["slope"],
                       spec["temperature"], spec["bn_momentum"], spec["bn_eps"])
-        params = load_flat(os.path.join(d, f"params_v{v}.npy"), probe.shapes)
-        buffers = load_flat(os.path.join(d, f"buffers_v{v}.npy"), probe.buffer_shapes)
+        params = load_flat(os.path.join(d, f"params_v{v}.npy"), probe.shapes, dtype)
+        buffers = load_flat(os.path.join(d, f"buffers_v{v}.npy"), probe.buffer_shapes, dtype)
         views.append(View(probe, params, buffers, spec["mct_lr"]))
     mct = MCT(views, spec["mct_lr"], spec["clip"], spec["pseudo_t"], spec["hard"], spec["exact_h"])
     out = {"h": [], "h_scale": [], "loss_before": [], "loss_after": [], "yhat": []}
     for s in range(spec["steps"]):
         ld = lambda name: torch.from_numpy(np.load(os.path.join(d, name)))
-        U = [ld(f"u{s}_v{v}.npy") for v in range(len(views))]
-        X = [ld(f"x{s}_v{v}.npy") for v in range(len(views))]
+        U = [ld(f"u{s}_v{v}.npy").to(dtype) for v in range(len(views))]
+        X = [ld(f"x{s}_v{v}.npy").to(dtype) for v in range(len(views))]
         y = ld(f"y{s}.npy")
         yhat = None
         if not spec["hard"]:
@@ -234,9 +238,9 @@ def oracle(d):
         for k, val in mct.update(U, X, y, yhat).items():
             out[k].append(val)
     for v, view in enumerate(views):
-        save_flat(os.path.join(d, f"out_params_v{v}.npy"), view.params, view.names)
-        save_flat(os.path.join(d, f"out_buffers_v{v}.npy"), view.buffers, [n for n, _ in view.probe.buffer_shapes])
-    with open(os.path.join(d, "out.json"), "w") as f:
+        save_flat(os.path.join(d, f"{prefix}_params_v{v}.npy"), view.params, view.names)
+        save_flat(os.path.join(d, f"{prefix}_buffers_v{v}.npy"), view.buffers, [n for n, _ in view.probe.buffer_shapes])
+    with open(os.path.join(d, f"{prefix}.json"), "w") as f:
         json.dump(out, f)
 
 
@@ -307,7 +311,8 @@ def main():
     if a.cmd == "oracle":
         torch.set_num_threads(1)
         for d in a.dir:
-            oracle(d)
+            oracle(d, torch.float32, "out")
+            oracle(d, torch.float64, "out64")
     else:
         bench(a)
 
