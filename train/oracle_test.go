@@ -262,8 +262,7 @@ func checkTensors(t *testing.T, what string, names []*nn.Param, goVals, pyVals [
 			continue
 		}
 		goRest, pyRest = append(goRest, g...), append(pyRest, p...)
-		// Per tensor 10·tol: a tensor of 8 elements does not average its rounding out,
-		// and Go's float32 results stray ~10× further from float64 than PyTorch's do.
+		// Per tensor 10·tol: a tensor of 8 elements does not average its rounding out.
 		if e := relErr(g, p); e > 10*tol {
 			t.Errorf("%s: %s differs from PyTorch by %.2g (norm-relative)", what, q.Name, e)
 		}
