@@ -191,17 +191,20 @@ func TestMPIMatchesLocal(t *testing.T) {
 
 // Two replicas per view split the global batch and all-reduce gradients and BatchNorm
 // sums: the result equals one process up to float summation order, and the replicas stay
-// bit-identical (the trainer checks that before writing the summary).
+// bit-identical (the trainer checks that before writing the summary). Compared over the
+// supervised warmup (--epochs 0): over MCT epochs, rounding differences flip a sampled
+// pseudo-label now and then and the runs part ways, so the MCT step with replicas is
+// compared with PyTorch in train/oracle_test.go instead.
 func TestMPIReplicas(t *testing.T) {
-	reference(t)
-	dir := t.TempDir()
-	trainRun(t, 4, dir)
+	one, four := t.TempDir(), t.TempDir()
+	trainRun(t, 0, one, "--epochs", "0")
+	trainRun(t, 4, four, "--epochs", "0")
 	for _, v := range []string{"pixels", "hog"} {
-		a, _, err := ckpt.ReadSafetensors(filepath.Join(localRun.dir, "model-"+v+".safetensors"))
+		a, _, err := ckpt.ReadSafetensors(filepath.Join(one, "model-"+v+".safetensors"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _, err := ckpt.ReadSafetensors(filepath.Join(dir, "model-"+v+".safetensors"))
+		b, _, err := ckpt.ReadSafetensors(filepath.Join(four, "model-"+v+".safetensors"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"mct/sweep"
+	"mct/train"
 )
 
 var version = "dev" // set by the Makefile from git describe
@@ -71,6 +72,10 @@ func main() {
 			}
 			if errors.Is(err, sweep.ErrPreempted) {
 				os.Exit(sweep.ExitPreempted) // sweep.sbatch requeues on this status
+			}
+			var reported train.Reported
+			if errors.As(err, &reported) {
+				os.Exit(1)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "mct "+name+": "+err.Error())

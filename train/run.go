@@ -56,8 +56,11 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		layout, err := ranks.NewLayout(world.Size(), len(cfg.Views))
 		if err != nil {
+			// Every rank says it before any exits: mpirun ends the job at the first exit.
+			fmt.Fprintf(stderr, "mct train: %v (views: %v)\n", err, cfg.Views)
+			world.Barrier()
 			world.Close()
-			return nil, fmt.Errorf("%w (views: %v)", err, cfg.Views)
+			return nil, Reported{err}
 		}
 		v := layout.View(world.Rank())
 		if world.Rank() == 0 {
@@ -90,6 +93,12 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	})
 	return sum, err
 }
+
+// Reported is an error already printed on every rank; the caller only exits non-zero.
+type Reported struct{ Err error }
+
+func (r Reported) Error() string { return r.Err.Error() }
+func (r Reported) Unwrap() error { return r.Err }
 
 // runRank is one rank's whole run; the same code under MPI and the local transport.
 func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Config, ds *data.Dataset, transport string, stderr io.Writer) (*Summary, error) {
