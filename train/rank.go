@@ -45,6 +45,7 @@ type rank struct {
 	xL           nn.Buf    // labeled rows of this replica
 	yL           nn.Buf    // labels of xL as float32
 	dz           nn.Buf    // output gradient
+	loss         *nn.Loss  // cross-entropy with reusable scratch (no allocation per step)
 	zAll         nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
 	mEns         nn.Buf    // the other views' ensemble logits, per view (V×n×C)
 	yHat         nn.Buf    // pseudo-labels of every view (V×n)
@@ -72,6 +73,7 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	r.yL, r.dz = be.Alloc(max(nL, evalChunk)), be.Alloc(maxRows*r.C)
 	r.zAll, r.mEns = be.Alloc(r.V*nU*r.C), be.Alloc(r.V*nU*r.C)
 	r.yHat = be.Alloc(r.V * nU)
+	r.loss = nn.NewLoss(be, maxRows)
 	return r, nil
 }
 
@@ -195,8 +197,9 @@ func (r *rank) supervisedUpdate(rows []int, labels func(row int) int32) float64 
 	r.upload(r.xL, local)
 	r.uploadLabels(r.yL, local, func(i int) int32 { return labels(local[i]) })
 	n := len(local)
+	r.probe.DropoutRowBase = uint32(lo) // replicas draw their own rows' dropout masks
 	z := r.probe.Forward(r.tapeX, r.xL, n, nn.Train)
-	loss := float64(nn.CrossEntropy(r.be, z, n, r.C, r.yL, r.dz, float32(n)/float32(len(rows))))
+	loss := float64(r.loss.CrossEntropy(z, n, r.C, r.yL, r.dz, float32(n)/float32(len(rows))))
 	r.g.Zero()
 	r.probe.Backward(r.tapeX, r.dz, r.g)
 	r.step(0)

@@ -25,6 +25,7 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 
 	// 1. Teacher pass: z_v = f_v(U_v), activations and weights kept on tapeU.
 	r.upload(r.xU, uRows)
+	r.probe.DropoutRowBase = uint32(ulo) // replicas draw their own rows' dropout masks
 	z := r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
 	all := r.host[:V*n*C]
 	own := all[r.view*n*C : (r.view+1)*n*C]
@@ -59,7 +60,8 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	// 3. Student step on this view's own pseudo-labels, L_before measured first.
 	r.upload(r.xL, lRows)
 	r.uploadLabels(r.yL, lRows, func(i int) int32 { return r.ds.TrainLabels[lRows[i]] })
-	loss := []float64{float64(nn.CrossEntropy(be, r.probe.Forward(r.tapeX, r.xL, nl, nn.Train), nl, C, r.yL, nil, 0)), 0}
+	r.probe.DropoutRowBase = uint32(llo)
+	loss := []float64{float64(r.loss.CrossEntropy(r.probe.Forward(r.tapeX, r.xL, nl, nn.Train), nl, C, r.yL, nil, 0)), 0}
 	be.SoftmaxCE(nil, r.dz, z, be.View(r.yHat, r.view*n, n), n, C, 1, invB, 0)
 	r.g.Zero()
 	r.probe.Backward(r.tapeU, r.dz, r.g)
@@ -72,7 +74,7 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 
 	// 4. Feedback on the same labeled batch at the new weights: L_after and g_sup.
 	zl := r.probe.Forward(r.tapeX, r.xL, nl, nn.Train)
-	loss[1] = float64(nn.CrossEntropy(be, zl, nl, C, r.yL, r.dz, float32(nl)/float32(len(l))))
+	loss[1] = float64(r.loss.CrossEntropy(zl, nl, C, r.yL, r.dz, float32(nl)/float32(len(l))))
 	r.g.Zero()
 	r.probe.Backward(r.tapeX, r.dz, r.g)
 	var h float64
