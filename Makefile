@@ -32,8 +32,9 @@ SLURM_ENV = MCT_SLURM_TEST=1 MCT_BIN=mct MCT_SLURM_TIMEOUT=400 MCT_CACHE_DIR=/tm
 	MCT_SLURM_FIXED='{"views":["pixels","hog"],"labeled":0.01,"epochs":1,"warmup-epochs":1,"hidden":[64,64],"val":1000,"batch":4096}' \
 	MCT_SLURM_FIXED_LONG='{"views":["pixels","hog"],"labeled":0.01,"epochs":1,"warmup-epochs":2,"hidden":[64,64],"val":1000,"batch":256,"checkpoint-every":10}'
 
-test: setup build
+test: setup build cuda
 	$(GO) vet ./...
+	eval "$$(scripts/cuda-headers.sh)" && $(GO) vet -tags cuda ./cudaops/... .
 	$(SLURM_ENV) $(GO) test -timeout 20m ./...
 	$(MAKE) fuzz
 
