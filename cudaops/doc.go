@@ -37,8 +37,8 @@
 // NVRTC and checks their registers (cudalib, when scripts/cuda-headers.sh
 // has fetched NVRTC) and runs the kernels' own source on the CPU against
 // nn.CPU (kemu, through the shared suite in backendtest). On a GPU machine,
-// bench/gpu/build.sh builds this package's test binary, which runs the same
-// suite on the device, and bench/gpu/gpu-check.sh runs it.
+// bench/device-pack.sh builds this package's test binary, which runs the same
+// suite on the device, and bench/device-check.sh runs it.
 //
 // Precision: GEMMs run in fp32 (FP32, exact, for tests), or with fp32 inputs
 // rounded to TF32 or bf16 for the tensor cores with fp32 accumulation (TF32,

@@ -1,7 +1,7 @@
-"""PyTorch implementation of the MCT update that bench/gpu/mct-gpu-bench times.
+"""PyTorch implementation of the MCT update that `mct bench --device cuda` times.
 
-Same schedule as bench/gpu/step.go (DESIGN.md "The MCT step"), written as a
-PyTorch user would: per view 1 forward on U, 2 on X, 2 backwards on U, 1 on X,
+Same schedule as train/step.go (DESIGN.md "The MCT step"), written as a
+PyTorch user would on a GPU: per view 1 forward on U, 2 on X, 2 backwards on U, 1 on X,
 two Adam steps. The teacher's backward must use the pre-update weights, which
 autograd forbids after an in-place optimizer step, so the teacher direction is
 back-propagated before the student step (the gradient is linear in h) and
@@ -9,7 +9,7 @@ scaled by h afterwards: the same number of passes.
 
     python3 mct_step.py --out torch.json [--precision fp32,tf32,bf16] [--device cuda]
 
-Prints one line per precision and writes JSON for mct-gpu-bench --torch.
+Prints one line per precision and writes JSON; bench/device-check.sh tabulates it.
 """
 import argparse
 import json
