@@ -27,9 +27,9 @@ func drawPlot(path string, runs []run) error {
 	tp.Y.Label.Text, cp.Y.Label.Text = "s/update", "comm / update"
 	for _, p := range []*plot.Plot{tp, cp} {
 		p.X.Label.Text = "MPI ranks W (local transport: 1 process, drawn at W = views)"
-		p.Legend.Top = true
-		p.Legend.Left = true
 	}
+	// Time rises with W here, so its legend goes bottom right; the share starts near 0.
+	cp.Legend.Top, cp.Legend.Left = true, true
 	tp.Y.Min, cp.Y.Min, cp.Y.Max = 0, 0, 1
 	for _, m := range []struct {
 		mode string
