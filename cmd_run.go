@@ -128,12 +128,18 @@ func cmdProbe(args []string) error {
 		return err
 	}
 	rep.MPI.Library = ranks.LibraryVersion()
-	if aware, why := ranks.CUDAAware(); aware {
-		rep.MPI.CUDAAware = "yes"
-	} else if strings.Contains(why, "unknown") {
-		rep.MPI.CUDAAware = "unknown"
-	} else {
-		rep.MPI.CUDAAware = "no (" + why + ")"
+	rep.MPI.CUDAAware = "unknown: the MPI library answers once initialised (mpirun -np 1 mct probe)"
+	if ranks.Launched() {
+		world, err := ranks.World()
+		if err != nil {
+			return err
+		}
+		if aware, why := ranks.CUDAAware(); aware {
+			rep.MPI.CUDAAware = "yes"
+		} else {
+			rep.MPI.CUDAAware = "no (" + why + "): device buffers are staged through host memory"
+		}
+		defer world.Close()
 	}
 	plan, perr := probe.Plan(ranks.LocalRank(), ranks.LocalSize(), rep)
 	if *asJSON {
@@ -146,7 +152,7 @@ func cmdProbe(args []string) error {
 	}
 	fmt.Print(rep.Text())
 	if perr != nil {
-		fmt.Printf("placement: %v\n", perr)
+		fmt.Printf("placement: CPU (%v)\n", perr)
 	} else {
 		fmt.Printf("placement: local rank %d of %d → CUDA device %d (%s), shared by %d rank(s)\n",
 			plan.LocalRank, plan.LocalSize, plan.Device, plan.GPU.Name, plan.Sharing)
