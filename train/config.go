@@ -57,7 +57,7 @@ func Defaults() Config {
 		Labeled: 0.01, Val: 5000, Seed: 1,
 		Arch: "fcnn", Hidden: []int{256, 256, 256}, Temperature: 1,
 		Batch: 1024, LR: 1e-3, Clip: 1,
-		WarmupEpochs: 100, Patience: 10, Epochs: 3, PseudoT: 1,
+		WarmupEpochs: 100, Patience: 10, Epochs: 3, PseudoT: 0.5,
 		CotrainRounds: 5, CotrainK: 100,
 		Keep: 2, Device: "cpu", Precision: "bf16",
 	}
