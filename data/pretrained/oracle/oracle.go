@@ -148,27 +148,31 @@ func targetList(ts []Target) string {
 	return strings.Join(parts, ",")
 }
 
+// Timing is what Bench measured: the best wall time and the best process CPU
+// time per image over three repetitions, and the wasm backend's thread count.
+type Timing struct {
+	MSPerImage    float64 `json:"ms_per_image"`
+	CPUMSPerImage float64 `json:"cpu_ms_per_image"`
+	Threads       int     `json:"threads"`
+}
+
 // Bench times TF.js on n random size×size images in one batch (best of three
-// after a warm-up) and returns milliseconds per image and the number of
-// threads the wasm backend used.
-func Bench(tfjs, modelDir, layer string, size, n int) (msPerImage float64, threads int, err error) {
+// after a warm-up).
+func Bench(tfjs, modelDir, layer string, size, n int) (Timing, error) {
 	dir, err := os.MkdirTemp("", "mct-oracle-*")
 	if err != nil {
-		return 0, 0, err
+		return Timing{}, err
 	}
 	defer os.RemoveAll(dir)
 	out, err := run(dir, tfjs, modelDir, targetList([]Target{{layer, size}}), "bench", "-", "-", fmt.Sprint(n), "0", "0")
 	if err != nil {
-		return 0, 0, err
+		return Timing{}, err
 	}
-	var r struct {
-		MS      float64 `json:"ms_per_image"`
-		Threads int     `json:"threads"`
-	}
+	var r Timing
 	if err := json.Unmarshal(bytes.TrimSpace(out), &r); err != nil {
-		return 0, 0, fmt.Errorf("oracle bench output %q: %w", out, err)
+		return Timing{}, fmt.Errorf("oracle bench output %q: %w", out, err)
 	}
-	return r.MS, r.Threads, nil
+	return r, nil
 }
 
 func readFloats(path string) ([]float32, error) {
