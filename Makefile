@@ -45,6 +45,7 @@ fuzz:
 	$(GO) test ./data/ -run '^$$' -fuzz '^FuzzIDX$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./ckpt/ -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./ckpt/ -run '^$$' -fuzz '^FuzzParseSafetensors$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./data/pretrained/ -run '^$$' -fuzz '^FuzzExportedLiteral$$' -fuzztime $(FUZZTIME)
 
 bench: build
 	$(GO) test ./bench/... -run '^$$' -bench . -benchtime 5x

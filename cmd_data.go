@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"mct/data"
+	"mct/data/pretrained" // registers the mobilenet_v2 and inception_v3 view families
 	"mct/train"
 )
 
@@ -38,6 +39,9 @@ func cmdData(args []string) error {
 		}
 		if *out == "" {
 			return fmt.Errorf("data build: --out DIR is required")
+		}
+		if *cache != "" {
+			pretrained.SetCacheDir(*cache)
 		}
 		return data.Build(*spec, splitList(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
 			Progress: buildProgress(os.Stderr)})

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"mct/data/pretrained"
 	"mct/train"
 )
 
@@ -86,6 +87,9 @@ flags:
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if cfg.CacheDir != "" {
+		pretrained.SetCacheDir(cfg.CacheDir) // where the npm package and partial embeddings go
 	}
 	if cfg.Out == "" {
 		cfg.Out = fmt.Sprintf("runs/%s-%s-%g-s%d", cfg.Algo, strings.Join(cfg.Views, "+"), cfg.Labeled, cfg.Seed)

@@ -352,3 +352,34 @@ func waitFor(t *testing.T, limit time.Duration, ok func() bool) {
 	}
 	t.Fatalf("condition not reached within %v", limit)
 }
+
+// A run stopped under mpirun -np 2 (SIGUSR1 forwarded by mpirun, as SLURM's warning is)
+// resumes under -np 4: every replica loads its view's checkpoint.
+func TestMPIResumeWithMoreReplicas(t *testing.T) {
+	dir := t.TempDir()
+	args := append([]string{"train", "--out", dir, "--checkpoint-every", "5"}, small...)
+	cmd := mpirun(t, 2, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 120*time.Second, func() bool { return committedAfter(dir, 5) })
+	cmd.Process.Signal(syscall.SIGUSR1)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("mpirun after SIGUSR1: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "summary.json")); err == nil {
+		t.Fatal("the stopped run wrote summary.json")
+	}
+	o, err := mct(t, 4, append(args, "--resume")...)
+	if err != nil {
+		t.Fatalf("resume with -np 4: %v\n%s", err, o)
+	}
+	if !strings.Contains(o, "resumed from the checkpoint of update") || !strings.Contains(o, "2 views × 2 replicas") {
+		t.Errorf("did not resume with 2 replicas:\n%s", o)
+	}
+	if s := readSummary(t, dir); s.TestAccuracy.Ensemble < 0.6 {
+		t.Errorf("resumed run: ensemble %.3f", s.TestAccuracy.Ensemble)
+	}
+}
