@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/term"
@@ -143,25 +144,48 @@ func resultsTable(s *Summary) string {
 	return b.String()
 }
 
-// BuildProgress reports long data builds (views of 70k images) on the terminal.
+// BuildProgress reports long data builds (views of 70k images) with an ETA: one line
+// rewritten in place on a terminal, a line per tenth of the work in batch logs. The rate
+// counts only work done since the stage started here, so chunks a resumed build loads
+// from disk do not make the ETA optimistic.
 func BuildProgress(w io.Writer) func(stage string, done, total int) {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	start, last := time.Now(), time.Time{}
-	return func(stage string, done, total int) {
-		if done == total {
+	var (
+		mu         sync.Mutex
+		stage      string
+		start      time.Time
+		last       time.Time
+		base, tens int
+	)
+	return func(s string, done, total int) {
+		mu.Lock()
+		defer mu.Unlock()
+		if s != stage {
+			stage, start, base, tens = s, time.Now(), done, done*10/max(total, 1)
+		}
+		if done >= total {
 			if tty {
 				fmt.Fprint(w, "\r\033[K")
 			}
-			fmt.Fprintf(w, "%s: %d done in %.1fs\n", stage, total, time.Since(start).Seconds())
-			start = time.Now()
+			fmt.Fprintf(w, "%s: %d done in %.1fs\n", s, total, time.Since(start).Seconds())
+			stage = ""
 			return
 		}
-		if tty && time.Since(last) > 200*time.Millisecond {
+		eta := ""
+		if el := time.Since(start).Seconds(); done > base && el > 0 {
+			left := float64(total-done) / (float64(done-base) / el)
+			eta = ", ETA " + (time.Duration(left) * time.Second).String()
+		}
+		switch {
+		case tty && time.Since(last) > 200*time.Millisecond:
 			last = time.Now()
-			fmt.Fprintf(w, "\r\033[K%s: %d/%d", stage, done, total)
+			fmt.Fprintf(w, "\r\033[K%s: %d/%d%s", s, done, total, eta)
+		case !tty && done*10/total > tens:
+			tens = done * 10 / total
+			fmt.Fprintf(w, "%s: %d/%d (%d%%)%s\n", s, done, total, 100*done/total, eta)
 		}
 	}
 }
