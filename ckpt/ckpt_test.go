@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -229,7 +230,7 @@ func TestCrashMidWriteLeavesNothingLoadable(t *testing.T) {
 	}
 	partial := encoded(t, header(0, 2, 2, 20), state(2000, 64))
 	sd := filepath.Join(dir, "ckpt", "step-20")
-	tmp := filepath.Join(sd, "rank-0.mct"+tmpMarker+"12345")
+	tmp := filepath.Join(sd, "rank-0.mct"+atomicfile.TempMarker+"12345")
 	if err := os.WriteFile(tmp, partial[:len(partial)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestCrashMidWriteLeavesNothingLoadable(t *testing.T) {
 	// A crash while overwriting an existing file keeps the old one whole.
 	old := filepath.Join(dir, "ckpt", "step-10", "rank-0.mct")
 	before, _ := os.ReadFile(old)
-	err := writeAtomic(old, func(w *bufio.Writer) error {
+	err := atomicfile.Write(old, func(w *bufio.Writer) error {
 		w.Write([]byte("half a file"))
 		return errors.New("simulated crash")
 	})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"mct/internal/atomicfile"
 	"os"
 	"sort"
 )
@@ -71,7 +72,7 @@ func WriteSafetensors(path string, tensors []Tensor, metadata map[string]string)
 	if pad := (8 - len(hdr)%8) % 8; pad > 0 {
 		hdr = append(hdr, bytes.Repeat([]byte{' '}, pad)...)
 	}
-	return writeAtomic(path, func(w *bufio.Writer) error {
+	return atomicfile.Write(path, func(w *bufio.Writer) error {
 		if _, err := w.Write(binary.LittleEndian.AppendUint64(nil, uint64(len(hdr)))); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
@@ -80,7 +81,7 @@ func Save(runDir string, h Header, sections map[string][]byte) error {
 	if err := uncommit(dir); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
-	return writeAtomic(filepath.Join(dir, rankFile(h.Rank)), func(w *bufio.Writer) error {
+	return atomicfile.Write(filepath.Join(dir, rankFile(h.Rank)), func(w *bufio.Writer) error {
 		return encode(w, h, sections)
 	})
 }
@@ -100,7 +101,7 @@ func mkdirDurable(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(parent)
+	return atomicfile.SyncDir(parent)
 }
 
 // uncommit removes a step's marker if there is one. Two ranks may race to
@@ -113,7 +114,7 @@ func uncommit(dir string) error {
 	if err != nil {
 		return err
 	}
-	return syncDir(dir)
+	return atomicfile.SyncDir(dir)
 }
 
 // Commit marks step as complete. Rank 0 calls it after a barrier that
@@ -160,7 +161,7 @@ func Commit(runDir string, step int64, world int, keep int) error {
 	if err != nil {
 		return fmt.Errorf("commit step %d: %w", step, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, markerName), func(w *bufio.Writer) error {
+	if err := atomicfile.Write(filepath.Join(dir, markerName), func(w *bufio.Writer) error {
 		_, err := w.Write(append(data, '\n'))
 		return err
 	}); err != nil {
@@ -181,7 +182,7 @@ func removeStrays(dir string, world int) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		stray := isTemp(name)
+		stray := atomicfile.IsTemp(name)
 		if r, ok := parseRankFile(name); ok && r >= world {
 			stray = true
 		}
@@ -271,7 +272,7 @@ func prune(runDir string, step int64, keep int) error {
 			}
 		}
 	}
-	return syncDir(filepath.Join(runDir, ckptDirName))
+	return atomicfile.SyncDir(filepath.Join(runDir, ckptDirName))
 }
 
 // Steps returns the committed steps under runDir, ascending; none is an

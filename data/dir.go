@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,7 +325,7 @@ func writeDir(out string, d *Dataset, st storage) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, "manifest.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "manifest.json"), append(b, '\n')); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -347,7 +348,7 @@ func writeMatrix(dir, stem string, shape []int, x []float32, st storage) (string
 	if st.Compress {
 		z := zstdEncode(npyHeader(a), a.Raw)
 		if len(z) <= len(a.Raw)*3/4 {
-			return name + ".zst", writeFileAtomic(filepath.Join(dir, name+".zst"), z)
+			return name + ".zst", atomicfile.WriteFile(filepath.Join(dir, name+".zst"), z)
 		}
 	}
 	return name, WriteNPY(filepath.Join(dir, name), a)

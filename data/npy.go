@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"mct/internal/atomicfile"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -504,9 +504,9 @@ func npyHeader(a *Array) []byte {
 func WriteNPY(path string, a *Array) error {
 	hdr := npyHeader(a)
 	if strings.HasSuffix(path, ".zst") {
-		return writeFileAtomic(path, zstdEncode(hdr, a.Raw))
+		return atomicfile.WriteFile(path, zstdEncode(hdr, a.Raw))
 	}
-	return writeFileAtomic(path, hdr, a.Raw)
+	return atomicfile.WriteFile(path, hdr, a.Raw)
 }
 
 // zstdEncode compresses the concatenation of parts as one zstd stream.
@@ -521,35 +521,6 @@ func zstdEncode(parts ...[]byte) []byte {
 	}
 	enc.Close()
 	return buf.Bytes()
-}
-
-// writeFileAtomic writes the concatenation of parts so that path either keeps
-// its old content or has all of it.
-func writeFileAtomic(path string, parts ...[]byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	for _, b := range parts {
-		if err == nil {
-			_, err = f.Write(b)
-		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }
 
 func f32Bytes(v []float32) []byte {

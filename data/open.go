@@ -40,9 +40,14 @@ type Options struct {
 	Float16 bool
 }
 
-func (o Options) cacheDir() (string, error) {
-	if o.CacheDir != "" {
-		return o.CacheDir, nil
+func (o Options) cacheDir() (string, error) { return CacheDir(o.CacheDir) }
+
+// CacheDir is where built views (and the pretrained networks' package) are kept:
+// override when not empty, else $MCT_CACHE_DIR, else $XDG_CACHE_HOME/mct, else
+// ~/.cache/mct.
+func CacheDir(override string) (string, error) {
+	if override != "" {
+		return override, nil
 	}
 	if d := os.Getenv("MCT_CACHE_DIR"); d != "" {
 		return d, nil

@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"io/fs"
 	"math"
+	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,7 +95,7 @@ func Collect(gridOrDir string) (*Collection, error) {
 		data []byte
 	}{{ResultsMarkdown, []byte(c.Markdown)}, {ResultsCSV, csvBuf.Bytes()}, {RunsCSV, runsBuf.Bytes()}, {ResultsPlot, png}} {
 		path := filepath.Join(outDir, f.name)
-		if err := writeAtomic(path, f.data); err != nil {
+		if err := atomicfile.WriteFile(path, f.data); err != nil {
 			return nil, fmt.Errorf("collect: %w", err)
 		}
 		c.Files = append(c.Files, path)
@@ -158,27 +159,6 @@ func relAll(base string, paths []string) []string {
 		out[i] = p
 	}
 	return out
-}
-
-// writeAtomic replaces path with data so that readers never see half a file.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // errPoints is one line of the plot with its error bars.

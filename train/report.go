@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,7 +45,7 @@ func newReporter(on bool, cfg Config, w io.Writer) (*reporter, error) {
 		RunID string `json:"run_id"`
 		Config
 	}{cfg.RunID(), cfg}, "", "  ")
-	if err := writeFileAtomic(filepath.Join(cfg.Out, "config.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(cfg.Out, "config.json"), append(b, '\n')); err != nil {
 		return nil, err
 	}
 	f, err := os.Create(filepath.Join(cfg.Out, "metrics.jsonl"))
@@ -94,7 +95,7 @@ func (r *reporter) finish(s *Summary) error {
 		return nil
 	}
 	b, _ := json.MarshalIndent(s, "", "  ")
-	if err := writeFileAtomic(filepath.Join(r.dir, "summary.json"), append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(r.dir, "summary.json"), append(b, '\n')); err != nil {
 		return err
 	}
 	if err := plotCurves(filepath.Join(r.dir, "curves.png"), s, r.warmup, r.epochs); err != nil {
@@ -204,26 +205,4 @@ func fmtFloats(x []float64, f string) string {
 		parts[i] = fmt.Sprintf(f, v)
 	}
 	return "[" + strings.Join(parts, " ") + "]"
-}
-
-// writeFileAtomic writes via a temporary file and a rename: readers see the old file or
-// the whole new one, never a half-written one.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
 }

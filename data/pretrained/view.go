@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -57,20 +58,7 @@ func CacheDir() (string, error) {
 	cacheMu.Lock()
 	d := cacheDir
 	cacheMu.Unlock()
-	if d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("MCT_CACHE_DIR"); d != "" {
-		return d, nil
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "mct"), nil
-	}
-	h, err := os.UserHomeDir()
-	if err != nil {
-		return "", fmt.Errorf("no cache directory: set MCT_CACHE_DIR (%v)", err)
-	}
-	return filepath.Join(h, ".cache", "mct"), nil
+	return data.CacheDir(d)
 }
 
 // ParseSpec splits the arguments of a view spec ("LAYER@SIZE", either part
@@ -190,24 +178,8 @@ func writeChunk(path string, v []float32) error {
 	for i, x := range v {
 		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(x))
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return fmt.Errorf("write partial view: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write partial view %s: %w", path, err)
+	if err := atomicfile.WriteFile(path, b); err != nil {
+		return fmt.Errorf("partial view: %w", err)
 	}
 	return nil
 }
