@@ -7,10 +7,13 @@ export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
-.PHONY: setup build static cuda run test fuzz bench clean
+.PHONY: setup setup-run build static cuda run test fuzz bench clean
 
 setup:
-	@scripts/setup.sh
+	@scripts/setup.sh test
+
+setup-run:
+	@scripts/setup.sh run
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o mct .
@@ -24,7 +27,7 @@ static:
 cuda:
 	eval "$$(scripts/cuda-headers.sh)" && $(GO) build -tags cuda -ldflags '$(LDFLAGS)' -o mct-cuda .
 
-run: setup build
+run: setup-run build
 	./mct train
 
 # The SLURM test starts a one-node cluster (root) and runs the real ./mct in a job array.

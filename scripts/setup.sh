@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Installs what mct needs on a Debian machine, only what is missing. Idempotent.
-# Used by `make run`, `make test` and .ci/run.
+# `scripts/setup.sh run` (make run): building and running; `scripts/setup.sh test`
+# (make test, .ci/run): also what the tests compare against or start.
 set -euo pipefail
 pkgs=(
   pkg-config libopenmpi-dev openmpi-bin        # MPI transport (cgo) and mpirun
-  libopenblas-dev libopenblas0-pthread         # CPU GEMM; also makes torch use OpenBLAS
+  libopenblas-dev                              # CPU GEMM (linked statically)
   dataset-fashion-mnist                        # the embedded default's data
-  python3-torch python3-numpy                  # PyTorch oracle tests and the baseline benchmark
-  slurm-wlm munge                              # the one-node SLURM cluster test
 )
+if [ "${1:-test}" = test ]; then
+  pkgs+=(
+    libopenblas0-pthread                       # makes Debian's torch use OpenBLAS (a fair baseline)
+    python3-torch python3-numpy                # PyTorch oracle tests and the baseline benchmark
+    slurm-wlm munge                            # the one-node SLURM cluster test
+  )
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
