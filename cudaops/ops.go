@@ -296,7 +296,8 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	gr, t := b.flat(n)
-	b.launch(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt)
+	b.launch(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt,
+		h.OneMinusBeta1, h.OneMinusBeta2)
 }
 
 // philox runs the device Philox4x32-10 on counters (i, i+1, i+2, i+3), i < n,

@@ -130,13 +130,16 @@ type Backend interface {
 
 	// Adam applies one torch.optim.Adam step (PyTorch 1.13 single-tensor semantics) to
 	// n parameters w with gradient g and moments m, v:
-	// g' = g + wd·w; m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²;
+	// g' = g + wd·w; m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'² (1−β from h);
 	// w −= stepSize·m/(sqrt(v)/bc2Sqrt + eps), where the host computes
 	// stepSize = lr/(1−β1^t) and bc2Sqrt = sqrt(1−β2^t) in float64. g is not modified.
 	Adam(w, g, m, v Buf, n int, h AdamHyper)
 }
 
 // AdamHyper carries one Adam step's scalars, computed on the host by (*Adam).Step.
+// OneMinusBeta1 and OneMinusBeta2 are 1−β computed in float64 and rounded once, as
+// PyTorch passes them (1−β in float32 arithmetic is off by up to 1.3e-5 relative).
 type AdamHyper struct {
 	StepSize, Beta1, Beta2, Eps, WeightDecay, BC2Sqrt float32
+	OneMinusBeta1, OneMinusBeta2                      float32
 }

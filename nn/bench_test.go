@@ -9,7 +9,7 @@ func BenchmarkAdam(b *testing.B) {
 	const n = 2936842
 	w, g, m, v := c.Alloc(n), c.Alloc(n), c.Alloc(n), c.Alloc(n)
 	c.Fill(g, n, 0.1)
-	h := AdamHyper{StepSize: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: 0.03}
+	h := AdamHyper{StepSize: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: 0.03, OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
 	for b.Loop() {
 		c.Adam(w, g, m, v, n, h)
 	}

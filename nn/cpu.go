@@ -528,7 +528,7 @@ func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper) {
 	// 1−β1 and 1−β2 are hoisted by hand: the compiler recomputed them per element,
 	// which doubled the loop's time (measured).
 	wd, b1, b2, eps, step, bc2 := h.WeightDecay, h.Beta1, h.Beta2, h.Eps, h.StepSize, h.BC2Sqrt
-	c1, c2 := 1-b1, 1-b2
+	c1, c2 := h.OneMinusBeta1, h.OneMinusBeta2
 	parallel(n, n*4, func(lo, hi int) {
 		w, g, m, v := ws[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi]
 		g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]

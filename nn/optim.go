@@ -56,6 +56,9 @@ func (a *Adam) Step(g *Grads) {
 		Eps:         a.Eps,
 		WeightDecay: a.WeightDecay,
 		BC2Sqrt:     float32(math.Sqrt(bc2)),
+
+		OneMinusBeta1: float32(1 - b1),
+		OneMinusBeta2: float32(1 - b2),
 	}
 	a.p.b.Adam(a.p.flat, g.flat, a.m, a.v, a.p.nParams, h)
 }

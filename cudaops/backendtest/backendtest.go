@@ -341,7 +341,7 @@ func (s *suite) adam(t *testing.T) {
 			G := put(b, randn(rr, n, 0.1))
 			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
 			b.Adam(W, G, M, V, n, nn.AdamHyper{StepSize: float32(1e-3 / bc1), Beta1: 0.9, Beta2: 0.999,
-				Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(bc2))})
+				Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(bc2)), OneMinusBeta1: 0.1, OneMinusBeta2: 0.001})
 			b.Free(G)
 		}
 		return map[string][]float32{"w": get(b, W), "m": get(b, M), "v": get(b, V)}

@@ -403,12 +403,13 @@ KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index,
 
 // adam: torch.optim.Adam, PyTorch 1.13 single-tensor semantics (nn.AdamHyper).
 KERNEL void adam(float *w, const float *g, float *m, float *v, long long n, float step_size,
-                                float beta1, float beta2, float eps, float wd, float bc2_sqrt) {
+                                float beta1, float beta2, float eps, float wd, float bc2_sqrt,
+                                float one_minus_beta1, float one_minus_beta2) {
 	GRID_STRIDE(i, n) {
 		float gi = g[i];
 		if (wd != 0.0f) gi = gi + wd * w[i];
-		float mi = beta1 * m[i] + (1.0f - beta1) * gi;
-		float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+		float mi = beta1 * m[i] + one_minus_beta1 * gi;
+		float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;
 		m[i] = mi;
 		v[i] = vi;
 		w[i] -= step_size * mi / (sqrtf(vi) / bc2_sqrt + eps);

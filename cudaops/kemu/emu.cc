@@ -274,7 +274,8 @@ WRAP(sample_gumbel,
      (dst, x, index, cols, invT, seed, step, stream))
 WRAP(adam,
      (unsigned gx, unsigned bx, unsigned by, float *w, const float *g, float *m, float *v, long long n,
-      float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt),
-     (w, g, m, v, n, step_size, beta1, beta2, eps, wd, bc2_sqrt))
+      float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt, float one_minus_beta1,
+      float one_minus_beta2),
+     (w, g, m, v, n, step_size, beta1, beta2, eps, wd, bc2_sqrt, one_minus_beta1, one_minus_beta2))
 WRAP(to_bf16, (unsigned gx, unsigned bx, unsigned by, unsigned short *dst, const float *src, long long n),
      (dst, src, n))

@@ -37,7 +37,8 @@ void emu_argmax(unsigned gx, unsigned bx, unsigned by, float *dst, const float *
 void emu_sample_gumbel(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, const unsigned *index,
                        int cols, float invT, unsigned long long seed, unsigned step, unsigned stream);
 void emu_adam(unsigned gx, unsigned bx, unsigned by, float *w, const float *g, float *m, float *v, long long n,
-              float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt);
+              float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt,
+              float one_minus_beta1, float one_minus_beta2);
 void emu_to_bf16(unsigned gx, unsigned bx, unsigned by, unsigned short *dst, const float *src, long long n);
 #ifdef __cplusplus
 }

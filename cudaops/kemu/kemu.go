@@ -200,7 +200,8 @@ func (*Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
 	}
 	gx, bx, by := flat(n)
 	C.emu_adam(gx, bx, by, f(w, n, "w"), f(g, n, "g"), f(m, n, "m"), f(v, n, "v"), C.longlong(n),
-		C.float(h.StepSize), C.float(h.Beta1), C.float(h.Beta2), C.float(h.Eps), C.float(h.WeightDecay), C.float(h.BC2Sqrt))
+		C.float(h.StepSize), C.float(h.Beta1), C.float(h.Beta2), C.float(h.Eps), C.float(h.WeightDecay), C.float(h.BC2Sqrt),
+		C.float(h.OneMinusBeta1), C.float(h.OneMinusBeta2))
 }
 
 // Philox runs the kernels' Philox4x32-10 on counters (i, i+1, i+2, i+3),

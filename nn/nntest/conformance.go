@@ -294,7 +294,8 @@ func (c *checker) adam(t *testing.T) {
 	m, v := c.pair(make([]float32, n)), c.pair(make([]float32, n))
 	for step := 1; step <= 3; step++ {
 		h := nn.AdamHyper{StepSize: float32(1e-3 / (1 - math.Pow(0.9, float64(step)))), Beta1: 0.9, Beta2: 0.999,
-			Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(1 - math.Pow(0.999, float64(step))))}
+			Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(1 - math.Pow(0.999, float64(step)))),
+			OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
 		c.b.Adam(w.b, g.b, m.b, v.b, n, h)
 		c.ref.Adam(w.ref, g.ref, m.ref, v.ref, n, h)
 	}
