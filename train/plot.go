@@ -38,20 +38,28 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 		for _, q := range []*plot.Plot{acc, h, pl} {
 			q.X.Label.Text = "epoch"
 		}
+		// Validation accuracy starts at epoch 0 with the warmed-up probes, the baseline.
+		acc.X.Label.Text = "epoch (0: after warmup)"
 		for i, v := range s.Views {
 			var a, hv, pa []float64
+			if s.WarmupValAccuracy != nil {
+				a = append(a, s.WarmupValAccuracy.PerView[v])
+			}
 			for _, e := range epochs {
 				a, hv, pa = append(a, e.Val.PerView[v]), append(hv, e.H[i]), append(pa, e.PseudoAcc[i])
 			}
-			if err := firstErr(addLine(acc, v, i, a, 1), addLine(h, v, i, hv, 1), addLine(pl, v, i, pa, 1)); err != nil {
+			if err := firstErr(addLine(acc, v, i, a, float64(1-len(a)+len(epochs))), addLine(h, v, i, hv, 1), addLine(pl, v, i, pa, 1)); err != nil {
 				return err
 			}
 		}
 		var ens []float64
+		if s.WarmupValAccuracy != nil {
+			ens = append(ens, s.WarmupValAccuracy.Ensemble)
+		}
 		for _, e := range epochs {
 			ens = append(ens, e.Val.Ensemble)
 		}
-		if err := addLine(acc, "ensemble", len(s.Views), ens, 1); err != nil {
+		if err := addLine(acc, "ensemble", len(s.Views), ens, float64(1-len(ens)+len(epochs))); err != nil {
 			return err
 		}
 		panels = append(panels, acc, h, pl)
