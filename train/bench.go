@@ -32,9 +32,11 @@ type BenchResult struct {
 	RooflineFraction float64          `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 }
 
-// RandomViews is a dataset of Gaussian features and uniform labels, for benchmarks.
+// RandomViews is a dataset of rows train examples with one view per entry of dims
+// (named a, b, …): features N(0,1), labels uniform in [0, classes); no test split. For
+// benchmarks and the step tests.
 func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
-	rng := rand.New(rand.NewPCG(seed, 7))
+	rng := rand.New(rand.NewPCG(seed, 1))
 	ds := &data.Dataset{Name: "random", Classes: classes, TrainLabels: make([]int32, rows)}
 	for i := range ds.TrainLabels {
 		ds.TrainLabels[i] = int32(rng.IntN(classes))
@@ -44,7 +46,7 @@ func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
 		for i := range x {
 			x[i] = float32(rng.NormFloat64())
 		}
-		ds.Views = append(ds.Views, data.View{Name: fmt.Sprintf("v%d", v), Dim: d, Train: x})
+		ds.Views = append(ds.Views, data.View{Name: string(rune('a' + v)), Dim: d, Train: x})
 	}
 	return ds
 }

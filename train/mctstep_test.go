@@ -2,7 +2,6 @@ package train
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 
 	"mct/data"
@@ -13,22 +12,9 @@ import (
 // This file holds what the MCT step tests share: an in-memory dataset and a driver
 // that runs mctUpdate for every view and replica over the local transport.
 
-// memDataset is a dataset of n train rows with one view per entry of dims: features
-// N(0,1), labels uniform in [0, classes). No test split: the step tests never evaluate.
+// memDataset is RandomViews with the step tests' argument order.
 func memDataset(seed uint64, n, classes int, dims ...int) *data.Dataset {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	ds := &data.Dataset{Name: "mem", Classes: classes, TrainLabels: make([]int32, n)}
-	for i := range ds.TrainLabels {
-		ds.TrainLabels[i] = int32(rng.IntN(classes))
-	}
-	for v, d := range dims {
-		x := make([]float32, n*d)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		ds.Views = append(ds.Views, data.View{Name: string(rune('a' + v)), Dim: d, Train: x})
-	}
-	return ds
+	return RandomViews(dims, classes, n, seed)
 }
 
 // batchPlan is the batches of a run of updates: U[s] and L[s] are the global unlabeled

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"runtime"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"mct/data"
 	"mct/train"
 )
 
@@ -52,18 +50,7 @@ func BenchmarkMCT(b *testing.B) {
 	if err != nil {
 		b.Fatalf("-mct.hidden %v", err)
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	ds := &data.Dataset{Name: "random", Classes: *classes, TrainLabels: make([]int32, *rows)}
-	for i := range ds.TrainLabels {
-		ds.TrainLabels[i] = int32(rng.IntN(*classes))
-	}
-	for v, d := range widths {
-		x := make([]float32, *rows*d)
-		for i := range x {
-			x[i] = float32(rng.NormFloat64())
-		}
-		ds.Views = append(ds.Views, data.View{Name: fmt.Sprintf("v%d", v), Dim: d, Train: x})
-	}
+	ds := train.RandomViews(widths, *classes, *rows, 1)
 	cfg := train.Defaults()
 	cfg.Arch, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = *arch, hid, *batch, *labeled
 	cfg.MCTLR, cfg.Hard, cfg.ExactH = cfg.LR/8, *hard, *exactH
