@@ -3,6 +3,7 @@ package pretrained
 import (
 	"fmt"
 	"math"
+	"mct/internal/logreg"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -144,15 +145,30 @@ func probe(lab []float32, labY []int, test []float32, testY []int, d, classes in
 			std[j] = 1
 		}
 	}
-	norm := func(x []float32) []float64 {
-		out := make([]float64, len(x))
+	norm := func(x []float32) []float32 {
+		out := make([]float32, len(x))
 		for i, v := range x {
 			j := i % d
-			out[i] = (float64(v) - mean[j]) / std[j]
+			out[i] = float32((float64(v) - mean[j]) / std[j])
 		}
 		return out
 	}
 	L, T := norm(lab), norm(test)
+	y := make([]int32, n)
+	for i, v := range labY {
+		y[i] = int32(v)
+	}
+	ty := make([]int32, len(testY))
+	for i, v := range testY {
+		ty[i] = int32(v)
+	}
+	rows := func(idx []int) ([]float32, []int32) {
+		x, yy := make([]float32, 0, len(idx)*d), make([]int32, 0, len(idx))
+		for _, i := range idx {
+			x, yy = append(x, L[i*d:(i+1)*d]...), append(yy, y[i])
+		}
+		return x, yy
+	}
 	// Every (lambda, fold) fit is independent: run them on all cores.
 	lambdas := []float64{1e-4, 1e-3, 1e-2, 1e-1, 1}
 	const folds = 5
@@ -172,8 +188,9 @@ func probe(lab []float32, labY []int, test []float32, testY []int, d, classes in
 						trI = append(trI, i)
 					}
 				}
-				wts := fitLogistic(L, labY, trI, d, classes, lambda)
-				correct[li][fold] = countCorrect(wts, L, labY, vaI, d, classes)
+				xt, yt := rows(trI)
+				xv, yv := rows(vaI)
+				correct[li][fold] = logreg.Fit(xt, yt, d, classes, lambda, 300).Correct(xv, yv)
 			})
 		}
 	}
@@ -188,182 +205,5 @@ func probe(lab []float32, labY []int, test []float32, testY []int, d, classes in
 			best, bestLambda = sum, lambda
 		}
 	}
-	all := make([]int, n)
-	for i := range all {
-		all[i] = i
-	}
-	wts := fitLogistic(L, labY, all, d, classes, bestLambda)
-	testIdx := make([]int, len(testY))
-	for i := range testIdx {
-		testIdx[i] = i
-	}
-	return float64(countCorrect(wts, T, testY, testIdx, d, classes)) / float64(len(testY)), bestLambda
-}
-
-// fitLogistic minimises the mean softmax cross-entropy plus lambda/2·‖W‖²
-// (bias unpenalised) over rows idx. Parameters: W (d×classes) then the bias.
-func fitLogistic(x []float64, y []int, idx []int, d, classes int, lambda float64) []float64 {
-	return lbfgs(make([]float64, (d+1)*classes), func(w, g []float64) float64 {
-		return logLoss(w, g, x, y, idx, d, classes, lambda)
-	}, 300)
-}
-
-// lbfgs is limited-memory BFGS (Nocedal & Wright, algorithm 7.4, memory 10)
-// with a backtracking Armijo line search; f returns the value at w and writes
-// the gradient into g. The problem here is smooth and strongly convex.
-func lbfgs(w []float64, f func(w, g []float64) float64, iters int) []float64 {
-	const m = 10
-	n := len(w)
-	g := make([]float64, n)
-	fx := f(w, g)
-	var ss, ys [][]float64
-	var rhos []float64
-	dir, wn, gn := make([]float64, n), make([]float64, n), make([]float64, n)
-	dot := func(a, b []float64) float64 {
-		s := 0.0
-		for i := range a {
-			s += a[i] * b[i]
-		}
-		return s
-	}
-	for range iters {
-		// Two-loop recursion: dir = −H·g.
-		copy(dir, g)
-		alpha := make([]float64, len(ss))
-		for k := len(ss) - 1; k >= 0; k-- {
-			alpha[k] = rhos[k] * dot(ss[k], dir)
-			for i := range dir {
-				dir[i] -= alpha[k] * ys[k][i]
-			}
-		}
-		if k := len(ss) - 1; k >= 0 {
-			gamma := dot(ss[k], ys[k]) / dot(ys[k], ys[k])
-			for i := range dir {
-				dir[i] *= gamma
-			}
-		}
-		for k := range ss {
-			beta := rhos[k] * dot(ys[k], dir)
-			for i := range dir {
-				dir[i] += ss[k][i] * (alpha[k] - beta)
-			}
-		}
-		for i := range dir {
-			dir[i] = -dir[i]
-		}
-		slope := dot(g, dir)
-		if slope >= 0 { // not a descent direction: restart from steepest descent
-			ss, ys, rhos = nil, nil, nil
-			for i := range dir {
-				dir[i] = -g[i]
-			}
-			slope = dot(g, dir)
-		}
-		step, fn := 1.0, 0.0
-		for range 40 {
-			for i := range w {
-				wn[i] = w[i] + step*dir[i]
-			}
-			if fn = f(wn, gn); fn <= fx+1e-4*step*slope {
-				break
-			}
-			step /= 2
-		}
-		s, yv := make([]float64, n), make([]float64, n)
-		for i := range w {
-			s[i], yv[i] = wn[i]-w[i], gn[i]-g[i]
-		}
-		copy(w, wn)
-		copy(g, gn)
-		done := fx-fn < 1e-10*math.Max(1, math.Abs(fx))
-		fx = fn
-		if done {
-			break
-		}
-		if sy := dot(s, yv); sy > 1e-12 {
-			ss, ys, rhos = append(ss, s), append(ys, yv), append(rhos, 1/sy)
-			if len(ss) > m {
-				ss, ys, rhos = ss[1:], ys[1:], rhos[1:]
-			}
-		}
-	}
-	return w
-}
-
-func logLoss(w, grad, x []float64, y []int, idx []int, d, classes int, lambda float64) float64 {
-	if grad != nil {
-		clear(grad)
-	}
-	loss := 0.0
-	z := make([]float64, classes)
-	for _, i := range idx {
-		row := x[i*d : (i+1)*d]
-		copy(z, w[d*classes:])
-		for j, v := range row {
-			for c := range classes {
-				z[c] += v * w[j*classes+c]
-			}
-		}
-		mx := math.Inf(-1)
-		for _, v := range z {
-			mx = math.Max(mx, v)
-		}
-		sum := 0.0
-		for c := range z {
-			z[c] = math.Exp(z[c] - mx)
-			sum += z[c]
-		}
-		loss -= math.Log(z[y[i]] / sum)
-		if grad != nil {
-			for c := range z {
-				z[c] /= sum
-			}
-			z[y[i]]--
-			for j, v := range row {
-				for c := range classes {
-					grad[j*classes+c] += v * z[c]
-				}
-			}
-			for c := range classes {
-				grad[d*classes+c] += z[c]
-			}
-		}
-	}
-	inv := 1 / float64(len(idx))
-	loss *= inv
-	for k := range d * classes {
-		loss += lambda / 2 * w[k] * w[k]
-	}
-	if grad != nil {
-		for k := range grad {
-			grad[k] *= inv
-		}
-		for k := range d * classes {
-			grad[k] += lambda * w[k]
-		}
-	}
-	return loss
-}
-
-func countCorrect(w, x []float64, y []int, idx []int, d, classes int) int {
-	correct := 0
-	z := make([]float64, classes)
-	for _, i := range idx {
-		copy(z, w[d*classes:])
-		for j, v := range x[i*d : (i+1)*d] {
-			for c := range classes {
-				z[c] += v * w[j*classes+c]
-			}
-		}
-		best := 0
-		for c := range z {
-			if z[c] > z[best] {
-				best = c
-			}
-		}
-		if best == y[i] {
-			correct++
-		}
-	}
-	return correct
+	return logreg.Fit(L, y, d, classes, bestLambda, 300).Accuracy(T, ty), bestLambda
 }
