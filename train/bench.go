@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"mct/blas"
 	"mct/data"
 	"mct/nn"
 	"mct/ranks"
@@ -81,15 +80,10 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		defer peer.Close()
 		defer pool.Close()
-		localRank, localSize := world.Rank(), world.Size()
-		if transport == "mpi" {
-			localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
+		be, err := rankDevice(cfg, world, layout, transport)
+		if err != nil {
+			return err
 		}
-		be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
-		if !r0OK(world, err) {
-			return fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
-		}
-		blas.SetThreads(blasThreads(transport, layout))
 		split := data.Split{Labeled: rows, Unlabeled: rows}
 		on := world.Rank() == 0
 		r, err := newRank(cfg, ds, split, be, meter.wrap(world, on), meter.wrap(peer, on), meter.wrap(pool, on))

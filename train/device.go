@@ -6,7 +6,9 @@ import (
 	"strings"
 	"sync"
 
+	"mct/blas"
 	"mct/nn"
+	"mct/ranks"
 )
 
 // Opener makes the compute backend of one rank: localRank of localSize ranks sharing this
@@ -26,6 +28,21 @@ func RegisterDevice(name string, open Opener) {
 	devicesMu.Lock()
 	defer devicesMu.Unlock()
 	devices[name] = open
+}
+
+// rankDevice opens this rank's compute backend (the GPU its node-local rank is placed
+// on, or the CPU) and sizes the BLAS threads; collective, so all ranks fail together.
+func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport string) (nn.Backend, error) {
+	localRank, localSize := world.Rank(), world.Size()
+	if transport == "mpi" {
+		localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
+	}
+	be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
+	if !r0OK(world, err) {
+		return nil, fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
+	}
+	blas.SetThreads(blasThreads(transport, layout))
+	return be, nil
 }
 
 // openDevice resolves --device: "auto" takes cuda when this binary has it and a GPU opens,

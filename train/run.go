@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"mct/blas"
 	"mct/data"
 	"mct/nn"
 	"mct/ranks"
@@ -113,15 +112,10 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if err != nil {
 		return nil, err
 	}
-	localRank, localSize := world.Rank(), world.Size()
-	if transport == "mpi" {
-		localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
+	be, err := rankDevice(cfg, world, layout, transport)
+	if err != nil {
+		return nil, err
 	}
-	be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
-	if !r0OK(world, err) {
-		return nil, fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
-	}
-	blas.SetThreads(blasThreads(transport, layout))
 	r, err := newRank(cfg, ds, split, be, world, peer, pool)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,7 @@
 //	go test ./bench/mct -run '^$' -bench MCT -benchtime 5x
 //
 // BenchmarkMCT reports, per update of all views: ns/op and go_updates/s of the Go
-// step (train.TimeMCTUpdates: real mctUpdate, local transport, CPU backend),
+// step (train.Bench: real mctUpdate, local transport, CPU backend),
 // torch_updates/s of mct_step.py (the implementation the oracle test
 // train.TestMCTStepMatchesPyTorch checks against), and go/torch, their ratio.
 // The default problem is the reference setting: batch 1024 unlabeled and 1024

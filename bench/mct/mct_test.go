@@ -56,12 +56,12 @@ func BenchmarkMCT(b *testing.B) {
 	cfg.MCTLR, cfg.Hard, cfg.ExactH = cfg.LR/8, *hard, *exactH
 
 	b.StopTimer()
-	elapsed, err := train.TimeMCTUpdates(cfg, ds, 1, b.N)
+	goRes, err := train.Bench(cfg, ds, 1, b.N)
 	if err != nil {
 		b.Fatal(err)
 	}
-	goRate := float64(b.N) / elapsed.Seconds()
-	b.ReportMetric(elapsed.Seconds()*1e9/float64(b.N), "ns/op")
+	goRate := goRes.UpdatesPerSecond
+	b.ReportMetric(goRes.SecondsPerUpdate*1e9, "ns/op")
 	b.ReportMetric(goRate, "go_updates/s")
 	b.ReportMetric(goRate*float64(*batch), "examples/s/view")
 	if !*useTorch {
