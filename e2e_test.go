@@ -149,6 +149,14 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	if err != nil || len(ts) == 0 {
 		t.Fatalf("exported probe: %v", err)
 	}
+	// Another configuration may not write into a run directory.
+	o, err = mct(t, 0, append(append([]string{"train", "--out", localRun.dir}, small...), "--seed", "2")...)
+	if err == nil || !strings.Contains(o, "holds a run of another configuration") {
+		t.Errorf("a run with another seed into %s: err %v, output %q", localRun.dir, err, o)
+	}
+	if readSummary(t, localRun.dir).ParamChecksum["hog"] != s.ParamChecksum["hog"] {
+		t.Error("the refused run changed summary.json")
+	}
 	for _, f := range []string{"config.json", "metrics.jsonl", "curves.png"} {
 		if _, err := os.Stat(filepath.Join(localRun.dir, f)); err != nil {
 			t.Error(err)

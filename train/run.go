@@ -3,11 +3,14 @@ package train
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"time"
@@ -90,7 +93,32 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		return err
 	})
+	// Ranks fail together, mostly for one reason: report the first rank's.
+	if errs, ok := err.(interface{ Unwrap() []error }); ok && len(errs.Unwrap()) > 0 {
+		err = errs.Unwrap()[0]
+	}
 	return sum, err
+}
+
+// sameRun refuses a run directory that holds a run of another configuration, so that
+// a new run never mixes its files with an old one's (a rerun of the same configuration
+// gives the same result and may overwrite it).
+func sameRun(cfg Config) error {
+	b, err := os.ReadFile(filepath.Join(cfg.Out, "config.json"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	var old struct {
+		RunID string `json:"run_id"`
+	}
+	if err != nil || json.Unmarshal(b, &old) != nil {
+		return fmt.Errorf("%s/config.json is unreadable: choose another --out", cfg.Out)
+	}
+	if old.RunID != cfg.RunID() {
+		return fmt.Errorf("run directory %s holds a run of another configuration (run id %s, this run %s): use another --out, or the same flags to rerun or --resume it",
+			cfg.Out, old.RunID, cfg.RunID())
+	}
+	return nil
 }
 
 // Reported is an error already printed on every rank; the caller only exits non-zero.
@@ -119,6 +147,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	r, err := newRank(cfg, ds, split, be, world, peer, pool)
 	if err != nil {
 		return nil, err
+	}
+	if err := sameRun(cfg); !r0OK(world, err) {
+		return nil, orOther(err)
 	}
 	out, err := newReporter(world.Rank() == 0, cfg, stderr)
 	if err != nil {
