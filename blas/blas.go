@@ -24,8 +24,14 @@ func SetThreads(n int) {
 	setThreads(n)
 }
 
-// Impl names the compiled-in implementation: "openblas" or "gonum".
-func Impl() string { return impl }
+// Impl names the compiled-in implementation and, for OpenBLAS, the kernel family it
+// runs: "openblas (SkylakeX)", "gonum".
+func Impl() string {
+	if c := core(); c != "" {
+		return impl + " (" + c + ")"
+	}
+	return impl
+}
 
 // checkArgs panics when the shapes do not fit the slices; a BLAS would otherwise read
 // or write out of bounds (OpenBLAS) or panic deep inside (gonum).

@@ -40,3 +40,6 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 }
 
 func setThreads(n int) { C.openblas_set_num_threads(C.int(n)) }
+
+// core is the kernel family OpenBLAS selected at start-up (e.g. "SkylakeX", "Haswell").
+func core() string { return C.GoString(C.openblas_get_corename()) }
