@@ -54,6 +54,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	f32(&cfg.PseudoT, "pseudo-temperature", "temperature of the pseudo-label distribution")
 	fs.BoolVar(&cfg.Hard, "hard", cfg.Hard, "argmax pseudo-labels instead of sampling them")
 	fs.BoolVar(&cfg.ExactH, "exact-h", cfg.ExactH, "feedback h from the gradient dot product instead of the loss difference")
+	fs.BoolVar(&cfg.NoFeedback, "no-feedback", cfg.NoFeedback, "ablation: teachers get no meta-feedback (h·δ), only their supervised gradient")
 	fs.IntVar(&cfg.CotrainRounds, "cotrain-rounds", cfg.CotrainRounds, "co-training rounds")
 	fs.IntVar(&cfg.CotrainK, "cotrain-k", cfg.CotrainK, "examples per class each view labels per co-training round")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run directory (default runs/<algo>-<views>-<labeled>-s<seed>)")

@@ -35,6 +35,9 @@ type Config struct {
 	PseudoT      float32 `json:"pseudo_temperature"`
 	Hard         bool    `json:"hard"`    // argmax pseudo-labels instead of sampling
 	ExactH       bool    `json:"exact_h"` // h from the gradient dot product instead of the loss difference
+	// NoFeedback drops the teacher's feedback term (step 5 keeps only g_sup): pseudo-label
+	// exchange without meta-learning, the ablation that measures what the feedback adds.
+	NoFeedback bool `json:"no_feedback,omitempty"`
 
 	CotrainRounds int `json:"cotrain_rounds"`
 	CotrainK      int `json:"cotrain_k"` // examples per class each view adds per round

@@ -43,6 +43,7 @@ type oracleCase struct {
 	replicas int
 	hard     bool
 	exactH   bool
+	noFeed   bool // --no-feedback
 	steps    int
 	pseudoT  float32
 	temp     float32 // the probe's logit temperature
@@ -63,6 +64,7 @@ func TestMCTStepMatchesPyTorch(t *testing.T) {
 		{name: "fcnn-V2-hard-exact", arch: "fcnn", dims: []int{5, 6}, replicas: 1, hard: true, exactH: true, steps: 1, pseudoT: 1, temp: 1},
 		{name: "fcnn-V3-sampled-exact-T", arch: "fcnn", dims: []int{5, 6, 7}, replicas: 1, exactH: true, steps: 2, pseudoT: 2, temp: 1.5},
 		// Two data-parallel replicas per view must give the one-replica result.
+		{name: "fcnn-V3-sampled-no-feedback", arch: "fcnn", dims: []int{6, 5, 7}, replicas: 1, noFeed: true, steps: 2, pseudoT: 1, temp: 1},
 		{name: "fcnn-V2-hard-2replicas", arch: "fcnn", dims: []int{5, 7}, replicas: 2, hard: true, steps: 2, pseudoT: 1, temp: 1},
 		{name: "mlp-V3-sampled-2replicas", arch: "mlp", dims: []int{6, 7, 5}, replicas: 2, steps: 2, pseudoT: 1, temp: 1},
 	}
@@ -100,7 +102,7 @@ type oracleRun struct {
 func prepareOracle(t *testing.T, tc oracleCase) oracleRun {
 	const B, BL, C = oB, oBL, oC
 	cfg := Config{Arch: tc.arch, Hidden: []int{8, 8, 8}, Temperature: tc.temp, Seed: 7,
-		Batch: B, LabeledBatch: BL, MCTLR: oLR, Clip: 1, PseudoT: tc.pseudoT, Hard: tc.hard, ExactH: tc.exactH}
+		Batch: B, LabeledBatch: BL, MCTLR: oLR, Clip: 1, PseudoT: tc.pseudoT, Hard: tc.hard, ExactH: tc.exactH, NoFeedback: tc.noFeed}
 	ds := memDataset(11, 64, C, tc.dims...)
 	// Disjoint, unsorted rows for every batch, so a mix-up of indices would show.
 	perm := rand.New(rand.NewPCG(15, 16)).Perm(len(ds.TrainLabels))
@@ -115,7 +117,7 @@ func prepareOracle(t *testing.T, tc oracleCase) oracleRun {
 	dir := t.TempDir()
 	spec := map[string]any{"arch": tc.arch, "hidden": cfg.Hidden, "classes": C, "slope": 0.01,
 		"temperature": tc.temp, "bn_momentum": 0.1, "bn_eps": 1e-5, "mct_lr": oLR, "clip": 1,
-		"pseudo_t": tc.pseudoT, "hard": tc.hard, "exact_h": tc.exactH, "steps": tc.steps}
+		"pseudo_t": tc.pseudoT, "hard": tc.hard, "exact_h": tc.exactH, "no_feedback": tc.noFeed, "steps": tc.steps}
 	var views []map[string]any
 	for v, d := range tc.dims {
 		views = append(views, map[string]any{"in": d})

@@ -96,7 +96,7 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	// step-1 activations at the pre-update weights, added to g_sup.
 	first := true
 	for w := 0; w < V; w++ {
-		if w == r.view {
+		if w == r.view || r.cfg.NoFeedback {
 			continue
 		}
 		beta := float32(1)
@@ -106,7 +106,9 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		be.SoftmaxCE(nil, r.dz, be.View(r.mEns, w*n*C, n*C), be.View(r.yHat, w*n, n), n, C,
 			invT, float32(hs[w])/float32(V-1)*invB, beta)
 	}
-	r.probe.Backward(r.tapeU, r.dz, r.g)
+	if !first { // some feedback term was accumulated
+		r.probe.Backward(r.tapeU, r.dz, r.g)
+	}
 	r.step(r.cfg.Clip)
 
 	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1],

@@ -116,9 +116,10 @@ class View:
 class MCT:
     """Meta Co-Training over V views in one process."""
 
-    def __init__(self, views, lr, clip=1.0, pseudo_t=1.0, hard=False, exact_h=False):
+    def __init__(self, views, lr, clip=1.0, pseudo_t=1.0, hard=False, exact_h=False, no_feedback=False):
         self.views, self.lr, self.clip = views, lr, clip
         self.pseudo_t, self.hard, self.exact_h = pseudo_t, hard, exact_h
+        self.no_feedback = no_feedback
 
     def _step(self, view, grads):
         for p, g in zip(view.plist(), grads):
@@ -182,7 +183,7 @@ class MCT:
         for v, view in enumerate(self.views):
             delta = torch.zeros_like(zd[0])
             for w in range(V):
-                if w != v:
+                if w != v and not self.no_feedback:
                     onehot = F.one_hot(yhat[w], zd[0].shape[1]).to(delta.dtype)
                     # The scale rounded to the logits' precision, as the Go side does.
                     k = torch.tensor(h[w], dtype=delta.dtype) / (V - 1) / B
@@ -225,7 +226,8 @@ def oracle(d, dtype, prefix):
         params = load_flat(os.path.join(d, f"params_v{v}.npy"), probe.shapes, dtype)
         buffers = load_flat(os.path.join(d, f"buffers_v{v}.npy"), probe.buffer_shapes, dtype)
         views.append(View(probe, params, buffers, spec["mct_lr"]))
-    mct = MCT(views, spec["mct_lr"], spec["clip"], spec["pseudo_t"], spec["hard"], spec["exact_h"])
+    mct = MCT(views, spec["mct_lr"], spec["clip"], spec["pseudo_t"], spec["hard"], spec["exact_h"],
+              spec.get("no_feedback", False))
     out = {"h": [], "h_scale": [], "loss_before": [], "loss_after": [], "yhat": []}
     for s in range(spec["steps"]):
         ld = lambda name: torch.from_numpy(np.load(os.path.join(d, name)))
