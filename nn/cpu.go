@@ -200,6 +200,74 @@ func (*CPU) Dot(x, y Buf, n int) float64 {
 	return s
 }
 
+// DotTo implements Backend.
+func (c *CPU) DotTo(dst, x, y Buf, n int) {
+	d := need(dst, 1, "dot result")
+	d[0] = float32(c.Dot(x, y, n))
+}
+
+// Mean implements Backend. One goroutine sums in index order: n is a batch's row
+// count, and a fixed order keeps the result independent of the thread count.
+func (*CPU) Mean(dst, x Buf, n int) {
+	d, xs := need(dst, 1, "mean result"), need(x, n, "mean input")
+	var s float64
+	for _, v := range xs {
+		s += float64(v)
+	}
+	d[0] = float32(s / float64(n))
+}
+
+// ClipNorm implements Backend.
+func (c *CPU) ClipNorm(x Buf, n int, maxNorm float32, norm Buf) {
+	total := math.Sqrt(c.Dot(x, x, n))
+	if coef := float64(maxNorm) / (total + 1e-6); coef < 1 {
+		c.Scale(x, n, float32(coef))
+	}
+	if norm != nil {
+		need(norm, 1, "clip norm")[0] = float32(total)
+	}
+}
+
+// CountEqual implements Backend.
+func (*CPU) CountEqual(dst, a, b Buf, rows, cols int) {
+	d, as, bs := need(dst, rows, "count result"), need(a, rows*cols, "count input a"), need(b, cols, "count input b")
+	for r := range d {
+		hits := 0
+		for c, v := range as[r*cols : (r+1)*cols] {
+			if v == bs[c] {
+				hits++
+			}
+		}
+		d[r] = float32(hits)
+	}
+}
+
+// MeanOthers implements Backend.
+func (*CPU) MeanOthers(dst, src Buf, views, n int) {
+	if views < 2 {
+		panic(fmt.Sprintf("nn: MeanOthers of %d views, need at least 2", views))
+	}
+	d, s := need(dst, views*n, "leave-one-out means"), need(src, views*n, "leave-one-out input")
+	a := 1 / float32(views-1)
+	parallel(n, views*views*n, func(lo, hi int) {
+		for w := 0; w < views; w++ {
+			out := d[w*n+lo : w*n+hi]
+			for i := range out {
+				out[i] = 0
+			}
+			for o := 0; o < views; o++ {
+				if o == w {
+					continue
+				}
+				in := s[o*n+lo : o*n+hi]
+				for i := range out {
+					out[i] += a * in[i]
+				}
+			}
+		}
+	})
+}
+
 // leakyFactor returns 1 for v > 0 and slope otherwise, without a branch: the signs
 // of activations are random, and a mispredicted branch per element cost ~5× the
 // whole loop (measured by BenchmarkLeakyReLUBackward). int32(bits) > 0 holds exactly
@@ -499,16 +567,15 @@ func (*CPU) Argmax(dst, x Buf, rows, cols int) {
 }
 
 // SampleGumbel implements Backend.
-func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex []uint32) {
+func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex Buf) {
 	xs, d := need(x, rows*cols, "sampling logits"), need(dst, rows, "sampled labels")
-	if len(rowIndex) < rows {
-		panic(fmt.Sprintf("nn: SampleGumbel has %d row indices for %d rows", len(rowIndex), rows))
-	}
+	idx := need(rowIndex, rows, "SampleGumbel row indices")
 	parallel(rows, rows*cols*16, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			best, bestV := 0, math.Inf(-1)
+			row := math.Float32bits(idx[r])
 			for c := 0; c < cols; c++ {
-				v := float64(invT)*float64(xs[r*cols+c]) + Gumbel(key, rowIndex[r], uint32(c))
+				v := float64(invT)*float64(xs[r*cols+c]) + Gumbel(key, row, uint32(c))
 				if v > bestV {
 					best, bestV = c, v
 				}
