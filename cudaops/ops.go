@@ -4,6 +4,7 @@ package cudaops
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 
@@ -35,12 +36,14 @@ func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, be
 	err := b.blas.GemmRowMajor(tA, tB, m, n, k, alpha, uintptr(pa.ptr), cudalib.R32F, lda,
 		uintptr(pb.ptr), cudalib.R32F, ldb, beta, uintptr(pc.ptr), cudalib.R32F, n, b.prec.compute())
 	check(fmt.Sprintf("Gemm %dx%dx%d", m, n, k), err)
+	b.launches++
 }
 
 // scaleOrZero sets x = beta·x, with beta = 0 writing zeros (NaN ignored).
 func (b *Backend) scaleOrZero(p cu.DevicePtr, n int, beta float32) {
 	if beta == 0 {
 		check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
+		b.launches++
 		return
 	}
 	g, t := b.flat(n)
@@ -110,6 +113,62 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	check("Dot: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&out), total, 8, b.stream))
 	check("Dot: synchronize", b.stream.Synchronize())
 	return out
+}
+
+func (b *Backend) DotTo(dst, x, y nn.Buf, n int) {
+	pd, px, py := need(dst, 1, "DotTo dst"), need(x, n, "DotTo x"), need(y, n, "DotTo y")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, py.ptr, int64(n))
+	b.launch(b.k.partialsF32, dim{1, 1}, dim{threads, 1}, pd.ptr, b.part, int32(npart))
+}
+
+func (b *Backend) Mean(dst, x nn.Buf, n int) {
+	pd, px := need(dst, 1, "Mean dst"), need(x, n, "Mean x")
+	if n > math.MaxInt32 {
+		panic(fmt.Sprintf("cudaops: Mean of %d elements", n))
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.meanOf, dim{1, 1}, dim{threads, 1}, pd.ptr, px.ptr, int32(n))
+}
+
+func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	px := need(x, n, "ClipNorm x")
+	var pn cu.DevicePtr
+	if norm != nil {
+		pn = need(norm, 1, "ClipNorm norm").ptr
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, px.ptr, int64(n))
+	g, t := b.flat(n)
+	b.launch(b.k.clipScale, g, t, px.ptr, int64(n), b.part, int32(npart), maxNorm, pn)
+}
+
+func (b *Backend) CountEqual(dst, a, bb nn.Buf, rows, cols int) {
+	pd, pa, pb := need(dst, rows, "CountEqual dst"), need(a, rows*cols, "CountEqual a"), need(bb, cols, "CountEqual b")
+	if rows == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := rowShape(rows)
+	b.launch(b.k.countEqual, g, t, pd.ptr, pa.ptr, pb.ptr, int32(cols))
+}
+
+func (b *Backend) MeanOthers(dst, src nn.Buf, views, n int) {
+	if views < 2 {
+		panic(fmt.Sprintf("cudaops: MeanOthers of %d views, need at least 2", views))
+	}
+	pd, ps := need(dst, views*n, "MeanOthers dst"), need(src, views*n, "MeanOthers src")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.meanOthers, g, t, pd.ptr, ps.ptr, int32(views), 1/float32(views-1), int64(n))
 }
 
 func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
@@ -265,27 +324,16 @@ func (b *Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	b.launch(b.k.argmax, g, t, pd.ptr, px.ptr, int32(cols))
 }
 
-func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex []uint32) {
+func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
 	pd, px := need(dst, rows, "SampleGumbel dst"), need(x, rows*cols, "SampleGumbel x")
-	if len(rowIndex) < rows {
-		panic(fmt.Sprintf("cudaops: SampleGumbel: %d row indices for %d rows", len(rowIndex), rows))
-	}
+	pi := need(rowIndex, rows, "SampleGumbel row indices")
 	if rows == 0 {
 		return
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	if rows > b.indexN {
-		if b.index != 0 {
-			check("free row indices", cu.MemFree(b.index))
-		}
-		p, err := cu.MemAlloc(int64(4 * rows))
-		check("allocate row indices", err)
-		b.index, b.indexN = p, rows
-	}
-	b.stage.upload(b.index, unsafe.Pointer(&rowIndex[0]), 4*rows, b.stream)
 	g, t := rowShape(rows)
-	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, b.index, int32(cols), invT, key.Seed, key.Step, key.Stream)
+	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream)
 }
 
 func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {

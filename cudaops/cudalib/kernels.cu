@@ -11,7 +11,9 @@
 //   column reductions: block (32, 32), grid.x = ceil(cols/32) (declared with
 //     __launch_bounds__(1024) so that they never need more registers than
 //     a 1024-thread block can have);
-//   partial sums: block 256, grid.x = NPART, then one block of 256.
+//   partial sums: block 256, grid.x = NPART, then one block of 256
+//     (sum_partials, partials_to_f32), or clip_scale on an elementwise grid;
+//   single-block reductions (mean_of): grid 1, block 256.
 // Compile with --fmad=false: the CPU backend does not fuse multiply-adds, and
 // unfused float arithmetic keeps the two within rounding of each other.
 
@@ -243,6 +245,60 @@ KERNEL void sum_partials(double *out, const double *part, int n) {
 	if (threadIdx.x == 0) out[0] = a;
 }
 
+// partials_to_f32: out[0] = (float)Σ part[0:n], one block of 256 (DotTo).
+KERNEL void partials_to_f32(float *out, const double *part, int n) {
+	double a = 0.0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) a += part[i];
+	a = block_sum(a);
+	if (threadIdx.x == 0) out[0] = (float)a;
+}
+
+// clip_scale: the second pass of ClipNorm after dot_partial(part, x, x, n). Every
+// block totals the np partial sums itself, in the same order as sum_partials (so all
+// blocks, and Dot, get the same norm), instead of waiting for a third kernel; then
+// x *= (float)coef when coef = max_norm/(‖x‖+1e-6) < 1. norm may be null.
+KERNEL void clip_scale(float *x, long long n, const double *part, int np, float max_norm, float *norm) {
+	double a = 0.0;
+	for (int i = threadIdx.x; i < np; i += blockDim.x) a += part[i];
+	double nrm = sqrt(block_sum(a));
+	double coef = (double)max_norm / (nrm + 1e-6);
+	if (norm && blockIdx.x == 0 && threadIdx.x == 0) *norm = (float)nrm;
+	if (coef < 1.0) {
+		float c = (float)coef;
+		GRID_STRIDE(i, n) x[i] *= c;
+	}
+}
+
+// mean_of: dst[0] = (float)(Σ x[0:n] / n), one block of 256.
+KERNEL void mean_of(float *dst, const float *x, int n) {
+	double a = 0.0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) a += (double)x[i];
+	a = block_sum(a);
+	if (threadIdx.x == 0) dst[0] = (float)(a / (double)n);
+}
+
+// count_equal: one block per row r of a: dst[r] = #{c : a[r,c] == b[c]}.
+KERNEL void count_equal(float *dst, const float *a, const float *b, int cols) {
+	const float *ar = a + (long long)blockIdx.x * cols;
+	double k = 0.0;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) k += ar[c] == b[c] ? 1.0 : 0.0;
+	k = block_sum(k);
+	if (threadIdx.x == 0) dst[blockIdx.x] = (float)k;
+}
+
+// mean_others: dst[w·n+i] = Σ_{o≠w} a·src[o·n+i] from 0.0f in increasing o, the
+// order of the Fill and Axpy calls it replaces (a = 1/(views−1), rounded by the host).
+KERNEL void mean_others(float *dst, const float *src, int views, float a, long long n) {
+	GRID_STRIDE(i, n) {
+		for (int w = 0; w < views; w++) {
+			float acc = 0.0f;
+			for (int o = 0; o < views; o++)
+				if (o != w) acc += a * src[o * n + i];
+			dst[w * n + i] = acc;
+		}
+	}
+}
+
 // Philox4x32-10 and the uniform of nn/rng.go, bit for bit.
 __device__ __forceinline__ unsigned int philox_x0(unsigned int c0, unsigned int c1, unsigned int c2, unsigned int c3,
                                                   unsigned int k0, unsigned int k1) {
@@ -381,7 +437,8 @@ KERNEL void argmax(float *dst, const float *x, int cols) {
 	if (threadIdx.x == 0) dst[blockIdx.x] = (float)(i == 0x7fffffff ? 0 : i);
 }
 
-// sample_gumbel: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, index[r], c)) in double.
+// sample_gumbel: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, index[r], c)) in double;
+// index holds uint32s in float32 slots (nn.IndexBits), read here by their bits.
 KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index, int cols,
                                          float invT, unsigned long long seed, unsigned int step,
                                          unsigned int stream) {

@@ -256,6 +256,18 @@ WRAP(bn_backward,
 WRAP(dot_partial, (unsigned gx, unsigned bx, unsigned by, double *part, const float *x, const float *y, long long n),
      (part, x, y, n))
 WRAP(sum_partials, (unsigned gx, unsigned bx, unsigned by, double *out, const double *part, int n), (out, part, n))
+WRAP(partials_to_f32, (unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int n),
+     (out, part, n))
+WRAP(clip_scale,
+     (unsigned gx, unsigned bx, unsigned by, float *x, long long n, const double *part, int np, float max_norm,
+      float *norm),
+     (x, n, part, np, max_norm, norm))
+WRAP(mean_of, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int n), (dst, x, n))
+WRAP(count_equal, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *a, const float *b, int cols),
+     (dst, a, b, cols))
+WRAP(mean_others,
+     (unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int views, float a, long long n),
+     (dst, src, views, a, n))
 WRAP(philox_test, (unsigned gx, unsigned bx, unsigned by, unsigned *out, unsigned k0, unsigned k1, int n),
      (out, k0, k1, n))
 WRAP(dropout_mask,

@@ -27,6 +27,13 @@ void emu_bn_backward(unsigned gx, unsigned bx, unsigned by, float *dx, const flo
                      float eps);
 void emu_dot_partial(unsigned gx, unsigned bx, unsigned by, double *part, const float *x, const float *y, long long n);
 void emu_sum_partials(unsigned gx, unsigned bx, unsigned by, double *out, const double *part, int n);
+void emu_partials_to_f32(unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int n);
+void emu_clip_scale(unsigned gx, unsigned bx, unsigned by, float *x, long long n, const double *part, int np,
+                    float max_norm, float *norm);
+void emu_mean_of(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int n);
+void emu_count_equal(unsigned gx, unsigned bx, unsigned by, float *dst, const float *a, const float *b, int cols);
+void emu_mean_others(unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int views, float a,
+                     long long n);
 void emu_philox_test(unsigned gx, unsigned bx, unsigned by, unsigned *out, unsigned k0, unsigned k1, int n);
 void emu_dropout_mask(unsigned gx, unsigned bx, unsigned by, float *mask, int rows, int cols, float p,
                       unsigned long long seed, unsigned step, unsigned stream, unsigned row_base);

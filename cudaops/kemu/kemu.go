@@ -10,6 +10,10 @@ import (
 	"fmt"
 	"unsafe"
 
+	// emu.cc #includes cudalib's kernels.cu, which the go command does not track as
+	// an input of this package; importing cudalib (which embeds that file) makes a
+	// change to the kernels rebuild the emulator instead of testing a cached one.
+	_ "mct/cudaops/cudalib"
 	"mct/nn"
 )
 
@@ -100,6 +104,44 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	return b.part[npart]
 }
 
+func (b *Backend) DotTo(dst, x, y nn.Buf, n int) {
+	p := (*C.double)(unsafe.Pointer(&b.part[0]))
+	C.emu_dot_partial(npart, threads, 1, p, f(x, n, "x"), f(y, n, "y"), C.longlong(n))
+	C.emu_partials_to_f32(1, threads, 1, f(dst, 1, "dst"), p, npart)
+}
+
+func (*Backend) Mean(dst, x nn.Buf, n int) {
+	C.emu_mean_of(1, threads, 1, f(dst, 1, "dst"), f(x, n, "x"), C.int(n))
+}
+
+func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	p := (*C.double)(unsafe.Pointer(&b.part[0]))
+	px := f(x, n, "x")
+	C.emu_dot_partial(npart, threads, 1, p, px, px, C.longlong(n))
+	gx, bx, by := flat(n)
+	C.emu_clip_scale(gx, bx, by, px, C.longlong(n), p, npart, C.float(maxNorm), f(norm, 1, "norm"))
+}
+
+func (*Backend) CountEqual(dst, a, b nn.Buf, rows, cols int) {
+	if rows == 0 {
+		return
+	}
+	gx, bx, by := rowShape(rows)
+	C.emu_count_equal(gx, bx, by, f(dst, rows, "dst"), f(a, rows*cols, "a"), f(b, cols, "b"), C.int(cols))
+}
+
+func (*Backend) MeanOthers(dst, src nn.Buf, views, n int) {
+	if views < 2 {
+		panic(fmt.Sprintf("kemu: MeanOthers of %d views", views))
+	}
+	if n == 0 {
+		return
+	}
+	gx, bx, by := flat(n)
+	C.emu_mean_others(gx, bx, by, f(dst, views*n, "dst"), f(src, views*n, "src"), C.int(views),
+		C.float(1/float32(views-1)), C.longlong(n))
+}
+
 func (*Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
 	if rows == 0 || cols == 0 {
 		return
@@ -185,12 +227,12 @@ func (*Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	C.emu_argmax(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), C.int(cols))
 }
 
-func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex []uint32) {
+func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
 	if rows == 0 {
 		return
 	}
 	gx, bx, by := rowShape(rows)
-	C.emu_sample_gumbel(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), (*C.uint)(unsafe.Pointer(&rowIndex[0])),
+	C.emu_sample_gumbel(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), (*C.uint)(unsafe.Pointer(f(rowIndex, rows, "rowIndex"))),
 		C.int(cols), C.float(invT), C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream))
 }
 
