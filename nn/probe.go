@@ -22,7 +22,8 @@ const (
 // Config describes a probe.
 type Config struct {
 	// Arch is "fcnn" (the reference FCNN traced exactly, see Probe), "mlp" (the clean
-	// variant: Linear→BatchNorm→LeakyReLU blocks, then a Linear output) or "linear".
+	// variant: Linear→BatchNorm→LeakyReLU blocks, then a Linear output; the hidden
+	// Linears have no bias, which the BatchNorm after them would remove) or "linear".
 	Arch        string
 	In, Classes int
 	// Hidden are the widths; nil means [1024, 1024, 1024]. Ignored by "linear".
@@ -107,7 +108,7 @@ type block struct {
 	preAct, bn  bool // LeakyReLU right after the Linear; BatchNorm after that
 	postAct     bool // LeakyReLU after BatchNorm
 	dropout     bool
-	w, b        int // indices into Probe.params
+	w, b        int // indices into Probe.params; b is −1 for a Linear without bias
 	gamma, beta int // BN affine parameter indices (bn only)
 	runM, runV  int // BN running-statistics indices into Probe.buffers (bn only)
 	final       bool
@@ -138,6 +139,10 @@ type Param struct {
 //	      With the default [1024,1024,1024]: fc1 is 2048→1024 and fc2 3072→C, as traced
 //	      from the reference (whose skips duplicate the last block, so widths are equal).
 //	mlp:  h_i = LReLU(BN_i(fc_i h_{i−1})) for each width; logits = fc_L h_{L−1} / T.
+//	      The hidden fc_i have no bias (PyTorch bias=False): BN subtracts the batch
+//	      mean right after, so a bias there has no effect and a gradient of exactly
+//	      zero whose float noise Adam would turn into ±lr steps (DESIGN.md's reference
+//	      FCNN keeps its biases: a LeakyReLU sits between its Linear and BN).
 //	linear: logits = fc0 x / T.
 //
 // Dropout (if set) follows each hidden block's output. Initialisation is PyTorch's
@@ -264,8 +269,10 @@ func (p *Probe) layout() {
 		} else {
 			bl.preAct = c.Arch == "fcnn"
 		}
-		bl.w = addParam(fmt.Sprintf("fc%d.weight", i), bl.out, bl.inW)
-		bl.b = addParam(fmt.Sprintf("fc%d.bias", i), bl.out)
+		bl.w, bl.b = addParam(fmt.Sprintf("fc%d.weight", i), bl.out, bl.inW), -1
+		if c.Arch != "mlp" || bl.final {
+			bl.b = addParam(fmt.Sprintf("fc%d.bias", i), bl.out)
+		}
 		if bl.bn {
 			bl.gamma = addParam(fmt.Sprintf("bn%d.weight", i), bl.out)
 			bl.beta = addParam(fmt.Sprintf("bn%d.bias", i), bl.out)
@@ -284,6 +291,9 @@ func (p *Probe) init() {
 	for _, bl := range p.blocks {
 		bound := 1 / math.Sqrt(float64(bl.inW))
 		for _, pi := range []int{bl.w, bl.b} {
+			if pi < 0 {
+				continue
+			}
 			q := p.params[pi]
 			key := RNGKey{Seed: p.seed, Step: uint32(pi), Stream: streamInit}
 			for i := 0; i < q.size; i++ {

@@ -182,7 +182,13 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 			slope = c.Slope
 		}
 		b.Gemm(false, true, n, bl.out, bl.uniqW, 1, src, w, 0, t.a[i])
-		b.AddBiasLeakyReLU(t.a[i], p.params[bl.b].W, n, bl.out, slope)
+		if bl.b >= 0 || slope != 1 {
+			var bias Buf
+			if bl.b >= 0 {
+				bias = p.params[bl.b].W
+			}
+			b.AddBiasLeakyReLU(t.a[i], bias, n, bl.out, slope)
+		}
 		if bl.final {
 			if c.Temperature != 1 {
 				b.Scale(t.a[i], n*bl.out, 1/c.Temperature)
@@ -293,7 +299,9 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 		} else {
 			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
 		}
-		b.ColSums(g.views[bl.b], d, n, bl.out, 1)
+		if bl.b >= 0 {
+			b.ColSums(g.views[bl.b], d, n, bl.out, 1)
+		}
 		if len(bl.uniq) == 1 {
 			if s := bl.uniq[0]; s >= 0 {
 				beta := float32(0)
