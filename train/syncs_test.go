@@ -229,3 +229,29 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		})
 	}
 }
+
+// Launches reports the launches counted so far, as cudaops.Backend does.
+func (c *countingBackend) Launches() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(c.launches)
+}
+
+// TestBenchLaunchesPerUpdate: Bench reports a counting backend's launches per update,
+// the number TestHostWaitsPerUpdate's tally gives for the same update.
+func TestBenchLaunchesPerUpdate(t *testing.T) {
+	RegisterDevice("counting", func(int, int, string) (nn.Backend, error) {
+		return &countingBackend{CPU: nn.NewCPU(), on: true}, nil
+	})
+	cfg := Defaults()
+	cfg.Device, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = "counting", []int{8, 8, 8}, 16, 8
+	res, err := Bench(cfg, RandomViews([]int{5, 6}, 4, 64, 3), 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MCTLR = cfg.LR / 8
+	want := countUpdate(t, cfg, 2, 1).launches
+	if res.LaunchesPerUpdate != float64(want) {
+		t.Errorf("bench reports %g launches per update, the counted update has %d", res.LaunchesPerUpdate, want)
+	}
+}
