@@ -246,17 +246,24 @@ func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, co
 	b.launch(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
-func (b *Backend) BNBackwardStats(stats, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
 	ps := need(stats, 2*cols+1, "BNBackwardStats stats")
 	pd, px := need(dy, rows*cols, "BNBackwardStats dy"), need(x, rows*cols, "BNBackwardStats x")
 	pm, pv := need(mean, cols, "BNBackwardStats mean"), need(variance, cols, "BNBackwardStats variance")
+	var pdg, pdb cu.DevicePtr
+	if dgamma != nil {
+		pdg = need(dgamma, cols, "BNBackwardStats dgamma").ptr
+	}
+	if dbeta != nil {
+		pdb = need(dbeta, cols, "BNBackwardStats dbeta").ptr
+	}
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := colShape(cols)
 	if cols == 0 {
 		g = dim{1, 1}
 	}
-	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
+	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
 }
 
 func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {

@@ -126,8 +126,10 @@ type Backend interface {
 	BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32)
 	// BNBackwardStats writes stats[j] = Σ_r dy[r,j], stats[cols+j] = Σ_r dy[r,j]·x̂[r,j]
 	// and stats[2cols] = rows, with x̂ = (x−mean)/sqrt(var+eps). The two sums are also
-	// dβ and dγ of this replica's rows.
-	BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, eps float32)
+	// dβ and dγ of this replica's rows: unless nil, dbeta[j] += stats[j] and
+	// dgamma[j] += stats[cols+j] (float32 adds of the stored sums, as two Axpy calls
+	// would do, in the same pass).
+	BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32)
 	// BNBackward writes dx = gamma/sqrt(var+eps)·(dy − S1/N − x̂·S2/N) from the
 	// (possibly all-reduced) backward stats, N = stats[2cols]. dx may be dy.
 	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32)

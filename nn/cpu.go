@@ -410,8 +410,15 @@ func (*CPU) BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, e
 }
 
 // BNBackwardStats implements Backend.
-func (*CPU) BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, eps float32) {
+func (*CPU) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32) {
 	st := need(stats, 2*cols+1, "BN backward stats")
+	var dg, db []float32
+	if dgamma != nil {
+		dg = need(dgamma, cols, "BN weight gradient")
+	}
+	if dbeta != nil {
+		db = need(dbeta, cols, "BN bias gradient")
+	}
 	ds, xs := need(dy, rows*cols, "BN output gradient"), need(x, rows*cols, "BN input")
 	mu, vr := need(mean, cols, "BN mean"), need(variance, cols, "BN variance")
 	colReduce(rows, cols, func(j0, j1 int) {
@@ -429,7 +436,14 @@ func (*CPU) BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, ep
 			}
 		}
 		for j := range s1 {
-			st[j0+j], st[cols+j0+j] = float32(s1[j]), float32(s2[j])
+			a, b := float32(s1[j]), float32(s2[j])
+			st[j0+j], st[cols+j0+j] = a, b
+			if db != nil {
+				db[j0+j] += a
+			}
+			if dg != nil {
+				dg[j0+j] += b
+			}
 		}
 	})
 	st[2*cols] = float32(rows)

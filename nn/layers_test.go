@@ -84,7 +84,7 @@ func TestBatchNormTrainGrad(t *testing.T) {
 	closeTo(t, "running_var", hostOf(b, rvb), wantRV, 1e-6, 1e-6)
 
 	d, dx := upload(b, r), b.Alloc(n*cols)
-	b.BNBackwardStats(st, d, xb, mean, vr, n, cols, eps)
+	b.BNBackwardStats(st, nil, nil, d, xb, mean, vr, n, cols, eps)
 	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps)
 	h := hostOf(b, st)
 	closeTo(t, "dβ (S1)", h[:cols], fdGrad(be, loss), 1e-5, 1e-5)

@@ -272,9 +272,7 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 				b.LeakyReLUBackward(d, t.o[i], n*bl.out, c.Slope)
 			}
 			st := t.stats[i]
-			b.BNBackwardStats(st, d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps)
-			b.Axpy(g.views[bl.beta], 1, b.View(st, 0, bl.out), bl.out)
-			b.Axpy(g.views[bl.gamma], 1, b.View(st, bl.out, bl.out), bl.out)
+			b.BNBackwardStats(st, g.views[bl.gamma], g.views[bl.beta], d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps)
 			if t.mode == Train {
 				if p.Reduce != nil {
 					p.reduce(st, bl.out)

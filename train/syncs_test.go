@@ -103,9 +103,9 @@ func (c *countingBackend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, 
 	c.count(0, 1, "")
 	c.CPU.BNNormalize(y, x, mean, variance, gamma, beta, rows, cols, eps)
 }
-func (c *countingBackend) BNBackwardStats(stats, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (c *countingBackend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
 	c.count(0, 1, "")
-	c.CPU.BNBackwardStats(stats, dy, x, mean, variance, rows, cols, eps)
+	c.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps)
 }
 func (c *countingBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
 	c.count(0, 1, "")

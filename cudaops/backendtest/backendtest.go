@@ -269,12 +269,14 @@ func (s *suite) batchNorm(t *testing.T) {
 		b.BNMoments(mean, vr, RM, RV, st, cols, 0.1)
 		Y := b.Alloc(rows * cols)
 		b.BNNormalize(Y, X, mean, vr, G, Bt, rows, cols, 1e-5)
-		bst := b.Alloc(2*cols + 1)
-		b.BNBackwardStats(bst, DY, X, mean, vr, rows, cols, 1e-5)
+		bst, dg, db := b.Alloc(2*cols+1), put(b, gamma), put(b, beta)
+		b.BNBackwardStats(bst, dg, db, DY, X, mean, vr, rows, cols, 1e-5)
 		bstats := get(b, bst)
+		dgamma, dbeta := get(b, dg), get(b, db)
 		b.BNBackward(DY, DY, X, mean, vr, G, bst, rows, cols, 1e-5) // dx aliases dy
 		return map[string][]float32{"stats": stats, "mean": get(b, mean), "var": get(b, vr),
-			"runMean": get(b, RM), "runVar": get(b, RV), "y": get(b, Y), "bstats": bstats, "dx": get(b, DY)}
+			"runMean": get(b, RM), "runVar": get(b, RV), "y": get(b, Y), "bstats": bstats, "dx": get(b, DY),
+			"dgamma accumulated": dgamma, "dbeta accumulated": dbeta}
 	})
 	compare(t, "batchnorm", g, c, s.o.Tol)
 	if g["stats"][2*cols] != float32(rows) || g["bstats"][2*cols] != float32(rows) {

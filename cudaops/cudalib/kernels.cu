@@ -170,15 +170,20 @@ KERNEL void __launch_bounds__(1024) bn_stats(float *stats, const float *x, const
 	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }
 
-// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows].
-KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
-                                        const float *var, int rows, int cols, float eps) {
+// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows]; dbeta += Σdy and dgamma += Σdy·x̂ as
+// floats, where not null.
+KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, float *dgamma, float *dbeta, const float *dy,
+                                        const float *x, const float *mean, const float *var, int rows, int cols,
+                                        float eps) {
 	double a, b;
 	col_reduce<2>(dy, x, mean, var, eps, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
 	if (threadIdx.y == 0 && c < cols) {
-		stats[c] = (float)a;
-		stats[cols + c] = (float)b;
+		float fa = (float)a, fb = (float)b;
+		stats[c] = fa;
+		stats[cols + c] = fb;
+		if (dbeta) dbeta[c] += fa;
+		if (dgamma) dgamma[c] += fb;
 	}
 	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }

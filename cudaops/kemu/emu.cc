@@ -238,9 +238,9 @@ WRAP(bn_stats,
      (unsigned gx, unsigned bx, unsigned by, float *stats, const float *x, const float *run_mean, int rows, int cols),
      (stats, x, run_mean, rows, cols))
 WRAP(bn_bwd_stats,
-     (unsigned gx, unsigned bx, unsigned by, float *stats, const float *dy, const float *x, const float *mean,
-      const float *var, int rows, int cols, float eps),
-     (stats, dy, x, mean, var, rows, cols, eps))
+     (unsigned gx, unsigned bx, unsigned by, float *stats, float *dgamma, float *dbeta, const float *dy,
+      const float *x, const float *mean, const float *var, int rows, int cols, float eps),
+     (stats, dgamma, dbeta, dy, x, mean, var, rows, cols, eps))
 WRAP(bn_moments,
      (unsigned gx, unsigned bx, unsigned by, float *mean, float *var, float *run_mean, float *run_var,
       const float *stats, int cols, float momentum),

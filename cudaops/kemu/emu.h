@@ -16,8 +16,9 @@ void emu_lrelu_bwd(unsigned gx, unsigned bx, unsigned by, float *dy, const float
 void emu_col_sums(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int rows, int cols, float beta);
 void emu_bn_stats(unsigned gx, unsigned bx, unsigned by, float *stats, const float *x, const float *run_mean, int rows,
                   int cols);
-void emu_bn_bwd_stats(unsigned gx, unsigned bx, unsigned by, float *stats, const float *dy, const float *x,
-                      const float *mean, const float *var, int rows, int cols, float eps);
+void emu_bn_bwd_stats(unsigned gx, unsigned bx, unsigned by, float *stats, float *dgamma, float *dbeta,
+                      const float *dy, const float *x, const float *mean, const float *var, int rows, int cols,
+                      float eps);
 void emu_bn_moments(unsigned gx, unsigned bx, unsigned by, float *mean, float *var, float *run_mean, float *run_var,
                     const float *stats, int cols, float momentum);
 void emu_bn_normalize(unsigned gx, unsigned bx, unsigned by, float *y, const float *x, const float *mean,

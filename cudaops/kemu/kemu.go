@@ -191,10 +191,11 @@ func (*Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols
 		f(gamma, cols, "gamma"), f(beta, cols, "beta"), C.int(rows), C.int(cols), C.float(eps))
 }
 
-func (*Backend) BNBackwardStats(stats, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (*Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
 	gx, bx, by := colShape(cols)
-	C.emu_bn_bwd_stats(gx, bx, by, f(stats, 2*cols+1, "stats"), f(dy, rows*cols, "dy"), f(x, rows*cols, "x"),
-		f(mean, cols, "mean"), f(variance, cols, "variance"), C.int(rows), C.int(cols), C.float(eps))
+	C.emu_bn_bwd_stats(gx, bx, by, f(stats, 2*cols+1, "stats"), f(dgamma, cols, "dgamma"), f(dbeta, cols, "dbeta"),
+		f(dy, rows*cols, "dy"), f(x, rows*cols, "x"), f(mean, cols, "mean"), f(variance, cols, "variance"),
+		C.int(rows), C.int(cols), C.float(eps))
 }
 
 func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
