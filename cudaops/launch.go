@@ -19,7 +19,7 @@ type kernels struct {
 	bnBackward, dotPartial, sumPartials, philoxTest   cu.Function
 	dropoutMask, softmaxCE, softmax, argmax, sampleGB cu.Function
 	adam, toBF16, partialsF32, clipScale, meanOf      cu.Function
-	countEqual, meanOthers                            cu.Function
+	countEqual, meanOthers, foldCols, unfoldCols      cu.Function
 }
 
 func (k *kernels) load(m cu.Module) error {
@@ -33,6 +33,7 @@ func (k *kernels) load(m cu.Module) error {
 		"sample_gumbel": &k.sampleGB, "adam": &k.adam, "to_bf16": &k.toBF16,
 		"partials_to_f32": &k.partialsF32, "clip_scale": &k.clipScale, "mean_of": &k.meanOf,
 		"count_equal": &k.countEqual, "mean_others": &k.meanOthers,
+		"fold_cols": &k.foldCols, "unfold_cols": &k.unfoldCols,
 	}
 	if len(byName) != len(cudalib.KernelNames) {
 		return fmt.Errorf("cudaops: %d kernels bound, cudalib lists %d", len(byName), len(cudalib.KernelNames))

@@ -66,6 +66,34 @@ func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols,
 		int32(rows), int32(cols), beta)
 }
 
+func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
+	if w := srcCols - dstCols; w < 0 || off < 0 || off+w > dstCols {
+		panic(fmt.Sprintf("cudaops: FoldCols of %d columns onto %d at %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "FoldCols dst"), need(src, rows*srcCols, "FoldCols src")
+	if rows*dstCols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * dstCols)
+	b.launch(b.k.foldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off))
+}
+
+func (b *Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
+	if w := dstCols - srcCols; w < 0 || off < 0 || off+w > srcCols {
+		panic(fmt.Sprintf("cudaops: UnfoldCols of %d columns into %d from %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "UnfoldCols dst"), need(src, rows*srcCols, "UnfoldCols src")
+	if rows*dstCols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * dstCols)
+	b.launch(b.k.unfoldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off), beta)
+}
+
 func (b *Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
 	py, px := need(y, n, "Axpy y"), need(x, n, "Axpy x")
 	if n == 0 {

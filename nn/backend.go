@@ -64,6 +64,19 @@ type Backend interface {
 	// (the backward of a concatenation). dst and src must be different buffers.
 	CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int, rows, cols int, beta float32)
 
+	// FoldCols builds the effective weight of an input whose last column block
+	// repeats an earlier one ([h0, h1, h1]·Wᵀ = [h0, h1]·W_effᵀ): for dst rows×dstCols
+	// and src rows×srcCols with w = srcCols − dstCols and off+w ≤ dstCols,
+	// dst[r,j] = src[r,j] + src[r,dstCols+j−off] for off ≤ j < off+w, src[r,j] otherwise
+	// (one float32 add, as a copy and an accumulating CopyCols give). dst and src must
+	// not overlap.
+	FoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int)
+	// UnfoldCols is FoldCols' adjoint, accumulated: for dst rows×dstCols and src
+	// rows×srcCols with w = dstCols − srcCols, dst[r,j] = beta·dst[r,j] + src[r,j] for
+	// j < srcCols and beta·dst[r,j] + src[r,off+j−srcCols] for j ≥ srcCols (every
+	// repeat's weight gradient from the effective weight's). beta = 0 does not read dst.
+	UnfoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int, beta float32)
+
 	// Axpy computes y[0:n] += alpha·x[0:n].
 	Axpy(y Buf, alpha float32, x Buf, n int)
 	// Scale computes x[0:n] *= alpha.

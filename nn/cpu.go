@@ -146,6 +146,49 @@ func (*CPU) CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int,
 	})
 }
 
+// FoldCols implements Backend.
+func (*CPU) FoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int) {
+	w := srcCols - dstCols
+	if w < 0 || off < 0 || off+w > dstCols {
+		panic(fmt.Sprintf("nn: FoldCols of %d columns onto %d at %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "FoldCols destination"), need(src, rows*srcCols, "FoldCols source")
+	parallel(rows, rows*dstCols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, sr := d[r*dstCols:(r+1)*dstCols], s[r*srcCols:(r+1)*srcCols]
+			copy(dr, sr[:dstCols])
+			for j, v := range sr[dstCols:] {
+				dr[off+j] += v
+			}
+		}
+	})
+}
+
+// UnfoldCols implements Backend.
+func (*CPU) UnfoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int, beta float32) {
+	w := dstCols - srcCols
+	if w < 0 || off < 0 || off+w > srcCols {
+		panic(fmt.Sprintf("nn: UnfoldCols of %d columns into %d from %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "UnfoldCols destination"), need(src, rows*srcCols, "UnfoldCols source")
+	parallel(rows, rows*dstCols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, sr := d[r*dstCols:(r+1)*dstCols], s[r*srcCols:(r+1)*srcCols]
+			for j := range dr {
+				k := j
+				if j >= srcCols {
+					k = off + j - srcCols
+				}
+				if beta == 0 {
+					dr[j] = sr[k]
+				} else {
+					dr[j] = beta*dr[j] + sr[k]
+				}
+			}
+		}
+	})
+}
+
 // Axpy implements Backend.
 func (*CPU) Axpy(y Buf, alpha float32, x Buf, n int) {
 	ys, xs := need(y, n, "axpy y"), need(x, n, "axpy x")

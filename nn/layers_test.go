@@ -419,6 +419,60 @@ func TestDeviceScalars(t *testing.T) {
 	}
 }
 
+// TestFoldCols: FoldCols and UnfoldCols give bit for bit what the CopyCols sequences
+// they replace give (the effective weight of [h0, h1, h1], and its gradient scattered
+// back to the three blocks), and are each other's adjoint.
+func TestFoldCols(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(8, 9))
+	randn := func(n int) []float64 {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	const rows, h = 13, 7
+	for _, blocks := range []int{1, 2, 3} { // unique blocks; the last repeats
+		uw, iw, off := blocks*h, (blocks+1)*h, (blocks-1)*h
+		W, ref, got := upload(b, randn(rows*iw)), b.Alloc(rows*uw), b.Alloc(rows*uw)
+		for k := 0; k < blocks; k++ {
+			b.CopyCols(ref, uw, k*h, W, iw, k*h, rows, h, 0)
+		}
+		b.CopyCols(ref, uw, off, W, iw, uw, rows, h, 1)
+		b.FoldCols(got, uw, W, iw, rows, off)
+		sameBits(t, "FoldCols", hostOf(b, got), hostOf(b, ref))
+
+		D := upload(b, randn(rows*uw))
+		g0 := randn(rows * iw)
+		gRef, gGot := upload(b, g0), upload(b, g0)
+		for k := 0; k < blocks; k++ {
+			b.CopyCols(gRef, iw, k*h, D, uw, k*h, rows, h, 1)
+		}
+		b.CopyCols(gRef, iw, uw, D, uw, off, rows, h, 1)
+		b.UnfoldCols(gGot, iw, D, uw, rows, off, 1)
+		sameBits(t, "UnfoldCols", hostOf(b, gGot), hostOf(b, gRef))
+
+		// Adjoint: ⟨Fold(W), D⟩ = ⟨W, Unfold(D)⟩ (beta = 0 overwrites).
+		U := b.Alloc(rows * iw)
+		b.Fill(U, rows*iw, float32(math.NaN()))
+		b.UnfoldCols(U, iw, D, uw, rows, off, 0)
+		lhs, rhs := b.Dot(got, D, rows*uw), b.Dot(W, U, rows*iw)
+		if math.Abs(lhs-rhs) > 1e-5*math.Abs(lhs) {
+			t.Errorf("%d blocks: <Fold W, D> = %g, <W, Unfold D> = %g", blocks, lhs, rhs)
+		}
+	}
+}
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
+		}
+	}
+}
+
 // TestReduceLROnPlateau follows PyTorch's scheduler (mode max, rel threshold 1e-4).
 func TestReduceLROnPlateau(t *testing.T) {
 	s := NewReduceLROnPlateau(0.5, 2)

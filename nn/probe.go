@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -93,18 +94,19 @@ func (c Config) withDefaults() (Config, error) {
 // block is one Linear layer with what follows it. in lists the activations
 // concatenated as its input: -1 is the probe input x, i ≥ 0 the output of block i.
 //
-// The reference FCNN feeds some activations twice ([h0, h0], [h0, h1, h1]). Since
+// The reference FCNN feeds its last activation twice ([h0, h0], [h0, h1, h1]). Since
 // [h, h]·[Wa, Wb]ᵀ = h·(Wa+Wb)ᵀ, a block multiplies its unique sources by an
-// effective weight whose column blocks are summed over repeats, and scatters that
-// weight's gradient back to every repeat: the same function and gradient, with the
-// GEMM work of the duplicated columns (≈40% of the default FCNN's) saved.
+// effective weight whose repeated column block is summed (Backend.FoldCols), and
+// gives that block's gradient to both repeats (UnfoldCols): the same function and
+// gradient, with the GEMM work of the duplicated columns (≈40% of the default
+// FCNN's) saved.
 type block struct {
 	in          []int
 	inW, out    int
 	uniq        []int // distinct sources, in order of first appearance
 	uniqW       int
-	occ         []occurrence
-	dup         bool // some source repeats: use an effective weight
+	dup         bool // in = uniq then a repeat of one of them: use an effective weight
+	foldOff     int  // the repeated source's columns in uniq (dup only)
 	preAct, bn  bool // LeakyReLU right after the Linear; BatchNorm after that
 	postAct     bool // LeakyReLU after BatchNorm
 	dropout     bool
@@ -113,10 +115,6 @@ type block struct {
 	runM, runV  int // BN running-statistics indices into Probe.buffers (bn only)
 	final       bool
 }
-
-// occurrence maps one entry of block.in: its columns [inOff, inOff+w) of the weight
-// belong to the unique source at [uniqOff, uniqOff+w) of the effective weight.
-type occurrence struct{ src, inOff, uniqOff, w int }
 
 // Param is one named tensor of the probe, a view into a flat backend buffer.
 type Param struct {
@@ -249,18 +247,19 @@ func (p *Probe) layout() {
 		}
 		bl.inW = width(bl.in)
 		slot := map[int]int{}
-		off := 0
 		for _, src := range bl.in {
-			w := width([]int{src})
 			if _, ok := slot[src]; !ok {
 				slot[src] = bl.uniqW
 				bl.uniq = append(bl.uniq, src)
-				bl.uniqW += w
-			} else {
-				bl.dup = true
+				bl.uniqW += width([]int{src})
 			}
-			bl.occ = append(bl.occ, occurrence{src: src, inOff: off, uniqOff: slot[src], w: w})
-			off += w
+		}
+		if len(bl.uniq) < len(bl.in) {
+			// FoldCols handles one trailing repeat, the reference's only pattern.
+			if len(bl.in) != len(bl.uniq)+1 || slices.Compare(bl.in[:len(bl.uniq)], bl.uniq) != 0 {
+				panic(fmt.Sprintf("nn: block %d input %v repeats other than its last entry", i, bl.in))
+			}
+			bl.dup, bl.foldOff = true, slot[bl.in[len(bl.in)-1]]
 		}
 		if !bl.final {
 			bl.out = c.Hidden[i]

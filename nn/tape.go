@@ -165,16 +165,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		t.src[i] = src
 		w := p.params[bl.w].W
 		if bl.dup {
-			// Sum the weight's column blocks of repeated sources: first copy, then add.
-			seen := map[int]bool{}
-			for _, o := range bl.occ {
-				beta := float32(0)
-				if seen[o.src] {
-					beta = 1
-				}
-				seen[o.src] = true
-				b.CopyCols(t.weff[i], bl.uniqW, o.uniqOff, w, bl.inW, o.inOff, bl.out, o.w, beta)
-			}
+			b.FoldCols(t.weff[i], bl.uniqW, w, bl.inW, bl.out, bl.foldOff)
 			w = t.weff[i]
 		}
 		slope := float32(1)
@@ -291,9 +282,7 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			// dW of each repeat is the gradient of the effective weight's block.
 			w = t.weff[i]
 			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
-			for _, o := range bl.occ {
-				b.CopyCols(g.views[bl.w], bl.inW, o.inOff, t.dweff, bl.uniqW, o.uniqOff, bl.out, o.w, 1)
-			}
+			b.UnfoldCols(g.views[bl.w], bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, 1)
 		} else {
 			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
 		}

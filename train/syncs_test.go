@@ -70,6 +70,14 @@ func (c *countingBackend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, 
 	c.count(0, 1, "")
 	c.CPU.CopyCols(dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta)
 }
+func (c *countingBackend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
+	c.count(0, 1, "")
+	c.CPU.FoldCols(dst, dstCols, src, srcCols, rows, off)
+}
+func (c *countingBackend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
+	c.count(0, 1, "")
+	c.CPU.UnfoldCols(dst, dstCols, src, srcCols, rows, off, beta)
+}
 func (c *countingBackend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
 	c.count(0, 1, "")
 	c.CPU.Axpy(y, alpha, x, n)

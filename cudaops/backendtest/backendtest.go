@@ -239,6 +239,13 @@ func (s *suite) elementwise(t *testing.T) {
 		out["copycols"] = get(b, W)
 		b.CopyCols(K, cols, 50, W, 500, 0, rows, 250, 1)
 		out["copycols+"] = get(b, K)
+		F := b.Alloc(rows * 400)
+		b.FoldCols(F, 400, W, 500, rows, 250) // columns 400..499 onto 250..349
+		out["foldcols"] = get(b, F)
+		b.UnfoldCols(W, 500, F, 400, rows, 250, 1)
+		out["unfoldcols+"] = get(b, W)
+		b.UnfoldCols(W, 500, F, 400, rows, 100, 0)
+		out["unfoldcols"] = get(b, W)
 		return out
 	})
 	compare(t, "elementwise", g, c, min(s.o.Tol, 1e-6))

@@ -89,6 +89,31 @@ KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, in
 	}
 }
 
+// fold_cols: dst (rows×dc) = src (rows×sc) with its trailing w = sc−dc columns
+// added onto columns [off, off+w): one add, as copy_cols' copy-then-accumulate.
+KERNEL void fold_cols(float *dst, int dc, const float *src, int sc, int rows, int off) {
+	long long n = (long long)rows * dc;
+	int w = sc - dc;
+	GRID_STRIDE(i, n) {
+		int r = i / dc, c = i % dc;
+		const float *sr = src + (long long)r * sc;
+		float v = sr[c];
+		if (c >= off && c < off + w) v = v + sr[dc + c - off];
+		dst[i] = v;
+	}
+}
+
+// unfold_cols: dst (rows×dc) = beta·dst + src (rows×sc) with columns c ≥ sc read
+// from src column off+c−sc; beta = 0 does not read dst.
+KERNEL void unfold_cols(float *dst, int dc, const float *src, int sc, int rows, int off, float beta) {
+	long long n = (long long)rows * dc;
+	GRID_STRIDE(i, n) {
+		int r = i / dc, c = i % dc;
+		float v = src[(long long)r * sc + (c < sc ? c : off + c - sc)];
+		dst[i] = beta == 0.0f ? v : beta * dst[i] + v;
+	}
+}
+
 // bias_lrelu: x[r,c] = f(x[r,c] + bias[c]); bias may be null.
 KERNEL void bias_lrelu(float *x, const float *bias, int rows, int cols, float slope) {
 	long long n = (long long)rows * cols;

@@ -228,6 +228,12 @@ WRAP(copy_cols,
      (unsigned gx, unsigned bx, unsigned by, float *dst, int ldd, int d0, const float *src, int lds, int s0, int rows,
       int cols, float beta),
      (dst, ldd, d0, src, lds, s0, rows, cols, beta))
+WRAP(fold_cols, (unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows, int off),
+     (dst, dc, src, sc, rows, off))
+WRAP(unfold_cols,
+     (unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows, int off,
+      float beta),
+     (dst, dc, src, sc, rows, off, beta))
 WRAP(bias_lrelu, (unsigned gx, unsigned bx, unsigned by, float *x, const float *bias, int rows, int cols, float slope),
      (x, bias, rows, cols, slope))
 WRAP(lrelu_bwd, (unsigned gx, unsigned bx, unsigned by, float *dy, const float *y, float slope, long long n),

@@ -11,6 +11,10 @@ void emu_axpy(unsigned gx, unsigned bx, unsigned by, float *y, float a, const fl
 void emu_mul(unsigned gx, unsigned bx, unsigned by, float *x, const float *y, long long n);
 void emu_copy_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int ldd, int d0, const float *src, int lds,
                    int s0, int rows, int cols, float beta);
+void emu_fold_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows,
+                   int off);
+void emu_unfold_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows,
+                     int off, float beta);
 void emu_bias_lrelu(unsigned gx, unsigned bx, unsigned by, float *x, const float *bias, int rows, int cols, float slope);
 void emu_lrelu_bwd(unsigned gx, unsigned bx, unsigned by, float *dy, const float *y, float slope, long long n);
 void emu_col_sums(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int rows, int cols, float beta);

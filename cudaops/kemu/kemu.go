@@ -151,6 +151,24 @@ func (*Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, s
 		f(src, (rows-1)*srcCols+srcOff+cols, "src"), C.int(srcCols), C.int(srcOff), C.int(rows), C.int(cols), C.float(beta))
 }
 
+func (*Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
+	if rows*dstCols == 0 {
+		return
+	}
+	gx, bx, by := flat(rows * dstCols)
+	C.emu_fold_cols(gx, bx, by, f(dst, rows*dstCols, "dst"), C.int(dstCols), f(src, rows*srcCols, "src"), C.int(srcCols),
+		C.int(rows), C.int(off))
+}
+
+func (*Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
+	if rows*dstCols == 0 {
+		return
+	}
+	gx, bx, by := flat(rows * dstCols)
+	C.emu_unfold_cols(gx, bx, by, f(dst, rows*dstCols, "dst"), C.int(dstCols), f(src, rows*srcCols, "src"),
+		C.int(srcCols), C.int(rows), C.int(off), C.float(beta))
+}
+
 func (*Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
 	if rows*cols == 0 {
 		return

@@ -159,6 +159,19 @@ func (c *checker) elementwise(t *testing.T) {
 		c.ref.CopyCols(dst.ref, dc, 4, src.ref, sc, 2, rows, 6, beta)
 		c.same(t, fmt.Sprintf("CopyCols β=%g", beta), dst, 0)
 	}
+	for _, blocks := range []int{1, 3} {
+		const h = 6
+		uw, iw, off := blocks*h, (blocks+1)*h, (blocks-1)*h
+		w, eff := c.pair(c.randn(rows*iw, 1)), c.pair(make([]float32, rows*uw))
+		c.b.FoldCols(eff.b, uw, w.b, iw, rows, off)
+		c.ref.FoldCols(eff.ref, uw, w.ref, iw, rows, off)
+		c.same(t, fmt.Sprintf("FoldCols %d blocks", blocks), eff, 0)
+		for _, beta := range []float32{0, 1} {
+			c.b.UnfoldCols(w.b, iw, eff.b, uw, rows, off, beta)
+			c.ref.UnfoldCols(w.ref, iw, eff.ref, uw, rows, off, beta)
+			c.same(t, fmt.Sprintf("UnfoldCols %d blocks β=%g", blocks, beta), w, 0)
+		}
+	}
 	const n = 5000
 	x, y := c.pair(c.randn(n, 1)), c.pair(c.randn(n, 1))
 	c.b.Axpy(y.b, -0.3, x.b, n-1)
