@@ -294,7 +294,7 @@ func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn
 	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
 }
 
-func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
+func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	n := rows * cols
 	pdx, pdy, px := need(dx, n, "BNBackward dx"), need(dy, n, "BNBackward dy"), need(x, n, "BNBackward x")
 	pm, pv := need(mean, cols, "BNBackward mean"), need(variance, cols, "BNBackward variance")
@@ -305,7 +305,7 @@ func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, row
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps)
+	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
 }
 
 func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {

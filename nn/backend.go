@@ -144,8 +144,11 @@ type Backend interface {
 	// would do, in the same pass).
 	BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32)
 	// BNBackward writes dx = gamma/sqrt(var+eps)·(dy − S1/N − x̂·S2/N) from the
-	// (possibly all-reduced) backward stats, N = stats[2cols]. dx may be dy.
-	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32)
+	// (possibly all-reduced) backward stats, N = stats[2cols], then multiplies it by
+	// the derivative of a LeakyReLU(slope) whose output is x: dx[i] *= (x[i] > 0 ? 1 :
+	// slope), as LeakyReLUBackward(dx, x) would (the fcnn's activation before its BN);
+	// slope = 1 means no activation. dx may be dy.
+	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps, slope float32)
 
 	// DropoutMask fills mask[0:rows·cols] with 0 (probability p) or 1/(1−p), using the
 	// uniform u = Uniform(key, rowBase+r, c) for element (r, c): dropped when u < p.

@@ -493,7 +493,7 @@ func (*CPU) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, row
 }
 
 // BNBackward implements Backend.
-func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32) {
+func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps, slope float32) {
 	dxs, ds := need(dx, rows*cols, "BN input gradient"), need(dy, rows*cols, "BN output gradient")
 	xs, st := need(x, rows*cols, "BN input"), need(stats, 2*cols+1, "BN backward stats")
 	mu, vr, g := need(mean, cols, "BN mean"), need(variance, cols, "BN variance"), need(gamma, cols, "BN weight")
@@ -507,11 +507,13 @@ func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols i
 		c0[j] = float32(kk * float64(st[j]) / n)
 		c1[j] = float32(kk * inv * float64(st[cols+j]) / n)
 	}
+	one, sl := math.Float32bits(1), math.Float32bits(slope)
 	parallel(rows, rows*cols, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dr, xr, or := ds[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols], dxs[r*cols:(r+1)*cols]
 			for j := range dr {
-				or[j] = k[j]*dr[j] - c0[j] - c1[j]*(xr[j]-mu[j])
+				v := k[j]*dr[j] - c0[j] - c1[j]*(xr[j]-mu[j])
+				or[j] = v * leakyFactor(xr[j], one, sl)
 			}
 		}
 	})

@@ -85,7 +85,13 @@ func TestBatchNormTrainGrad(t *testing.T) {
 
 	d, dx := upload(b, r), b.Alloc(n*cols)
 	b.BNBackwardStats(st, nil, nil, d, xb, mean, vr, n, cols, eps)
-	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps)
+	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps, 1)
+	// With a LeakyReLU derivative: exactly BNBackward then LeakyReLUBackward.
+	dxl, ref := b.Alloc(n*cols), b.Alloc(n*cols)
+	b.BNBackward(dxl, d, xb, mean, vr, gb, st, n, cols, eps, 0.1)
+	b.Copy(ref, dx, n*cols)
+	b.LeakyReLUBackward(ref, xb, n*cols, 0.1)
+	sameBits(t, "BNBackward with a LeakyReLU derivative", hostOf(b, dxl), hostOf(b, ref))
 	h := hostOf(b, st)
 	closeTo(t, "dβ (S1)", h[:cols], fdGrad(be, loss), 1e-5, 1e-5)
 	closeTo(t, "dγ (S2)", h[cols:2*cols], fdGrad(g, loss), 1e-5, 1e-5)

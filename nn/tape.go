@@ -252,6 +252,9 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			if c.Temperature != 1 {
 				b.Scale(d, n*bl.out, 1/c.Temperature)
 			}
+			if bl.preAct {
+				b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
+			}
 		} else {
 			if !started[i] {
 				panic(fmt.Sprintf("nn: block %d has no consumer", i))
@@ -272,10 +275,13 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 				// Eval: the moments are constants, so dx = γ/√(var+ε)·dy only.
 				b.Fill(st, 2*bl.out, 0)
 			}
-			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps)
-		}
-		if bl.preAct {
-			b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
+			// The fcnn's LeakyReLU before BN (output t.a[i], BN's input) is
+			// differentiated in the same kernel.
+			slope := float32(1)
+			if bl.preAct {
+				slope = c.Slope
+			}
+			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps, slope)
 		}
 		w := t.weight(bl.w)
 		if bl.dup {

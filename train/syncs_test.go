@@ -115,9 +115,9 @@ func (c *countingBackend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, var
 	c.count(0, 1, "")
 	c.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps)
 }
-func (c *countingBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
+func (c *countingBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	c.count(0, 1, "")
-	c.CPU.BNBackward(dx, dy, x, mean, variance, gamma, stats, rows, cols, eps)
+	c.CPU.BNBackward(dx, dy, x, mean, variance, gamma, stats, rows, cols, eps, slope)
 }
 func (c *countingBackend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
 	c.count(0, 1, "")

@@ -280,8 +280,11 @@ func (s *suite) batchNorm(t *testing.T) {
 		b.BNBackwardStats(bst, dg, db, DY, X, mean, vr, rows, cols, 1e-5)
 		bstats := get(b, bst)
 		dgamma, dbeta := get(b, dg), get(b, db)
-		b.BNBackward(DY, DY, X, mean, vr, G, bst, rows, cols, 1e-5) // dx aliases dy
-		return map[string][]float32{"stats": stats, "mean": get(b, mean), "var": get(b, vr),
+		DX := b.Alloc(rows * cols)
+		b.BNBackward(DX, DY, X, mean, vr, G, bst, rows, cols, 1e-5, 0.2) // with a LeakyReLU derivative
+		dxAct := get(b, DX)
+		b.BNBackward(DY, DY, X, mean, vr, G, bst, rows, cols, 1e-5, 1) // dx aliases dy
+		return map[string][]float32{"dx, LeakyReLU": dxAct, "stats": stats, "mean": get(b, mean), "var": get(b, vr),
 			"runMean": get(b, RM), "runVar": get(b, RV), "y": get(b, Y), "bstats": bstats, "dx": get(b, DY),
 			"dgamma accumulated": dgamma, "dbeta accumulated": dbeta}
 	})

@@ -243,7 +243,7 @@ KERNEL void bn_normalize(float *y, const float *x, const float *mean, const floa
 
 KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float *mean,
                                        const float *var, const float *gamma, const float *stats,
-                                       int rows, int cols, float eps) {
+                                       int rows, int cols, float eps, float slope) {
 	long long n = (long long)rows * cols;
 	double rn = stats[2 * cols];
 	GRID_STRIDE(i, n) {
@@ -254,7 +254,11 @@ KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float 
 		double kk = (double)gamma[c] * inv;
 		float k = (float)kk, c0 = (float)(kk * (double)stats[c] / rn);
 		float c1 = (float)(kk * inv * (double)stats[cols + c] / rn);
-		dx[i] = k * dy[i] - c0 - c1 * (x[i] - mean[c]);
+		float xi = x[i];
+		float v = k * dy[i] - c0 - c1 * (xi - mean[c]);
+		// Then the LeakyReLU(slope) whose output is x, as lrelu_bwd.
+		if (xi <= 0.0f) v *= slope;
+		dx[i] = v;
 	}
 }
 

@@ -257,8 +257,8 @@ WRAP(bn_normalize,
      (y, x, mean, var, gamma, beta, rows, cols, eps))
 WRAP(bn_backward,
      (unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *x, const float *mean,
-      const float *var, const float *gamma, const float *stats, int rows, int cols, float eps),
-     (dx, dy, x, mean, var, gamma, stats, rows, cols, eps))
+      const float *var, const float *gamma, const float *stats, int rows, int cols, float eps, float slope),
+     (dx, dy, x, mean, var, gamma, stats, rows, cols, eps, slope))
 WRAP(dot_partial, (unsigned gx, unsigned bx, unsigned by, double *part, const float *x, const float *y, long long n),
      (part, x, y, n))
 WRAP(sum_partials, (unsigned gx, unsigned bx, unsigned by, double *out, const double *part, int n), (out, part, n))

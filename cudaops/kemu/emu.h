@@ -29,7 +29,7 @@ void emu_bn_normalize(unsigned gx, unsigned bx, unsigned by, float *y, const flo
                       const float *var, const float *gamma, const float *beta, int rows, int cols, float eps);
 void emu_bn_backward(unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *x,
                      const float *mean, const float *var, const float *gamma, const float *stats, int rows, int cols,
-                     float eps);
+                     float eps, float slope);
 void emu_dot_partial(unsigned gx, unsigned bx, unsigned by, double *part, const float *x, const float *y, long long n);
 void emu_sum_partials(unsigned gx, unsigned bx, unsigned by, double *out, const double *part, int n);
 void emu_partials_to_f32(unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int n);

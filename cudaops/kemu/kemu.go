@@ -216,12 +216,12 @@ func (*Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.B
 		C.int(rows), C.int(cols), C.float(eps))
 }
 
-func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
+func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	n := rows * cols
 	gx, bx, by := flat(n)
 	C.emu_bn_backward(gx, bx, by, f(dx, n, "dx"), f(dy, n, "dy"), f(x, n, "x"), f(mean, cols, "mean"),
 		f(variance, cols, "variance"), f(gamma, cols, "gamma"), f(stats, 2*cols+1, "stats"),
-		C.int(rows), C.int(cols), C.float(eps))
+		C.int(rows), C.int(cols), C.float(eps), C.float(slope))
 }
 
 func (*Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {

@@ -284,11 +284,11 @@ func (c *checker) batchNorm(t *testing.T) {
 	c.ref.BNBackwardStats(st.ref, nil, nil, dy.ref, x.ref, mean.ref, vr.ref, rows, cols, 1e-5)
 	c.same(t, "BNBackwardStats without affine gradients", st, 1e-5)
 	dx := c.pair(make([]float32, rows*cols))
-	c.b.BNBackward(dx.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5)
-	c.ref.BNBackward(dx.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5)
+	c.b.BNBackward(dx.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5, 1)
+	c.ref.BNBackward(dx.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5, 1)
 	c.same(t, "BNBackward", dx, 1e-5)
-	c.b.BNBackward(dy.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5)
-	c.ref.BNBackward(dy.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5)
+	c.b.BNBackward(dy.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5, 0.1)
+	c.ref.BNBackward(dy.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5, 0.1)
 	c.same(t, "BNBackward in place", dy, 1e-5)
 }
 
