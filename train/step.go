@@ -1,6 +1,8 @@
 package train
 
 import (
+	"fmt"
+
 	"mct/data"
 	"mct/nn"
 )
@@ -138,6 +140,10 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 func (r *rank) uploadStep(uRows, lRows []int, truth []int32) {
 	h, d := r.stepHost, r.dim
 	n, nl := len(uRows), len(lRows)
+	if n*d > r.offXL || nl > r.offKey-r.offYL {
+		panic(fmt.Sprintf("train: update of %d unlabeled and %d labeled rows, buffers sized for %d and %d",
+			n, nl, r.offXL/d, r.offKey-r.offYL))
+	}
 	data.Gather(h[:n*d], r.feat, d, uRows)
 	data.Gather(h[r.offXL:r.offXL+nl*d], r.feat, d, lRows)
 	for i, e := range lRows {
