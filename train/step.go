@@ -75,7 +75,9 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	r.g.Zero()
 	r.probe.Backward(r.tapeU, r.dz, r.g)
 	r.poolSum(r.g)
-	r.g.Clip(r.cfg.Clip)
+	if r.cfg.Clip > 0 { // as in rank.step: --clip 0 turns clipping off
+		r.g.Clip(r.cfg.Clip)
+	}
 	if r.cfg.ExactH {
 		be.Copy(r.gs.Flat(), r.g.Flat(), r.g.Len())
 	}
