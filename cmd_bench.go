@@ -77,6 +77,9 @@ flags:`)
 		res.Views, res.Replicas, res.Transport, res.Backend, res.Batch, res.ParamsPerView, res.SecondsPerUpdate,
 		res.UpdatesPerSecond, res.UpdatesPerSecond*float64(res.Batch), res.CommPerUpdate, strings.Join(bytes, ", "),
 		res.FLOPsPerUpdate/res.SecondsPerUpdate/1e9)
+	if res.LaunchesPerUpdate > 0 {
+		fmt.Printf("%.0f stream operations (kernels, GEMMs, memsets, copies) per update on rank 0\n", res.LaunchesPerUpdate)
+	}
 	if *roof {
 		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)
 	}

@@ -53,14 +53,15 @@ def load(f):
     try: return json.load(open(os.path.join(d, f)))
     except Exception as e: return None
 t = load("torch.json") or {}
-print(f"{'':28s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s}")
+print(f"{'':28s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'launches/update':>16s}")
 for p in ("fp32", "bf16"):
     m = load(f"mct-{p}.json")
     tv = next((r["updates_per_s"] for r in t.get("results", []) if r.get("precision") == p), None)
     if m:
         ratio = f"{m['updates_per_second']/tv:8.1f}x" if tv else "      n/a"
-        roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else ""
-        print(f"mct cuda {p:19s} {m['updates_per_second']:10.1f} {ratio} {roof}")
+        roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else f"{'':13s}"
+        launches = f"{m['launches_per_update']:16.0f}" if m.get('launches_per_update') else ""
+        print(f"mct cuda {p:19s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches}")
     if tv: print(f"torch {p:22s} {tv:10.1f}")
 s = load("fmnist/summary.json")
 if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))

@@ -79,12 +79,11 @@ type Backend struct {
 	sms     int
 	info    Info
 
-	// Reduction scratch: NPART float64 partial sums, the total, and room
-	// for the row indices of SampleGumbel (grown on demand).
-	part   cu.DevicePtr
-	index  cu.DevicePtr
-	indexN int
-	stage  staging
+	// Reduction scratch: NPART float64 partial sums and the total.
+	part  cu.DevicePtr
+	stage staging
+	// launches counts stream operations (Launches).
+	launches int64
 	// cache holds freed allocations by element count for reuse. All work
 	// runs on one stream, so memory freed by the host can be handed out
 	// again at once: whatever still uses it was queued before whatever will.
@@ -264,9 +263,6 @@ func (b *Backend) release() error {
 	if b.part != 0 {
 		cu.MemFree(b.part)
 	}
-	if b.index != 0 {
-		cu.MemFree(b.index)
-	}
 	b.stage.free()
 	for _, ps := range b.cache {
 		for _, p := range ps {
@@ -338,6 +334,7 @@ func (b *Backend) Alloc(n int) nn.Buf {
 		check(fmt.Sprintf("allocate %d floats", n), err)
 	}
 	check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
+	b.launches++
 	return &buf{ptr: p, n: n}
 }
 
@@ -369,9 +366,9 @@ func (b *Backend) Upload(dst nn.Buf, src []float32) {
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	// From pageable memory the driver stages the data before returning, so
-	// src may change as soon as this returns.
-	check("upload", cu.MemcpyHtoDAsync(d.ptr, unsafe.Pointer(&src[0]), int64(4*len(src)), b.stream))
+	// Through page-locked staging (pinned.go): from pageable memory the driver
+	// would first wait for the stream to drain. src may change on return.
+	b.stage.upload(d.ptr, unsafe.Pointer(&src[0]), 4*len(src), b.stream)
 }
 
 func (b *Backend) Download(dst []float32, src nn.Buf) {
@@ -393,6 +390,7 @@ func (b *Backend) Copy(dst, src nn.Buf, n int) {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	check("copy", cu.MemcpyDtoDAsync(d.ptr, s.ptr, int64(4*n), b.stream))
+	b.launches++
 }
 
 func (b *Backend) Fill(x nn.Buf, n int, v float32) {
@@ -403,6 +401,7 @@ func (b *Backend) Fill(x nn.Buf, n int, v float32) {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	check("fill", cu.MemsetD32Async(d.ptr, uint(math.Float32bits(v)), int64(n), b.stream))
+	b.launches++
 }
 
 func (b *Backend) Sync() {

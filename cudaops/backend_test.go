@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
 	"testing"
 
 	"gorgonia.org/cu"
@@ -93,5 +94,59 @@ func TestAllocReuse(t *testing.T) {
 		if v != 0 {
 			t.Fatalf("reused buffer [%d] = %g, want 0", i, v)
 		}
+	}
+}
+
+// TestUploadDoesNotWait: uploads queued behind long GPU work return before that work
+// ends (from pageable memory the driver would first drain the stream). Two uploads can
+// be in flight at once (the two staging buffers); a third waits for the first.
+func TestUploadDoesNotWait(t *testing.T) {
+	const n = 4096
+	gpu.SetPrecision(FP32)
+	a, c, small := gpu.Alloc(n*n), gpu.Alloc(n*n), gpu.Alloc(3)
+	defer gpu.Free(a)
+	defer gpu.Free(c)
+	defer gpu.Free(small)
+	gpu.Fill(a, n*n, 1e-3)
+	gpu.Sync()
+	for i := 0; i < 20; i++ { // 20 × 137 GFLOP in fp32: tens of milliseconds on any GPU
+		gpu.Gemm(false, false, n, n, n, 1, a, a, 0, c)
+	}
+	gpu.Upload(small, []float32{1, 2, 3})
+	gpu.Upload(gpu.View(small, 1, 2), []float32{20, 30})
+	gpu.enter()
+	err := gpu.stream.Query()
+	runtime.UnlockOSThread()
+	if err == nil {
+		t.Errorf("the stream was idle right after two uploads queued behind 20 large GEMMs: an upload waited for it")
+	} else if err != cu.NotReady {
+		t.Fatalf("stream query: %v", err)
+	}
+	h := make([]float32, 3)
+	gpu.Download(h, small)
+	if h[0] != 1 || h[1] != 20 || h[2] != 30 {
+		t.Errorf("uploads landed as %v, want [1 20 30] (in order)", h)
+	}
+}
+
+// TestLaunchCount: Launches counts every stream operation: kernels, GEMMs, memsets,
+// device copies, and nothing for host transfers.
+func TestLaunchCount(t *testing.T) {
+	l0 := gpu.Launches()
+	x := gpu.Alloc(100) // memset: 1
+	y := gpu.Alloc(100) // 1
+	gpu.Upload(x, make([]float32, 100))
+	gpu.Fill(x, 100, 1)                               // 1
+	gpu.Copy(y, x, 100)                               // 1
+	gpu.Dot(x, y, 100)                                // partial sums, total: 2
+	gpu.ClipNorm(x, 100, 1, nil)                      // partial sums, scaling: 2
+	gpu.Gemm(false, false, 10, 10, 10, 1, x, x, 0, y) // 1
+	gpu.MeanOthers(y, x, 2, 50)                       // 1
+	h := make([]float32, 100)
+	gpu.Download(h, x)
+	gpu.Free(x)
+	gpu.Free(y)
+	if got := gpu.Launches() - l0; got != 10 {
+		t.Errorf("%d launches counted, want 10", got)
 	}
 }

@@ -18,7 +18,8 @@ type kernels struct {
 	colSums, bnStats, bnBwdStats, bnMoments, bnNorm   cu.Function
 	bnBackward, dotPartial, sumPartials, philoxTest   cu.Function
 	dropoutMask, softmaxCE, softmax, argmax, sampleGB cu.Function
-	adam, toBF16                                      cu.Function
+	adam, toBF16, partialsF32, clipScale, meanOf      cu.Function
+	countEqual, meanOthers, foldCols, unfoldCols      cu.Function
 }
 
 func (k *kernels) load(m cu.Module) error {
@@ -30,6 +31,9 @@ func (k *kernels) load(m cu.Module) error {
 		"sum_partials": &k.sumPartials, "philox_test": &k.philoxTest, "dropout_mask": &k.dropoutMask,
 		"softmax_ce": &k.softmaxCE, "softmax": &k.softmax, "argmax": &k.argmax,
 		"sample_gumbel": &k.sampleGB, "adam": &k.adam, "to_bf16": &k.toBF16,
+		"partials_to_f32": &k.partialsF32, "clip_scale": &k.clipScale, "mean_of": &k.meanOf,
+		"count_equal": &k.countEqual, "mean_others": &k.meanOthers,
+		"fold_cols": &k.foldCols, "unfold_cols": &k.unfoldCols,
 	}
 	if len(byName) != len(cudalib.KernelNames) {
 		return fmt.Errorf("cudaops: %d kernels bound, cudalib lists %d", len(byName), len(cudalib.KernelNames))
@@ -105,4 +109,11 @@ func (b *Backend) launch(f cu.Function, grid, block dim, args ...any) {
 	}
 	err := f.Launch(grid.x, grid.y, 1, block.x, block.y, 1, 0, b.stream, ptrs[:len(args)])
 	check("launch", err)
+	b.launches++
 }
+
+// Launches is the number of operations queued on the stream so far: kernels, cuBLAS
+// GEMMs, memsets and device-to-device copies (not host transfers). Each costs a few
+// microseconds of launch overhead whatever its size, which is what bounds a small
+// update; `mct bench` reports it per update.
+func (b *Backend) Launches() int64 { return b.launches }

@@ -4,6 +4,7 @@ package cudaops
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 
@@ -35,12 +36,14 @@ func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, be
 	err := b.blas.GemmRowMajor(tA, tB, m, n, k, alpha, uintptr(pa.ptr), cudalib.R32F, lda,
 		uintptr(pb.ptr), cudalib.R32F, ldb, beta, uintptr(pc.ptr), cudalib.R32F, n, b.prec.compute())
 	check(fmt.Sprintf("Gemm %dx%dx%d", m, n, k), err)
+	b.launches++
 }
 
 // scaleOrZero sets x = beta·x, with beta = 0 writing zeros (NaN ignored).
 func (b *Backend) scaleOrZero(p cu.DevicePtr, n int, beta float32) {
 	if beta == 0 {
 		check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
+		b.launches++
 		return
 	}
 	g, t := b.flat(n)
@@ -61,6 +64,34 @@ func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols,
 	g, t := b.flat(rows * cols)
 	b.launch(b.k.copyCols, g, t, d.ptr, int32(dstCols), int32(dstOff), s.ptr, int32(srcCols), int32(srcOff),
 		int32(rows), int32(cols), beta)
+}
+
+func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
+	if w := srcCols - dstCols; w < 0 || off < 0 || off+w > dstCols {
+		panic(fmt.Sprintf("cudaops: FoldCols of %d columns onto %d at %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "FoldCols dst"), need(src, rows*srcCols, "FoldCols src")
+	if rows*dstCols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * dstCols)
+	b.launch(b.k.foldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off))
+}
+
+func (b *Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
+	if w := dstCols - srcCols; w < 0 || off < 0 || off+w > srcCols {
+		panic(fmt.Sprintf("cudaops: UnfoldCols of %d columns into %d from %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "UnfoldCols dst"), need(src, rows*srcCols, "UnfoldCols src")
+	if rows*dstCols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(rows * dstCols)
+	b.launch(b.k.unfoldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off), beta)
 }
 
 func (b *Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
@@ -110,6 +141,62 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	check("Dot: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&out), total, 8, b.stream))
 	check("Dot: synchronize", b.stream.Synchronize())
 	return out
+}
+
+func (b *Backend) DotTo(dst, x, y nn.Buf, n int) {
+	pd, px, py := need(dst, 1, "DotTo dst"), need(x, n, "DotTo x"), need(y, n, "DotTo y")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, py.ptr, int64(n))
+	b.launch(b.k.partialsF32, dim{1, 1}, dim{threads, 1}, pd.ptr, b.part, int32(npart))
+}
+
+func (b *Backend) Mean(dst, x nn.Buf, n int) {
+	pd, px := need(dst, 1, "Mean dst"), need(x, n, "Mean x")
+	if n > math.MaxInt32 {
+		panic(fmt.Sprintf("cudaops: Mean of %d elements", n))
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.meanOf, dim{1, 1}, dim{threads, 1}, pd.ptr, px.ptr, int32(n))
+}
+
+func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	px := need(x, n, "ClipNorm x")
+	var pn cu.DevicePtr
+	if norm != nil {
+		pn = need(norm, 1, "ClipNorm norm").ptr
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, px.ptr, int64(n))
+	g, t := b.flat(n)
+	b.launch(b.k.clipScale, g, t, px.ptr, int64(n), b.part, int32(npart), maxNorm, pn)
+}
+
+func (b *Backend) CountEqual(dst, a, bb nn.Buf, rows, cols int) {
+	pd, pa, pb := need(dst, rows, "CountEqual dst"), need(a, rows*cols, "CountEqual a"), need(bb, cols, "CountEqual b")
+	if rows == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := rowShape(rows)
+	b.launch(b.k.countEqual, g, t, pd.ptr, pa.ptr, pb.ptr, int32(cols))
+}
+
+func (b *Backend) MeanOthers(dst, src nn.Buf, views, n int) {
+	if views < 2 {
+		panic(fmt.Sprintf("cudaops: MeanOthers of %d views, need at least 2", views))
+	}
+	pd, ps := need(dst, views*n, "MeanOthers dst"), need(src, views*n, "MeanOthers src")
+	if n == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := b.flat(n)
+	b.launch(b.k.meanOthers, g, t, pd.ptr, ps.ptr, int32(views), 1/float32(views-1), int64(n))
 }
 
 func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
@@ -187,20 +274,27 @@ func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, co
 	b.launch(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
-func (b *Backend) BNBackwardStats(stats, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
 	ps := need(stats, 2*cols+1, "BNBackwardStats stats")
 	pd, px := need(dy, rows*cols, "BNBackwardStats dy"), need(x, rows*cols, "BNBackwardStats x")
 	pm, pv := need(mean, cols, "BNBackwardStats mean"), need(variance, cols, "BNBackwardStats variance")
+	var pdg, pdb cu.DevicePtr
+	if dgamma != nil {
+		pdg = need(dgamma, cols, "BNBackwardStats dgamma").ptr
+	}
+	if dbeta != nil {
+		pdb = need(dbeta, cols, "BNBackwardStats dbeta").ptr
+	}
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := colShape(cols)
 	if cols == 0 {
 		g = dim{1, 1}
 	}
-	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
+	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
 }
 
-func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
+func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	n := rows * cols
 	pdx, pdy, px := need(dx, n, "BNBackward dx"), need(dy, n, "BNBackward dy"), need(x, n, "BNBackward x")
 	pm, pv := need(mean, cols, "BNBackward mean"), need(variance, cols, "BNBackward variance")
@@ -211,7 +305,7 @@ func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, row
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps)
+	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
 }
 
 func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
@@ -265,27 +359,16 @@ func (b *Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	b.launch(b.k.argmax, g, t, pd.ptr, px.ptr, int32(cols))
 }
 
-func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex []uint32) {
+func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
 	pd, px := need(dst, rows, "SampleGumbel dst"), need(x, rows*cols, "SampleGumbel x")
-	if len(rowIndex) < rows {
-		panic(fmt.Sprintf("cudaops: SampleGumbel: %d row indices for %d rows", len(rowIndex), rows))
-	}
+	pi := need(rowIndex, rows, "SampleGumbel row indices")
 	if rows == 0 {
 		return
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	if rows > b.indexN {
-		if b.index != 0 {
-			check("free row indices", cu.MemFree(b.index))
-		}
-		p, err := cu.MemAlloc(int64(4 * rows))
-		check("allocate row indices", err)
-		b.index, b.indexN = p, rows
-	}
-	b.stage.upload(b.index, unsafe.Pointer(&rowIndex[0]), 4*rows, b.stream)
 	g, t := rowShape(rows)
-	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, b.index, int32(cols), invT, key.Seed, key.Step, key.Stream)
+	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream)
 }
 
 func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {

@@ -14,27 +14,41 @@ import (
 	"gorgonia.org/cu"
 )
 
-// staging is page-locked host memory for small uploads that must not stall
-// the stream: from pageable memory cuMemcpyHtoDAsync first waits for the
-// stream to drain, pinned memory copies asynchronously. gorgonia.org/cu has no
-// page-locked allocation, hence the direct driver calls. An event guards the
-// buffer: it is rewritten only after the previous copy from it completed.
+// staging is page-locked host memory that uploads go through so they do not
+// stall the stream: from pageable memory cuMemcpyHtoDAsync first waits for the
+// stream to drain (an upload in the middle of an MCT update would wait for
+// every kernel queued before it), from pinned memory it copies asynchronously.
+// gorgonia.org/cu has no page-locked allocation, hence the direct driver calls.
+//
+// Two buffers are used in turn, each guarded by an event: one is rewritten
+// only after the copy from it (two uploads ago) has completed. An MCT update
+// uploads twice (its inputs, then the gathered logits) and waits for the
+// device twice, so neither event is pending when its buffer comes round again
+// and uploads never wait.
 type staging struct {
+	slot [2]stageSlot
+	next int
+}
+
+type stageSlot struct {
 	p    unsafe.Pointer
 	n    int // bytes
 	done cu.Event
 	used bool
 }
 
-// upload copies src to dst (device) through the staging buffer, on stream.
-// The caller has called enter.
-func (s *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) {
+// upload copies src to dst (device) through the next staging buffer, on
+// stream. The caller has called enter.
+func (st *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) {
+	s := &st.slot[st.next]
+	st.next ^= 1
 	if s.used {
-		check("staging: wait for the previous copy", s.done.Synchronize())
+		check("staging: wait for the copy before the last", s.done.Synchronize())
 	}
 	if bytes > s.n {
 		if s.p != nil {
 			C.cuMemFreeHost(s.p)
+			s.p, s.n = nil, 0
 		}
 		if r := C.cuMemAllocHost(&s.p, C.size_t(bytes)); r != C.CUDA_SUCCESS {
 			panic(fmt.Sprintf("cudaops: cuMemAllocHost(%d): CUresult %d", bytes, int(r)))
@@ -52,12 +66,15 @@ func (s *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream
 	s.used = true
 }
 
-func (s *staging) free() {
-	if s.p != nil {
-		C.cuMemFreeHost(s.p)
-		s.p = nil
-	}
-	if s.done != (cu.Event{}) {
-		cu.DestroyEvent(&s.done)
+func (st *staging) free() {
+	for i := range st.slot {
+		s := &st.slot[i]
+		if s.p != nil {
+			C.cuMemFreeHost(s.p)
+			s.p = nil
+		}
+		if s.done != (cu.Event{}) {
+			cu.DestroyEvent(&s.done)
+		}
 	}
 }

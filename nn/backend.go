@@ -1,6 +1,9 @@
-// Interface frozen: 2026-11-27 07:35 UTC
+// Interface frozen: 2026-11-27 07:35 UTC; extended for device-side scalars (DotTo,
+// Mean, ClipNorm, CountEqual), MeanOthers and SampleGumbel's device row indices.
 
 package nn
+
+import "math"
 
 // Buf is a float32 buffer owned by a Backend: a host slice for the CPU backend,
 // device memory for CUDA. Only the Backend that made it may use it.
@@ -12,7 +15,10 @@ type Buf interface {
 // Backend is the compute device under the probe and the MCT step. Every matrix is
 // row-major float32 and densely packed (the row stride is the column count) unless a
 // stride is passed. Operations may run asynchronously in device order; the methods
-// that return host values (Download, Dot) wait for the work before them.
+// that return host values (Download, Dot) and Sync wait for the work before them, and
+// nothing else does. A device step therefore keeps its scalars (losses, norms, counts)
+// in device buffers (Mean, DotTo, ClipNorm, CountEqual) and reads them back together in
+// one Download.
 //
 // Unless stated otherwise an operation reads the first rows·cols elements of its
 // inputs and writes the first rows·cols of its output; buffers may be longer. A
@@ -58,15 +64,48 @@ type Backend interface {
 	// (the backward of a concatenation). dst and src must be different buffers.
 	CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int, rows, cols int, beta float32)
 
+	// FoldCols builds the effective weight of an input whose last column block
+	// repeats an earlier one ([h0, h1, h1]·Wᵀ = [h0, h1]·W_effᵀ): for dst rows×dstCols
+	// and src rows×srcCols with w = srcCols − dstCols and off+w ≤ dstCols,
+	// dst[r,j] = src[r,j] + src[r,dstCols+j−off] for off ≤ j < off+w, src[r,j] otherwise
+	// (one float32 add, as a copy and an accumulating CopyCols give). dst and src must
+	// not overlap.
+	FoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int)
+	// UnfoldCols is FoldCols' adjoint, accumulated: for dst rows×dstCols and src
+	// rows×srcCols with w = dstCols − srcCols, dst[r,j] = beta·dst[r,j] + src[r,j] for
+	// j < srcCols and beta·dst[r,j] + src[r,off+j−srcCols] for j ≥ srcCols (every
+	// repeat's weight gradient from the effective weight's). beta = 0 does not read dst.
+	UnfoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int, beta float32)
+
 	// Axpy computes y[0:n] += alpha·x[0:n].
 	Axpy(y Buf, alpha float32, x Buf, n int)
 	// Scale computes x[0:n] *= alpha.
 	Scale(x Buf, n int, alpha float32)
 	// Mul computes x[0:n] *= y[0:n] element by element (dropout's mask and its backward).
 	Mul(x, y Buf, n int)
-	// Dot returns Σ x[i]·y[i] over [0,n), accumulated in float64 (Dot(g, g, n) is the
-	// squared norm used by gradient clipping).
+	// Dot returns Σ x[i]·y[i] over [0,n), accumulated in float64. It waits for the
+	// device; DotTo is the same sum left on the device.
 	Dot(x, y Buf, n int) float64
+	// DotTo writes dst[0] = Σ x[i]·y[i] over [0,n), accumulated in float64 and rounded
+	// once to float32 (the --exact-h product, read back with the step's other scalars).
+	DotTo(dst, x, y Buf, n int)
+	// Mean writes dst[0] = (Σ_{i<n} x[i])/n, summed in float64 and rounded once (a
+	// batch's mean loss from SoftmaxCE's per-row losses, kept on the device).
+	Mean(dst, x Buf, n int)
+	// ClipNorm scales x[0:n] as torch.nn.utils.clip_grad_norm_ does: with
+	// ‖x‖ = sqrt(Σ x²) summed in float64 and coef = maxNorm/(‖x‖+1e-6) in float64,
+	// x *= float32(coef) when coef < 1. It writes float32(‖x‖) to norm[0] unless norm
+	// is nil. The device reads the norm itself: no host wait.
+	ClipNorm(x Buf, n int, maxNorm float32, norm Buf)
+	// CountEqual writes dst[r] = #{c < cols : a[r·cols+c] == b[c]} for r < rows, as
+	// float32 (exact below 2^24): every view's pseudo-labels (rows = views) against
+	// the true labels of the unlabeled batch.
+	CountEqual(dst, a, b Buf, rows, cols int)
+	// MeanOthers writes the leave-one-out means of views blocks of n elements:
+	// dst[w·n+i] = Σ_{o≠w} a·src[o·n+i] with a = float32(1/(views−1)), accumulated in
+	// float32 from 0 in increasing o (the MCT ensemble logits m_w of every view, in one
+	// pass). views ≥ 2; dst and src must not overlap.
+	MeanOthers(dst, src Buf, views, n int)
 
 	// AddBiasLeakyReLU computes, in place on the rows×cols matrix x,
 	// x[r,j] = f(x[r,j] + bias[j]) with f(v) = v for v > 0 and slope·v otherwise.
@@ -100,11 +139,16 @@ type Backend interface {
 	BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32)
 	// BNBackwardStats writes stats[j] = Σ_r dy[r,j], stats[cols+j] = Σ_r dy[r,j]·x̂[r,j]
 	// and stats[2cols] = rows, with x̂ = (x−mean)/sqrt(var+eps). The two sums are also
-	// dβ and dγ of this replica's rows.
-	BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, eps float32)
+	// dβ and dγ of this replica's rows: unless nil, dbeta[j] += stats[j] and
+	// dgamma[j] += stats[cols+j] (float32 adds of the stored sums, as two Axpy calls
+	// would do, in the same pass).
+	BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32)
 	// BNBackward writes dx = gamma/sqrt(var+eps)·(dy − S1/N − x̂·S2/N) from the
-	// (possibly all-reduced) backward stats, N = stats[2cols]. dx may be dy.
-	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32)
+	// (possibly all-reduced) backward stats, N = stats[2cols], then multiplies it by
+	// the derivative of a LeakyReLU(slope) whose output is x: dx[i] *= (x[i] > 0 ? 1 :
+	// slope), as LeakyReLUBackward(dx, x) would (the fcnn's activation before its BN);
+	// slope = 1 means no activation. dx may be dy.
+	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps, slope float32)
 
 	// DropoutMask fills mask[0:rows·cols] with 0 (probability p) or 1/(1−p), using the
 	// uniform u = Uniform(key, rowBase+r, c) for element (r, c): dropped when u < p.
@@ -123,10 +167,12 @@ type Backend interface {
 	// Argmax writes dst[r] = the first column index of a row maximum, as float32.
 	Argmax(dst, x Buf, rows, cols int)
 	// SampleGumbel draws dst[r] ~ Categorical(softmax(invT·x[r,·])) by the Gumbel-max
-	// trick: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, rowIndex[r], c)), evaluated in
-	// float64 (see rng.go). rowIndex holds one key index per row (the global example
-	// index), so the draw does not depend on batch layout or rank.
-	SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex []uint32)
+	// trick: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, i_r, c)), evaluated in
+	// float64 (see rng.go). rowIndex[r] holds the row's key index i_r (the global
+	// example index, so the draw does not depend on batch layout or rank) as the bits
+	// of a uint32 (IndexBits), so every uint32 is exact; it is a device buffer so that
+	// a step uploads it with its batch instead of per call.
+	SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex Buf)
 
 	// Adam applies one torch.optim.Adam step (PyTorch 1.13 single-tensor semantics) to
 	// n parameters w with gradient g and moments m, v:
@@ -135,6 +181,11 @@ type Backend interface {
 	// stepSize = lr/(1−β1^t) and bc2Sqrt = sqrt(1−β2^t) in float64. g is not modified.
 	Adam(w, g, m, v Buf, n int, h AdamHyper)
 }
+
+// IndexBits stores the uint32 i in a float32 slot bit for bit, for SampleGumbel's row
+// indices; backends read the slot back as math.Float32bits. The value is only copied,
+// never computed with, so every uint32 (NaN patterns included) survives.
+func IndexBits(i uint32) float32 { return math.Float32frombits(i) }
 
 // AdamHyper carries one Adam step's scalars, computed on the host by (*Adam).Step.
 // OneMinusBeta1 and OneMinusBeta2 are 1−β computed in float64 and rounded once, as

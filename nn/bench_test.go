@@ -60,7 +60,7 @@ func BenchmarkBNTrainForwardBackward(b *testing.B) {
 		c.BNStats(st, x, rm, rows, cols)
 		c.BNMoments(mean, vr, rm, rv, st, cols, 0.1)
 		c.BNNormalize(y, x, mean, vr, g, be, rows, cols, 1e-5)
-		c.BNBackwardStats(st, dy, x, mean, vr, rows, cols, 1e-5)
-		c.BNBackward(dy, dy, x, mean, vr, g, st, rows, cols, 1e-5)
+		c.BNBackwardStats(st, nil, nil, dy, x, mean, vr, rows, cols, 1e-5)
+		c.BNBackward(dy, dy, x, mean, vr, g, st, rows, cols, 1e-5, 1)
 	}
 }

@@ -146,6 +146,49 @@ func (*CPU) CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int,
 	})
 }
 
+// FoldCols implements Backend.
+func (*CPU) FoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int) {
+	w := srcCols - dstCols
+	if w < 0 || off < 0 || off+w > dstCols {
+		panic(fmt.Sprintf("nn: FoldCols of %d columns onto %d at %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "FoldCols destination"), need(src, rows*srcCols, "FoldCols source")
+	parallel(rows, rows*dstCols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, sr := d[r*dstCols:(r+1)*dstCols], s[r*srcCols:(r+1)*srcCols]
+			copy(dr, sr[:dstCols])
+			for j, v := range sr[dstCols:] {
+				dr[off+j] += v
+			}
+		}
+	})
+}
+
+// UnfoldCols implements Backend.
+func (*CPU) UnfoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int, beta float32) {
+	w := dstCols - srcCols
+	if w < 0 || off < 0 || off+w > srcCols {
+		panic(fmt.Sprintf("nn: UnfoldCols of %d columns into %d from %d", srcCols, dstCols, off))
+	}
+	d, s := need(dst, rows*dstCols, "UnfoldCols destination"), need(src, rows*srcCols, "UnfoldCols source")
+	parallel(rows, rows*dstCols, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			dr, sr := d[r*dstCols:(r+1)*dstCols], s[r*srcCols:(r+1)*srcCols]
+			for j := range dr {
+				k := j
+				if j >= srcCols {
+					k = off + j - srcCols
+				}
+				if beta == 0 {
+					dr[j] = sr[k]
+				} else {
+					dr[j] = beta*dr[j] + sr[k]
+				}
+			}
+		}
+	})
+}
+
 // Axpy implements Backend.
 func (*CPU) Axpy(y Buf, alpha float32, x Buf, n int) {
 	ys, xs := need(y, n, "axpy y"), need(x, n, "axpy x")
@@ -198,6 +241,74 @@ func (*CPU) Dot(x, y Buf, n int) float64 {
 		s += v
 	}
 	return s
+}
+
+// DotTo implements Backend.
+func (c *CPU) DotTo(dst, x, y Buf, n int) {
+	d := need(dst, 1, "dot result")
+	d[0] = float32(c.Dot(x, y, n))
+}
+
+// Mean implements Backend. One goroutine sums in index order: n is a batch's row
+// count, and a fixed order keeps the result independent of the thread count.
+func (*CPU) Mean(dst, x Buf, n int) {
+	d, xs := need(dst, 1, "mean result"), need(x, n, "mean input")
+	var s float64
+	for _, v := range xs {
+		s += float64(v)
+	}
+	d[0] = float32(s / float64(n))
+}
+
+// ClipNorm implements Backend.
+func (c *CPU) ClipNorm(x Buf, n int, maxNorm float32, norm Buf) {
+	total := math.Sqrt(c.Dot(x, x, n))
+	if coef := float64(maxNorm) / (total + 1e-6); coef < 1 {
+		c.Scale(x, n, float32(coef))
+	}
+	if norm != nil {
+		need(norm, 1, "clip norm")[0] = float32(total)
+	}
+}
+
+// CountEqual implements Backend.
+func (*CPU) CountEqual(dst, a, b Buf, rows, cols int) {
+	d, as, bs := need(dst, rows, "count result"), need(a, rows*cols, "count input a"), need(b, cols, "count input b")
+	for r := range d {
+		hits := 0
+		for c, v := range as[r*cols : (r+1)*cols] {
+			if v == bs[c] {
+				hits++
+			}
+		}
+		d[r] = float32(hits)
+	}
+}
+
+// MeanOthers implements Backend.
+func (*CPU) MeanOthers(dst, src Buf, views, n int) {
+	if views < 2 {
+		panic(fmt.Sprintf("nn: MeanOthers of %d views, need at least 2", views))
+	}
+	d, s := need(dst, views*n, "leave-one-out means"), need(src, views*n, "leave-one-out input")
+	a := 1 / float32(views-1)
+	parallel(n, views*views*n, func(lo, hi int) {
+		for w := 0; w < views; w++ {
+			out := d[w*n+lo : w*n+hi]
+			for i := range out {
+				out[i] = 0
+			}
+			for o := 0; o < views; o++ {
+				if o == w {
+					continue
+				}
+				in := s[o*n+lo : o*n+hi]
+				for i := range out {
+					out[i] += a * in[i]
+				}
+			}
+		}
+	})
 }
 
 // leakyFactor returns 1 for v > 0 and slope otherwise, without a branch: the signs
@@ -342,8 +453,15 @@ func (*CPU) BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, e
 }
 
 // BNBackwardStats implements Backend.
-func (*CPU) BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, eps float32) {
+func (*CPU) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32) {
 	st := need(stats, 2*cols+1, "BN backward stats")
+	var dg, db []float32
+	if dgamma != nil {
+		dg = need(dgamma, cols, "BN weight gradient")
+	}
+	if dbeta != nil {
+		db = need(dbeta, cols, "BN bias gradient")
+	}
 	ds, xs := need(dy, rows*cols, "BN output gradient"), need(x, rows*cols, "BN input")
 	mu, vr := need(mean, cols, "BN mean"), need(variance, cols, "BN variance")
 	colReduce(rows, cols, func(j0, j1 int) {
@@ -361,14 +479,21 @@ func (*CPU) BNBackwardStats(stats, dy, x, mean, variance Buf, rows, cols int, ep
 			}
 		}
 		for j := range s1 {
-			st[j0+j], st[cols+j0+j] = float32(s1[j]), float32(s2[j])
+			a, b := float32(s1[j]), float32(s2[j])
+			st[j0+j], st[cols+j0+j] = a, b
+			if db != nil {
+				db[j0+j] += a
+			}
+			if dg != nil {
+				dg[j0+j] += b
+			}
 		}
 	})
 	st[2*cols] = float32(rows)
 }
 
 // BNBackward implements Backend.
-func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps float32) {
+func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps, slope float32) {
 	dxs, ds := need(dx, rows*cols, "BN input gradient"), need(dy, rows*cols, "BN output gradient")
 	xs, st := need(x, rows*cols, "BN input"), need(stats, 2*cols+1, "BN backward stats")
 	mu, vr, g := need(mean, cols, "BN mean"), need(variance, cols, "BN variance"), need(gamma, cols, "BN weight")
@@ -382,11 +507,13 @@ func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols i
 		c0[j] = float32(kk * float64(st[j]) / n)
 		c1[j] = float32(kk * inv * float64(st[cols+j]) / n)
 	}
+	one, sl := math.Float32bits(1), math.Float32bits(slope)
 	parallel(rows, rows*cols, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			dr, xr, or := ds[r*cols:(r+1)*cols], xs[r*cols:(r+1)*cols], dxs[r*cols:(r+1)*cols]
 			for j := range dr {
-				or[j] = k[j]*dr[j] - c0[j] - c1[j]*(xr[j]-mu[j])
+				v := k[j]*dr[j] - c0[j] - c1[j]*(xr[j]-mu[j])
+				or[j] = v * leakyFactor(xr[j], one, sl)
 			}
 		}
 	})
@@ -499,16 +626,15 @@ func (*CPU) Argmax(dst, x Buf, rows, cols int) {
 }
 
 // SampleGumbel implements Backend.
-func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex []uint32) {
+func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex Buf) {
 	xs, d := need(x, rows*cols, "sampling logits"), need(dst, rows, "sampled labels")
-	if len(rowIndex) < rows {
-		panic(fmt.Sprintf("nn: SampleGumbel has %d row indices for %d rows", len(rowIndex), rows))
-	}
+	idx := need(rowIndex, rows, "SampleGumbel row indices")
 	parallel(rows, rows*cols*16, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			best, bestV := 0, math.Inf(-1)
+			row := math.Float32bits(idx[r])
 			for c := 0; c < cols; c++ {
-				v := float64(invT)*float64(xs[r*cols+c]) + Gumbel(key, rowIndex[r], uint32(c))
+				v := float64(invT)*float64(xs[r*cols+c]) + Gumbel(key, row, uint32(c))
 				if v > bestV {
 					best, bestV = c, v
 				}

@@ -54,11 +54,20 @@
 //
 // # MCT pieces
 //
-// The MCT step's pseudo-labels are Backend.SampleGumbel on the ensemble logits m_v
-// (key: seed, update step, view; row index: the global example index), and the
+// The MCT step's ensemble logits m_v of every view are one Backend.MeanOthers, its
+// pseudo-labels Backend.SampleGumbel on them (key: seed, update step, view; row index:
+// the global example index, in a device buffer uploaded with the batch), and the
 // teacher output gradient Σ_{v≠w} h_v/(V−1)·(softmax(m_v/T) − onehot(ŷ_v))/B is one
 // Backend.SoftmaxCE per v with beta = 1 after the first, back-propagated with
-// Backward through the kept step-1 tape. --exact-h is Backend.Dot of two Grads.Flat.
+// Backward through the kept step-1 tape. --exact-h is Backend.DotTo of two Grads.Flat.
+//
+// # Waiting for the device
+//
+// Only Download, Dot and Sync make the host wait for a device backend. CrossEntropy,
+// ClipGradNorm and Dot return host values and wait; their device-side forms
+// (Loss.CrossEntropyTo, Grads.Clip, Backend.DotTo, Mean, CountEqual) leave the
+// result in a device buffer, so a step can queue all its work and read its scalars
+// back in one Download.
 //
 // Shape mistakes (a buffer too short, a tape too small, another probe's tape) are
 // programmer errors and panic at the call; configuration and state errors are

@@ -84,8 +84,14 @@ func TestBatchNormTrainGrad(t *testing.T) {
 	closeTo(t, "running_var", hostOf(b, rvb), wantRV, 1e-6, 1e-6)
 
 	d, dx := upload(b, r), b.Alloc(n*cols)
-	b.BNBackwardStats(st, d, xb, mean, vr, n, cols, eps)
-	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps)
+	b.BNBackwardStats(st, nil, nil, d, xb, mean, vr, n, cols, eps)
+	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps, 1)
+	// With a LeakyReLU derivative: exactly BNBackward then LeakyReLUBackward.
+	dxl, ref := b.Alloc(n*cols), b.Alloc(n*cols)
+	b.BNBackward(dxl, d, xb, mean, vr, gb, st, n, cols, eps, 0.1)
+	b.Copy(ref, dx, n*cols)
+	b.LeakyReLUBackward(ref, xb, n*cols, 0.1)
+	sameBits(t, "BNBackward with a LeakyReLU derivative", hostOf(b, dxl), hostOf(b, ref))
 	h := hostOf(b, st)
 	closeTo(t, "dβ (S1)", h[:cols], fdGrad(be, loss), 1e-5, 1e-5)
 	closeTo(t, "dγ (S2)", h[cols:2*cols], fdGrad(g, loss), 1e-5, 1e-5)
@@ -184,7 +190,7 @@ func TestArgmaxAndGumbelSampling(t *testing.T) {
 	}
 	key := RNGKey{Seed: 77, Step: 5, Stream: 1}
 	dst := b.Alloc(rows)
-	b.SampleGumbel(dst, upload(b, all), rows, C, 1/T, key, idx)
+	b.SampleGumbel(dst, upload(b, all), rows, C, 1/T, key, indexBuf(b, idx))
 	counts := make([]float64, C)
 	draws := hostOf(b, dst)
 	for _, v := range draws {
@@ -209,7 +215,7 @@ func TestArgmaxAndGumbelSampling(t *testing.T) {
 		revIdx = append(revIdx, idx[r])
 	}
 	d2 := b.Alloc(10)
-	b.SampleGumbel(d2, upload(b, rev), 10, C, 1/T, key, revIdx)
+	b.SampleGumbel(d2, upload(b, rev), 10, C, 1/T, key, indexBuf(b, revIdx))
 	for i, v := range hostOf(b, d2) {
 		if v != draws[9-i] {
 			t.Fatalf("row with index %d drew %g in another layout, %g before", revIdx[i], v, draws[9-i])
@@ -278,6 +284,198 @@ func TestClipGradNorm(t *testing.T) {
 	}
 	if got := hostOf(b, g.Flat()); math.Abs(float64(got[0])-3/(5+1e-6)) > 1e-7 || math.Abs(float64(got[3])-4/(5+1e-6)) > 1e-7 {
 		t.Fatalf("clipped grads %v, want [0.6 0 0 0.8 …]", got)
+	}
+}
+
+// indexBuf uploads row indices as SampleGumbel takes them (IndexBits).
+func indexBuf(b Backend, idx []uint32) Buf {
+	h := make([]float32, len(idx))
+	for i, v := range idx {
+		h[i] = IndexBits(v)
+	}
+	x := b.Alloc(len(h))
+	b.Upload(x, h)
+	return x
+}
+
+// TestIndexBitsExact: every uint32 survives the float32 slot, NaN patterns included,
+// and the sampler keys on the index, not on a float value.
+func TestIndexBitsExact(t *testing.T) {
+	b := NewCPU()
+	idx := []uint32{0, 1, 1 << 23, 1<<24 + 1, 0x7f800001, 0xffffffff}
+	got := hostOf(b, indexBuf(b, idx))
+	for i, v := range idx {
+		if math.Float32bits(got[i]) != v {
+			t.Errorf("index %#x came back as %#x", v, math.Float32bits(got[i]))
+		}
+	}
+	// 2^24+1 and 2^24 are one float32 apart as values but must draw independently.
+	x := upload(b, make([]float64, 2*50))
+	d := b.Alloc(2)
+	b.SampleGumbel(d, x, 2, 50, 1, RNGKey{Seed: 3}, indexBuf(b, []uint32{1 << 24, 1<<24 + 1}))
+	if h := hostOf(b, d); h[0] == h[1] {
+		// Two independent uniform draws over 50 classes agree with probability 1/50;
+		// this key and these rows are chosen to differ.
+		t.Errorf("rows 2^24 and 2^24+1 drew the same class %g", h[0])
+	}
+}
+
+// TestDeviceScalars checks the reductions that stay on the device against float64:
+// Mean, DotTo, ClipNorm (norm and scaling, both branches), CountEqual, MeanOthers
+// (bit-identical to the Fill+Axpy loop it replaces).
+func TestDeviceScalars(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(5, 6))
+	const n = 40000 // several Dot chunks
+	x, y := make([]float64, n), make([]float64, n)
+	for i := range x {
+		x[i], y[i] = rng.NormFloat64()*3+1, rng.NormFloat64()
+	}
+	X, Y, out := upload(b, x), upload(b, y), b.Alloc(3)
+	b.Mean(b.View(out, 0, 1), X, n)
+	b.DotTo(b.View(out, 1, 1), X, Y, n)
+	var sum float64
+	for i := range x {
+		sum += float64(float32(x[i]))
+	}
+	var dot float64
+	for i := range x {
+		dot += float64(float32(x[i])) * float64(float32(y[i]))
+	}
+	got := hostOf(b, out)
+	if want := float32(sum / n); got[0] != want {
+		t.Errorf("Mean = %.9g, float64 reference %.9g", got[0], want)
+	}
+	if math.Abs(float64(got[1])-dot) > 1e-6*math.Abs(dot) {
+		t.Errorf("DotTo = %.9g, float64 reference %.9g", got[1], dot)
+	}
+
+	var sq float64
+	for i := range x {
+		v := float64(float32(x[i]))
+		sq += v * v
+	}
+	norm := math.Sqrt(sq)
+	for _, maxNorm := range []float32{float32(2 * norm), float32(norm / 7)} {
+		G := upload(b, x)
+		b.ClipNorm(G, n, maxNorm, b.View(out, 2, 1))
+		if got := hostOf(b, out)[2]; math.Abs(float64(got)-norm) > 1e-6*norm {
+			t.Errorf("ClipNorm(max %g): norm %.9g, float64 %.9g", maxNorm, got, norm)
+		}
+		coef := math.Min(1, float64(maxNorm)/(norm+1e-6))
+		g := hostOf(b, G)
+		for i := range g {
+			if want := float64(float32(x[i])) * coef; math.Abs(float64(g[i])-want) > 1e-6*math.Abs(want)+1e-12 {
+				t.Fatalf("ClipNorm(max %g)[%d] = %.9g, want %.9g", maxNorm, i, g[i], want)
+			}
+		}
+	}
+	// The norm may be nil: the clip alone.
+	G := upload(b, x)
+	b.ClipNorm(G, n, 1, nil)
+	if g := hostOf(b, G); math.Abs(float64(g[0])-float64(float32(x[0]))/(norm+1e-6)) > 1e-6 {
+		t.Errorf("ClipNorm without norm output: %g", g[0])
+	}
+
+	labels := upload(b, []float64{0, 1, 2, 3, 1})
+	yhat := upload(b, []float64{0, 1, 2, 0, 1, 3, 3, 3, 3, 3, 0, 1, 2, 3, 1})
+	hits := b.Alloc(3)
+	b.CountEqual(hits, yhat, labels, 3, 5)
+	if h := hostOf(b, hits); h[0] != 4 || h[1] != 1 || h[2] != 5 {
+		t.Errorf("CountEqual = %v, want [4 1 5]", h)
+	}
+
+	for _, views := range []int{2, 3, 4} {
+		const m = 777
+		src := make([]float64, views*m)
+		for i := range src {
+			src[i] = rng.NormFloat64()
+		}
+		S, dst, ref := upload(b, src), b.Alloc(views*m), b.Alloc(views*m)
+		b.MeanOthers(dst, S, views, m)
+		for w := 0; w < views; w++ {
+			r := b.View(ref, w*m, m)
+			b.Fill(r, m, 0)
+			for o := 0; o < views; o++ {
+				if o != w {
+					b.Axpy(r, 1/float32(views-1), b.View(S, o*m, m), m)
+				}
+			}
+		}
+		got, want := hostOf(b, dst), hostOf(b, ref)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("MeanOthers(%d views)[%d] = %g, Fill+Axpy gives %g", views, i, got[i], want[i])
+			}
+		}
+		// And against float64: the mean of the other views.
+		for w := 0; w < views; w++ {
+			for i := 0; i < m; i++ {
+				var s float64
+				for o := 0; o < views; o++ {
+					if o != w {
+						s += float64(float32(src[o*m+i]))
+					}
+				}
+				if d := math.Abs(float64(got[w*m+i]) - s/float64(views-1)); d > 1e-6*(1+math.Abs(s)) {
+					t.Fatalf("MeanOthers(%d views)[%d,%d] = %g, float64 %g", views, w, i, got[w*m+i], s/float64(views-1))
+				}
+			}
+		}
+	}
+}
+
+// TestFoldCols: FoldCols and UnfoldCols give bit for bit what the CopyCols sequences
+// they replace give (the effective weight of [h0, h1, h1], and its gradient scattered
+// back to the three blocks), and are each other's adjoint.
+func TestFoldCols(t *testing.T) {
+	b := NewCPU()
+	rng := rand.New(rand.NewPCG(8, 9))
+	randn := func(n int) []float64 {
+		x := make([]float64, n)
+		for i := range x {
+			x[i] = rng.NormFloat64()
+		}
+		return x
+	}
+	const rows, h = 13, 7
+	for _, blocks := range []int{1, 2, 3} { // unique blocks; the last repeats
+		uw, iw, off := blocks*h, (blocks+1)*h, (blocks-1)*h
+		W, ref, got := upload(b, randn(rows*iw)), b.Alloc(rows*uw), b.Alloc(rows*uw)
+		for k := 0; k < blocks; k++ {
+			b.CopyCols(ref, uw, k*h, W, iw, k*h, rows, h, 0)
+		}
+		b.CopyCols(ref, uw, off, W, iw, uw, rows, h, 1)
+		b.FoldCols(got, uw, W, iw, rows, off)
+		sameBits(t, "FoldCols", hostOf(b, got), hostOf(b, ref))
+
+		D := upload(b, randn(rows*uw))
+		g0 := randn(rows * iw)
+		gRef, gGot := upload(b, g0), upload(b, g0)
+		for k := 0; k < blocks; k++ {
+			b.CopyCols(gRef, iw, k*h, D, uw, k*h, rows, h, 1)
+		}
+		b.CopyCols(gRef, iw, uw, D, uw, off, rows, h, 1)
+		b.UnfoldCols(gGot, iw, D, uw, rows, off, 1)
+		sameBits(t, "UnfoldCols", hostOf(b, gGot), hostOf(b, gRef))
+
+		// Adjoint: ⟨Fold(W), D⟩ = ⟨W, Unfold(D)⟩ (beta = 0 overwrites).
+		U := b.Alloc(rows * iw)
+		b.Fill(U, rows*iw, float32(math.NaN()))
+		b.UnfoldCols(U, iw, D, uw, rows, off, 0)
+		lhs, rhs := b.Dot(got, D, rows*uw), b.Dot(W, U, rows*iw)
+		if math.Abs(lhs-rhs) > 1e-5*math.Abs(lhs) {
+			t.Errorf("%d blocks: <Fold W, D> = %g, <W, Unfold D> = %g", blocks, lhs, rhs)
+		}
+	}
+}
+
+func sameBits(t *testing.T, what string, got, want []float32) {
+	t.Helper()
+	for i := range want {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%s[%d] = %g, want %g", what, i, got[i], want[i])
+		}
 	}
 }
 

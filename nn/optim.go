@@ -106,15 +106,20 @@ func (a *Adam) LoadState(data []byte) error {
 
 // ClipGradNorm scales g so its global L2 norm is at most maxNorm and returns the
 // norm before clipping, as torch.nn.utils.clip_grad_norm_ (coefficient
-// maxNorm/(norm+1e-6), applied only when below 1).
+// maxNorm/(norm+1e-6), applied only when below 1). Reading the norm back waits for
+// the device; Grads.Clip does the same clipping without that wait.
 func ClipGradNorm(b Backend, g *Grads, maxNorm float32) float32 {
-	norm := math.Sqrt(b.Dot(g.flat, g.flat, g.p.nParams))
-	coef := float64(maxNorm) / (norm + 1e-6)
-	if coef < 1 {
-		b.Scale(g.flat, g.p.nParams, float32(coef))
-	}
-	return float32(norm)
+	norm := b.Alloc(1)
+	defer b.Free(norm)
+	b.ClipNorm(g.flat, g.p.nParams, maxNorm, norm)
+	h := []float32{0}
+	b.Download(h, norm)
+	return h[0]
 }
+
+// Clip is ClipGradNorm without reading the norm back: the device computes the norm
+// and applies the coefficient itself, so the host does not wait.
+func (g *Grads) Clip(maxNorm float32) { g.p.b.ClipNorm(g.flat, g.p.nParams, maxNorm, nil) }
 
 // CrossEntropy returns the mean softmax cross-entropy of the n×classes logits against
 // the float32 class labels; if dlogits is not nil it receives scale·(softmax −
@@ -129,30 +134,39 @@ func CrossEntropy(b Backend, logits Buf, n, classes int, labels Buf, dlogits Buf
 // Loss is CrossEntropy with reusable scratch memory (a device allocation per call
 // would cost more than the kernel). One Loss serves one goroutine.
 type Loss struct {
-	b    Backend
-	rows Buf
-	host []float32
+	b       Backend
+	rows    Buf // per-row losses
+	mean    Buf // CrossEntropy's result before it is read back
+	maxRows int
 }
 
 // NewLoss allocates scratch for batches of up to maxRows rows.
 func NewLoss(b Backend, maxRows int) *Loss {
-	return &Loss{b: b, rows: b.Alloc(maxRows), host: make([]float32, maxRows)}
+	return &Loss{b: b, rows: b.Alloc(maxRows), mean: b.Alloc(1), maxRows: maxRows}
 }
 
-// CrossEntropy is the package-level CrossEntropy on l's scratch.
+// CrossEntropy is the package-level CrossEntropy on l's scratch. Returning the loss
+// waits for the device; CrossEntropyTo leaves it there.
 func (l *Loss) CrossEntropy(logits Buf, n, classes int, labels Buf, dlogits Buf, scale float32) float32 {
-	if n > len(l.host) {
-		panic(fmt.Sprintf("nn: loss of %d rows with scratch for %d", n, len(l.host)))
+	l.CrossEntropyTo(l.mean, logits, n, classes, labels, dlogits, scale)
+	h := []float32{0}
+	l.b.Download(h, l.mean)
+	return h[0]
+}
+
+// CrossEntropyTo is CrossEntropy with the mean loss written to dst[0] on the device
+// (summed in float64, Backend.Mean) instead of returned, so a step can read all its
+// scalars back at once.
+func (l *Loss) CrossEntropyTo(dst Buf, logits Buf, n, classes int, labels Buf, dlogits Buf, scale float32) {
+	if n > l.maxRows {
+		panic(fmt.Sprintf("nn: loss of %d rows with scratch for %d", n, l.maxRows))
 	}
 	l.b.SoftmaxCE(l.rows, dlogits, logits, labels, n, classes, 1, scale/float32(n), 0)
-	h := l.host[:n]
-	l.b.Download(h, l.rows)
-	var s float64
-	for _, v := range h {
-		s += float64(v)
-	}
-	return float32(s / float64(n))
+	l.b.Mean(dst, l.rows, n)
 }
 
-// Free releases the scratch buffer.
-func (l *Loss) Free() { l.b.Free(l.rows) }
+// Free releases the scratch buffers.
+func (l *Loss) Free() {
+	l.b.Free(l.rows)
+	l.b.Free(l.mean)
+}

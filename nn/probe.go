@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -22,7 +23,8 @@ const (
 // Config describes a probe.
 type Config struct {
 	// Arch is "fcnn" (the reference FCNN traced exactly, see Probe), "mlp" (the clean
-	// variant: Linear→BatchNorm→LeakyReLU blocks, then a Linear output) or "linear".
+	// variant: Linear→BatchNorm→LeakyReLU blocks, then a Linear output; the hidden
+	// Linears have no bias, which the BatchNorm after them would remove) or "linear".
 	Arch        string
 	In, Classes int
 	// Hidden are the widths; nil means [1024, 1024, 1024]. Ignored by "linear".
@@ -92,30 +94,27 @@ func (c Config) withDefaults() (Config, error) {
 // block is one Linear layer with what follows it. in lists the activations
 // concatenated as its input: -1 is the probe input x, i ≥ 0 the output of block i.
 //
-// The reference FCNN feeds some activations twice ([h0, h0], [h0, h1, h1]). Since
+// The reference FCNN feeds its last activation twice ([h0, h0], [h0, h1, h1]). Since
 // [h, h]·[Wa, Wb]ᵀ = h·(Wa+Wb)ᵀ, a block multiplies its unique sources by an
-// effective weight whose column blocks are summed over repeats, and scatters that
-// weight's gradient back to every repeat: the same function and gradient, with the
-// GEMM work of the duplicated columns (≈40% of the default FCNN's) saved.
+// effective weight whose repeated column block is summed (Backend.FoldCols), and
+// gives that block's gradient to both repeats (UnfoldCols): the same function and
+// gradient, with the GEMM work of the duplicated columns (≈40% of the default
+// FCNN's) saved.
 type block struct {
 	in          []int
 	inW, out    int
 	uniq        []int // distinct sources, in order of first appearance
 	uniqW       int
-	occ         []occurrence
-	dup         bool // some source repeats: use an effective weight
+	dup         bool // in = uniq then a repeat of one of them: use an effective weight
+	foldOff     int  // the repeated source's columns in uniq (dup only)
 	preAct, bn  bool // LeakyReLU right after the Linear; BatchNorm after that
 	postAct     bool // LeakyReLU after BatchNorm
 	dropout     bool
-	w, b        int // indices into Probe.params
+	w, b        int // indices into Probe.params; b is −1 for a Linear without bias
 	gamma, beta int // BN affine parameter indices (bn only)
 	runM, runV  int // BN running-statistics indices into Probe.buffers (bn only)
 	final       bool
 }
-
-// occurrence maps one entry of block.in: its columns [inOff, inOff+w) of the weight
-// belong to the unique source at [uniqOff, uniqOff+w) of the effective weight.
-type occurrence struct{ src, inOff, uniqOff, w int }
 
 // Param is one named tensor of the probe, a view into a flat backend buffer.
 type Param struct {
@@ -138,6 +137,10 @@ type Param struct {
 //	      With the default [1024,1024,1024]: fc1 is 2048→1024 and fc2 3072→C, as traced
 //	      from the reference (whose skips duplicate the last block, so widths are equal).
 //	mlp:  h_i = LReLU(BN_i(fc_i h_{i−1})) for each width; logits = fc_L h_{L−1} / T.
+//	      The hidden fc_i have no bias (PyTorch bias=False): BN subtracts the batch
+//	      mean right after, so a bias there has no effect and a gradient of exactly
+//	      zero whose float noise Adam would turn into ±lr steps (DESIGN.md's reference
+//	      FCNN keeps its biases: a LeakyReLU sits between its Linear and BN).
 //	linear: logits = fc0 x / T.
 //
 // Dropout (if set) follows each hidden block's output. Initialisation is PyTorch's
@@ -244,18 +247,19 @@ func (p *Probe) layout() {
 		}
 		bl.inW = width(bl.in)
 		slot := map[int]int{}
-		off := 0
 		for _, src := range bl.in {
-			w := width([]int{src})
 			if _, ok := slot[src]; !ok {
 				slot[src] = bl.uniqW
 				bl.uniq = append(bl.uniq, src)
-				bl.uniqW += w
-			} else {
-				bl.dup = true
+				bl.uniqW += width([]int{src})
 			}
-			bl.occ = append(bl.occ, occurrence{src: src, inOff: off, uniqOff: slot[src], w: w})
-			off += w
+		}
+		if len(bl.uniq) < len(bl.in) {
+			// FoldCols handles one trailing repeat, the reference's only pattern.
+			if len(bl.in) != len(bl.uniq)+1 || slices.Compare(bl.in[:len(bl.uniq)], bl.uniq) != 0 {
+				panic(fmt.Sprintf("nn: block %d input %v repeats other than its last entry", i, bl.in))
+			}
+			bl.dup, bl.foldOff = true, slot[bl.in[len(bl.in)-1]]
 		}
 		if !bl.final {
 			bl.out = c.Hidden[i]
@@ -264,8 +268,10 @@ func (p *Probe) layout() {
 		} else {
 			bl.preAct = c.Arch == "fcnn"
 		}
-		bl.w = addParam(fmt.Sprintf("fc%d.weight", i), bl.out, bl.inW)
-		bl.b = addParam(fmt.Sprintf("fc%d.bias", i), bl.out)
+		bl.w, bl.b = addParam(fmt.Sprintf("fc%d.weight", i), bl.out, bl.inW), -1
+		if c.Arch != "mlp" || bl.final {
+			bl.b = addParam(fmt.Sprintf("fc%d.bias", i), bl.out)
+		}
 		if bl.bn {
 			bl.gamma = addParam(fmt.Sprintf("bn%d.weight", i), bl.out)
 			bl.beta = addParam(fmt.Sprintf("bn%d.bias", i), bl.out)
@@ -284,6 +290,9 @@ func (p *Probe) init() {
 	for _, bl := range p.blocks {
 		bound := 1 / math.Sqrt(float64(bl.inW))
 		for _, pi := range []int{bl.w, bl.b} {
+			if pi < 0 {
+				continue
+			}
 			q := p.params[pi]
 			key := RNGKey{Seed: p.seed, Step: uint32(pi), Stream: streamInit}
 			for i := 0; i < q.size; i++ {

@@ -21,7 +21,10 @@ func refLinear(x []float64, n, in int, w, b []float64, out int) []float64 {
 	y := make([]float64, n*out)
 	for r := 0; r < n; r++ {
 		for o := 0; o < out; o++ {
-			s := b[o]
+			var s float64
+			if b != nil { // a Linear without bias (mlp hidden layers)
+				s = b[o]
+			}
 			for i := 0; i < in; i++ {
 				s += x[r*in+i] * w[o*in+i]
 			}

@@ -165,16 +165,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		t.src[i] = src
 		w := p.params[bl.w].W
 		if bl.dup {
-			// Sum the weight's column blocks of repeated sources: first copy, then add.
-			seen := map[int]bool{}
-			for _, o := range bl.occ {
-				beta := float32(0)
-				if seen[o.src] {
-					beta = 1
-				}
-				seen[o.src] = true
-				b.CopyCols(t.weff[i], bl.uniqW, o.uniqOff, w, bl.inW, o.inOff, bl.out, o.w, beta)
-			}
+			b.FoldCols(t.weff[i], bl.uniqW, w, bl.inW, bl.out, bl.foldOff)
 			w = t.weff[i]
 		}
 		slope := float32(1)
@@ -182,7 +173,13 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 			slope = c.Slope
 		}
 		b.Gemm(false, true, n, bl.out, bl.uniqW, 1, src, w, 0, t.a[i])
-		b.AddBiasLeakyReLU(t.a[i], p.params[bl.b].W, n, bl.out, slope)
+		if bl.b >= 0 || slope != 1 {
+			var bias Buf
+			if bl.b >= 0 {
+				bias = p.params[bl.b].W
+			}
+			b.AddBiasLeakyReLU(t.a[i], bias, n, bl.out, slope)
+		}
 		if bl.final {
 			if c.Temperature != 1 {
 				b.Scale(t.a[i], n*bl.out, 1/c.Temperature)
@@ -255,6 +252,9 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			if c.Temperature != 1 {
 				b.Scale(d, n*bl.out, 1/c.Temperature)
 			}
+			if bl.preAct {
+				b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
+			}
 		} else {
 			if !started[i] {
 				panic(fmt.Sprintf("nn: block %d has no consumer", i))
@@ -266,9 +266,7 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 				b.LeakyReLUBackward(d, t.o[i], n*bl.out, c.Slope)
 			}
 			st := t.stats[i]
-			b.BNBackwardStats(st, d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps)
-			b.Axpy(g.views[bl.beta], 1, b.View(st, 0, bl.out), bl.out)
-			b.Axpy(g.views[bl.gamma], 1, b.View(st, bl.out, bl.out), bl.out)
+			b.BNBackwardStats(st, g.views[bl.gamma], g.views[bl.beta], d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps)
 			if t.mode == Train {
 				if p.Reduce != nil {
 					p.reduce(st, bl.out)
@@ -277,23 +275,26 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 				// Eval: the moments are constants, so dx = γ/√(var+ε)·dy only.
 				b.Fill(st, 2*bl.out, 0)
 			}
-			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps)
-		}
-		if bl.preAct {
-			b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
+			// The fcnn's LeakyReLU before BN (output t.a[i], BN's input) is
+			// differentiated in the same kernel.
+			slope := float32(1)
+			if bl.preAct {
+				slope = c.Slope
+			}
+			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps, slope)
 		}
 		w := t.weight(bl.w)
 		if bl.dup {
 			// dW of each repeat is the gradient of the effective weight's block.
 			w = t.weff[i]
 			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
-			for _, o := range bl.occ {
-				b.CopyCols(g.views[bl.w], bl.inW, o.inOff, t.dweff, bl.uniqW, o.uniqOff, bl.out, o.w, 1)
-			}
+			b.UnfoldCols(g.views[bl.w], bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, 1)
 		} else {
 			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
 		}
-		b.ColSums(g.views[bl.b], d, n, bl.out, 1)
+		if bl.b >= 0 {
+			b.ColSums(g.views[bl.b], d, n, bl.out, 1)
+		}
 		if len(bl.uniq) == 1 {
 			if s := bl.uniq[0]; s >= 0 {
 				beta := float32(0)

@@ -26,9 +26,12 @@ type BenchResult struct {
 	CommPerUpdate    float64          `json:"comm_seconds_per_update"` // rank 0, waiting included
 	BytesPerUpdate   map[string]int64 `json:"bytes_per_update"`        // received by rank 0, per collective
 	ParamsPerView    int64            `json:"params_per_view_max"`
-	FLOPsPerUpdate   float64          `json:"flops_per_update"`            // ≈ 18·params·B per view (DESIGN.md)
-	GEMMRate         float64          `json:"gemm_rate,omitempty"`         // measured bf16 GEMM FLOP/s (GPU)
-	RooflineFraction float64          `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
+	FLOPsPerUpdate   float64          `json:"flops_per_update"`    // ≈ 18·params·B per view (DESIGN.md)
+	GEMMRate         float64          `json:"gemm_rate,omitempty"` // measured bf16 GEMM FLOP/s (GPU)
+	// LaunchesPerUpdate is rank 0's stream operations per update (kernels, GEMMs,
+	// memsets, device copies), for a backend that counts them (cudaops).
+	LaunchesPerUpdate float64 `json:"launches_per_update,omitempty"`
+	RooflineFraction  float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 }
 
 // RandomViews is a dataset of rows train examples with one view per entry of dims
@@ -99,6 +102,11 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		be.Sync()
 		world.Barrier()
 		meter.reset()
+		counter, counts := be.(interface{ Launches() int64 })
+		var launches0 int64
+		if counts {
+			launches0 = counter.Launches()
+		}
 		start := time.Now()
 		for s := warmup; s < warmup+n; s++ {
 			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
@@ -112,6 +120,9 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		res = &BenchResult{Views: layout.Views, Replicas: layout.Replicas, Transport: transport, Backend: be.Name(),
 			Batch: cfg.Batch, Updates: n, SecondsPerUpdate: sec / float64(n), UpdatesPerSecond: float64(n) / sec,
 			CommPerUpdate: meter.seconds / float64(n), BytesPerUpdate: map[string]int64{}}
+		if counts {
+			res.LaunchesPerUpdate = float64(counter.Launches()-launches0) / float64(n)
+		}
 		for k, b := range meter.bytes {
 			res.BytesPerUpdate[k] = b / int64(n)
 		}

@@ -41,14 +41,24 @@ type rank struct {
 
 	phaseStart   time.Time // when this process started the MCT phase
 	priorSeconds float64   // MCT-phase seconds of the processes before a resume
-	xU           nn.Buf    // unlabeled rows of this replica
-	xL           nn.Buf    // labeled rows of this replica
+	xL           nn.Buf    // rows of a supervised step or an evaluation chunk
 	yL           nn.Buf    // labels of xL as float32
-	dz           nn.Buf    // output gradient
-	loss         *nn.Loss  // cross-entropy with reusable scratch (no allocation per step)
-	zAll         nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
-	mEns         nn.Buf    // the other views' ensemble logits, per view (V×n×C)
-	yHat         nn.Buf    // pseudo-labels of every view (V×n)
+
+	// One MCT update's inputs, uploaded at once (uploadStep): stepIn holds, at the
+	// offsets below, the views xU (unlabeled rows of this replica), xLStep and yLStep
+	// (labeled rows and labels), uKey (the unlabeled rows' sampling indices,
+	// nn.IndexBits) and uTruth (their true labels).
+	stepIn                           nn.Buf
+	stepHost                         []float32
+	offXL, offYL, offKey, offTruth   int
+	xU, xLStep, yLStep, uKey, uTruth nn.Buf
+	scal                             nn.Buf    // the update's scalars (slot* in step.go)
+	scalHost                         []float32 // and their host copy
+	dz                               nn.Buf    // output gradient
+	loss                             *nn.Loss  // cross-entropy with reusable scratch (no allocation per step)
+	zAll                             nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
+	mEns                             nn.Buf    // the other views' ensemble logits, per view (V×n×C)
+	yHat                             nn.Buf    // pseudo-labels of every view (V×n)
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.
@@ -69,7 +79,18 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	nU, nL := r.localCount(cfg.Batch), r.localCount(r.labeledBatch())
 	maxRows := max(nU, nL, evalChunk)
 	r.host = make([]float32, max(maxRows*r.dim, r.V*nU*r.C))
-	r.xU, r.xL = be.Alloc(nU*r.dim), be.Alloc(max(nL, evalChunk)*r.dim)
+	r.xL = be.Alloc(max(nL, evalChunk) * r.dim)
+	r.offXL = nU * r.dim
+	r.offYL = r.offXL + nL*r.dim
+	r.offKey = r.offYL + nL
+	r.offTruth = r.offKey + nU
+	r.stepHost = make([]float32, r.offTruth+nU)
+	r.stepIn = be.Alloc(len(r.stepHost))
+	r.xU = be.View(r.stepIn, 0, nU*r.dim)
+	r.xLStep, r.yLStep = be.View(r.stepIn, r.offXL, nL*r.dim), be.View(r.stepIn, r.offYL, nL)
+	r.uKey, r.uTruth = be.View(r.stepIn, r.offKey, nU), be.View(r.stepIn, r.offTruth, nU)
+	r.scalHost = make([]float32, slotHits0+r.V)
+	r.scal = be.Alloc(len(r.scalHost))
 	r.yL, r.dz = be.Alloc(max(nL, evalChunk)), be.Alloc(maxRows*r.C)
 	r.zAll, r.mEns = be.Alloc(r.V*nU*r.C), be.Alloc(r.V*nU*r.C)
 	r.yHat = be.Alloc(r.V * nU)
@@ -178,16 +199,14 @@ func (r *rank) poolMean(vals []float64, weight float64) {
 	}
 }
 
-// step applies one optimizer step with the gradient in r.g: sum over replicas, clip,
-// Adam. Returns the pre-clip norm.
-func (r *rank) step(clip float32) float32 {
+// step applies one optimizer step with the gradient in r.g: sum over replicas, clip
+// (on the device, without reading the norm back), Adam.
+func (r *rank) step(clip float32) {
 	r.poolSum(r.g)
-	var norm float32
 	if clip > 0 {
-		norm = nn.ClipGradNorm(r.be, r.g, clip)
+		r.g.Clip(clip)
 	}
 	r.opt.Step(r.g)
-	return norm
 }
 
 // supervisedUpdate does one step of plain supervised training on a global labeled batch.

@@ -1,6 +1,11 @@
 package train
 
-import "mct/nn"
+import (
+	"fmt"
+
+	"mct/data"
+	"mct/nn"
+)
 
 // stepStats is what one MCT update reports, identical on every rank after the exchange.
 type stepStats struct {
@@ -11,10 +16,24 @@ type stepStats struct {
 	Agreement  float64   // mean pairwise argmax agreement of the views on the unlabeled batch
 }
 
+// Slots of rank.scal, the step's scalars that the host reads back in one download.
+const (
+	slotLossBefore = iota
+	slotLossAfter
+	slotDot   // --exact-h: ⟨g_sup(θ'), g_student⟩
+	slotHits0 // then one per view: pseudo-labels equal to the true label
+)
+
 // mctUpdate is one Meta Co-Training update (DESIGN.md "The MCT step") of this rank's view on
 // the global unlabeled batch u and labeled batch l, whose indices every rank shares. It
 // exchanges exactly two things with the peers (the other views): the teacher logits on
 // this replica's unlabeled rows, and the scalar feedback h.
+//
+// On a device the host waits twice per update with one replica (TestHostWaitsPerUpdate):
+// for the teacher logits, which the all-gather needs, and for one download of the scalars
+// the host needs (losses, the exact-h product, pseudo-label hits) before h is exchanged.
+// Everything else the host sends is uploaded in one piece before any work is queued.
+// Data-parallel replicas add the host all-reduces of BatchNorm sums and gradients.
 func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	be, C, V := r.be, r.C, r.V
 	ulo, uhi := r.localRange(len(u))
@@ -22,9 +41,9 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	llo, lhi := r.localRange(len(l))
 	lRows, nl := l[llo:lhi], lhi-llo
 	invB := 1 / float32(len(u))
+	r.uploadStep(uRows, lRows, truth)
 
 	// 1. Teacher pass: z_v = f_v(U_v), activations and weights kept on tapeU.
-	r.upload(r.xU, uRows)
 	r.probe.DropoutRowBase = uint32(ulo) // replicas draw their own rows' dropout masks
 	z := r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
 	all := r.host[:V*n*C]
@@ -37,51 +56,49 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	// 2. Pseudo-labels of every view (each rank recomputes all of them, so none crosses the
 	// wire): m_w = mean of the other views' logits, ŷ_w ~ Cat(softmax(m_w/T)).
 	invT := 1 / r.cfg.PseudoT
-	rowIndex := make([]uint32, n)
-	for i, e := range uRows {
-		rowIndex[i] = uint32(e)
-	}
-	for w := 0; w < V; w++ {
-		m := be.View(r.mEns, w*n*C, n*C)
-		be.Fill(m, n*C, 0)
-		for o := 0; o < V; o++ {
-			if o != w {
-				be.Axpy(m, 1/float32(V-1), be.View(r.zAll, o*n*C, n*C), n*C)
-			}
-		}
-		y := be.View(r.yHat, w*n, n)
-		if r.cfg.Hard {
-			be.Argmax(y, m, n, C)
-		} else {
-			be.SampleGumbel(y, m, n, C, invT, nn.RNGKey{Seed: r.cfg.Seed, Step: uint32(step), Stream: uint32(w)}, rowIndex)
+	be.MeanOthers(r.mEns, r.zAll, V, n*C)
+	if r.cfg.Hard {
+		be.Argmax(r.yHat, r.mEns, V*n, C)
+	} else {
+		for w := 0; w < V; w++ {
+			be.SampleGumbel(be.View(r.yHat, w*n, n), be.View(r.mEns, w*n*C, n*C), n, C, invT,
+				nn.RNGKey{Seed: r.cfg.Seed, Step: uint32(step), Stream: uint32(w)}, r.uKey)
 		}
 	}
+	be.CountEqual(be.View(r.scal, slotHits0, V), r.yHat, r.uTruth, V, n)
 
 	// 3. Student step on this view's own pseudo-labels, L_before measured first.
-	r.upload(r.xL, lRows)
-	r.uploadLabels(r.yL, lRows, func(i int) int32 { return r.ds.TrainLabels[lRows[i]] })
 	r.probe.DropoutRowBase = uint32(llo)
-	loss := []float64{float64(r.loss.CrossEntropy(r.probe.Forward(r.tapeX, r.xL, nl, nn.Train), nl, C, r.yL, nil, 0)), 0}
+	zb := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
+	r.loss.CrossEntropyTo(be.View(r.scal, slotLossBefore, 1), zb, nl, C, r.yLStep, nil, 0)
 	be.SoftmaxCE(nil, r.dz, z, be.View(r.yHat, r.view*n, n), n, C, 1, invB, 0)
 	r.g.Zero()
 	r.probe.Backward(r.tapeU, r.dz, r.g)
 	r.poolSum(r.g)
-	nn.ClipGradNorm(be, r.g, r.cfg.Clip)
+	if r.cfg.Clip > 0 { // as in rank.step: --clip 0 turns clipping off
+		r.g.Clip(r.cfg.Clip)
+	}
 	if r.cfg.ExactH {
 		be.Copy(r.gs.Flat(), r.g.Flat(), r.g.Len())
 	}
 	r.opt.Step(r.g)
 
 	// 4. Feedback on the same labeled batch at the new weights: L_after and g_sup.
-	zl := r.probe.Forward(r.tapeX, r.xL, nl, nn.Train)
-	loss[1] = float64(r.loss.CrossEntropy(zl, nl, C, r.yL, r.dz, float32(nl)/float32(len(l))))
+	zl := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
+	r.loss.CrossEntropyTo(be.View(r.scal, slotLossAfter, 1), zl, nl, C, r.yLStep, r.dz, float32(nl)/float32(len(l)))
 	r.g.Zero()
 	r.probe.Backward(r.tapeX, r.dz, r.g)
+	if r.cfg.ExactH {
+		be.DotTo(be.View(r.scal, slotDot, 1), r.g.Flat(), r.gs.Flat(), r.g.Len())
+	}
+	sc := r.scalHost
+	be.Download(sc, r.scal)
+	loss := []float64{float64(sc[slotLossBefore]), float64(sc[slotLossAfter])}
 	var h float64
 	if r.cfg.ExactH {
 		// First-order change of the labeled loss, lr·⟨g_sup(θ'), g_student⟩; replicas'
 		// partial dot products add up to the dot product with the summed g_sup.
-		d := []float64{be.Dot(r.g.Flat(), r.gs.Flat(), r.g.Len()) * float64(r.opt.LR)}
+		d := []float64{float64(sc[slotDot]) * float64(r.opt.LR)}
 		r.poolMean(d, 1)
 		h = d[0] * float64(r.R)
 	}
@@ -111,26 +128,36 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	}
 	r.step(r.cfg.Clip)
 
-	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1],
-		PseudoAcc: r.pseudoAccuracy(uRows, truth), Agreement: agree}
+	// Pseudo-label accuracy against the true labels of this replica's unlabeled rows
+	// (known for built-in and imported data; used for monitoring only).
+	acc := make([]float64, V)
+	for w := range acc {
+		acc[w] = float64(sc[slotHits0+w]) / float64(n)
+	}
+	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1], PseudoAcc: acc, Agreement: agree}
 }
 
-// pseudoAccuracy compares every view's pseudo-labels with the true labels of the
-// unlabeled rows (known for built-in and imported data; used for monitoring only).
-func (r *rank) pseudoAccuracy(rows []int, truth []int32) []float64 {
-	n := len(rows)
-	y := make([]float32, r.V*n)
-	r.be.Download(y, r.yHat)
-	acc := make([]float64, r.V)
-	for w := range acc {
-		for i, e := range rows {
-			if int32(y[w*n+i]) == truth[e] {
-				acc[w]++
-			}
-		}
-		acc[w] /= float64(n)
+// uploadStep sends everything the host contributes to one update in one upload, before
+// the update queues any work (on a GPU a later upload would wait for the queue to drain):
+// the unlabeled and labeled rows, the labels, the unlabeled rows' sampling indices and
+// their true labels.
+func (r *rank) uploadStep(uRows, lRows []int, truth []int32) {
+	h, d := r.stepHost, r.dim
+	n, nl := len(uRows), len(lRows)
+	if n*d > r.offXL || nl > r.offKey-r.offYL {
+		panic(fmt.Sprintf("train: update of %d unlabeled and %d labeled rows, buffers sized for %d and %d",
+			n, nl, r.offXL/d, r.offKey-r.offYL))
 	}
-	return acc
+	data.Gather(h[:n*d], r.feat, d, uRows)
+	data.Gather(h[r.offXL:r.offXL+nl*d], r.feat, d, lRows)
+	for i, e := range lRows {
+		h[r.offYL+i] = float32(r.ds.TrainLabels[e])
+	}
+	for i, e := range uRows {
+		h[r.offKey+i] = nn.IndexBits(uint32(e))
+		h[r.offTruth+i] = float32(truth[e])
+	}
+	r.be.Upload(r.stepIn, h)
 }
 
 // agreement is the mean over view pairs of the fraction of rows whose argmax logits agree;

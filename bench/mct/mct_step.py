@@ -34,7 +34,7 @@ class Probe:
 
     fcnn: h0 = BN0(LReLU(fc0 x)); h_i = BN_i(LReLU(fc_i [h0..h_{i-1}, h_{i-1}]));
           logits = LReLU(fc_L [h0..h_{L-1}, h_{L-1}]) / T
-    mlp:  h_i = LReLU(BN_i(fc_i h_{i-1})); logits = fc_L h_{L-1} / T
+    mlp:  h_i = LReLU(BN_i(fc_i h_{i-1})), fc_i without bias; logits = fc_L h_{L-1} / T
     linear: logits = fc0 x / T
     Parameters are named and ordered as a PyTorch state_dict: fc0.weight, fc0.bias,
     bn0.weight, bn0.bias, fc1.weight, ...
@@ -62,7 +62,9 @@ class Probe:
         self.shapes = []  # (name, shape) in state_dict order
         self.buffer_shapes = []
         for i, (_, w_in, out, final) in enumerate(self.blocks):
-            self.shapes += [(f"fc{i}.weight", (out, w_in)), (f"fc{i}.bias", (out,))]
+            self.shapes += [(f"fc{i}.weight", (out, w_in))]
+            if arch != "mlp" or final:  # BN removes an mlp hidden layer's bias: none
+                self.shapes += [(f"fc{i}.bias", (out,))]
             if not final:
                 self.shapes += [(f"bn{i}.weight", (out,)), (f"bn{i}.bias", (out,))]
                 self.buffer_shapes += [(f"bn{i}.running_mean", (out,)), (f"bn{i}.running_var", (out,))]
@@ -85,7 +87,7 @@ class Probe:
         hs = []
         for i, (src, _, _, final) in enumerate(self.blocks):
             inp = x if src == [-1] else torch.cat([hs[s] for s in src], 1)
-            a = F.linear(inp, params[f"fc{i}.weight"], params[f"fc{i}.bias"])
+            a = F.linear(inp, params[f"fc{i}.weight"], params.get(f"fc{i}.bias"))
             if self.arch == "fcnn":
                 a = F.leaky_relu(a, self.slope)
             if final:

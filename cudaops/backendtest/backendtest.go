@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"mct/nn"
@@ -45,6 +46,7 @@ func Run(t *testing.T, b nn.Backend, o Options) {
 	t.Run("BatchNorm", s.batchNorm)
 	t.Run("Softmax", s.softmax)
 	t.Run("Choices", s.choices)
+	t.Run("Scalars", s.scalars)
 	t.Run("Adam", s.adam)
 	t.Run("Probe", s.probe)
 }
@@ -237,6 +239,13 @@ func (s *suite) elementwise(t *testing.T) {
 		out["copycols"] = get(b, W)
 		b.CopyCols(K, cols, 50, W, 500, 0, rows, 250, 1)
 		out["copycols+"] = get(b, K)
+		F := b.Alloc(rows * 400)
+		b.FoldCols(F, 400, W, 500, rows, 250) // columns 400..499 onto 250..349
+		out["foldcols"] = get(b, F)
+		b.UnfoldCols(W, 500, F, 400, rows, 250, 1)
+		out["unfoldcols+"] = get(b, W)
+		b.UnfoldCols(W, 500, F, 400, rows, 100, 0)
+		out["unfoldcols"] = get(b, W)
 		return out
 	})
 	compare(t, "elementwise", g, c, min(s.o.Tol, 1e-6))
@@ -267,12 +276,17 @@ func (s *suite) batchNorm(t *testing.T) {
 		b.BNMoments(mean, vr, RM, RV, st, cols, 0.1)
 		Y := b.Alloc(rows * cols)
 		b.BNNormalize(Y, X, mean, vr, G, Bt, rows, cols, 1e-5)
-		bst := b.Alloc(2*cols + 1)
-		b.BNBackwardStats(bst, DY, X, mean, vr, rows, cols, 1e-5)
+		bst, dg, db := b.Alloc(2*cols+1), put(b, gamma), put(b, beta)
+		b.BNBackwardStats(bst, dg, db, DY, X, mean, vr, rows, cols, 1e-5)
 		bstats := get(b, bst)
-		b.BNBackward(DY, DY, X, mean, vr, G, bst, rows, cols, 1e-5) // dx aliases dy
-		return map[string][]float32{"stats": stats, "mean": get(b, mean), "var": get(b, vr),
-			"runMean": get(b, RM), "runVar": get(b, RV), "y": get(b, Y), "bstats": bstats, "dx": get(b, DY)}
+		dgamma, dbeta := get(b, dg), get(b, db)
+		DX := b.Alloc(rows * cols)
+		b.BNBackward(DX, DY, X, mean, vr, G, bst, rows, cols, 1e-5, 0.2) // with a LeakyReLU derivative
+		dxAct := get(b, DX)
+		b.BNBackward(DY, DY, X, mean, vr, G, bst, rows, cols, 1e-5, 1) // dx aliases dy
+		return map[string][]float32{"dx, LeakyReLU": dxAct, "stats": stats, "mean": get(b, mean), "var": get(b, vr),
+			"runMean": get(b, RM), "runVar": get(b, RV), "y": get(b, Y), "bstats": bstats, "dx": get(b, DY),
+			"dgamma accumulated": dgamma, "dbeta accumulated": dbeta}
 	})
 	compare(t, "batchnorm", g, c, s.o.Tol)
 	if g["stats"][2*cols] != float32(rows) || g["bstats"][2*cols] != float32(rows) {
@@ -313,14 +327,18 @@ func (s *suite) choices(t *testing.T) {
 		idx[i] = uint32(r.Int31())
 	}
 	key := nn.RNGKey{Seed: 0xfeedface12345678, Step: 42, Stream: 1}
+	ib := make([]float32, rows)
+	for i, v := range idx {
+		ib[i] = nn.IndexBits(v)
+	}
 	g, c := s.both(func(b nn.Backend) map[string][]float32 {
-		X, out := put(b, x), b.Alloc(rows)
+		X, out, I := put(b, x), b.Alloc(rows), put(b, ib)
 		res := map[string][]float32{}
 		b.Argmax(out, X, rows, cols)
 		res["argmax"] = get(b, out)
-		b.SampleGumbel(out, X, rows, cols, 0.5, key, idx)
+		b.SampleGumbel(out, X, rows, cols, 0.5, key, I)
 		res["gumbel"] = get(b, out)
-		b.SampleGumbel(out, X, rows, cols, 1, nn.RNGKey{Seed: 1, Step: 2, Stream: 0}, idx)
+		b.SampleGumbel(out, X, rows, cols, 1, nn.RNGKey{Seed: 1, Step: 2, Stream: 0}, I)
 		res["gumbel2"] = get(b, out)
 		m := b.Alloc(rows * 300)
 		b.DropoutMask(m, rows, 300, 0.3, nn.RNGKey{Seed: 9, Step: 3, Stream: nn.StreamDropout + 1}, 1000)
@@ -328,6 +346,64 @@ func (s *suite) choices(t *testing.T) {
 		return res
 	})
 	compare(t, "choices", g, c, 0)
+}
+
+// scalars checks the operations that leave their result on the device (the MCT
+// step's scalars) and the fused leave-one-out ensemble: float results within
+// Tol (they are float64 sums rounded once), counts and MeanOthers exactly.
+func (s *suite) scalars(t *testing.T) {
+	r := rand.New(rand.NewSource(10))
+	n := s.pick(300007, 20011) // several grid-stride rounds and partial blocks
+	x, y := randn(r, n, 1), randn(r, n, 2)
+	rows := s.pick(1024, 100)
+	loss := randn(r, rows, 1)
+	for i := range loss {
+		loss[i] = float32(math.Abs(float64(loss[i])))
+	}
+	views, cols := 3, s.pick(1024, 300)
+	truth := labels(r, cols, 10)
+	guess := labels(r, views*cols, 10)
+	for i := range guess {
+		if r.Intn(2) == 0 {
+			guess[i] = truth[i%cols]
+		}
+	}
+	g, c := s.both(func(b nn.Backend) map[string][]float32 {
+		X, Y, L, sc := put(b, x), put(b, y), put(b, loss), b.Alloc(4)
+		b.DotTo(b.View(sc, 0, 1), X, Y, n)
+		b.Mean(b.View(sc, 1, 1), L, rows)
+		out := map[string][]float32{}
+		// Above the norm: no scaling; below it: scaled.
+		b.ClipNorm(Y, n, 1e9, b.View(sc, 2, 1))
+		out["unclipped"] = get(b, Y)
+		b.ClipNorm(Y, n, 3, b.View(sc, 3, 1))
+		out["clipped"] = get(b, Y)
+		b.ClipNorm(X, n-1, 0.5, nil)
+		out["clipped, no norm"] = get(b, X)
+		all := get(b, sc)
+		for i, k := range []string{"dot", "mean", "norm", "norm of the scaled"} {
+			out[k] = all[i : i+1] // each against its own scale
+		}
+		T, G, hits := put(b, truth), put(b, guess), b.Alloc(views)
+		b.CountEqual(hits, G, T, views, cols)
+		out["hits"] = get(b, hits)
+		for _, v := range []int{2, 3, 4} {
+			src, dst := put(b, randn(rand.New(rand.NewSource(int64(v))), v*rows*7, 1)), b.Alloc(v*rows*7)
+			b.MeanOthers(dst, src, v, rows*7)
+			out[fmt.Sprintf("mean of others, %d views", v)] = get(b, dst)
+		}
+		return out
+	})
+	exactG, exactC := map[string][]float32{}, map[string][]float32{}
+	for k := range c {
+		if k == "hits" || strings.HasPrefix(k, "mean of others") {
+			exactG[k], exactC[k] = g[k], c[k]
+			delete(g, k)
+			delete(c, k)
+		}
+	}
+	compare(t, "scalars", g, c, s.o.Tol)
+	compare(t, "exact", exactG, exactC, 0)
 }
 
 func (s *suite) adam(t *testing.T) {

@@ -11,7 +11,9 @@
 //   column reductions: block (32, 32), grid.x = ceil(cols/32) (declared with
 //     __launch_bounds__(1024) so that they never need more registers than
 //     a 1024-thread block can have);
-//   partial sums: block 256, grid.x = NPART, then one block of 256.
+//   partial sums: block 256, grid.x = NPART, then one block of 256
+//     (sum_partials, partials_to_f32), or clip_scale on an elementwise grid;
+//   single-block reductions (mean_of): grid 1, block 256.
 // Compile with --fmad=false: the CPU backend does not fuse multiply-adds, and
 // unfused float arithmetic keeps the two within rounding of each other.
 
@@ -84,6 +86,31 @@ KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, in
 		float v = src[(long long)r * lds + s0 + c];
 		float *d = &dst[(long long)r * ldd + d0 + c];
 		*d = beta == 0.0f ? v : beta * *d + v;
+	}
+}
+
+// fold_cols: dst (rows×dc) = src (rows×sc) with its trailing w = sc−dc columns
+// added onto columns [off, off+w): one add, as copy_cols' copy-then-accumulate.
+KERNEL void fold_cols(float *dst, int dc, const float *src, int sc, int rows, int off) {
+	long long n = (long long)rows * dc;
+	int w = sc - dc;
+	GRID_STRIDE(i, n) {
+		int r = i / dc, c = i % dc;
+		const float *sr = src + (long long)r * sc;
+		float v = sr[c];
+		if (c >= off && c < off + w) v = v + sr[dc + c - off];
+		dst[i] = v;
+	}
+}
+
+// unfold_cols: dst (rows×dc) = beta·dst + src (rows×sc) with columns c ≥ sc read
+// from src column off+c−sc; beta = 0 does not read dst.
+KERNEL void unfold_cols(float *dst, int dc, const float *src, int sc, int rows, int off, float beta) {
+	long long n = (long long)rows * dc;
+	GRID_STRIDE(i, n) {
+		int r = i / dc, c = i % dc;
+		float v = src[(long long)r * sc + (c < sc ? c : off + c - sc)];
+		dst[i] = beta == 0.0f ? v : beta * dst[i] + v;
 	}
 }
 
@@ -168,15 +195,20 @@ KERNEL void __launch_bounds__(1024) bn_stats(float *stats, const float *x, const
 	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }
 
-// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows].
-KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, const float *dy, const float *x, const float *mean,
-                                        const float *var, int rows, int cols, float eps) {
+// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows]; dbeta += Σdy and dgamma += Σdy·x̂ as
+// floats, where not null.
+KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, float *dgamma, float *dbeta, const float *dy,
+                                        const float *x, const float *mean, const float *var, int rows, int cols,
+                                        float eps) {
 	double a, b;
 	col_reduce<2>(dy, x, mean, var, eps, rows, cols, &a, &b);
 	int c = blockIdx.x * 32 + threadIdx.x;
 	if (threadIdx.y == 0 && c < cols) {
-		stats[c] = (float)a;
-		stats[cols + c] = (float)b;
+		float fa = (float)a, fb = (float)b;
+		stats[c] = fa;
+		stats[cols + c] = fb;
+		if (dbeta) dbeta[c] += fa;
+		if (dgamma) dgamma[c] += fb;
 	}
 	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }
@@ -211,7 +243,7 @@ KERNEL void bn_normalize(float *y, const float *x, const float *mean, const floa
 
 KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float *mean,
                                        const float *var, const float *gamma, const float *stats,
-                                       int rows, int cols, float eps) {
+                                       int rows, int cols, float eps, float slope) {
 	long long n = (long long)rows * cols;
 	double rn = stats[2 * cols];
 	GRID_STRIDE(i, n) {
@@ -222,7 +254,11 @@ KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float 
 		double kk = (double)gamma[c] * inv;
 		float k = (float)kk, c0 = (float)(kk * (double)stats[c] / rn);
 		float c1 = (float)(kk * inv * (double)stats[cols + c] / rn);
-		dx[i] = k * dy[i] - c0 - c1 * (x[i] - mean[c]);
+		float xi = x[i];
+		float v = k * dy[i] - c0 - c1 * (xi - mean[c]);
+		// Then the LeakyReLU(slope) whose output is x, as lrelu_bwd.
+		if (xi <= 0.0f) v *= slope;
+		dx[i] = v;
 	}
 }
 
@@ -241,6 +277,60 @@ KERNEL void sum_partials(double *out, const double *part, int n) {
 	for (int i = threadIdx.x; i < n; i += blockDim.x) a += part[i];
 	a = block_sum(a);
 	if (threadIdx.x == 0) out[0] = a;
+}
+
+// partials_to_f32: out[0] = (float)Σ part[0:n], one block of 256 (DotTo).
+KERNEL void partials_to_f32(float *out, const double *part, int n) {
+	double a = 0.0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) a += part[i];
+	a = block_sum(a);
+	if (threadIdx.x == 0) out[0] = (float)a;
+}
+
+// clip_scale: the second pass of ClipNorm after dot_partial(part, x, x, n). Every
+// block totals the np partial sums itself, in the same order as sum_partials (so all
+// blocks, and Dot, get the same norm), instead of waiting for a third kernel; then
+// x *= (float)coef when coef = max_norm/(‖x‖+1e-6) < 1. norm may be null.
+KERNEL void clip_scale(float *x, long long n, const double *part, int np, float max_norm, float *norm) {
+	double a = 0.0;
+	for (int i = threadIdx.x; i < np; i += blockDim.x) a += part[i];
+	double nrm = sqrt(block_sum(a));
+	double coef = (double)max_norm / (nrm + 1e-6);
+	if (norm && blockIdx.x == 0 && threadIdx.x == 0) *norm = (float)nrm;
+	if (coef < 1.0) {
+		float c = (float)coef;
+		GRID_STRIDE(i, n) x[i] *= c;
+	}
+}
+
+// mean_of: dst[0] = (float)(Σ x[0:n] / n), one block of 256.
+KERNEL void mean_of(float *dst, const float *x, int n) {
+	double a = 0.0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) a += (double)x[i];
+	a = block_sum(a);
+	if (threadIdx.x == 0) dst[0] = (float)(a / (double)n);
+}
+
+// count_equal: one block per row r of a: dst[r] = #{c : a[r,c] == b[c]}.
+KERNEL void count_equal(float *dst, const float *a, const float *b, int cols) {
+	const float *ar = a + (long long)blockIdx.x * cols;
+	double k = 0.0;
+	for (int c = threadIdx.x; c < cols; c += blockDim.x) k += ar[c] == b[c] ? 1.0 : 0.0;
+	k = block_sum(k);
+	if (threadIdx.x == 0) dst[blockIdx.x] = (float)k;
+}
+
+// mean_others: dst[w·n+i] = Σ_{o≠w} a·src[o·n+i] from 0.0f in increasing o, the
+// order of the Fill and Axpy calls it replaces (a = 1/(views−1), rounded by the host).
+KERNEL void mean_others(float *dst, const float *src, int views, float a, long long n) {
+	GRID_STRIDE(i, n) {
+		for (int w = 0; w < views; w++) {
+			float acc = 0.0f;
+			for (int o = 0; o < views; o++)
+				if (o != w) acc += a * src[o * n + i];
+			dst[w * n + i] = acc;
+		}
+	}
 }
 
 // Philox4x32-10 and the uniform of nn/rng.go, bit for bit.
@@ -381,7 +471,8 @@ KERNEL void argmax(float *dst, const float *x, int cols) {
 	if (threadIdx.x == 0) dst[blockIdx.x] = (float)(i == 0x7fffffff ? 0 : i);
 }
 
-// sample_gumbel: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, index[r], c)) in double.
+// sample_gumbel: dst[r] = argmax_c (invT·x[r,c] + Gumbel(key, index[r], c)) in double;
+// index holds uint32s in float32 slots (nn.IndexBits), read here by their bits.
 KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index, int cols,
                                          float invT, unsigned long long seed, unsigned int step,
                                          unsigned int stream) {

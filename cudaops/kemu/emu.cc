@@ -228,6 +228,12 @@ WRAP(copy_cols,
      (unsigned gx, unsigned bx, unsigned by, float *dst, int ldd, int d0, const float *src, int lds, int s0, int rows,
       int cols, float beta),
      (dst, ldd, d0, src, lds, s0, rows, cols, beta))
+WRAP(fold_cols, (unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows, int off),
+     (dst, dc, src, sc, rows, off))
+WRAP(unfold_cols,
+     (unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows, int off,
+      float beta),
+     (dst, dc, src, sc, rows, off, beta))
 WRAP(bias_lrelu, (unsigned gx, unsigned bx, unsigned by, float *x, const float *bias, int rows, int cols, float slope),
      (x, bias, rows, cols, slope))
 WRAP(lrelu_bwd, (unsigned gx, unsigned bx, unsigned by, float *dy, const float *y, float slope, long long n),
@@ -238,9 +244,9 @@ WRAP(bn_stats,
      (unsigned gx, unsigned bx, unsigned by, float *stats, const float *x, const float *run_mean, int rows, int cols),
      (stats, x, run_mean, rows, cols))
 WRAP(bn_bwd_stats,
-     (unsigned gx, unsigned bx, unsigned by, float *stats, const float *dy, const float *x, const float *mean,
-      const float *var, int rows, int cols, float eps),
-     (stats, dy, x, mean, var, rows, cols, eps))
+     (unsigned gx, unsigned bx, unsigned by, float *stats, float *dgamma, float *dbeta, const float *dy,
+      const float *x, const float *mean, const float *var, int rows, int cols, float eps),
+     (stats, dgamma, dbeta, dy, x, mean, var, rows, cols, eps))
 WRAP(bn_moments,
      (unsigned gx, unsigned bx, unsigned by, float *mean, float *var, float *run_mean, float *run_var,
       const float *stats, int cols, float momentum),
@@ -251,11 +257,23 @@ WRAP(bn_normalize,
      (y, x, mean, var, gamma, beta, rows, cols, eps))
 WRAP(bn_backward,
      (unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *x, const float *mean,
-      const float *var, const float *gamma, const float *stats, int rows, int cols, float eps),
-     (dx, dy, x, mean, var, gamma, stats, rows, cols, eps))
+      const float *var, const float *gamma, const float *stats, int rows, int cols, float eps, float slope),
+     (dx, dy, x, mean, var, gamma, stats, rows, cols, eps, slope))
 WRAP(dot_partial, (unsigned gx, unsigned bx, unsigned by, double *part, const float *x, const float *y, long long n),
      (part, x, y, n))
 WRAP(sum_partials, (unsigned gx, unsigned bx, unsigned by, double *out, const double *part, int n), (out, part, n))
+WRAP(partials_to_f32, (unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int n),
+     (out, part, n))
+WRAP(clip_scale,
+     (unsigned gx, unsigned bx, unsigned by, float *x, long long n, const double *part, int np, float max_norm,
+      float *norm),
+     (x, n, part, np, max_norm, norm))
+WRAP(mean_of, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int n), (dst, x, n))
+WRAP(count_equal, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *a, const float *b, int cols),
+     (dst, a, b, cols))
+WRAP(mean_others,
+     (unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int views, float a, long long n),
+     (dst, src, views, a, n))
 WRAP(philox_test, (unsigned gx, unsigned bx, unsigned by, unsigned *out, unsigned k0, unsigned k1, int n),
      (out, k0, k1, n))
 WRAP(dropout_mask,

@@ -10,6 +10,10 @@ import (
 	"fmt"
 	"unsafe"
 
+	// emu.cc #includes cudalib's kernels.cu, which the go command does not track as
+	// an input of this package; importing cudalib (which embeds that file) makes a
+	// change to the kernels rebuild the emulator instead of testing a cached one.
+	_ "mct/cudaops/cudalib"
 	"mct/nn"
 )
 
@@ -100,6 +104,44 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	return b.part[npart]
 }
 
+func (b *Backend) DotTo(dst, x, y nn.Buf, n int) {
+	p := (*C.double)(unsafe.Pointer(&b.part[0]))
+	C.emu_dot_partial(npart, threads, 1, p, f(x, n, "x"), f(y, n, "y"), C.longlong(n))
+	C.emu_partials_to_f32(1, threads, 1, f(dst, 1, "dst"), p, npart)
+}
+
+func (*Backend) Mean(dst, x nn.Buf, n int) {
+	C.emu_mean_of(1, threads, 1, f(dst, 1, "dst"), f(x, n, "x"), C.int(n))
+}
+
+func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	p := (*C.double)(unsafe.Pointer(&b.part[0]))
+	px := f(x, n, "x")
+	C.emu_dot_partial(npart, threads, 1, p, px, px, C.longlong(n))
+	gx, bx, by := flat(n)
+	C.emu_clip_scale(gx, bx, by, px, C.longlong(n), p, npart, C.float(maxNorm), f(norm, 1, "norm"))
+}
+
+func (*Backend) CountEqual(dst, a, b nn.Buf, rows, cols int) {
+	if rows == 0 {
+		return
+	}
+	gx, bx, by := rowShape(rows)
+	C.emu_count_equal(gx, bx, by, f(dst, rows, "dst"), f(a, rows*cols, "a"), f(b, cols, "b"), C.int(cols))
+}
+
+func (*Backend) MeanOthers(dst, src nn.Buf, views, n int) {
+	if views < 2 {
+		panic(fmt.Sprintf("kemu: MeanOthers of %d views", views))
+	}
+	if n == 0 {
+		return
+	}
+	gx, bx, by := flat(n)
+	C.emu_mean_others(gx, bx, by, f(dst, views*n, "dst"), f(src, views*n, "src"), C.int(views),
+		C.float(1/float32(views-1)), C.longlong(n))
+}
+
 func (*Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
 	if rows == 0 || cols == 0 {
 		return
@@ -107,6 +149,24 @@ func (*Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, s
 	gx, bx, by := flat(rows * cols)
 	C.emu_copy_cols(gx, bx, by, f(dst, (rows-1)*dstCols+dstOff+cols, "dst"), C.int(dstCols), C.int(dstOff),
 		f(src, (rows-1)*srcCols+srcOff+cols, "src"), C.int(srcCols), C.int(srcOff), C.int(rows), C.int(cols), C.float(beta))
+}
+
+func (*Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
+	if rows*dstCols == 0 {
+		return
+	}
+	gx, bx, by := flat(rows * dstCols)
+	C.emu_fold_cols(gx, bx, by, f(dst, rows*dstCols, "dst"), C.int(dstCols), f(src, rows*srcCols, "src"), C.int(srcCols),
+		C.int(rows), C.int(off))
+}
+
+func (*Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
+	if rows*dstCols == 0 {
+		return
+	}
+	gx, bx, by := flat(rows * dstCols)
+	C.emu_unfold_cols(gx, bx, by, f(dst, rows*dstCols, "dst"), C.int(dstCols), f(src, rows*srcCols, "src"),
+		C.int(srcCols), C.int(rows), C.int(off), C.float(beta))
 }
 
 func (*Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
@@ -149,18 +209,19 @@ func (*Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols
 		f(gamma, cols, "gamma"), f(beta, cols, "beta"), C.int(rows), C.int(cols), C.float(eps))
 }
 
-func (*Backend) BNBackwardStats(stats, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (*Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
 	gx, bx, by := colShape(cols)
-	C.emu_bn_bwd_stats(gx, bx, by, f(stats, 2*cols+1, "stats"), f(dy, rows*cols, "dy"), f(x, rows*cols, "x"),
-		f(mean, cols, "mean"), f(variance, cols, "variance"), C.int(rows), C.int(cols), C.float(eps))
+	C.emu_bn_bwd_stats(gx, bx, by, f(stats, 2*cols+1, "stats"), f(dgamma, cols, "dgamma"), f(dbeta, cols, "dbeta"),
+		f(dy, rows*cols, "dy"), f(x, rows*cols, "x"), f(mean, cols, "mean"), f(variance, cols, "variance"),
+		C.int(rows), C.int(cols), C.float(eps))
 }
 
-func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps float32) {
+func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	n := rows * cols
 	gx, bx, by := flat(n)
 	C.emu_bn_backward(gx, bx, by, f(dx, n, "dx"), f(dy, n, "dy"), f(x, n, "x"), f(mean, cols, "mean"),
 		f(variance, cols, "variance"), f(gamma, cols, "gamma"), f(stats, 2*cols+1, "stats"),
-		C.int(rows), C.int(cols), C.float(eps))
+		C.int(rows), C.int(cols), C.float(eps), C.float(slope))
 }
 
 func (*Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
@@ -185,12 +246,12 @@ func (*Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	C.emu_argmax(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), C.int(cols))
 }
 
-func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex []uint32) {
+func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
 	if rows == 0 {
 		return
 	}
 	gx, bx, by := rowShape(rows)
-	C.emu_sample_gumbel(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), (*C.uint)(unsafe.Pointer(&rowIndex[0])),
+	C.emu_sample_gumbel(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), (*C.uint)(unsafe.Pointer(f(rowIndex, rows, "rowIndex"))),
 		C.int(cols), C.float(invT), C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream))
 }
 

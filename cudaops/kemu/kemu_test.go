@@ -8,6 +8,7 @@ import (
 
 	"mct/cudaops/backendtest"
 	"mct/nn"
+	"mct/nn/nntest"
 )
 
 // TestKernels checks every emulated kernel, and a probe built on them,
@@ -15,6 +16,9 @@ import (
 func TestKernels(t *testing.T) {
 	backendtest.Run(t, New(), backendtest.Options{Small: true})
 }
+
+// TestConformance runs nn's own backend contract suite on the emulated kernels too.
+func TestConformance(t *testing.T) { nntest.Conformance(t, New()) }
 
 func TestPhilox(t *testing.T) {
 	k := [2]uint32{0xa4093822, 0x299f31d0}

@@ -159,6 +159,19 @@ func (c *checker) elementwise(t *testing.T) {
 		c.ref.CopyCols(dst.ref, dc, 4, src.ref, sc, 2, rows, 6, beta)
 		c.same(t, fmt.Sprintf("CopyCols β=%g", beta), dst, 0)
 	}
+	for _, blocks := range []int{1, 3} {
+		const h = 6
+		uw, iw, off := blocks*h, (blocks+1)*h, (blocks-1)*h
+		w, eff := c.pair(c.randn(rows*iw, 1)), c.pair(make([]float32, rows*uw))
+		c.b.FoldCols(eff.b, uw, w.b, iw, rows, off)
+		c.ref.FoldCols(eff.ref, uw, w.ref, iw, rows, off)
+		c.same(t, fmt.Sprintf("FoldCols %d blocks", blocks), eff, 0)
+		for _, beta := range []float32{0, 1} {
+			c.b.UnfoldCols(w.b, iw, eff.b, uw, rows, off, beta)
+			c.ref.UnfoldCols(w.ref, iw, eff.ref, uw, rows, off, beta)
+			c.same(t, fmt.Sprintf("UnfoldCols %d blocks β=%g", blocks, beta), w, 0)
+		}
+	}
 	const n = 5000
 	x, y := c.pair(c.randn(n, 1)), c.pair(c.randn(n, 1))
 	c.b.Axpy(y.b, -0.3, x.b, n-1)
@@ -174,6 +187,43 @@ func (c *checker) elementwise(t *testing.T) {
 	if math.Abs(got-want) > 1e-6*(1+math.Abs(want)) {
 		t.Errorf("Dot = %.10g, CPU %.10g", got, want)
 	}
+	out := c.pair(make([]float32, 4))
+	c.b.DotTo(c.b.View(out.b, 0, 1), x.b, y.b, n-3)
+	c.ref.DotTo(c.ref.View(out.ref, 0, 1), x.ref, y.ref, n-3)
+	c.b.Mean(c.b.View(out.b, 1, 1), y.b, n-5)
+	c.ref.Mean(c.ref.View(out.ref, 1, 1), y.ref, n-5)
+	c.same(t, "DotTo, Mean", out, tol)
+	for _, maxNorm := range []float32{1e3, 0.5} { // no clipping, then clipping
+		g := c.randn(n, 1)
+		gp := c.pair(g)
+		c.b.ClipNorm(gp.b, n-7, maxNorm, c.b.View(out.b, 2, 1))
+		c.ref.ClipNorm(gp.ref, n-7, maxNorm, c.ref.View(out.ref, 2, 1))
+		c.same(t, fmt.Sprintf("ClipNorm(max %g) norm", maxNorm), out, tol)
+		c.same(t, fmt.Sprintf("ClipNorm(max %g) x", maxNorm), gp, tol)
+		c.b.ClipNorm(gp.b, n, maxNorm/2, nil)
+		c.ref.ClipNorm(gp.ref, n, maxNorm/2, nil)
+		c.same(t, fmt.Sprintf("ClipNorm(max %g) without norm", maxNorm/2), gp, tol)
+	}
+	const views, cnt = 3, 500
+	truth := c.labels(cnt, 7)
+	guess := make([]float32, views*cnt)
+	for i := range guess {
+		guess[i] = truth[i%cnt]
+		if c.rng.IntN(3) == 0 {
+			guess[i] = float32(c.rng.IntN(7))
+		}
+	}
+	tp, gp, hits := c.pair(truth), c.pair(guess), c.pair(make([]float32, views))
+	c.b.CountEqual(hits.b, gp.b, tp.b, views, cnt)
+	c.ref.CountEqual(hits.ref, gp.ref, tp.ref, views, cnt)
+	c.same(t, "CountEqual", hits, 0)
+	for _, v := range []int{2, 3, 5} {
+		src, dst := c.pair(c.randn(v*1111, 2)), c.pair(make([]float32, v*1111))
+		c.b.MeanOthers(dst.b, src.b, v, 1111)
+		c.ref.MeanOthers(dst.ref, src.ref, v, 1111)
+		c.same(t, fmt.Sprintf("MeanOthers(%d views)", v), dst, 0)
+	}
+
 	rows2, cols2 := 300, 70
 	m := c.pair(c.randn(rows2*cols2, 2))
 	for _, beta := range []float32{0, 1} {
@@ -224,15 +274,21 @@ func (c *checker) batchNorm(t *testing.T) {
 	c.ref.BNNormalize(y.ref, x.ref, mean.ref, vr.ref, g.ref, be.ref, rows, cols, 1e-5)
 	c.same(t, "BNNormalize", y, 1e-5)
 	dy := c.pair(c.randn(rows*cols, 1))
-	c.b.BNBackwardStats(st.b, dy.b, x.b, mean.b, vr.b, rows, cols, 1e-5)
-	c.ref.BNBackwardStats(st.ref, dy.ref, x.ref, mean.ref, vr.ref, rows, cols, 1e-5)
+	dg, db := c.pair(c.randn(cols, 1)), c.pair(c.randn(cols, 1))
+	c.b.BNBackwardStats(st.b, dg.b, db.b, dy.b, x.b, mean.b, vr.b, rows, cols, 1e-5)
+	c.ref.BNBackwardStats(st.ref, dg.ref, db.ref, dy.ref, x.ref, mean.ref, vr.ref, rows, cols, 1e-5)
 	c.same(t, "BNBackwardStats", st, 1e-5)
+	c.same(t, "BNBackwardStats dγ accumulated", dg, 1e-5)
+	c.same(t, "BNBackwardStats dβ accumulated", db, 1e-5)
+	c.b.BNBackwardStats(st.b, nil, nil, dy.b, x.b, mean.b, vr.b, rows, cols, 1e-5)
+	c.ref.BNBackwardStats(st.ref, nil, nil, dy.ref, x.ref, mean.ref, vr.ref, rows, cols, 1e-5)
+	c.same(t, "BNBackwardStats without affine gradients", st, 1e-5)
 	dx := c.pair(make([]float32, rows*cols))
-	c.b.BNBackward(dx.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5)
-	c.ref.BNBackward(dx.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5)
+	c.b.BNBackward(dx.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5, 1)
+	c.ref.BNBackward(dx.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5, 1)
 	c.same(t, "BNBackward", dx, 1e-5)
-	c.b.BNBackward(dy.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5)
-	c.ref.BNBackward(dy.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5)
+	c.b.BNBackward(dy.b, dy.b, x.b, mean.b, vr.b, g.b, st.b, rows, cols, 1e-5, 0.1)
+	c.ref.BNBackward(dy.ref, dy.ref, x.ref, mean.ref, vr.ref, g.ref, st.ref, rows, cols, 1e-5, 0.1)
 	c.same(t, "BNBackward in place", dy, 1e-5)
 }
 
@@ -281,10 +337,15 @@ func (c *checker) random(t *testing.T) {
 	for i := range idx {
 		idx[i] = uint32(c.rng.IntN(1 << 30))
 	}
+	ih := make([]float32, n)
+	for i, v := range idx {
+		ih[i] = nn.IndexBits(v)
+	}
+	ib := c.pair(ih)
 	s := c.pair(make([]float32, n))
 	skey := nn.RNGKey{Seed: 99, Step: 12345, Stream: 1}
-	c.b.SampleGumbel(s.b, x.b, n, classes, 1/1.5, skey, idx)
-	c.ref.SampleGumbel(s.ref, x.ref, n, classes, 1/1.5, skey, idx)
+	c.b.SampleGumbel(s.b, x.b, n, classes, 1/1.5, skey, ib.b)
+	c.ref.SampleGumbel(s.ref, x.ref, n, classes, 1/1.5, skey, ib.ref)
 	c.same(t, "SampleGumbel (bit-exact Philox)", s, 0)
 }
 

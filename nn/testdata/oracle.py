@@ -36,7 +36,8 @@ def write(d, name, t):
 class Probe(nn.Module):
     """fcnn: h0 = BN0(LReLU(fc0 x)); h_i = BN_i(LReLU(fc_i [h0..h_{i-1}, h_{i-1}]));
     logits = LReLU(fc_last [h0..h_last, h_last]) / T (the reference, traced).
-    mlp: h_i = LReLU(BN_i(fc_i h_{i-1})); logits = fc_L h / T. linear: fc0 x / T."""
+    mlp: h_i = LReLU(BN_i(fc_i h_{i-1})), fc_i without bias; logits = fc_L h / T.
+    linear: fc0 x / T."""
 
     def __init__(self, m):
         super().__init__()
@@ -49,7 +50,7 @@ class Probe(nn.Module):
         elif self.arch == "mlp":
             w = n_in
             for i, h in enumerate(H):
-                setattr(self, f"fc{i}", nn.Linear(w, h))
+                setattr(self, f"fc{i}", nn.Linear(w, h, bias=False))
                 setattr(self, f"bn{i}", nn.BatchNorm1d(h, eps=eps, momentum=mom))
                 w = h
             setattr(self, f"fc{len(H)}", nn.Linear(w, C))

@@ -1,0 +1,265 @@
+package train
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"mct/data"
+	"mct/nn"
+	"mct/ranks"
+)
+
+// countingBackend is the CPU backend with a tally of what a GPU backend would pay for:
+// host waits (every method that returns only after the device's queued work is done, or
+// that returns a host value) and launches (the stream operations cudaops issues for each
+// call: a kernel, a cuBLAS GEMM, a memset or a device copy). Uploads are counted apart:
+// cudaops stages them through pinned memory, so they queue without waiting.
+type countingBackend struct {
+	*nn.CPU
+	mu                        sync.Mutex
+	waits, launches, uploads  int
+	on                        bool
+	waitNames, countedUploads []string
+}
+
+func (c *countingBackend) count(waits, launches int, name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.on {
+		return
+	}
+	c.waits += waits
+	c.launches += launches
+	if waits > 0 {
+		c.waitNames = append(c.waitNames, name)
+	}
+}
+
+func (c *countingBackend) Upload(dst nn.Buf, src []float32) {
+	c.mu.Lock()
+	if c.on {
+		c.uploads++
+	}
+	c.mu.Unlock()
+	c.CPU.Upload(dst, src)
+}
+
+func (c *countingBackend) Download(dst []float32, src nn.Buf) {
+	c.count(1, 0, fmt.Sprintf("Download(%d)", len(dst)))
+	c.CPU.Download(dst, src)
+}
+
+func (c *countingBackend) Sync() { c.count(1, 0, "Sync"); c.CPU.Sync() }
+
+func (c *countingBackend) Dot(x, y nn.Buf, n int) float64 {
+	c.count(1, 2, "Dot") // a partial-sum kernel and a total kernel, then the read
+	return c.CPU.Dot(x, y, n)
+}
+
+func (c *countingBackend) Copy(dst, src nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Copy(dst, src, n) }
+func (c *countingBackend) Fill(x nn.Buf, n int, v float32) {
+	c.count(0, 1, "")
+	c.CPU.Fill(x, n, v)
+}
+func (c *countingBackend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b nn.Buf, beta float32, cc nn.Buf) {
+	c.count(0, 1, "")
+	c.CPU.Gemm(tA, tB, m, n, k, alpha, a, b, beta, cc)
+}
+func (c *countingBackend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
+	c.count(0, 1, "")
+	c.CPU.CopyCols(dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta)
+}
+func (c *countingBackend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
+	c.count(0, 1, "")
+	c.CPU.FoldCols(dst, dstCols, src, srcCols, rows, off)
+}
+func (c *countingBackend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
+	c.count(0, 1, "")
+	c.CPU.UnfoldCols(dst, dstCols, src, srcCols, rows, off, beta)
+}
+func (c *countingBackend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
+	c.count(0, 1, "")
+	c.CPU.Axpy(y, alpha, x, n)
+}
+func (c *countingBackend) Scale(x nn.Buf, n int, alpha float32) {
+	c.count(0, 1, "")
+	c.CPU.Scale(x, n, alpha)
+}
+func (c *countingBackend) Mul(x, y nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Mul(x, y, n) }
+func (c *countingBackend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
+	c.count(0, 1, "")
+	c.CPU.AddBiasLeakyReLU(x, bias, rows, cols, slope)
+}
+func (c *countingBackend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
+	c.count(0, 1, "")
+	c.CPU.LeakyReLUBackward(dy, y, n, slope)
+}
+func (c *countingBackend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {
+	c.count(0, 1, "")
+	c.CPU.ColSums(dst, x, rows, cols, beta)
+}
+func (c *countingBackend) BNStats(stats, x, runMean nn.Buf, rows, cols int) {
+	c.count(0, 1, "")
+	c.CPU.BNStats(stats, x, runMean, rows, cols)
+}
+func (c *countingBackend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols int, momentum float32) {
+	c.count(0, 1, "")
+	c.CPU.BNMoments(mean, variance, runMean, runVar, stats, cols, momentum)
+}
+func (c *countingBackend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
+	c.count(0, 1, "")
+	c.CPU.BNNormalize(y, x, mean, variance, gamma, beta, rows, cols, eps)
+}
+func (c *countingBackend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+	c.count(0, 1, "")
+	c.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps)
+}
+func (c *countingBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
+	c.count(0, 1, "")
+	c.CPU.BNBackward(dx, dy, x, mean, variance, gamma, stats, rows, cols, eps, slope)
+}
+func (c *countingBackend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
+	c.count(0, 1, "")
+	c.CPU.DropoutMask(mask, rows, cols, p, key, rowBase)
+}
+func (c *countingBackend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32) {
+	c.count(0, 1, "")
+	c.CPU.SoftmaxCE(loss, dx, x, labels, rows, cols, invT, scale, beta)
+}
+func (c *countingBackend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
+	c.count(0, 1, "")
+	c.CPU.Softmax(y, x, rows, cols, invT)
+}
+func (c *countingBackend) Argmax(dst, x nn.Buf, rows, cols int) {
+	c.count(0, 1, "")
+	c.CPU.Argmax(dst, x, rows, cols)
+}
+func (c *countingBackend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
+	c.count(0, 1, "")
+	c.CPU.SampleGumbel(dst, x, rows, cols, invT, key, rowIndex)
+}
+func (c *countingBackend) DotTo(dst, x, y nn.Buf, n int) {
+	c.count(0, 2, "") // partial sums, then the total
+	c.CPU.DotTo(dst, x, y, n)
+}
+func (c *countingBackend) Mean(dst, x nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Mean(dst, x, n) }
+func (c *countingBackend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	c.count(0, 2, "") // partial sums, then the scaling kernel that totals them itself
+	c.CPU.ClipNorm(x, n, maxNorm, norm)
+}
+func (c *countingBackend) CountEqual(dst, a, b nn.Buf, rows, cols int) {
+	c.count(0, 1, "")
+	c.CPU.CountEqual(dst, a, b, rows, cols)
+}
+func (c *countingBackend) MeanOthers(dst, src nn.Buf, views, n int) {
+	c.count(0, 1, "")
+	c.CPU.MeanOthers(dst, src, views, n)
+}
+func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
+	c.count(0, 1, "")
+	c.CPU.Adam(w, g, m, v, n, h)
+}
+
+// countUpdate runs two MCT updates of every view (V views × R replicas, local transport)
+// on counting backends and returns rank 0's tally of the second.
+func countUpdate(t *testing.T, cfg Config, V, R int) *countingBackend {
+	t.Helper()
+	dims := []int{5, 6, 7, 4}[:V]
+	ds := RandomViews(dims, 4, 64, 3)
+	all := allRows(len(ds.TrainLabels))
+	split := data.Split{Labeled: all, Unlabeled: all}
+	layout := ranks.Layout{Views: V, Replicas: R}
+	var rank0 *countingBackend
+	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+		peer, pool, err := ranks.Topology(c, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		be := &countingBackend{CPU: nn.NewCPU()}
+		r, err := newRank(cfg, ds, split, be, c, peer, pool)
+		if err != nil {
+			return err
+		}
+		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+		r.mctUpdate(0, all[:cfg.Batch], all[cfg.Batch:cfg.Batch+cfg.LabeledBatch], ds.TrainLabels)
+		be.on = true
+		r.mctUpdate(1, all[8:8+cfg.Batch], all[:cfg.LabeledBatch], ds.TrainLabels)
+		be.on = false
+		if c.Rank() == 0 {
+			rank0 = be
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rank0
+}
+
+// TestHostWaitsPerUpdate counts what one MCT update makes the host wait for. With one
+// replica per view the step waits twice: for its teacher logits (the all-gather needs
+// them on the host) and for one small download of the scalars the host needs (losses,
+// the exact-h dot product, pseudo-label hits). A regression (a loss, a norm or a count
+// read back on its own) fails here.
+func TestHostWaitsPerUpdate(t *testing.T) {
+	base := Config{Arch: "fcnn", Hidden: []int{8, 8, 8}, Temperature: 1, Seed: 7, Batch: 16, LabeledBatch: 8,
+		MCTLR: 0.01, Clip: 1, PseudoT: 1}
+	for _, tc := range []struct {
+		name       string
+		V, R       int
+		hard, xh   bool
+		dropout    float32
+		wantWaits  int
+		wantUpload int
+	}{
+		{name: "V2", V: 2, R: 1, wantWaits: 2, wantUpload: 2},
+		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 2, wantUpload: 2},
+		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 2, wantUpload: 2},
+		// Replicas all-reduce through the host: each BatchNorm sum (2 BN layers, in 3
+		// Train forwards and 3 backwards: 12) and each gradient (student and teacher: 2)
+		// is a download and an upload, besides the 2 waits of the step: 16 and 2 + 14.
+		{name: "V2-2replicas", V: 2, R: 2, wantWaits: 16, wantUpload: 16},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base
+			cfg.Hard, cfg.ExactH, cfg.Dropout = tc.hard, tc.xh, tc.dropout
+			c := countUpdate(t, cfg, tc.V, tc.R)
+			t.Logf("%s: %d host waits %v, %d uploads, %d launches per update", tc.name, c.waits, c.waitNames, c.uploads, c.launches)
+			if c.waits != tc.wantWaits {
+				t.Errorf("%d host waits per update (%v), want %d", c.waits, c.waitNames, tc.wantWaits)
+			}
+			if c.uploads != tc.wantUpload {
+				t.Errorf("%d uploads per update, want %d", c.uploads, tc.wantUpload)
+			}
+		})
+	}
+}
+
+// Launches reports the launches counted so far, as cudaops.Backend does.
+func (c *countingBackend) Launches() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return int64(c.launches)
+}
+
+// TestBenchLaunchesPerUpdate: Bench reports a counting backend's launches per update,
+// the number TestHostWaitsPerUpdate's tally gives for the same update.
+func TestBenchLaunchesPerUpdate(t *testing.T) {
+	RegisterDevice("counting", func(int, int, string) (nn.Backend, error) {
+		return &countingBackend{CPU: nn.NewCPU(), on: true}, nil
+	})
+	cfg := Defaults()
+	cfg.Device, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = "counting", []int{8, 8, 8}, 16, 8
+	res, err := Bench(cfg, RandomViews([]int{5, 6}, 4, 64, 3), 1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MCTLR = cfg.LR / 8
+	want := countUpdate(t, cfg, 2, 1).launches
+	if res.LaunchesPerUpdate != float64(want) {
+		t.Errorf("bench reports %g launches per update, the counted update has %d", res.LaunchesPerUpdate, want)
+	}
+}
