@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 
+	"mct/blas"
 	"mct/ckpt"
 	"mct/data"
 	"mct/probe"
@@ -126,6 +128,10 @@ func cmdProbe(args []string) error {
 	rep, err := probe.Inventory()
 	if err != nil {
 		return err
+	}
+	rep.CPU = probe.CPU{Cores: runtime.NumCPU(), BLAS: blas.Impl()}
+	if a := blas.Advice(); a != "" {
+		rep.Notes = append(rep.Notes, a)
 	}
 	rep.MPI.Library = ranks.LibraryVersion()
 	rep.MPI.CUDAAware = "unknown: the MPI library answers once initialised (mpirun -np 1 mct probe)"

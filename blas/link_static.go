@@ -44,7 +44,35 @@ static int mct_blas_core_chosen(void) { return mct_blas_chose_core; }
 */
 import "C"
 
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/sys/cpu"
+)
+
 // coreChosen reports whether mct chose OpenBLAS's kernel (OPENBLAS_CORETYPE was unset
 // and the CPU has AVX-512); the variable stays set for child processes, so a PyTorch
 // baseline started from mct or its tests runs the same OpenBLAS kernel.
 func coreChosen() bool { return C.mct_blas_core_chosen() != 0 }
+
+// Advice is a one-line hint when the user's OPENBLAS_CORETYPE holds OpenBLAS to
+// older kernels than this CPU runs (mct would otherwise choose SkylakeX), else "".
+func Advice() string {
+	set := os.Getenv("OPENBLAS_CORETYPE")
+	if coreChosen() || set == "" || !hasAVX512() {
+		return ""
+	}
+	switch strings.ToLower(set) {
+	case "skylakex", "cooperlake", "sapphirerapids":
+		return ""
+	}
+	return fmt.Sprintf("OPENBLAS_CORETYPE=%s holds OpenBLAS to %s kernels on this AVX-512 CPU; unset it for SkylakeX's (1.46× the GEMM rate on a Zen 5, bench/RESULTS-mct.md)", set, core())
+}
+
+// hasAVX512 is the constructor's test, from Go.
+func hasAVX512() bool {
+	return cpu.X86.HasAVX512F && cpu.X86.HasAVX512CD && cpu.X86.HasAVX512BW &&
+		cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL
+}

@@ -12,3 +12,6 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 func setThreads(int) {}
 
 func core() string { return "" }
+
+// Advice has nothing to say about the pure-Go GEMM.
+func Advice() string { return "" }

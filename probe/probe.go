@@ -29,9 +29,17 @@ type MPI struct {
 	CUDAAware string `json:"cuda_aware,omitempty"` // "yes", "no" or "unknown"
 }
 
+// CPU is the host side of the node, filled by the caller (from mct/blas, which this
+// package does not import).
+type CPU struct {
+	Cores int    `json:"cores"` // logical CPUs this process may use
+	BLAS  string `json:"blas,omitempty"`
+}
+
 // Report is the node inventory.
 type Report struct {
 	Host       string `json:"host"`
+	CPU        CPU    `json:"cpu"`
 	NVML       string `json:"nvml"` // NVML version, or why NVML is unavailable
 	Driver     string `json:"driver,omitempty"`
 	CUDADriver string `json:"cuda_driver,omitempty"` // highest CUDA version the driver supports, "13.0"
@@ -203,6 +211,9 @@ func deref(s *string) string {
 func (r Report) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "host: %s\n", r.Host)
+	if r.CPU.Cores > 0 {
+		fmt.Fprintf(&b, "cpu: %d cores, BLAS %s\n", r.CPU.Cores, orUnknown(r.CPU.BLAS))
+	}
 	fmt.Fprintf(&b, "nvml: %s\n", r.NVML)
 	if r.Driver != "" {
 		fmt.Fprintf(&b, "driver: %s (CUDA %s)\n", r.Driver, r.CUDADriver)

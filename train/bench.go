@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"mct/blas"
 	"mct/data"
 	"mct/nn"
 	"mct/ranks"
@@ -19,6 +20,7 @@ type BenchResult struct {
 	Replicas         int              `json:"replicas"`
 	Transport        string           `json:"transport"`
 	Backend          string           `json:"backend"`
+	BLAS             string           `json:"blas"` // the CPU GEMM and its kernel (host-side work on GPUs)
 	Batch            int              `json:"batch"`
 	Updates          int              `json:"updates"`
 	SecondsPerUpdate float64          `json:"seconds_per_update"`
@@ -117,7 +119,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 			return nil
 		}
 		sec := time.Since(start).Seconds()
-		res = &BenchResult{Views: layout.Views, Replicas: layout.Replicas, Transport: transport, Backend: be.Name(),
+		res = &BenchResult{Views: layout.Views, Replicas: layout.Replicas, Transport: transport, Backend: be.Name(), BLAS: blas.Impl(),
 			Batch: cfg.Batch, Updates: n, SecondsPerUpdate: sec / float64(n), UpdatesPerSecond: float64(n) / sec,
 			CommPerUpdate: meter.seconds / float64(n), BytesPerUpdate: map[string]int64{}}
 		if counts {
