@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
+	"mct/ranks"
 	"mct/train"
 )
 
@@ -23,6 +25,7 @@ func cmdBench(args []string) error {
 	warmup := fs.Int("warmup", 2, "untimed updates first")
 	updates := fs.Int("updates", 10, "timed updates")
 	asJSON := fs.Bool("json", false, "print JSON")
+	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>)")
 	roof := fs.Bool("roofline", false, "also measure the GPU's bf16 GEMM rate and report the update's fraction of it (cuda build)")
 	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
 		h, err := parseInts(s)
@@ -50,6 +53,13 @@ flags:`)
 	d, err := parseInts(*dims)
 	if err != nil {
 		return fmt.Errorf("--dims: %w", err)
+	}
+	if *profile != "" {
+		stop, err := startCPUProfile(*profile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	res, err := train.Bench(cfg, train.RandomViews(d, *classes, *rows, cfg.Seed), *warmup, *updates)
 	if err != nil || res == nil {
@@ -84,4 +94,24 @@ flags:`)
 		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)
 	}
 	return nil
+}
+
+// startCPUProfile starts pprof's CPU profile into path (suffixed with the local rank
+// under mpirun, so ranks on one node do not overwrite each other's).
+func startCPUProfile(path string) (stop func(), err error) {
+	if ranks.Launched() {
+		path = fmt.Sprintf("%s.%d", path, ranks.LocalRank())
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
