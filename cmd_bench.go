@@ -25,7 +25,7 @@ func cmdBench(args []string) error {
 	warmup := fs.Int("warmup", 2, "untimed updates first")
 	updates := fs.Int("updates", 10, "timed updates")
 	asJSON := fs.Bool("json", false, "print JSON")
-	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>); read it with go tool pprof -top FILE, without naming the binary (pprof then keeps the OpenBLAS frames as cgocall)")
+	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>); read it with go tool pprof -symbolize=none -top FILE (re-symbolizing from the binary misplaces the OpenBLAS samples)")
 	roof := fs.Bool("roofline", false, "also measure the GPU's bf16 GEMM rate and report the update's fraction of it (cuda build)")
 	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
 		h, err := parseInts(s)
