@@ -300,12 +300,12 @@ func dev(x nn.Buf) *buf {
 	return d
 }
 
-// ptrOrNil maps a nil Buf (an absent optional operand) to a null pointer.
-func ptrOrNil(x nn.Buf) cu.DevicePtr {
+// optional is need for an optional operand: a null pointer when x is nil.
+func optional(x nn.Buf, n int, what string) cu.DevicePtr {
 	if x == nil {
 		return 0
 	}
-	return dev(x).ptr
+	return need(x, n, what).ptr
 }
 
 func need(x nn.Buf, n int, what string) *buf {
