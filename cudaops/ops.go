@@ -10,7 +10,6 @@ import (
 
 	"gorgonia.org/cu"
 
-	"mct/cudaops/cudalib"
 	"mct/nn"
 )
 
@@ -33,17 +32,13 @@ func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, be
 		b.scaleOrZero(pc.ptr, m*n, beta)
 		return
 	}
-	err := b.blas.GemmRowMajor(tA, tB, m, n, k, alpha, uintptr(pa.ptr), cudalib.R32F, lda,
-		uintptr(pb.ptr), cudalib.R32F, ldb, beta, uintptr(pc.ptr), cudalib.R32F, n, b.prec.compute())
-	check(fmt.Sprintf("Gemm %dx%dx%d", m, n, k), err)
-	b.launches++
+	b.gemmOp(tA, tB, m, n, k, alpha, pa.ptr, lda, pb.ptr, ldb, beta, pc.ptr, n)
 }
 
 // scaleOrZero sets x = beta·x, with beta = 0 writing zeros (NaN ignored).
 func (b *Backend) scaleOrZero(p cu.DevicePtr, n int, beta float32) {
 	if beta == 0 {
-		check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
-		b.launches++
+		b.memset(p, 0, n)
 		return
 	}
 	g, t := b.flat(n)
@@ -132,6 +127,7 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	if n == 0 {
 		return 0
 	}
+	b.notRecording("Dot")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	total := b.part + 8*npart
@@ -391,6 +387,7 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 // with key k, returning the first output words: the test of the device RNG
 // against nn.Philox4x32.
 func (b *Backend) philox(n int, k [2]uint32) []uint32 {
+	b.notRecording("philox")
 	out := b.Alloc(n)
 	defer b.Free(out)
 	b.enter()
