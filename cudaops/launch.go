@@ -212,7 +212,7 @@ func (b *Backend) describe(o op) string {
 }
 
 // Launches is the number of operations queued on the stream so far: kernels, cuBLAS
-// GEMMs, memsets and device-to-device copies (not host transfers). Each costs a few
-// microseconds of launch overhead whatever its size, which is what bounds a small
-// update; `mct bench` reports it per update.
+// GEMMs, memsets and device-to-device copies (not host transfers); a replayed CUDA
+// graph counts as one. Each costs a few microseconds of launch overhead whatever its
+// size, which is what bounds a small update; `mct bench` reports it per update.
 func (b *Backend) Launches() int64 { return b.launches }
