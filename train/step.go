@@ -77,7 +77,6 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	own := all[r.view*n*C : (r.view+1)*n*C]
 	be.Download(own, z)
 	r.peer.AllgatherF32(own, all)
-	agree := agreement(all, V, n, C)
 	be.Upload(r.zAll, all)
 
 	invT := 1 / r.cfg.PseudoT
@@ -122,6 +121,8 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 			be.DotTo(be.View(r.scal, slotDot, 1), r.g.Flat(), r.gs.Flat(), r.g.Len())
 		}
 	})
+	// The views' agreement (monitoring only) is computed while the device runs B.
+	agree := agreement(all, V, n, C)
 	sc := r.scalHost
 	be.Download(sc, r.scal)
 	loss := []float64{float64(sc[slotLossBefore]), float64(sc[slotLossAfter])}
