@@ -2,6 +2,7 @@ package train
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
@@ -9,7 +10,9 @@ import (
 	"sync"
 	"testing"
 
+	"mct/data"
 	"mct/nn"
+	"mct/ranks"
 )
 
 // fakeRecorder is the CPU backend posing as a backend that records (nn.Recorder), the
@@ -136,5 +139,37 @@ func TestRecordedSegments(t *testing.T) {
 		if keys := be.(*fakeRecorder).keys; len(keys) != 0 {
 			t.Errorf("view %d recorded %v under MCT_CUDA_GRAPHS=0", v, keys)
 		}
+	}
+}
+
+// TestReplicasDoNotRecord: with data-parallel replicas the segments hold host
+// all-reduces, so a rank never records them, even on a backend that could.
+func TestReplicasDoNotRecord(t *testing.T) {
+	cfg := Defaults()
+	cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.MCTLR = []int{8, 8, 8}, 16, 8, 0.01
+	ds := RandomViews([]int{5, 6}, 4, 64, 3)
+	all := allRows(len(ds.TrainLabels))
+	layout := ranks.Layout{Views: 2, Replicas: 2}
+	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+		peer, pool, err := ranks.Topology(c, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		be := &fakeRecorder{CPU: nn.NewCPU()}
+		r, err := newRank(cfg, ds, data.Split{Labeled: all, Unlabeled: all}, be, c, peer, pool)
+		if err != nil {
+			return err
+		}
+		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+		r.mctUpdate(0, all[:cfg.Batch], all[:cfg.LabeledBatch], ds.TrainLabels)
+		if r.rec != nil || len(be.keys) != 0 {
+			return fmt.Errorf("rank %d with replicas recorded %v", c.Rank(), be.keys)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
 	}
 }
