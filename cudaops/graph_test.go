@@ -117,6 +117,7 @@ func TestGraphReplay(t *testing.T) {
 // (MCT_CUDA_GRAPHS=0) from the same start, and the graphs were really replayed.
 func TestGraphsMCTBitIdentical(t *testing.T) {
 	const updates = 5
+	defer gpu.SetPrecision(FP32)
 	views := []*Backend{gpu, nil}
 	var err error
 	if views[1], err = New(Options{Device: 0}); err != nil {
