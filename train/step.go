@@ -25,10 +25,11 @@ const (
 	slotHits0 // then one per view: pseudo-labels equal to the true label
 )
 
-// Slots of rank.dyn, the values that change from one update to the next and that the
-// kernels read from device memory (uploaded with the batch), so that the update issues
-// the same launches with the same arguments every time and can be replayed as CUDA
-// graphs. RNG steps are nn.IndexBits.
+// Slots of the update's per-step values (stepIn from offDyn, viewed by rank.dynView):
+// they change from one update to the next, so the kernels read them from device memory
+// (uploaded with the batch) and the update issues the same launches with the same
+// arguments every time, which lets it be replayed as CUDA graphs. RNG steps are
+// nn.IndexBits.
 const (
 	dynDropU       = iota               // dropout step of the teacher forward on U
 	dynDropBefore                       // of the labeled forward before the student step
