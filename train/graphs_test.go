@@ -173,3 +173,23 @@ func TestReplicasDoNotRecord(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRecordedSegmentsExactH: the --hard --exact-h path (a device dot product in B),
+// three views, through a recording backend: same weights, nothing inside a segment that
+// waits, uploads or allocates.
+func TestRecordedSegmentsExactH(t *testing.T) {
+	cfg := Defaults()
+	cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Hard, cfg.ExactH = []int{8, 8, 8}, 16, 8, true, true
+	ds := RandomViews([]int{5, 6, 7}, 4, 64, 3)
+	direct, err := Updates(cfg, ds, 2, func(int) (nn.Backend, error) { return nn.NewCPU(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded, err := Updates(cfg, ds, 2, func(int) (nn.Backend, error) { return &fakeRecorder{CPU: nn.NewCPU()}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(recorded, direct) {
+		t.Errorf("weights through the recorder %v, direct %v", recorded, direct)
+	}
+}
