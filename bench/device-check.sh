@@ -21,19 +21,21 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 s=$SECONDS
 step() { echo "== $1 ($((SECONDS - s)) s)"; }
 
-step "1. cudaops tests: every op and the probe vs the CPU backend (fp32 1e-5, bf16 1e-2)"
-timeout ${T_OPS:-45} "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
+step "1. cudaops tests: every op and the probe vs the CPU backend (fp32 1e-5, bf16 1e-2); CUDA graphs = direct, bit for bit"
+timeout ${T_OPS:-60} "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
 echo "exit $?"; grep -E '^(--- FAIL|FAIL|ok|PASS)' "$out/ops.log" | tail -5; grep -c -- '--- PASS' "$out/ops.log"
 grep -E -- '--- (FAIL|SKIP)' "$out/ops.log" | head -20
 
 step "2. PyTorch, the same MCT update on this GPU"
 timeout ${T_TORCH:-40} python3 bench/gpu/mct_step.py --precision fp32,bf16 --updates 30 --warmup 3 --out "$out/torch.json" 2>&1 | tail -4
 
-step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN)"
-for p in bf16 fp32; do
-  timeout ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda --precision $p --dims 1024,1024 --classes 1000 --batch 1024 \
-    --updates 30 --warmup 3 --json $([ $p = bf16 ] && echo --roofline) > "$out/mct-$p.json" 2> "$out/mct-$p.err"
-  echo "$p exit $?"; tail -2 "$out/mct-$p.err"
+step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN); bf16 also without CUDA graphs"
+for run in bf16 fp32 bf16-nographs; do
+  p=${run%%-*}
+  MCT_CUDA_GRAPHS=$([ $run = bf16-nographs ] && echo 0 || echo 1) timeout ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda \
+    --precision $p --dims 1024,1024 --classes 1000 --batch 1024 --updates 30 --warmup 3 --json \
+    $([ $run = bf16 ] && echo --roofline) > "$out/mct-$run.json" 2> "$out/mct-$run.err"
+  echo "$run exit $?"; tail -2 "$out/mct-$run.err"
 done
 
 step "4. full MCT run on Fashion-MNIST, default flags, on the GPU"
@@ -54,15 +56,18 @@ def load(f):
     except Exception as e: return None
 t = load("torch.json") or {}
 print(f"{'':28s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'launches/update':>16s}")
-for p in ("fp32", "bf16"):
-    m = load(f"mct-{p}.json")
+# launches/update counts rank 0's stream operations; a replayed graph counts as one.
+for run in ("fp32", "bf16", "bf16-nographs"):
+    p = run.split("-")[0]
+    m = load(f"mct-{run}.json")
     tv = next((r["updates_per_s"] for r in t.get("results", []) if r.get("precision") == p), None)
     if m:
         ratio = f"{m['updates_per_second']/tv:8.1f}x" if tv else "      n/a"
         roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else f"{'':13s}"
         launches = f"{m['launches_per_update']:16.0f}" if m.get('launches_per_update') else ""
-        print(f"mct cuda {p:19s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches}")
-    if tv: print(f"torch {p:22s} {tv:10.1f}")
+        label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}"
+        print(f"mct cuda {label:19s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches}")
+    if tv and run != "bf16-nographs": print(f"torch {p:22s} {tv:10.1f}")
 s = load("fmnist/summary.json")
 if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))
 s = load("np2/summary.json")

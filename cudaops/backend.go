@@ -92,6 +92,13 @@ type Backend struct {
 	// hasBLAS says b.blas holds a handle (a failed New releases what it made).
 	hasBLAS bool
 	closed  bool
+	// workspace is cuBLAS's fixed workspace (cudalib.Handle.SetWorkspace).
+	workspace cu.DevicePtr
+	// rec collects the ops of the Record call under way (nil outside Record); graphs
+	// are the recorded segments by key, and graphStats counts their use (graph.go).
+	rec        *recording
+	graphs     map[string]*graph
+	graphStats GraphStats
 }
 
 // Info describes what New found.
@@ -103,6 +110,10 @@ type Info struct {
 	CUBLASVersion int
 	Arch          string // the NVRTC target the kernels were built for
 }
+
+// cublasWorkspace is the bytes of cuBLAS's workspace: NVIDIA's recommendation for
+// Hopper (32 MiB; 4 MiB suffice for older GPUs), where cuBLAS's own default is smaller.
+const cublasWorkspace = 32 << 20
 
 // npart is the fixed number of blocks of the two-pass reductions: fixed, so
 // that sums do not depend on the GPU.
@@ -122,7 +133,7 @@ func New(o Options) (_ *Backend, err error) {
 	if o.Device < 0 || o.Device >= n {
 		return nil, fmt.Errorf("cudaops: CUDA device %d asked for, but %d visible (check CUDA_VISIBLE_DEVICES and `mct probe`)", o.Device, n)
 	}
-	b := &Backend{ordinal: o.Device, prec: o.Precision, cache: map[int][]cu.DevicePtr{}}
+	b := &Backend{ordinal: o.Device, prec: o.Precision, cache: map[int][]cu.DevicePtr{}, graphs: map[string]*graph{}}
 	if b.dev, err = cu.GetDevice(o.Device); err != nil {
 		return nil, fmt.Errorf("cudaops: device %d: %v", o.Device, err)
 	}
@@ -169,6 +180,13 @@ func New(o Options) (_ *Backend, err error) {
 		return nil, fmt.Errorf("cudaops: %v", err)
 	}
 	b.info.CUBLASVersion, _ = b.blas.Version()
+	// After SetStream, which resets the workspace to cuBLAS's own pool.
+	if b.workspace, err = cu.MemAlloc(cublasWorkspace); err != nil {
+		return nil, fmt.Errorf("cudaops: allocate the cuBLAS workspace (%d MiB): %v", cublasWorkspace>>20, err)
+	}
+	if err := b.blas.SetWorkspace(uintptr(b.workspace), cublasWorkspace); err != nil {
+		return nil, fmt.Errorf("cudaops: %v", err)
+	}
 	if b.part, err = cu.MemAlloc(8 * (npart + 1)); err != nil {
 		return nil, fmt.Errorf("cudaops: allocate reduction scratch: %v", err)
 	}
@@ -245,6 +263,7 @@ func (b *Backend) Close() error {
 	if b.closed {
 		return nil
 	}
+	b.notRecording("Close")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	b.closed = true
@@ -257,8 +276,12 @@ func (b *Backend) Close() error {
 
 // release frees what New made, whatever it got to; the context is current.
 func (b *Backend) release() error {
+	b.dropGraphs()
 	if b.hasBLAS {
 		b.blas.Destroy()
+	}
+	if b.workspace != 0 {
+		cu.MemFree(b.workspace)
 	}
 	if b.part != 0 {
 		cu.MemFree(b.part)
@@ -300,12 +323,12 @@ func dev(x nn.Buf) *buf {
 	return d
 }
 
-// ptrOrNil maps a nil Buf (an absent optional operand) to a null pointer.
-func ptrOrNil(x nn.Buf) cu.DevicePtr {
+// optional is need for an optional operand: a null pointer when x is nil.
+func optional(x nn.Buf, n int, what string) cu.DevicePtr {
 	if x == nil {
 		return 0
 	}
-	return dev(x).ptr
+	return need(x, n, what).ptr
 }
 
 func need(x nn.Buf, n int, what string) *buf {
@@ -323,6 +346,7 @@ func (b *Backend) Alloc(n int) nn.Buf {
 	if n == 0 {
 		return &buf{}
 	}
+	b.notRecording("Alloc")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	var p cu.DevicePtr
@@ -333,8 +357,7 @@ func (b *Backend) Alloc(n int) nn.Buf {
 		p, err = cu.MemAlloc(int64(n) * 4)
 		check(fmt.Sprintf("allocate %d floats", n), err)
 	}
-	check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
-	b.launches++
+	b.memset(p, 0, n)
 	return &buf{ptr: p, n: n}
 }
 
@@ -343,6 +366,7 @@ func (b *Backend) Alloc(n int) nn.Buf {
 // before Free may still use x; work elsewhere (another stream, CUDA-aware
 // MPI) must have finished.
 func (b *Backend) Free(x nn.Buf) {
+	b.notRecording("Free")
 	d := dev(x)
 	if d.view || d.ptr == 0 {
 		return
@@ -364,6 +388,7 @@ func (b *Backend) Upload(dst nn.Buf, src []float32) {
 	if len(src) == 0 {
 		return
 	}
+	b.notRecording("Upload")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	// Through page-locked staging (pinned.go): from pageable memory the driver
@@ -376,6 +401,7 @@ func (b *Backend) Download(dst []float32, src nn.Buf) {
 	if len(dst) == 0 {
 		return
 	}
+	b.notRecording("Download")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	check("download", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), s.ptr, int64(4*len(dst)), b.stream))
@@ -389,8 +415,7 @@ func (b *Backend) Copy(dst, src nn.Buf, n int) {
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	check("copy", cu.MemcpyDtoDAsync(d.ptr, s.ptr, int64(4*n), b.stream))
-	b.launches++
+	b.copyD(d.ptr, s.ptr, 4*n)
 }
 
 func (b *Backend) Fill(x nn.Buf, n int, v float32) {
@@ -400,11 +425,11 @@ func (b *Backend) Fill(x nn.Buf, n int, v float32) {
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	check("fill", cu.MemsetD32Async(d.ptr, uint(math.Float32bits(v)), int64(n), b.stream))
-	b.launches++
+	b.memset(d.ptr, math.Float32bits(v), n)
 }
 
 func (b *Backend) Sync() {
+	b.notRecording("Sync")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	check("synchronize", b.stream.Synchronize())

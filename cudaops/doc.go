@@ -7,6 +7,19 @@
 // update. Launches counts the stream operations issued (mct bench reports them
 // per update): with waits gone, their fixed cost is what bounds a small update.
 //
+// CUDA graphs (graph.go): Record implements nn.Recorder. The MCT step (train) runs
+// its three device-only segments per update through it — the teacher forward, steps
+// 2–4 and the teacher step — so with one replica per view an update issues three
+// graph launches instead of ~120 operations per view. Record runs the step's code
+// every time with the backend collecting the operations instead of issuing them, and
+// launches the graph captured under the key only if the operations are identical
+// (kernels, shapes, pointers, every argument); otherwise it captures a new one. A
+// replay therefore never uses stale arguments. If capture fails, the operations are
+// issued directly and Record returns the error; train then turns graphs off with one
+// warning. MCT_CUDA_GRAPHS=0 turns them off for comparison. cuBLAS gets a fixed
+// workspace (graph capture must not allocate), graphs or not, so that it picks the
+// same algorithms either way: graphs do not change a bit of the results.
+//
 // It is built only with the `cuda` build tag. The driver API comes from
 // gorgonia.org/cu, whose package initialisation calls cuInit and exits the
 // process when no driver is present; so nothing in the default build imports

@@ -20,6 +20,8 @@ type kernels struct {
 	dropoutMask, softmaxCE, softmax, argmax, sampleGB cu.Function
 	adam, toBF16, partialsF32, clipScale, meanOf      cu.Function
 	countEqual, meanOthers, foldCols, unfoldCols      cu.Function
+	// names maps every entry point back to its name, for messages.
+	names map[cu.Function]string
 }
 
 func (k *kernels) load(m cu.Module) error {
@@ -48,6 +50,10 @@ func (k *kernels) load(m cu.Module) error {
 			return fmt.Errorf("cudaops: kernel %s: %v", name, err)
 		}
 		*f = fn
+		if k.names == nil {
+			k.names = map[cu.Function]string{}
+		}
+		k.names[fn] = name
 	}
 	return nil
 }
@@ -76,44 +82,137 @@ func rowShape(rows int) (dim, dim) { return dim{rows, 1}, dim{threads, 1} }
 // colShape runs a (32, 32) block per 32 columns.
 func colShape(cols int) (dim, dim) { return dim{(cols + 31) / 32, 1}, dim{32, 32} }
 
-// launch runs f on the backend's stream. Arguments are passed by their Go
-// type, which must match the kernel's parameter: cu.DevicePtr for pointers,
-// int32 for int, int64 for long long, uint32 / uint64 for the unsigned
-// types, float32 for float. The caller has called enter.
+// opKind says what an op queues on the stream.
+type opKind uint8
+
+const (
+	opKernel opKind = iota // a kernel: fn, grid, block, args[:nargs]
+	opGemm                 // a cuBLAS GEMM: args as in gemmOp
+	opMemset               // cuMemsetD32Async: pointer, value bits, count
+	opCopy                 // cuMemcpyDtoDAsync: destination, source, bytes
+)
+
+// op is one stream operation with all its arguments, as values: the backend's methods
+// build ops and pass them to do, which issues them, or, inside Record, collects them.
+// Two ops are equal exactly when they would do the same thing, which is how Record
+// decides whether a recorded graph may be replayed.
+type op struct {
+	kind        opKind
+	fn          cu.Function
+	grid, block dim
+	nargs       int
+	args        [16]uint64
+}
+
+// launch queues kernel f. Arguments are passed by their Go type, which must match the
+// kernel's parameter: cu.DevicePtr for pointers, int32 for int, int64 for long long,
+// uint32 / uint64 for the unsigned types, float32 for float. The caller has called
+// enter.
 func (b *Backend) launch(f cu.Function, grid, block dim, args ...any) {
-	// cu's Launch reads eight bytes per argument; a 4-byte parameter takes
-	// the low half of its slot (little-endian).
-	var slots [16]uint64
-	var ptrs [16]unsafe.Pointer
-	if len(args) > len(slots) {
+	o := op{kind: opKernel, fn: f, grid: grid, block: block, nargs: len(args)}
+	if len(args) > len(o.args) {
 		panic("cudaops: too many kernel arguments")
 	}
+	// cu's Launch reads eight bytes per argument; a 4-byte parameter takes the low
+	// half of its slot (little-endian).
 	for i, a := range args {
 		switch v := a.(type) {
 		case cu.DevicePtr:
-			slots[i] = uint64(v)
+			o.args[i] = uint64(v)
 		case int32:
-			slots[i] = uint64(uint32(v))
+			o.args[i] = uint64(uint32(v))
 		case int64:
-			slots[i] = uint64(v)
+			o.args[i] = uint64(v)
 		case uint32:
-			slots[i] = uint64(v)
+			o.args[i] = uint64(v)
 		case uint64:
-			slots[i] = v
+			o.args[i] = v
 		case float32:
-			slots[i] = uint64(math.Float32bits(v))
+			o.args[i] = uint64(math.Float32bits(v))
 		default:
 			panic(fmt.Sprintf("cudaops: kernel argument %d has type %T", i, a))
 		}
-		ptrs[i] = unsafe.Pointer(&slots[i])
 	}
-	err := f.Launch(grid.x, grid.y, 1, block.x, block.y, 1, 0, b.stream, ptrs[:len(args)])
-	check("launch", err)
+	b.do(o)
+}
+
+// memset queues x[0:n] = the 32-bit pattern bits.
+func (b *Backend) memset(x cu.DevicePtr, bits uint32, n int) {
+	b.do(op{kind: opMemset, args: [16]uint64{uint64(x), uint64(bits), uint64(n)}})
+}
+
+// copyD queues a device-to-device copy of bytes.
+func (b *Backend) copyD(dst, src cu.DevicePtr, bytes int) {
+	b.do(op{kind: opCopy, args: [16]uint64{uint64(dst), uint64(src), uint64(bytes)}})
+}
+
+// gemmOp queues cudalib.Handle.GemmRowMajor on fp32 operands with the backend's
+// precision.
+func (b *Backend) gemmOp(tA, tB bool, m, n, k int, alpha float32, a cu.DevicePtr, lda int, bb cu.DevicePtr, ldb int,
+	beta float32, c cu.DevicePtr, ldc int) {
+	flag := func(t bool) uint64 {
+		if t {
+			return 1
+		}
+		return 0
+	}
+	b.do(op{kind: opGemm, args: [16]uint64{flag(tA), flag(tB), uint64(m), uint64(n), uint64(k),
+		uint64(math.Float32bits(alpha)), uint64(a), uint64(lda), uint64(bb), uint64(ldb),
+		uint64(math.Float32bits(beta)), uint64(c), uint64(ldc), uint64(b.prec.compute())}})
+}
+
+// do issues o on the stream, or adds it to the recording under way (Record).
+func (b *Backend) do(o op) {
+	if b.rec != nil {
+		b.rec.ops = append(b.rec.ops, o)
+		return
+	}
+	check(b.describe(o), b.issue(o))
 	b.launches++
 }
 
+// issue queues o on the stream (or, under stream capture, adds it to the graph being
+// captured). The caller has called enter.
+func (b *Backend) issue(o op) error {
+	a := &o.args
+	switch o.kind {
+	case opKernel:
+		var ptrs [16]unsafe.Pointer
+		for i := 0; i < o.nargs; i++ {
+			ptrs[i] = unsafe.Pointer(&a[i])
+		}
+		return o.fn.Launch(o.grid.x, o.grid.y, 1, o.block.x, o.block.y, 1, 0, b.stream, ptrs[:o.nargs])
+	case opGemm:
+		f32 := func(u uint64) float32 { return math.Float32frombits(uint32(u)) }
+		return b.blas.GemmRowMajor(a[0] == 1, a[1] == 1, int(a[2]), int(a[3]), int(a[4]), f32(a[5]),
+			uintptr(a[6]), cudalib.R32F, int(a[7]), uintptr(a[8]), cudalib.R32F, int(a[9]),
+			f32(a[10]), uintptr(a[11]), cudalib.R32F, int(a[12]), cudalib.ComputeType(a[13]))
+	case opMemset:
+		return cu.MemsetD32Async(cu.DevicePtr(a[0]), uint(a[1]), int64(a[2]), b.stream)
+	case opCopy:
+		return cu.MemcpyDtoDAsync(cu.DevicePtr(a[0]), cu.DevicePtr(a[1]), int64(a[2]), b.stream)
+	}
+	return fmt.Errorf("op kind %d", o.kind)
+}
+
+// describe names o for messages: the kernel's name, or what the operation is.
+func (b *Backend) describe(o op) string {
+	switch o.kind {
+	case opKernel:
+		if name, ok := b.k.names[o.fn]; ok {
+			return "kernel " + name
+		}
+		return "kernel"
+	case opGemm:
+		return fmt.Sprintf("Gemm %dx%dx%d", o.args[2], o.args[3], o.args[4])
+	case opMemset:
+		return fmt.Sprintf("memset of %d", o.args[2])
+	}
+	return fmt.Sprintf("device copy of %d bytes", o.args[2])
+}
+
 // Launches is the number of operations queued on the stream so far: kernels, cuBLAS
-// GEMMs, memsets and device-to-device copies (not host transfers). Each costs a few
-// microseconds of launch overhead whatever its size, which is what bounds a small
-// update; `mct bench` reports it per update.
+// GEMMs, memsets and device-to-device copies (not host transfers); a replayed CUDA
+// graph counts as one. Each costs a few microseconds of launch overhead whatever its
+// size, which is what bounds a small update; `mct bench` reports it per update.
 func (b *Backend) Launches() int64 { return b.launches }

@@ -10,7 +10,6 @@ import (
 
 	"gorgonia.org/cu"
 
-	"mct/cudaops/cudalib"
 	"mct/nn"
 )
 
@@ -33,17 +32,13 @@ func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, be
 		b.scaleOrZero(pc.ptr, m*n, beta)
 		return
 	}
-	err := b.blas.GemmRowMajor(tA, tB, m, n, k, alpha, uintptr(pa.ptr), cudalib.R32F, lda,
-		uintptr(pb.ptr), cudalib.R32F, ldb, beta, uintptr(pc.ptr), cudalib.R32F, n, b.prec.compute())
-	check(fmt.Sprintf("Gemm %dx%dx%d", m, n, k), err)
-	b.launches++
+	b.gemmOp(tA, tB, m, n, k, alpha, pa.ptr, lda, pb.ptr, ldb, beta, pc.ptr, n)
 }
 
 // scaleOrZero sets x = beta·x, with beta = 0 writing zeros (NaN ignored).
 func (b *Backend) scaleOrZero(p cu.DevicePtr, n int, beta float32) {
 	if beta == 0 {
-		check("zero", cu.MemsetD32Async(p, 0, int64(n), b.stream))
-		b.launches++
+		b.memset(p, 0, n)
 		return
 	}
 	g, t := b.flat(n)
@@ -132,6 +127,7 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	if n == 0 {
 		return 0
 	}
+	b.notRecording("Dot")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	total := b.part + 8*npart
@@ -308,19 +304,21 @@ func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, row
 	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
 }
 
-func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
+func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32, stepAt nn.Buf) {
 	pm := need(mask, rows*cols, "DropoutMask")
+	ps := optional(stepAt, 1, "DropoutMask stepAt")
 	if rows*cols == 0 {
 		return
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := b.flat(rows * cols)
-	b.launch(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, key.Step, key.Stream, rowBase)
+	b.launch(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, key.Step, key.Stream, rowBase, ps)
 }
 
-func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32) {
+func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
 	px, pl := need(x, rows*cols, "SoftmaxCE x"), need(labels, rows, "SoftmaxCE labels")
+	psc := optional(scaleAt, 1, "SoftmaxCE scaleAt")
 	var plo, pdx cu.DevicePtr
 	if loss != nil {
 		plo = need(loss, rows, "SoftmaxCE loss").ptr
@@ -334,7 +332,7 @@ func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, sc
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, scale, beta)
+	b.launch(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, scale, beta, psc)
 }
 
 func (b *Backend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
@@ -359,8 +357,9 @@ func (b *Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	b.launch(b.k.argmax, g, t, pd.ptr, px.ptr, int32(cols))
 }
 
-func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
+func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex, stepAt nn.Buf) {
 	pd, px := need(dst, rows, "SampleGumbel dst"), need(x, rows*cols, "SampleGumbel x")
+	ps := optional(stepAt, 1, "SampleGumbel stepAt")
 	pi := need(rowIndex, rows, "SampleGumbel row indices")
 	if rows == 0 {
 		return
@@ -368,11 +367,12 @@ func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key 
 	b.enter()
 	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream)
+	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream, ps)
 }
 
-func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
+func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	pw, pg, pm, pv := need(w, n, "Adam w"), need(g, n, "Adam g"), need(m, n, "Adam m"), need(v, n, "Adam v")
+	ps := optional(sched, 2, "Adam sched")
 	if n == 0 {
 		return
 	}
@@ -380,13 +380,14 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
 	defer runtime.UnlockOSThread()
 	gr, t := b.flat(n)
 	b.launch(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt,
-		h.OneMinusBeta1, h.OneMinusBeta2)
+		h.OneMinusBeta1, h.OneMinusBeta2, ps)
 }
 
 // philox runs the device Philox4x32-10 on counters (i, i+1, i+2, i+3), i < n,
 // with key k, returning the first output words: the test of the device RNG
 // against nn.Philox4x32.
 func (b *Backend) philox(n int, k [2]uint32) []uint32 {
+	b.notRecording("philox")
 	out := b.Alloc(n)
 	defer b.Free(out)
 	b.enter()

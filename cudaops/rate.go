@@ -17,6 +17,7 @@ import (
 // core rate, the roofline the benchmark reports against); otherwise they are
 // fp32 and the backend's precision applies (what the probe's GEMMs get).
 func (b *Backend) GemmRate(m, n, k, reps int, native bool) (float64, error) {
+	b.notRecording("GemmRate")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	alloc := func(elems int) (cu.DevicePtr, error) { return cu.MemAlloc(int64(4 * elems)) }

@@ -1,5 +1,7 @@
 // Interface frozen: 2026-11-27 07:35 UTC; extended for device-side scalars (DotTo,
-// Mean, ClipNorm, CountEqual), MeanOthers and SampleGumbel's device row indices.
+// Mean, ClipNorm, CountEqual), MeanOthers and SampleGumbel's device row indices, and
+// for per-update values read from device memory (the stepAt/scaleAt/sched operands of
+// DropoutMask, SampleGumbel, SoftmaxCE and Adam) so a recorded step can be replayed.
 
 package nn
 
@@ -24,6 +26,13 @@ type Buf interface {
 // inputs and writes the first rows·cols of its output; buffers may be longer. A
 // shape that does not fit a buffer is a programmer error and panics. Outputs may
 // alias inputs only where the method says so.
+//
+// Values that change from one update to the next (RNG steps, Adam's step size and bias
+// correction, the MCT teacher's feedback weights) can be passed in a device buffer
+// instead of as an argument: the optional stepAt, scaleAt and sched operands. A step
+// that uploads them with its inputs then issues the same calls, with the same
+// arguments, every update, which is what lets a backend record the calls once and
+// replay them (cudaops' CUDA graphs). nil means the argument is used.
 //
 // Conventions shared by all backends so results agree across them:
 //   - Labels and class indices are float32 holding small non-negative integers.
@@ -152,7 +161,8 @@ type Backend interface {
 
 	// DropoutMask fills mask[0:rows·cols] with 0 (probability p) or 1/(1−p), using the
 	// uniform u = Uniform(key, rowBase+r, c) for element (r, c): dropped when u < p.
-	DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase uint32)
+	// If stepAt is not nil, key.Step is replaced by the uint32 in stepAt[0] (IndexBits).
+	DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase uint32, stepAt Buf)
 
 	// SoftmaxCE computes, for the rows×cols logits x and float32 class labels,
 	// p = softmax(invT·x) per row, loss[r] = −log p[r, label[r]] (loss may be nil), and,
@@ -160,8 +170,10 @@ type Backend interface {
 	// the exact gradient w.r.t. x is NOT applied: pass scale·invT for it. dx may not
 	// alias x. This one kernel serves the supervised loss (invT = 1, scale = 1/B), the
 	// student loss on pseudo-labels and the MCT teacher pieces
-	// Σ_v h_v/(V−1)·(softmax(m_v/T) − onehot(ŷ_v))/B (beta = 1 to accumulate).
-	SoftmaxCE(loss, dx, x, labels Buf, rows, cols int, invT, scale, beta float32)
+	// Σ_v h_v/(V−1)·(softmax(m_v/T) − onehot(ŷ_v))/B (beta = 1 to accumulate). If
+	// scaleAt is not nil, scaleAt[0] is used instead of scale (the teacher's weights,
+	// which depend on the exchanged h).
+	SoftmaxCE(loss, dx, x, labels Buf, rows, cols int, invT, scale, beta float32, scaleAt Buf)
 	// Softmax writes y = softmax(invT·x) per row; y may be x.
 	Softmax(y, x Buf, rows, cols int, invT float32)
 	// Argmax writes dst[r] = the first column index of a row maximum, as float32.
@@ -171,15 +183,36 @@ type Backend interface {
 	// float64 (see rng.go). rowIndex[r] holds the row's key index i_r (the global
 	// example index, so the draw does not depend on batch layout or rank) as the bits
 	// of a uint32 (IndexBits), so every uint32 is exact; it is a device buffer so that
-	// a step uploads it with its batch instead of per call.
-	SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex Buf)
+	// a step uploads it with its batch instead of per call. If stepAt is not nil,
+	// key.Step is replaced by the uint32 in stepAt[0] (IndexBits).
+	SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex, stepAt Buf)
 
 	// Adam applies one torch.optim.Adam step (PyTorch 1.13 single-tensor semantics) to
 	// n parameters w with gradient g and moments m, v:
 	// g' = g + wd·w; m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'² (1−β from h);
 	// w −= stepSize·m/(sqrt(v)/bc2Sqrt + eps), where the host computes
 	// stepSize = lr/(1−β1^t) and bc2Sqrt = sqrt(1−β2^t) in float64. g is not modified.
-	Adam(w, g, m, v Buf, n int, h AdamHyper)
+	// If sched is not nil, stepSize and bc2Sqrt are read from sched[0] and sched[1]
+	// instead of h (see (*Adam).Scalars).
+	Adam(w, g, m, v Buf, n int, h AdamHyper, sched Buf)
+}
+
+// Recorder is implemented by a backend that can record a fixed sequence of calls once
+// and replay it (cudaops: a CUDA graph per key), so that a step's hundred-odd launches
+// cost one. Callers find it with a type assertion; the CPU backend has none.
+//
+// Record runs f, which may only queue work on the backend: no Download, Dot, Sync,
+// Upload, Alloc or Free inside (a step's uploads and host reads go between
+// recordings). f runs on every call, so its host-side effects (counters, RNG state)
+// happen every time; the backend replays the recording made under key when f issued
+// exactly the same calls with the same arguments, and records anew when it did not
+// (different shapes, buffers or argument values), so a replay never computes with
+// stale arguments. Values that change every call belong in device buffers (the
+// stepAt, scaleAt and sched operands above). A non-nil error says the recording could
+// not be made or replayed; f's work was then issued directly (results are right) and
+// the caller should stop recording.
+type Recorder interface {
+	Record(key string, f func()) error
 }
 
 // IndexBits stores the uint32 i in a float32 slot bit for bit, for SampleGumbel's row

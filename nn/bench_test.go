@@ -11,7 +11,7 @@ func BenchmarkAdam(b *testing.B) {
 	c.Fill(g, n, 0.1)
 	h := AdamHyper{StepSize: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: 0.03, OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
 	for b.Loop() {
-		c.Adam(w, g, m, v, n, h)
+		c.Adam(w, g, m, v, n, h, nil)
 	}
 	b.SetBytes(n * 4 * 6)
 }

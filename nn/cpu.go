@@ -520,8 +520,9 @@ func (*CPU) BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols i
 }
 
 // DropoutMask implements Backend.
-func (*CPU) DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase uint32) {
+func (*CPU) DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase uint32, stepAt Buf) {
 	m := need(mask, rows*cols, "dropout mask")
+	key = keyAt(key, stepAt)
 	keep := 1 / (1 - p)
 	parallel(rows, rows*cols*8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -536,6 +537,14 @@ func (*CPU) DropoutMask(mask Buf, rows, cols int, p float32, key RNGKey, rowBase
 	})
 }
 
+// keyAt is key with its Step read from stepAt[0] (IndexBits), if stepAt is given.
+func keyAt(key RNGKey, stepAt Buf) RNGKey {
+	if stepAt != nil {
+		key.Step = math.Float32bits(need(stepAt, 1, "RNG step")[0])
+	}
+	return key
+}
+
 // label converts a float32 class index, panicking on a value that is not one.
 func label(v float32, cols int) int {
 	c := int(v)
@@ -546,8 +555,11 @@ func label(v float32, cols int) int {
 }
 
 // SoftmaxCE implements Backend.
-func (*CPU) SoftmaxCE(loss, dx, x, labels Buf, rows, cols int, invT, scale, beta float32) {
+func (*CPU) SoftmaxCE(loss, dx, x, labels Buf, rows, cols int, invT, scale, beta float32, scaleAt Buf) {
 	xs, ls := need(x, rows*cols, "logits"), need(labels, rows, "labels")
+	if scaleAt != nil {
+		scale = need(scaleAt, 1, "SoftmaxCE scale")[0]
+	}
 	var lo []float32
 	if loss != nil {
 		lo = need(loss, rows, "per-row loss")
@@ -626,8 +638,9 @@ func (*CPU) Argmax(dst, x Buf, rows, cols int) {
 }
 
 // SampleGumbel implements Backend.
-func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex Buf) {
+func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, rowIndex, stepAt Buf) {
 	xs, d := need(x, rows*cols, "sampling logits"), need(dst, rows, "sampled labels")
+	key = keyAt(key, stepAt)
 	idx := need(rowIndex, rows, "SampleGumbel row indices")
 	parallel(rows, rows*cols*16, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
@@ -645,9 +658,13 @@ func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, r
 }
 
 // Adam implements Backend.
-func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper) {
+func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper, sched Buf) {
 	ws, gs := need(w, n, "Adam parameters"), need(g, n, "Adam gradient")
 	ms, vs := need(m, n, "Adam first moment"), need(v, n, "Adam second moment")
+	if sched != nil {
+		s := need(sched, 2, "Adam schedule")
+		h.StepSize, h.BC2Sqrt = s[0], s[1]
+	}
 	// Scalars in locals so the compiler keeps them in registers (a captured struct
 	// could alias the slices being written), and slices resliced to one length so the
 	// bounds checks leave the loop.

@@ -69,6 +69,16 @@
 // result in a device buffer, so a step can queue all its work and read its scalars
 // back in one Download.
 //
+// # Recording and replaying a step
+//
+// A backend that implements Recorder (cudaops: CUDA graphs) can record a part of a
+// step that only queues work and replay it as one launch. That needs the same calls
+// with the same arguments every time, so what changes between updates is passed in
+// device memory, uploaded with the step's inputs: Probe.DropoutStepAt (dropout's RNG
+// step), SampleGumbel's and DropoutMask's stepAt, SoftmaxCE's scaleAt (the teacher's
+// feedback weights) and Adam.StepAt with Adam.Scalars. The values are the same ones
+// passed as arguments otherwise, so results do not change by a bit.
+//
 // Shape mistakes (a buffer too short, a tape too small, another probe's tape) are
 // programmer errors and panic at the call; configuration and state errors are
 // returned.

@@ -141,7 +141,7 @@ func TestSoftmaxCETemperatureGrad(t *testing.T) {
 	}
 	xb, lb, lossB, dx := upload(b, x), labelsBuf(b, labels), b.Alloc(n), b.Alloc(n*C)
 	b.Fill(dx, n*C, 7) // beta = 0 must overwrite
-	b.SoftmaxCE(lossB, dx, xb, lb, n, C, 1/T, 1/(T*n), 0)
+	b.SoftmaxCE(lossB, dx, xb, lb, n, C, 1/T, 1/(T*n), 0, nil)
 	var mean float64
 	for _, v := range hostOf(b, lossB) {
 		mean += float64(v) / n
@@ -152,7 +152,7 @@ func TestSoftmaxCETemperatureGrad(t *testing.T) {
 	want := fdGrad(x, loss)
 	closeTo(t, "dx", hostOf(b, dx), want, 1e-7, 1e-5)
 	// beta = 1 accumulates a second, scaled piece (the MCT teacher sums over views).
-	b.SoftmaxCE(nil, dx, xb, lb, n, C, 1/T, -0.5/(T*n), 1)
+	b.SoftmaxCE(nil, dx, xb, lb, n, C, 1/T, -0.5/(T*n), 1, nil)
 	for i := range want {
 		want[i] *= 0.5
 	}
@@ -190,7 +190,7 @@ func TestArgmaxAndGumbelSampling(t *testing.T) {
 	}
 	key := RNGKey{Seed: 77, Step: 5, Stream: 1}
 	dst := b.Alloc(rows)
-	b.SampleGumbel(dst, upload(b, all), rows, C, 1/T, key, indexBuf(b, idx))
+	b.SampleGumbel(dst, upload(b, all), rows, C, 1/T, key, indexBuf(b, idx), nil)
 	counts := make([]float64, C)
 	draws := hostOf(b, dst)
 	for _, v := range draws {
@@ -215,7 +215,7 @@ func TestArgmaxAndGumbelSampling(t *testing.T) {
 		revIdx = append(revIdx, idx[r])
 	}
 	d2 := b.Alloc(10)
-	b.SampleGumbel(d2, upload(b, rev), 10, C, 1/T, key, indexBuf(b, revIdx))
+	b.SampleGumbel(d2, upload(b, rev), 10, C, 1/T, key, indexBuf(b, revIdx), nil)
 	for i, v := range hostOf(b, d2) {
 		if v != draws[9-i] {
 			t.Fatalf("row with index %d drew %g in another layout, %g before", revIdx[i], v, draws[9-i])
@@ -227,7 +227,7 @@ func TestDropoutMask(t *testing.T) {
 	b := NewCPU()
 	const rows, cols, p = 300, 100, 0.3
 	m := b.Alloc(rows * cols)
-	b.DropoutMask(m, rows, cols, p, RNGKey{Seed: 1, Step: 2, Stream: StreamDropout}, 0)
+	b.DropoutMask(m, rows, cols, p, RNGKey{Seed: 1, Step: 2, Stream: StreamDropout}, 0, nil)
 	zeros := 0
 	for _, v := range hostOf(b, m) {
 		switch v {
@@ -312,7 +312,7 @@ func TestIndexBitsExact(t *testing.T) {
 	// 2^24+1 and 2^24 are one float32 apart as values but must draw independently.
 	x := upload(b, make([]float64, 2*50))
 	d := b.Alloc(2)
-	b.SampleGumbel(d, x, 2, 50, 1, RNGKey{Seed: 3}, indexBuf(b, []uint32{1 << 24, 1<<24 + 1}))
+	b.SampleGumbel(d, x, 2, 50, 1, RNGKey{Seed: 3}, indexBuf(b, []uint32{1 << 24, 1<<24 + 1}), nil)
 	if h := hostOf(b, d); h[0] == h[1] {
 		// Two independent uniform draws over 50 classes agree with probability 1/50;
 		// this key and these rows are chosen to differ.

@@ -41,26 +41,43 @@ func asDouble(x float32) float64 {
 }
 
 // Step applies one update with gradient g.
-func (a *Adam) Step(g *Grads) {
+func (a *Adam) Step(g *Grads) { a.step(g, nil) }
+
+// StepAt is Step with the step's scalars read from the device buffer sched, which
+// the caller filled with Scalars(1) before (a step recorded once and replayed then
+// launches the same kernel every time; see Backend).
+func (a *Adam) StepAt(g *Grads, sched Buf) { a.step(g, sched) }
+
+func (a *Adam) step(g *Grads, sched Buf) {
 	if g.p != a.p {
 		panic("nn: Adam step with another probe's gradients")
 	}
+	stepSize, bc2Sqrt := a.Scalars(1)
 	a.t++
 	b1, b2 := asDouble(a.Beta1), asDouble(a.Beta2)
-	bc1 := 1 - math.Pow(b1, float64(a.t))
-	bc2 := 1 - math.Pow(b2, float64(a.t))
 	h := AdamHyper{
-		StepSize:    float32(asDouble(a.LR) / bc1),
+		StepSize:    stepSize,
 		Beta1:       a.Beta1,
 		Beta2:       a.Beta2,
 		Eps:         a.Eps,
 		WeightDecay: a.WeightDecay,
-		BC2Sqrt:     float32(math.Sqrt(bc2)),
+		BC2Sqrt:     bc2Sqrt,
 
 		OneMinusBeta1: float32(1 - b1),
 		OneMinusBeta2: float32(1 - b2),
 	}
-	a.p.b.Adam(a.p.flat, g.flat, a.m, a.v, a.p.nParams, h)
+	a.p.b.Adam(a.p.flat, g.flat, a.m, a.v, a.p.nParams, h, sched)
+}
+
+// Scalars returns the values that change from step to step, for the step that
+// comes ahead steps from now (1: the next) at the current LR: the step size
+// lr/(1−β1^t) and sqrt(1−β2^t), computed in float64 and rounded once. They are
+// StepAt's sched[0] and sched[1].
+func (a *Adam) Scalars(ahead int) (stepSize, bc2Sqrt float32) {
+	t := float64(a.t + int64(ahead))
+	bc1 := 1 - math.Pow(asDouble(a.Beta1), t)
+	bc2 := 1 - math.Pow(asDouble(a.Beta2), t)
+	return float32(asDouble(a.LR) / bc1), float32(math.Sqrt(bc2))
 }
 
 const adamMagic = "MCTADAM1"
@@ -161,7 +178,7 @@ func (l *Loss) CrossEntropyTo(dst Buf, logits Buf, n, classes int, labels Buf, d
 	if n > l.maxRows {
 		panic(fmt.Sprintf("nn: loss of %d rows with scratch for %d", n, l.maxRows))
 	}
-	l.b.SoftmaxCE(l.rows, dlogits, logits, labels, n, classes, 1, scale/float32(n), 0)
+	l.b.SoftmaxCE(l.rows, dlogits, logits, labels, n, classes, 1, scale/float32(n), 0, nil)
 	l.b.Mean(dst, l.rows, n)
 }
 

@@ -159,6 +159,11 @@ type Probe struct {
 	// a data-parallel pool draw different dropout masks for their different rows (the
 	// masks then do not depend on how the batch is split).
 	DropoutRowBase uint32
+	// DropoutStepAt, if set, is a device buffer whose first element holds (as
+	// IndexBits) the dropout RNG step of the next Train forward, which must be
+	// NumBatchesTracked()+1: the caller uploads it with its inputs, so a recorded step
+	// replays the same launches every update. nil: the step is passed as an argument.
+	DropoutStepAt Buf
 
 	b       Backend
 	cfg     Config

@@ -204,7 +204,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		}
 		if bl.dropout && mode == Train {
 			key := RNGKey{Seed: p.seed, Step: uint32(p.forwards), Stream: StreamDropout + uint32(i)}
-			b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, p.DropoutRowBase)
+			b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, p.DropoutRowBase, p.DropoutStepAt)
 			b.Copy(t.h[i], t.o[i], n*bl.out)
 			b.Mul(t.h[i], t.mask[i], n*bl.out)
 		}

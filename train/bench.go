@@ -33,7 +33,10 @@ type BenchResult struct {
 	// LaunchesPerUpdate is rank 0's stream operations per update (kernels, GEMMs,
 	// memsets, device copies), for a backend that counts them (cudaops).
 	LaunchesPerUpdate float64 `json:"launches_per_update,omitempty"`
-	RooflineFraction  float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
+	// CUDAGraphs says rank 0 replayed the update's segments as CUDA graphs to the end
+	// (a backend that records them, one replica per view, MCT_CUDA_GRAPHS not 0).
+	CUDAGraphs       bool    `json:"cuda_graphs"`
+	RooflineFraction float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 }
 
 // RandomViews is a dataset of rows train examples with one view per entry of dims
@@ -125,6 +128,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		if counts {
 			res.LaunchesPerUpdate = float64(counter.Launches()-launches0) / float64(n)
 		}
+		res.CUDAGraphs = r.rec != nil
 		for k, b := range meter.bytes {
 			res.BytesPerUpdate[k] = b / int64(n)
 		}
@@ -151,6 +155,54 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 	}
 	err := ranks.RunLocal(len(ds.Views), func(c ranks.Comm) error { return run(c, "local") })
 	return res, err
+}
+
+// Updates runs n MCT updates (train/step.go) of every view of ds in this process, one
+// rank per view on the local transport, rank v on the backend open(v) returns, with
+// cfg's probe and batch sizes from the start Bench uses, and returns the SHA-256 of
+// each view's weights after them (nn.Probe.Checksum). Backends' tests compare such runs:
+// cudaops checks that CUDA graphs (MCT_CUDA_GRAPHS) leave every bit unchanged.
+func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backend, error)) ([]string, error) {
+	if len(ds.Views) < 2 {
+		return nil, fmt.Errorf("updates: %d views, need at least 2", len(ds.Views))
+	}
+	if cfg.MCTLR == 0 {
+		cfg.MCTLR = cfg.LR / 8
+	}
+	rows := allRows(len(ds.TrainLabels))
+	if len(rows) < max(cfg.Batch, cfg.LabeledBatch) {
+		return nil, fmt.Errorf("updates: %d rows, fewer than a batch (%d)", len(rows), max(cfg.Batch, cfg.LabeledBatch))
+	}
+	sums := make([]string, len(ds.Views))
+	err := ranks.RunLocal(len(ds.Views), func(world ranks.Comm) error {
+		layout, err := ranks.NewLayout(world.Size(), len(ds.Views))
+		if err != nil {
+			return err
+		}
+		peer, pool, err := ranks.Topology(world, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		be, err := open(world.Rank())
+		if err != nil {
+			return err
+		}
+		r, err := newRank(cfg, ds, data.Split{Labeled: rows, Unlabeled: rows}, be, world, peer, pool)
+		if err != nil {
+			return err
+		}
+		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
+		L := data.NewSampler(rows, r.labeledBatch(), cfg.Seed^0xaa)
+		for s := 0; s < n; s++ {
+			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
+		}
+		sums[r.view] = r.probe.Checksum()
+		return nil
+	})
+	return sums, err
 }
 
 // meter adds up the time rank 0 spends in collectives and the bytes it receives.

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"hash/fnv"
+	"os"
 	"time"
 
 	"mct/data"
@@ -47,18 +48,26 @@ type rank struct {
 	// One MCT update's inputs, uploaded at once (uploadStep): stepIn holds, at the
 	// offsets below, the views xU (unlabeled rows of this replica), xLStep and yLStep
 	// (labeled rows and labels), uKey (the unlabeled rows' sampling indices,
-	// nn.IndexBits) and uTruth (their true labels).
-	stepIn                           nn.Buf
-	stepHost                         []float32
-	offXL, offYL, offKey, offTruth   int
-	xU, xLStep, yLStep, uKey, uTruth nn.Buf
-	scal                             nn.Buf    // the update's scalars (slot* in step.go)
-	scalHost                         []float32 // and their host copy
-	dz                               nn.Buf    // output gradient
-	loss                             *nn.Loss  // cross-entropy with reusable scratch (no allocation per step)
-	zAll                             nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
-	mEns                             nn.Buf    // the other views' ensemble logits, per view (V×n×C)
-	yHat                             nn.Buf    // pseudo-labels of every view (V×n)
+	// nn.IndexBits), uTruth (their true labels) and the per-update values of the
+	// dyn* slots (step.go), dynView[slot] viewing each.
+	stepIn                                 nn.Buf
+	stepHost                               []float32
+	offXL, offYL, offKey, offTruth, offDyn int
+	xU, xLStep, yLStep, uKey, uTruth       nn.Buf
+	dynView                                [dynLen]nn.Buf
+	hScale                                 nn.Buf    // the teacher's feedback weights h_w/(V−1)/B
+	hScaleHost                             []float32 // and their host copy
+	// rec records and replays the update's device-only segments (CUDA graphs); nil
+	// when the backend cannot, with replicas (their all-reduces go through the host
+	// inside the segments) and under MCT_CUDA_GRAPHS=0.
+	rec      nn.Recorder
+	scal     nn.Buf    // the update's scalars (slot* in step.go)
+	scalHost []float32 // and their host copy
+	dz       nn.Buf    // output gradient
+	loss     *nn.Loss  // cross-entropy with reusable scratch (no allocation per step)
+	zAll     nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
+	mEns     nn.Buf    // the other views' ensemble logits, per view (V×n×C)
+	yHat     nn.Buf    // pseudo-labels of every view (V×n)
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.
@@ -84,8 +93,20 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	r.offYL = r.offXL + nL*r.dim
 	r.offKey = r.offYL + nL
 	r.offTruth = r.offKey + nU
-	r.stepHost = make([]float32, r.offTruth+nU)
+	r.offDyn = r.offTruth + nU
+	r.stepHost = make([]float32, r.offDyn+dynLen)
 	r.stepIn = be.Alloc(len(r.stepHost))
+	for i := range r.dynView {
+		r.dynView[i] = be.View(r.stepIn, r.offDyn+i, 1)
+	}
+	// Adam's two scalars are read as one operand.
+	r.dynView[dynAdamStudent] = be.View(r.stepIn, r.offDyn+dynAdamStudent, 2)
+	r.dynView[dynAdamTeacher] = be.View(r.stepIn, r.offDyn+dynAdamTeacher, 2)
+	r.hScaleHost = make([]float32, r.V)
+	r.hScale = be.Alloc(r.V)
+	if rec, ok := be.(nn.Recorder); ok && r.R == 1 && os.Getenv("MCT_CUDA_GRAPHS") != "0" {
+		r.rec = rec
+	}
 	r.xU = be.View(r.stepIn, 0, nU*r.dim)
 	r.xLStep, r.yLStep = be.View(r.stepIn, r.offXL, nL*r.dim), be.View(r.stepIn, r.offYL, nL)
 	r.uKey, r.uTruth = be.View(r.stepIn, r.offKey, nU), be.View(r.stepIn, r.offTruth, nU)
@@ -200,11 +221,16 @@ func (r *rank) poolMean(vals []float64, weight float64) {
 }
 
 // step applies one optimizer step with the gradient in r.g: sum over replicas, clip
-// (on the device, without reading the norm back), Adam.
-func (r *rank) step(clip float32) {
+// (on the device, without reading the norm back), Adam. With sched, Adam reads its
+// per-step scalars from there (the MCT update's, uploaded with its batch).
+func (r *rank) step(clip float32, sched nn.Buf) {
 	r.poolSum(r.g)
 	if clip > 0 {
 		r.g.Clip(clip)
+	}
+	if sched != nil {
+		r.opt.StepAt(r.g, sched)
+		return
 	}
 	r.opt.Step(r.g)
 }
@@ -221,7 +247,7 @@ func (r *rank) supervisedUpdate(rows []int, labels func(row int) int32) float64 
 	loss := float64(r.loss.CrossEntropy(z, n, r.C, r.yL, r.dz, float32(n)/float32(len(rows))))
 	r.g.Zero()
 	r.probe.Backward(r.tapeX, r.dz, r.g)
-	r.step(0)
+	r.step(0, nil)
 	l := []float64{loss}
 	r.poolMean(l, float64(n))
 	return l[0]

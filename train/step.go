@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"os"
 
 	"mct/data"
 	"mct/nn"
@@ -24,6 +25,21 @@ const (
 	slotHits0 // then one per view: pseudo-labels equal to the true label
 )
 
+// Slots of the update's per-step values (stepIn from offDyn, viewed by rank.dynView):
+// they change from one update to the next, so the kernels read them from device memory
+// (uploaded with the batch) and the update issues the same launches with the same
+// arguments every time, which lets it be replayed as CUDA graphs. RNG steps are
+// nn.IndexBits.
+const (
+	dynDropU       = iota               // dropout step of the teacher forward on U
+	dynDropBefore                       // of the labeled forward before the student step
+	dynDropAfter                        // and after it
+	dynSample                           // the update step: the pseudo-label sampling's RNG step
+	dynAdamStudent                      // Adam's step size and sqrt(1−β2^t) for the student step,
+	dynAdamTeacher = dynAdamStudent + 2 // and for the teacher step
+	dynLen         = dynAdamTeacher + 2
+)
+
 // mctUpdate is one Meta Co-Training update (DESIGN.md "The MCT step") of this rank's view on
 // the global unlabeled batch u and labeled batch l, whose indices every rank shares. It
 // exchanges exactly two things with the peers (the other views): the teacher logits on
@@ -32,8 +48,12 @@ const (
 // On a device the host waits twice per update with one replica (TestHostWaitsPerUpdate):
 // for the teacher logits, which the all-gather needs, and for one download of the scalars
 // the host needs (losses, the exact-h product, pseudo-label hits) before h is exchanged.
-// Everything else the host sends is uploaded in one piece before any work is queued.
-// Data-parallel replicas add the host all-reduces of BatchNorm sums and gradients.
+// The host uploads three times, each before the device work that needs it: the batch with
+// the update's per-step values, the gathered logits, and the teacher's feedback weights.
+// Between them lie three segments that only queue device work — A (teacher forward), B
+// (steps 2–4) and C (teacher step) — which a backend that records (nn.Recorder: CUDA
+// graphs) replays as one launch each. Data-parallel replicas add the host all-reduces of
+// BatchNorm sums and gradients, inside the segments, and are not recorded.
 func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	be, C, V := r.be, r.C, r.V
 	ulo, uhi := r.localRange(len(u))
@@ -41,56 +61,69 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	llo, lhi := r.localRange(len(l))
 	lRows, nl := l[llo:lhi], lhi-llo
 	invB := 1 / float32(len(u))
-	r.uploadStep(uRows, lRows, truth)
+	r.uploadStep(step, uRows, lRows, truth)
+	defer func() { r.probe.DropoutStepAt = nil }() // other callers pass the step themselves
+	seg := func(name string, f func()) {
+		r.segment(fmt.Sprintf("mct/%s/u%d-%d/l%d-%d", name, n, len(u), nl, len(l)), f)
+	}
 
 	// 1. Teacher pass: z_v = f_v(U_v), activations and weights kept on tapeU.
-	r.probe.DropoutRowBase = uint32(ulo) // replicas draw their own rows' dropout masks
-	z := r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
+	var z nn.Buf
+	seg("A", func() {
+		r.probe.DropoutRowBase = uint32(ulo) // replicas draw their own rows' dropout masks
+		r.probe.DropoutStepAt = r.dynView[dynDropU]
+		z = r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
+	})
 	all := r.host[:V*n*C]
 	own := all[r.view*n*C : (r.view+1)*n*C]
 	be.Download(own, z)
 	r.peer.AllgatherF32(own, all)
-	agree := agreement(all, V, n, C)
 	be.Upload(r.zAll, all)
 
-	// 2. Pseudo-labels of every view (each rank recomputes all of them, so none crosses the
-	// wire): m_w = mean of the other views' logits, ŷ_w ~ Cat(softmax(m_w/T)).
 	invT := 1 / r.cfg.PseudoT
-	be.MeanOthers(r.mEns, r.zAll, V, n*C)
-	if r.cfg.Hard {
-		be.Argmax(r.yHat, r.mEns, V*n, C)
-	} else {
-		for w := 0; w < V; w++ {
-			be.SampleGumbel(be.View(r.yHat, w*n, n), be.View(r.mEns, w*n*C, n*C), n, C, invT,
-				nn.RNGKey{Seed: r.cfg.Seed, Step: uint32(step), Stream: uint32(w)}, r.uKey)
+	seg("B", func() {
+		// 2. Pseudo-labels of every view (each rank recomputes all of them, so none
+		// crosses the wire): m_w = mean of the other views' logits, ŷ_w ~ Cat(softmax(m_w/T)).
+		be.MeanOthers(r.mEns, r.zAll, V, n*C)
+		if r.cfg.Hard {
+			be.Argmax(r.yHat, r.mEns, V*n, C)
+		} else {
+			for w := 0; w < V; w++ {
+				be.SampleGumbel(be.View(r.yHat, w*n, n), be.View(r.mEns, w*n*C, n*C), n, C, invT,
+					nn.RNGKey{Seed: r.cfg.Seed, Stream: uint32(w)}, r.uKey, r.dynView[dynSample])
+			}
 		}
-	}
-	be.CountEqual(be.View(r.scal, slotHits0, V), r.yHat, r.uTruth, V, n)
+		be.CountEqual(be.View(r.scal, slotHits0, V), r.yHat, r.uTruth, V, n)
 
-	// 3. Student step on this view's own pseudo-labels, L_before measured first.
-	r.probe.DropoutRowBase = uint32(llo)
-	zb := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
-	r.loss.CrossEntropyTo(be.View(r.scal, slotLossBefore, 1), zb, nl, C, r.yLStep, nil, 0)
-	be.SoftmaxCE(nil, r.dz, z, be.View(r.yHat, r.view*n, n), n, C, 1, invB, 0)
-	r.g.Zero()
-	r.probe.Backward(r.tapeU, r.dz, r.g)
-	r.poolSum(r.g)
-	if r.cfg.Clip > 0 { // as in rank.step: --clip 0 turns clipping off
-		r.g.Clip(r.cfg.Clip)
-	}
-	if r.cfg.ExactH {
-		be.Copy(r.gs.Flat(), r.g.Flat(), r.g.Len())
-	}
-	r.opt.Step(r.g)
+		// 3. Student step on this view's own pseudo-labels, L_before measured first.
+		r.probe.DropoutRowBase = uint32(llo)
+		r.probe.DropoutStepAt = r.dynView[dynDropBefore]
+		zb := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
+		r.loss.CrossEntropyTo(be.View(r.scal, slotLossBefore, 1), zb, nl, C, r.yLStep, nil, 0)
+		be.SoftmaxCE(nil, r.dz, z, be.View(r.yHat, r.view*n, n), n, C, 1, invB, 0, nil)
+		r.g.Zero()
+		r.probe.Backward(r.tapeU, r.dz, r.g)
+		r.poolSum(r.g)
+		if r.cfg.Clip > 0 { // as in rank.step: --clip 0 turns clipping off
+			r.g.Clip(r.cfg.Clip)
+		}
+		if r.cfg.ExactH {
+			be.Copy(r.gs.Flat(), r.g.Flat(), r.g.Len())
+		}
+		r.opt.StepAt(r.g, r.dynView[dynAdamStudent])
 
-	// 4. Feedback on the same labeled batch at the new weights: L_after and g_sup.
-	zl := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
-	r.loss.CrossEntropyTo(be.View(r.scal, slotLossAfter, 1), zl, nl, C, r.yLStep, r.dz, float32(nl)/float32(len(l)))
-	r.g.Zero()
-	r.probe.Backward(r.tapeX, r.dz, r.g)
-	if r.cfg.ExactH {
-		be.DotTo(be.View(r.scal, slotDot, 1), r.g.Flat(), r.gs.Flat(), r.g.Len())
-	}
+		// 4. Feedback on the same labeled batch at the new weights: L_after and g_sup.
+		r.probe.DropoutStepAt = r.dynView[dynDropAfter]
+		zl := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
+		r.loss.CrossEntropyTo(be.View(r.scal, slotLossAfter, 1), zl, nl, C, r.yLStep, r.dz, float32(nl)/float32(len(l)))
+		r.g.Zero()
+		r.probe.Backward(r.tapeX, r.dz, r.g)
+		if r.cfg.ExactH {
+			be.DotTo(be.View(r.scal, slotDot, 1), r.g.Flat(), r.gs.Flat(), r.g.Len())
+		}
+	})
+	// The views' agreement (monitoring only) is computed while the device runs B.
+	agree := agreement(all, V, n, C)
 	sc := r.scalHost
 	be.Download(sc, r.scal)
 	loss := []float64{float64(sc[slotLossBefore]), float64(sc[slotLossAfter])}
@@ -110,23 +143,30 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	r.peer.AllgatherF64([]float64{h}, hs)
 
 	// 5. Teacher step: δ_v = Σ_{w≠v} h_w/(V−1)·(softmax(m_w/T) − onehot(ŷ_w))/B through the
-	// step-1 activations at the pre-update weights, added to g_sup.
-	first := true
-	for w := 0; w < V; w++ {
-		if w == r.view || r.cfg.NoFeedback {
-			continue
+	// step-1 activations at the pre-update weights, added to g_sup. The weights h_w/(V−1)/B
+	// reach the kernels through device memory (one upload), like the other per-update values.
+	feedback := !r.cfg.NoFeedback && V > 1
+	if feedback {
+		for w := range hs {
+			r.hScaleHost[w] = float32(hs[w]) / float32(V-1) * invB
 		}
-		beta := float32(1)
-		if first {
-			beta, first = 0, false
+		be.Upload(r.hScale, r.hScaleHost)
+	}
+	seg("C", func() {
+		if feedback {
+			beta := float32(0) // the first term overwrites, the others accumulate
+			for w := 0; w < V; w++ {
+				if w == r.view {
+					continue
+				}
+				be.SoftmaxCE(nil, r.dz, be.View(r.mEns, w*n*C, n*C), be.View(r.yHat, w*n, n), n, C,
+					invT, 0, beta, be.View(r.hScale, w, 1))
+				beta = 1
+			}
+			r.probe.Backward(r.tapeU, r.dz, r.g)
 		}
-		be.SoftmaxCE(nil, r.dz, be.View(r.mEns, w*n*C, n*C), be.View(r.yHat, w*n, n), n, C,
-			invT, float32(hs[w])/float32(V-1)*invB, beta)
-	}
-	if !first { // some feedback term was accumulated
-		r.probe.Backward(r.tapeU, r.dz, r.g)
-	}
-	r.step(r.cfg.Clip)
+		r.step(r.cfg.Clip, r.dynView[dynAdamTeacher])
+	})
 
 	// Pseudo-label accuracy against the true labels of this replica's unlabeled rows
 	// (known for built-in and imported data; used for monitoring only).
@@ -137,11 +177,29 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1], PseudoAcc: acc, Agreement: agree}
 }
 
-// uploadStep sends everything the host contributes to one update in one upload, before
-// the update queues any work (on a GPU a later upload would wait for the queue to drain):
-// the unlabeled and labeled rows, the labels, the unlabeled rows' sampling indices and
-// their true labels.
-func (r *rank) uploadStep(uRows, lRows []int, truth []int32) {
+// segment runs f, a part of the update that only queues device work, through the
+// backend's recorder when graphs are on (rank.rec), else directly. A recording that
+// fails has still run f's work; graphs are then off for the rest of the run, with one
+// line on rank 0's stderr.
+func (r *rank) segment(key string, f func()) {
+	if r.rec == nil {
+		f()
+		return
+	}
+	if err := r.rec.Record(key, f); err != nil {
+		r.rec = nil
+		if r.world.Rank() == 0 {
+			fmt.Fprintf(os.Stderr, "mct: warning: CUDA graphs off, launching kernels one by one: %v\n", err)
+		}
+	}
+}
+
+// uploadStep sends everything the host contributes to one update before h in one upload,
+// before the update queues any work: the unlabeled and labeled rows, the labels, the
+// unlabeled rows' sampling indices and their true labels, and the update's per-step
+// values (dyn* slots: the dropout steps of its three Train forwards, the sampling step,
+// Adam's scalars for its two steps at the current LR).
+func (r *rank) uploadStep(step int, uRows, lRows []int, truth []int32) {
 	h, d := r.stepHost, r.dim
 	n, nl := len(uRows), len(lRows)
 	if n*d > r.offXL || nl > r.offKey-r.offYL {
@@ -157,6 +215,14 @@ func (r *rank) uploadStep(uRows, lRows []int, truth []int32) {
 		h[r.offKey+i] = nn.IndexBits(uint32(e))
 		h[r.offTruth+i] = float32(truth[e])
 	}
+	dyn := h[r.offDyn : r.offDyn+dynLen]
+	f := r.probe.NumBatchesTracked()
+	for i, slot := range []int{dynDropU, dynDropBefore, dynDropAfter} {
+		dyn[slot] = nn.IndexBits(uint32(f + int64(i) + 1))
+	}
+	dyn[dynSample] = nn.IndexBits(uint32(step))
+	dyn[dynAdamStudent], dyn[dynAdamStudent+1] = r.opt.Scalars(1)
+	dyn[dynAdamTeacher], dyn[dynAdamTeacher+1] = r.opt.Scalars(2)
 	r.be.Upload(r.stepIn, h)
 }
 

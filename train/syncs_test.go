@@ -119,13 +119,13 @@ func (c *countingBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.
 	c.count(0, 1, "")
 	c.CPU.BNBackward(dx, dy, x, mean, variance, gamma, stats, rows, cols, eps, slope)
 }
-func (c *countingBackend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
+func (c *countingBackend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32, stepAt nn.Buf) {
 	c.count(0, 1, "")
-	c.CPU.DropoutMask(mask, rows, cols, p, key, rowBase)
+	c.CPU.DropoutMask(mask, rows, cols, p, key, rowBase, stepAt)
 }
-func (c *countingBackend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32) {
+func (c *countingBackend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
 	c.count(0, 1, "")
-	c.CPU.SoftmaxCE(loss, dx, x, labels, rows, cols, invT, scale, beta)
+	c.CPU.SoftmaxCE(loss, dx, x, labels, rows, cols, invT, scale, beta, scaleAt)
 }
 func (c *countingBackend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
 	c.count(0, 1, "")
@@ -135,9 +135,9 @@ func (c *countingBackend) Argmax(dst, x nn.Buf, rows, cols int) {
 	c.count(0, 1, "")
 	c.CPU.Argmax(dst, x, rows, cols)
 }
-func (c *countingBackend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
+func (c *countingBackend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex, stepAt nn.Buf) {
 	c.count(0, 1, "")
-	c.CPU.SampleGumbel(dst, x, rows, cols, invT, key, rowIndex)
+	c.CPU.SampleGumbel(dst, x, rows, cols, invT, key, rowIndex, stepAt)
 }
 func (c *countingBackend) DotTo(dst, x, y nn.Buf, n int) {
 	c.count(0, 2, "") // partial sums, then the total
@@ -156,9 +156,9 @@ func (c *countingBackend) MeanOthers(dst, src nn.Buf, views, n int) {
 	c.count(0, 1, "")
 	c.CPU.MeanOthers(dst, src, views, n)
 }
-func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
+func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	c.count(0, 1, "")
-	c.CPU.Adam(w, g, m, v, n, h)
+	c.CPU.Adam(w, g, m, v, n, h, sched)
 }
 
 // countUpdate runs two MCT updates of every view (V views × R replicas, local transport)
@@ -215,13 +215,16 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		wantWaits  int
 		wantUpload int
 	}{
-		{name: "V2", V: 2, R: 1, wantWaits: 2, wantUpload: 2},
-		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 2, wantUpload: 2},
-		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 2, wantUpload: 2},
+		// Three uploads: the batch with its per-update values, the gathered logits, the
+		// teacher's feedback weights.
+		{name: "V2", V: 2, R: 1, wantWaits: 2, wantUpload: 3},
+		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 2, wantUpload: 3},
+		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 2, wantUpload: 3},
 		// Replicas all-reduce through the host: each BatchNorm sum (2 BN layers, in 3
 		// Train forwards and 3 backwards: 12) and each gradient (student and teacher: 2)
-		// is a download and an upload, besides the 2 waits of the step: 16 and 2 + 14.
-		{name: "V2-2replicas", V: 2, R: 2, wantWaits: 16, wantUpload: 16},
+		// is a download and an upload, besides the 2 waits and 3 uploads of the step: 16
+		// and 3 + 14.
+		{name: "V2-2replicas", V: 2, R: 2, wantWaits: 16, wantUpload: 17},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base

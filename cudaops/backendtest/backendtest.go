@@ -302,10 +302,13 @@ func (s *suite) softmax(t *testing.T) {
 		g, c := s.both(func(b nn.Backend) map[string][]float32 {
 			X, L, D := put(b, x), put(b, lab), put(b, d0)
 			loss := b.Alloc(rows)
-			b.SoftmaxCE(loss, D, X, L, rows, cols, invT, 1/float32(rows), 1)
+			b.SoftmaxCE(loss, D, X, L, rows, cols, invT, 1/float32(rows), 1, nil)
 			out := map[string][]float32{"loss": get(b, loss), "dx accumulated": get(b, D)}
-			b.SoftmaxCE(nil, D, X, L, rows, cols, invT, -0.5, 0)
+			b.SoftmaxCE(nil, D, X, L, rows, cols, invT, -0.5, 0, nil)
 			out["dx"] = get(b, D)
+			// The scale from device memory; the NaN argument must be ignored.
+			b.SoftmaxCE(nil, D, X, L, rows, cols, invT, float32(math.NaN()), 1, put(b, []float32{0.37}))
+			out["dx, scale in device memory"] = get(b, D)
 			b.Softmax(X, X, rows, cols, invT) // in place
 			out["softmax"] = get(b, X)
 			return out
@@ -336,13 +339,19 @@ func (s *suite) choices(t *testing.T) {
 		res := map[string][]float32{}
 		b.Argmax(out, X, rows, cols)
 		res["argmax"] = get(b, out)
-		b.SampleGumbel(out, X, rows, cols, 0.5, key, I)
+		b.SampleGumbel(out, X, rows, cols, 0.5, key, I, nil)
 		res["gumbel"] = get(b, out)
-		b.SampleGumbel(out, X, rows, cols, 1, nn.RNGKey{Seed: 1, Step: 2, Stream: 0}, I)
+		b.SampleGumbel(out, X, rows, cols, 1, nn.RNGKey{Seed: 1, Step: 2, Stream: 0}, I, nil)
 		res["gumbel2"] = get(b, out)
+		// The RNG step from device memory (key.Step ignored), beyond 2^24.
+		step := put(b, []float32{nn.IndexBits(1<<30 + 3)})
+		b.SampleGumbel(out, X, rows, cols, 1, nn.RNGKey{Seed: 1, Step: 2, Stream: 0}, I, step)
+		res["gumbel, step in device memory"] = get(b, out)
 		m := b.Alloc(rows * 300)
-		b.DropoutMask(m, rows, 300, 0.3, nn.RNGKey{Seed: 9, Step: 3, Stream: nn.StreamDropout + 1}, 1000)
+		b.DropoutMask(m, rows, 300, 0.3, nn.RNGKey{Seed: 9, Step: 3, Stream: nn.StreamDropout + 1}, 1000, nil)
 		res["dropout"] = get(b, m)
+		b.DropoutMask(m, rows, 300, 0.3, nn.RNGKey{Seed: 9, Step: 3, Stream: nn.StreamDropout + 1}, 1000, step)
+		res["dropout, step in device memory"] = get(b, m)
 		return res
 	})
 	compare(t, "choices", g, c, 0)
@@ -413,11 +422,17 @@ func (s *suite) adam(t *testing.T) {
 	g, c := s.both(func(b nn.Backend) map[string][]float32 {
 		W, M, V := put(b, w), b.Alloc(n), b.Alloc(n)
 		rr := rand.New(rand.NewSource(8))
-		for step := 1; step <= 3; step++ {
+		for step := 1; step <= 4; step++ {
 			G := put(b, randn(rr, n, 0.1))
 			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
-			b.Adam(W, G, M, V, n, nn.AdamHyper{StepSize: float32(1e-3 / bc1), Beta1: 0.9, Beta2: 0.999,
-				Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(bc2)), OneMinusBeta1: 0.1, OneMinusBeta2: 0.001})
+			h := nn.AdamHyper{StepSize: float32(1e-3 / bc1), Beta1: 0.9, Beta2: 0.999,
+				Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(bc2)), OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
+			var sched nn.Buf
+			if step%2 == 0 { // the per-step scalars from device memory
+				sched = put(b, []float32{h.StepSize, h.BC2Sqrt})
+				h.StepSize, h.BC2Sqrt = float32(math.NaN()), float32(math.NaN())
+			}
+			b.Adam(W, G, M, V, n, h, sched)
 			b.Free(G)
 		}
 		return map[string][]float32{"w": get(b, W), "m": get(b, M), "v": get(b, V)}

@@ -311,6 +311,15 @@ func (h Handle) SetStream(stream uintptr) error {
 	return cublasErr("cublasSetStream", C.cublas_set_stream(h.h, C.uintptr_t(stream)))
 }
 
+// SetWorkspace gives cuBLAS bytes of device memory at ptr as its workspace for later
+// calls, instead of memory it allocates itself (cuBLAS 11+: cublasSetWorkspace_v2).
+// A GEMM captured into a CUDA graph must not allocate, hence a fixed workspace; and
+// with the same workspace whether captured or not, cuBLAS picks the same algorithm,
+// so graphs do not change results.
+func (h Handle) SetWorkspace(ptr uintptr, bytes int) error {
+	return cublasErr("cublasSetWorkspace", C.cublas_set_workspace(h.h, C.uintptr_t(ptr), C.size_t(bytes)))
+}
+
 // GemmRowMajor computes C = alpha·op(A)·op(B) + beta·C for row-major
 // matrices (C is m×n, op(A) m×k, op(B) k×n; lda, ldb, ldc are row strides in
 // elements) with device pointers a, b, c. cuBLAS is column-major; a row-major

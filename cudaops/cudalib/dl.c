@@ -87,6 +87,7 @@ static int (*p_cublasCreate)(void **);
 static int (*p_cublasDestroy)(void *);
 static int (*p_cublasGetVersion)(void *, int *);
 static int (*p_cublasSetStream)(void *, void *);
+static int (*p_cublasSetWorkspace)(void *, void *, size_t);
 static int (*p_cublasGemmEx)(void *, int, int, int, int, int, const void *, const void *, int, int,
                              const void *, int, int, const void *, void *, int, int, int, int);
 
@@ -95,6 +96,7 @@ int cublas_load(uintptr_t h, char *err, size_t errlen) {
 	RESOLVE(h, p_cublasDestroy, "cublasDestroy_v2");
 	RESOLVE(h, p_cublasGetVersion, "cublasGetVersion_v2");
 	RESOLVE(h, p_cublasSetStream, "cublasSetStream_v2");
+	RESOLVE(h, p_cublasSetWorkspace, "cublasSetWorkspace_v2");
 	RESOLVE(h, p_cublasGemmEx, "cublasGemmEx");
 	return 0;
 }
@@ -112,6 +114,10 @@ int cublas_version(uintptr_t handle, int *version) { return p_cublasGetVersion((
 
 int cublas_set_stream(uintptr_t handle, uintptr_t stream) {
 	return p_cublasSetStream((void *)handle, (void *)stream);
+}
+
+int cublas_set_workspace(uintptr_t handle, uintptr_t ptr, size_t bytes) {
+	return p_cublasSetWorkspace((void *)handle, (void *)ptr, bytes);
 }
 
 int cublas_gemm(uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha,

@@ -24,6 +24,7 @@ int cublas_create(uintptr_t *handle);
 int cublas_destroy(uintptr_t handle);
 int cublas_version(uintptr_t handle, int *version);
 int cublas_set_stream(uintptr_t handle, uintptr_t stream);
+int cublas_set_workspace(uintptr_t handle, uintptr_t ptr, size_t bytes);
 int cublas_gemm(uintptr_t handle, int ta, int tb, int m, int n, int k, float alpha,
                 uintptr_t a, int atype, int lda, uintptr_t b, int btype, int ldb,
                 float beta, uintptr_t c, int ctype, int ldc, int compute, int algo);

@@ -364,8 +364,14 @@ KERNEL void philox_test(unsigned int *out, unsigned int k0, unsigned int k1, int
 	GRID_STRIDE(i, n) out[i] = philox_x0(i, i + 1, i + 2, i + 3, k0, k1);
 }
 
+// Per-update values may come from device memory (step_at, scale_at, sched: nn.Backend's
+// optional operands), so that a recorded CUDA graph replays with the arguments it was
+// captured with; a null pointer means the argument is used.
+
 KERNEL void dropout_mask(float *mask, int rows, int cols, float p, unsigned long long seed,
-                                        unsigned int step, unsigned int stream, unsigned int row_base) {
+                                        unsigned int step, unsigned int stream, unsigned int row_base,
+                                        const unsigned int *step_at) {
+	if (step_at) step = *step_at;
 	long long n = (long long)rows * cols;
 	float keep = 1.0f / (1.0f - p);
 	GRID_STRIDE(i, n) {
@@ -390,7 +396,8 @@ __device__ double row_lse(const float *xr, int cols, double invT) {
 // softmax_ce: z = invT·x; loss[r] = lse − z[label]; dx = scale·(softmax(z) −
 // onehot) + beta·dx, all in double as the CPU does.
 KERNEL void softmax_ce(float *loss, float *dx, const float *x, const float *labels,
-                                      int cols, float invT, float scale, float beta) {
+                                      int cols, float invT, float scale, float beta, const float *scale_at) {
+	if (scale_at) scale = *scale_at;
 	const float *xr = x + (long long)blockIdx.x * cols;
 	double it = invT;
 	double lse = row_lse(xr, cols, it);
@@ -475,7 +482,8 @@ KERNEL void argmax(float *dst, const float *x, int cols) {
 // index holds uint32s in float32 slots (nn.IndexBits), read here by their bits.
 KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index, int cols,
                                          float invT, unsigned long long seed, unsigned int step,
-                                         unsigned int stream) {
+                                         unsigned int stream, const unsigned int *step_at) {
+	if (step_at) step = *step_at;
 	const float *xr = x + (long long)blockIdx.x * cols;
 	unsigned int row = index[blockIdx.x];
 	double best = -__longlong_as_double(0x7ff0000000000000ll);
@@ -495,7 +503,11 @@ KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index,
 // adam: torch.optim.Adam, PyTorch 1.13 single-tensor semantics (nn.AdamHyper).
 KERNEL void adam(float *w, const float *g, float *m, float *v, long long n, float step_size,
                                 float beta1, float beta2, float eps, float wd, float bc2_sqrt,
-                                float one_minus_beta1, float one_minus_beta2) {
+                                float one_minus_beta1, float one_minus_beta2, const float *sched) {
+	if (sched) {
+		step_size = sched[0];
+		bc2_sqrt = sched[1];
+	}
 	GRID_STRIDE(i, n) {
 		float gi = g[i];
 		if (wd != 0.0f) gi = gi + wd * w[i];

@@ -278,22 +278,22 @@ WRAP(philox_test, (unsigned gx, unsigned bx, unsigned by, unsigned *out, unsigne
      (out, k0, k1, n))
 WRAP(dropout_mask,
      (unsigned gx, unsigned bx, unsigned by, float *mask, int rows, int cols, float p, unsigned long long seed,
-      unsigned step, unsigned stream, unsigned row_base),
-     (mask, rows, cols, p, seed, step, stream, row_base))
+      unsigned step, unsigned stream, unsigned row_base, const unsigned *step_at),
+     (mask, rows, cols, p, seed, step, stream, row_base, step_at))
 WRAP(softmax_ce,
      (unsigned gx, unsigned bx, unsigned by, float *loss, float *dx, const float *x, const float *labels, int cols,
-      float invT, float scale, float beta),
-     (loss, dx, x, labels, cols, invT, scale, beta))
+      float invT, float scale, float beta, const float *scale_at),
+     (loss, dx, x, labels, cols, invT, scale, beta, scale_at))
 WRAP(softmax, (unsigned gx, unsigned bx, unsigned by, float *y, const float *x, int cols, float invT), (y, x, cols, invT))
 WRAP(argmax, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int cols), (dst, x, cols))
 WRAP(sample_gumbel,
      (unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, const unsigned *index, int cols, float invT,
-      unsigned long long seed, unsigned step, unsigned stream),
-     (dst, x, index, cols, invT, seed, step, stream))
+      unsigned long long seed, unsigned step, unsigned stream, const unsigned *step_at),
+     (dst, x, index, cols, invT, seed, step, stream, step_at))
 WRAP(adam,
      (unsigned gx, unsigned bx, unsigned by, float *w, const float *g, float *m, float *v, long long n,
       float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt, float one_minus_beta1,
-      float one_minus_beta2),
-     (w, g, m, v, n, step_size, beta1, beta2, eps, wd, bc2_sqrt, one_minus_beta1, one_minus_beta2))
+      float one_minus_beta2, const float *sched),
+     (w, g, m, v, n, step_size, beta1, beta2, eps, wd, bc2_sqrt, one_minus_beta1, one_minus_beta2, sched))
 WRAP(to_bf16, (unsigned gx, unsigned bx, unsigned by, unsigned short *dst, const float *src, long long n),
      (dst, src, n))

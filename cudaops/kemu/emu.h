@@ -41,16 +41,18 @@ void emu_mean_others(unsigned gx, unsigned bx, unsigned by, float *dst, const fl
                      long long n);
 void emu_philox_test(unsigned gx, unsigned bx, unsigned by, unsigned *out, unsigned k0, unsigned k1, int n);
 void emu_dropout_mask(unsigned gx, unsigned bx, unsigned by, float *mask, int rows, int cols, float p,
-                      unsigned long long seed, unsigned step, unsigned stream, unsigned row_base);
+                      unsigned long long seed, unsigned step, unsigned stream, unsigned row_base,
+                      const unsigned *step_at);
 void emu_softmax_ce(unsigned gx, unsigned bx, unsigned by, float *loss, float *dx, const float *x,
-                    const float *labels, int cols, float invT, float scale, float beta);
+                    const float *labels, int cols, float invT, float scale, float beta, const float *scale_at);
 void emu_softmax(unsigned gx, unsigned bx, unsigned by, float *y, const float *x, int cols, float invT);
 void emu_argmax(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int cols);
 void emu_sample_gumbel(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, const unsigned *index,
-                       int cols, float invT, unsigned long long seed, unsigned step, unsigned stream);
+                       int cols, float invT, unsigned long long seed, unsigned step, unsigned stream,
+                       const unsigned *step_at);
 void emu_adam(unsigned gx, unsigned bx, unsigned by, float *w, const float *g, float *m, float *v, long long n,
               float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt,
-              float one_minus_beta1, float one_minus_beta2);
+              float one_minus_beta1, float one_minus_beta2, const float *sched);
 void emu_to_bf16(unsigned gx, unsigned bx, unsigned by, unsigned short *dst, const float *src, long long n);
 #ifdef __cplusplus
 }

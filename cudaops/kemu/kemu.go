@@ -70,6 +70,9 @@ func f(x nn.Buf, n int, what string) *C.float {
 	return (*C.float)(unsafe.Pointer(&h[0]))
 }
 
+// u is f for a kernel parameter of unsigned ints (nn.IndexBits slots).
+func u(x nn.Buf, n int, what string) *C.uint { return (*C.uint)(unsafe.Pointer(f(x, n, what))) }
+
 func (*Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
 	if n == 0 {
 		return
@@ -224,16 +227,16 @@ func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows,
 		C.int(rows), C.int(cols), C.float(eps), C.float(slope))
 }
 
-func (*Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32) {
+func (*Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32, stepAt nn.Buf) {
 	gx, bx, by := flat(rows * cols)
 	C.emu_dropout_mask(gx, bx, by, f(mask, rows*cols, "mask"), C.int(rows), C.int(cols), C.float(p),
-		C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream), C.uint(rowBase))
+		C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream), C.uint(rowBase), u(stepAt, 1, "stepAt"))
 }
 
-func (*Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32) {
+func (*Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
 	gx, bx, by := rowShape(rows)
 	C.emu_softmax_ce(gx, bx, by, f(loss, rows, "loss"), f(dx, rows*cols, "dx"), f(x, rows*cols, "x"),
-		f(labels, rows, "labels"), C.int(cols), C.float(invT), C.float(scale), C.float(beta))
+		f(labels, rows, "labels"), C.int(cols), C.float(invT), C.float(scale), C.float(beta), f(scaleAt, 1, "scaleAt"))
 }
 
 func (*Backend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
@@ -246,23 +249,23 @@ func (*Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	C.emu_argmax(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), C.int(cols))
 }
 
-func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex nn.Buf) {
+func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex, stepAt nn.Buf) {
 	if rows == 0 {
 		return
 	}
 	gx, bx, by := rowShape(rows)
-	C.emu_sample_gumbel(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), (*C.uint)(unsafe.Pointer(f(rowIndex, rows, "rowIndex"))),
-		C.int(cols), C.float(invT), C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream))
+	C.emu_sample_gumbel(gx, bx, by, f(dst, rows, "dst"), f(x, rows*cols, "x"), u(rowIndex, rows, "rowIndex"),
+		C.int(cols), C.float(invT), C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream), u(stepAt, 1, "stepAt"))
 }
 
-func (*Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper) {
+func (*Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	if n == 0 {
 		return
 	}
 	gx, bx, by := flat(n)
 	C.emu_adam(gx, bx, by, f(w, n, "w"), f(g, n, "g"), f(m, n, "m"), f(v, n, "v"), C.longlong(n),
 		C.float(h.StepSize), C.float(h.Beta1), C.float(h.Beta2), C.float(h.Eps), C.float(h.WeightDecay), C.float(h.BC2Sqrt),
-		C.float(h.OneMinusBeta1), C.float(h.OneMinusBeta2))
+		C.float(h.OneMinusBeta1), C.float(h.OneMinusBeta2), f(sched, 2, "sched"))
 }
 
 // Philox runs the kernels' Philox4x32-10 on counters (i, i+1, i+2, i+3),

@@ -48,7 +48,7 @@ func TestBadLabelIsNaN(t *testing.T) {
 	b.Upload(x, []float32{1, 2, 3, 4, 5, 1, 1, 1, 1, 1, 0, 0, 0, 0, 9, 2, 2, 2, 2, 2})
 	labels, loss, dx := b.Alloc(rows), b.Alloc(rows), b.Alloc(rows*cols)
 	b.Upload(labels, []float32{4, 5, -1, 2.5})
-	b.SoftmaxCE(loss, dx, x, labels, rows, cols, 1, 1, 0)
+	b.SoftmaxCE(loss, dx, x, labels, rows, cols, 1, 1, 0, nil)
 	l, d := make([]float32, rows), make([]float32, rows*cols)
 	b.Download(l, loss)
 	b.Download(d, dx)

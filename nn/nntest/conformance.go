@@ -305,14 +305,22 @@ func (c *checker) softmax(t *testing.T) {
 	x, lab := c.pair(c.randn(rows*cols, 4)), c.pair(c.labels(rows, cols))
 	loss, dx := c.pair(make([]float32, rows)), c.pair(c.randn(rows*cols, 1))
 	for _, beta := range []float32{0, 1} {
-		c.b.SoftmaxCE(loss.b, dx.b, x.b, lab.b, rows, cols, 0.5, 0.01, beta)
-		c.ref.SoftmaxCE(loss.ref, dx.ref, x.ref, lab.ref, rows, cols, 0.5, 0.01, beta)
+		c.b.SoftmaxCE(loss.b, dx.b, x.b, lab.b, rows, cols, 0.5, 0.01, beta, nil)
+		c.ref.SoftmaxCE(loss.ref, dx.ref, x.ref, lab.ref, rows, cols, 0.5, 0.01, beta, nil)
 		c.same(t, fmt.Sprintf("SoftmaxCE loss β=%g", beta), loss, 1e-5)
 		c.same(t, fmt.Sprintf("SoftmaxCE dx β=%g", beta), dx, 1e-5)
 	}
-	c.b.SoftmaxCE(nil, dx.b, x.b, lab.b, rows, cols, 1, -0.3, 1)
-	c.ref.SoftmaxCE(nil, dx.ref, x.ref, lab.ref, rows, cols, 1, -0.3, 1)
+	c.b.SoftmaxCE(nil, dx.b, x.b, lab.b, rows, cols, 1, -0.3, 1, nil)
+	c.ref.SoftmaxCE(nil, dx.ref, x.ref, lab.ref, rows, cols, 1, -0.3, 1, nil)
 	c.same(t, "SoftmaxCE without loss", dx, 1e-5)
+	// The scale read from device memory (the argument is then ignored: NaN here)
+	// against the reference given it as an argument.
+	sc := c.b.Alloc(1)
+	defer c.b.Free(sc)
+	c.b.Upload(sc, []float32{0.0123})
+	c.b.SoftmaxCE(nil, dx.b, x.b, lab.b, rows, cols, 0.7, float32(math.NaN()), 1, sc)
+	c.ref.SoftmaxCE(nil, dx.ref, x.ref, lab.ref, rows, cols, 0.7, 0.0123, 1, nil)
+	c.same(t, "SoftmaxCE with its scale in device memory", dx, 1e-5)
 	y := c.pair(make([]float32, rows*cols))
 	c.b.Softmax(y.b, x.b, rows, cols, 2)
 	c.ref.Softmax(y.ref, x.ref, rows, cols, 2)
@@ -327,9 +335,18 @@ func (c *checker) random(t *testing.T) {
 	const rows, cols = 129, 77
 	m := c.pair(make([]float32, rows*cols))
 	key := nn.RNGKey{Seed: 0xfeedface12345678, Step: 3, Stream: nn.StreamDropout + 2}
-	c.b.DropoutMask(m.b, rows, cols, 0.35, key, 1000)
-	c.ref.DropoutMask(m.ref, rows, cols, 0.35, key, 1000)
+	c.b.DropoutMask(m.b, rows, cols, 0.35, key, 1000, nil)
+	c.ref.DropoutMask(m.ref, rows, cols, 0.35, key, 1000, nil)
 	c.same(t, "DropoutMask (bit-exact Philox)", m, 0)
+	// The RNG step read from device memory, beyond float32's exact integers.
+	stepAt := c.b.Alloc(1)
+	defer c.b.Free(stepAt)
+	c.b.Upload(stepAt, []float32{nn.IndexBits(1<<31 + 7)})
+	c.b.DropoutMask(m.b, rows, cols, 0.35, key, 1000, stepAt)
+	k2 := key
+	k2.Step = 1<<31 + 7
+	c.ref.DropoutMask(m.ref, rows, cols, 0.35, k2, 1000, nil)
+	c.same(t, "DropoutMask with its step in device memory", m, 0)
 
 	const n, classes = 2000, 10
 	x := c.pair(c.randn(n*classes, 2))
@@ -344,21 +361,35 @@ func (c *checker) random(t *testing.T) {
 	ib := c.pair(ih)
 	s := c.pair(make([]float32, n))
 	skey := nn.RNGKey{Seed: 99, Step: 12345, Stream: 1}
-	c.b.SampleGumbel(s.b, x.b, n, classes, 1/1.5, skey, ib.b)
-	c.ref.SampleGumbel(s.ref, x.ref, n, classes, 1/1.5, skey, ib.ref)
+	c.b.SampleGumbel(s.b, x.b, n, classes, 1/1.5, skey, ib.b, nil)
+	c.ref.SampleGumbel(s.ref, x.ref, n, classes, 1/1.5, skey, ib.ref, nil)
 	c.same(t, "SampleGumbel (bit-exact Philox)", s, 0)
+	c.b.Upload(stepAt, []float32{nn.IndexBits(54321)})
+	c.b.SampleGumbel(s.b, x.b, n, classes, 1/1.5, skey, ib.b, stepAt)
+	skey.Step = 54321
+	c.ref.SampleGumbel(s.ref, x.ref, n, classes, 1/1.5, skey, ib.ref, nil)
+	c.same(t, "SampleGumbel with its step in device memory", s, 0)
 }
 
 func (c *checker) adam(t *testing.T) {
 	const n = 3001
 	w, g := c.pair(c.randn(n, 1)), c.pair(c.randn(n, 1))
 	m, v := c.pair(make([]float32, n)), c.pair(make([]float32, n))
-	for step := 1; step <= 3; step++ {
+	sched := c.b.Alloc(2)
+	defer c.b.Free(sched)
+	for step := 1; step <= 4; step++ {
 		h := nn.AdamHyper{StepSize: float32(1e-3 / (1 - math.Pow(0.9, float64(step)))), Beta1: 0.9, Beta2: 0.999,
 			Eps: 1e-8, WeightDecay: 0.01, BC2Sqrt: float32(math.Sqrt(1 - math.Pow(0.999, float64(step)))),
 			OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
-		c.b.Adam(w.b, g.b, m.b, v.b, n, h)
-		c.ref.Adam(w.ref, g.ref, m.ref, v.ref, n, h)
+		c.ref.Adam(w.ref, g.ref, m.ref, v.ref, n, h, nil)
+		if step%2 == 0 {
+			// The per-step scalars from device memory; the arguments are ignored.
+			c.b.Upload(sched, []float32{h.StepSize, h.BC2Sqrt})
+			h.StepSize, h.BC2Sqrt = float32(math.NaN()), float32(math.NaN())
+			c.b.Adam(w.b, g.b, m.b, v.b, n, h, sched)
+			continue
+		}
+		c.b.Adam(w.b, g.b, m.b, v.b, n, h, nil)
 	}
 	c.same(t, "Adam params", w, 1e-6)
 	c.same(t, "Adam m", m, 1e-5)

@@ -1,0 +1,176 @@
+//go:build cuda
+
+package cudaops
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"mct/nn"
+	"mct/train"
+)
+
+// GPU-only tests of Record (CUDA graphs); TestMain skips them without a device.
+
+// TestGraphReplay: a recorded segment replayed after its inputs' contents changed
+// computes on the new contents, bit for bit as direct launches do; a change of shape
+// or argument under the same key is captured anew, never replayed stale; a host read
+// inside a segment panics and leaves the backend usable.
+func TestGraphReplay(t *testing.T) {
+	gpu.SetPrecision(FP32)
+	const n = 96
+	x, w, y, s := gpu.Alloc(n*n), gpu.Alloc(n*n), gpu.Alloc(n*n), gpu.Alloc(1)
+	defer func() {
+		for _, b := range []nn.Buf{x, w, y, s} {
+			gpu.Free(b)
+		}
+	}()
+	r := rand.New(rand.NewPCG(1, 2))
+	randn := func(k int) []float32 {
+		v := make([]float32, k)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return v
+	}
+	gpu.Upload(w, randn(n*n))
+	// A segment of every kind of op: a GEMM, kernels, a memset, a device copy.
+	seg := func(m int, alpha float32) func() {
+		return func() {
+			gpu.Gemm(false, true, m, m, m, 1, x, w, 0, y)
+			gpu.AddBiasLeakyReLU(y, nil, m, m, 0.1)
+			gpu.Axpy(y, alpha, x, m*m)
+			gpu.Fill(gpu.View(y, 0, m), m, 0.25)
+			gpu.Copy(gpu.View(y, m, m), x, m)
+		}
+	}
+	result := func(m int, alpha float32, xs []float32, record string) []float32 {
+		gpu.Upload(x, xs)
+		if record != "" {
+			if err := gpu.Record(record, seg(m, alpha)); err != nil {
+				t.Fatalf("Record: %v", err)
+			}
+		} else {
+			seg(m, alpha)()
+		}
+		h := make([]float32, m*m)
+		gpu.Download(h, y)
+		return h
+	}
+	same := func(what string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("%s: element %d is %g recorded, %g direct", what, i, got[i], want[i])
+			}
+		}
+	}
+	st0 := gpu.GraphStats()
+	for i := 0; i < 3; i++ {
+		xs := randn(n * n)
+		same(fmt.Sprintf("input %d", i), result(n, 0.5, xs, "t"), result(n, 0.5, xs, ""))
+	}
+	st := gpu.GraphStats()
+	if st.Captures-st0.Captures != 1 || st.Replays-st0.Replays != 2 || st.Direct != st0.Direct {
+		t.Errorf("3 calls of one segment: %d captures, %d replays, %d direct; want 1, 2, 0",
+			st.Captures-st0.Captures, st.Replays-st0.Replays, st.Direct-st0.Direct)
+	}
+	// Another shape, then another argument, under the same key: captured anew.
+	xs := randn(n * n)
+	same("smaller shape", result(n/2, 0.5, xs, "t"), result(n/2, 0.5, xs, ""))
+	same("other argument", result(n/2, -2, xs, "t"), result(n/2, -2, xs, ""))
+	if st2 := gpu.GraphStats(); st2.Captures-st.Captures != 2 || st2.Replays != st.Replays {
+		t.Errorf("changed shape and argument: %d captures, %d replays; want 2, 0", st2.Captures-st.Captures, st2.Replays-st.Replays)
+	}
+	// An argument that changes every call: after maxRecaptures the key is refused,
+	// with the difference named, and the work is still done.
+	var err error
+	for i := 0; i <= maxRecaptures+1 && err == nil; i++ {
+		alpha := float32(i) + 0.5
+		gpu.Upload(x, xs)
+		err = gpu.Record("drift", seg(n, alpha))
+		h := make([]float32, n*n)
+		gpu.Download(h, y)
+		same(fmt.Sprintf("drifting argument, call %d", i), h, result(n, alpha, xs, ""))
+	}
+	if err == nil || !strings.Contains(err.Error(), "kernel axpy") {
+		t.Errorf("a segment whose argument changes every call: Record error %v, want one naming kernel axpy", err)
+	}
+	// A host read inside a segment is a programming error.
+	func() {
+		defer func() {
+			if p := recover(); p == nil || !strings.Contains(fmt.Sprint(p), "Download inside Record") {
+				t.Errorf("Download inside Record: panic %v", p)
+			}
+		}()
+		gpu.Record("bad", func() { gpu.Download(make([]float32, 1), s) })
+	}()
+	same("after the panic", result(n, 0.5, xs, "t"), result(n, 0.5, xs, ""))
+}
+
+// TestGraphsMCTBitIdentical: N updates of the real MCT step (train.Updates, two views,
+// one backend each) with CUDA graphs give bit for bit the weights of N updates without
+// (MCT_CUDA_GRAPHS=0) from the same start, and the graphs were really replayed.
+func TestGraphsMCTBitIdentical(t *testing.T) {
+	const updates = 5
+	defer gpu.SetPrecision(FP32)
+	views := []*Backend{gpu, nil}
+	var err error
+	if views[1], err = New(Options{Device: 0}); err != nil {
+		t.Fatal(err)
+	}
+	defer views[1].Close()
+	ds := train.RandomViews([]int{64, 48}, 10, 512, 5)
+	cases := []struct {
+		name string
+		prec Precision
+		edit func(*train.Config)
+	}{
+		{"bf16-dropout", BF16, func(c *train.Config) { c.Dropout = 0.1 }},
+		{"fp32-hard-exact-h", FP32, func(c *train.Config) { c.Hard, c.ExactH = true, true }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := train.Defaults()
+			cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Seed = []int{128, 128, 128}, 64, 32, 11
+			tc.edit(&cfg)
+			run := func(graphs string) ([]string, []GraphStats) {
+				t.Setenv("MCT_CUDA_GRAPHS", graphs)
+				before := make([]GraphStats, len(views))
+				for v, b := range views {
+					b.SetPrecision(tc.prec)
+					before[v] = b.GraphStats()
+				}
+				sums, err := train.Updates(cfg, ds, updates, func(v int) (nn.Backend, error) { return views[v], nil })
+				if err != nil {
+					t.Fatal(err)
+				}
+				delta := make([]GraphStats, len(views))
+				for v, b := range views {
+					s := b.GraphStats()
+					delta[v] = GraphStats{Captures: s.Captures - before[v].Captures, Replays: s.Replays - before[v].Replays,
+						Direct: s.Direct - before[v].Direct}
+				}
+				return sums, delta
+			}
+			off, offStats := run("0")
+			on, onStats := run("1")
+			if !slices.Equal(on, off) {
+				t.Errorf("weights after %d updates: with graphs %v, without %v", updates, on, off)
+			}
+			for v := range views {
+				if s := offStats[v]; s.Captures+s.Replays+s.Direct != 0 {
+					t.Errorf("view %d recorded with MCT_CUDA_GRAPHS=0: %+v", v, s)
+				}
+				// Three segments per update: captured in the first, replayed after.
+				if s := onStats[v]; s.Captures != 3 || s.Replays != 3*(updates-1) || s.Direct != 0 {
+					t.Errorf("view %d with graphs: %+v, want 3 captures and %d replays", v, s, 3*(updates-1))
+				}
+			}
+		})
+	}
+}

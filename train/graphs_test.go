@@ -1,0 +1,195 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"mct/data"
+	"mct/nn"
+	"mct/ranks"
+)
+
+// fakeRecorder is the CPU backend posing as a backend that records (nn.Recorder), the
+// test double of cudaops' CUDA graphs: it runs f directly, logs the keys, fails where
+// told, and panics if f does anything a recorded segment must not (wait for the
+// device, upload, allocate), which is what would break a capture on a GPU.
+type fakeRecorder struct {
+	*nn.CPU
+	mu     sync.Mutex
+	keys   []string
+	fail   bool // Record returns an error (after running f, as cudaops does)
+	inside bool
+}
+
+func (f *fakeRecorder) Record(key string, fn func()) error {
+	f.mu.Lock()
+	f.keys = append(f.keys, key)
+	f.mu.Unlock()
+	f.inside = true
+	fn()
+	f.inside = false
+	if f.fail {
+		return errors.New("capture refused by the test")
+	}
+	return nil
+}
+
+func (f *fakeRecorder) forbid(what string) {
+	if f.inside {
+		panic(what + " inside a recorded segment")
+	}
+}
+
+func (f *fakeRecorder) Download(dst []float32, src nn.Buf) {
+	f.forbid("Download")
+	f.CPU.Download(dst, src)
+}
+func (f *fakeRecorder) Upload(dst nn.Buf, src []float32) { f.forbid("Upload"); f.CPU.Upload(dst, src) }
+func (f *fakeRecorder) Sync()                            { f.forbid("Sync"); f.CPU.Sync() }
+func (f *fakeRecorder) Alloc(n int) nn.Buf               { f.forbid("Alloc"); return f.CPU.Alloc(n) }
+func (f *fakeRecorder) Free(b nn.Buf)                    { f.forbid("Free"); f.CPU.Free(b) }
+func (f *fakeRecorder) Dot(x, y nn.Buf, n int) float64 {
+	f.forbid("Dot")
+	return f.CPU.Dot(x, y, n)
+}
+
+// stderrOf runs f and returns what it wrote to os.Stderr.
+func stderrOf(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	done := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- string(b)
+	}()
+	f()
+	os.Stderr = old
+	w.Close()
+	return <-done
+}
+
+// TestRecordedSegments: the MCT update goes through a recording backend as three
+// segments per update (A, B, C), keyed by its batch shapes, none of which waits for
+// the device, uploads or allocates; the weights equal those of direct calls bit for
+// bit. A recorder that fails turns recording off after its first segment, with one
+// line on stderr, and changes no result. MCT_CUDA_GRAPHS=0 and replicas do not record.
+func TestRecordedSegments(t *testing.T) {
+	cfg := Defaults()
+	cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Dropout, cfg.Seed = []int{8, 8, 8}, 16, 8, 0.1, 3
+	ds := RandomViews([]int{5, 6}, 4, 64, 3)
+	const updates = 3
+	run := func(mk func() nn.Backend) ([]string, []nn.Backend) {
+		var mu sync.Mutex
+		bes := make([]nn.Backend, 2)
+		sums, err := Updates(cfg, ds, updates, func(v int) (nn.Backend, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			bes[v] = mk()
+			return bes[v], nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sums, bes
+	}
+	want, _ := run(func() nn.Backend { return nn.NewCPU() })
+
+	got, bes := run(func() nn.Backend { return &fakeRecorder{CPU: nn.NewCPU()} })
+	if !slices.Equal(got, want) {
+		t.Errorf("weights through the recorder %v, direct %v", got, want)
+	}
+	for v, be := range bes {
+		keys := be.(*fakeRecorder).keys
+		wantKeys := []string{"mct/A/u16-16/l8-8", "mct/B/u16-16/l8-8", "mct/C/u16-16/l8-8"}
+		if len(keys) != 3*updates || !slices.Equal(keys[:3], wantKeys) || !slices.Equal(keys[3:6], wantKeys) {
+			t.Errorf("view %d recorded %v, want %v per update", v, keys, wantKeys)
+		}
+	}
+
+	var failed []nn.Backend
+	out := stderrOf(t, func() {
+		got, failed = run(func() nn.Backend { return &fakeRecorder{CPU: nn.NewCPU(), fail: true} })
+	})
+	if !slices.Equal(got, want) {
+		t.Errorf("weights after a failed recording %v, direct %v", got, want)
+	}
+	if n := strings.Count(out, "\n"); n != 1 || !strings.Contains(out, "CUDA graphs off") {
+		t.Errorf("stderr after failed recordings: %q, want one warning line", out)
+	}
+	for v, be := range failed {
+		if keys := be.(*fakeRecorder).keys; len(keys) != 1 {
+			t.Errorf("view %d: %d Record calls after the first failed, want none", v, len(keys)-1)
+		}
+	}
+
+	t.Setenv("MCT_CUDA_GRAPHS", "0")
+	_, bes = run(func() nn.Backend { return &fakeRecorder{CPU: nn.NewCPU()} })
+	for v, be := range bes {
+		if keys := be.(*fakeRecorder).keys; len(keys) != 0 {
+			t.Errorf("view %d recorded %v under MCT_CUDA_GRAPHS=0", v, keys)
+		}
+	}
+}
+
+// TestReplicasDoNotRecord: with data-parallel replicas the segments hold host
+// all-reduces, so a rank never records them, even on a backend that could.
+func TestReplicasDoNotRecord(t *testing.T) {
+	cfg := Defaults()
+	cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.MCTLR = []int{8, 8, 8}, 16, 8, 0.01
+	ds := RandomViews([]int{5, 6}, 4, 64, 3)
+	all := allRows(len(ds.TrainLabels))
+	layout := ranks.Layout{Views: 2, Replicas: 2}
+	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+		peer, pool, err := ranks.Topology(c, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		be := &fakeRecorder{CPU: nn.NewCPU()}
+		r, err := newRank(cfg, ds, data.Split{Labeled: all, Unlabeled: all}, be, c, peer, pool)
+		if err != nil {
+			return err
+		}
+		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+		r.mctUpdate(0, all[:cfg.Batch], all[:cfg.LabeledBatch], ds.TrainLabels)
+		if r.rec != nil || len(be.keys) != 0 {
+			return fmt.Errorf("rank %d with replicas recorded %v", c.Rank(), be.keys)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRecordedSegmentsExactH: the --hard --exact-h path (a device dot product in B),
+// three views, through a recording backend: same weights, nothing inside a segment that
+// waits, uploads or allocates.
+func TestRecordedSegmentsExactH(t *testing.T) {
+	cfg := Defaults()
+	cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Hard, cfg.ExactH = []int{8, 8, 8}, 16, 8, true, true
+	ds := RandomViews([]int{5, 6, 7}, 4, 64, 3)
+	direct, err := Updates(cfg, ds, 2, func(int) (nn.Backend, error) { return nn.NewCPU(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	recorded, err := Updates(cfg, ds, 2, func(int) (nn.Backend, error) { return &fakeRecorder{CPU: nn.NewCPU()}, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(recorded, direct) {
+		t.Errorf("weights through the recorder %v, direct %v", recorded, direct)
+	}
+}
