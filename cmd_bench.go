@@ -88,7 +88,12 @@ flags:`)
 		res.UpdatesPerSecond, res.UpdatesPerSecond*float64(res.Batch), res.CommPerUpdate, strings.Join(bytes, ", "),
 		res.FLOPsPerUpdate/res.SecondsPerUpdate/1e9)
 	if res.LaunchesPerUpdate > 0 {
-		fmt.Printf("%.0f stream operations (kernels, GEMMs, memsets, copies) per update on rank 0\n", res.LaunchesPerUpdate)
+		graphs := "off (MCT_CUDA_GRAPHS=0, replicas, or capture failed)"
+		if res.CUDAGraphs {
+			graphs = "on: each update replays its 3 segments"
+		}
+		fmt.Printf("%.0f stream operations (kernels, GEMMs, memsets, copies, graph launches) per update on rank 0; CUDA graphs %s\n",
+			res.LaunchesPerUpdate, graphs)
 	}
 	if *roof {
 		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)
