@@ -174,25 +174,7 @@ func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backen
 		return nil, fmt.Errorf("updates: %d rows, fewer than a batch (%d)", len(rows), max(cfg.Batch, cfg.LabeledBatch))
 	}
 	sums := make([]string, len(ds.Views))
-	err := ranks.RunLocal(len(ds.Views), func(world ranks.Comm) error {
-		layout, err := ranks.NewLayout(world.Size(), len(ds.Views))
-		if err != nil {
-			return err
-		}
-		peer, pool, err := ranks.Topology(world, layout)
-		if err != nil {
-			return err
-		}
-		defer peer.Close()
-		defer pool.Close()
-		be, err := open(world.Rank())
-		if err != nil {
-			return err
-		}
-		r, err := newRank(cfg, ds, data.Split{Labeled: rows, Unlabeled: rows}, be, world, peer, pool)
-		if err != nil {
-			return err
-		}
+	err := onLocalRanks(cfg, ds, ranks.Layout{Views: len(ds.Views), Replicas: 1}, open, func(r *rank) error {
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
 		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
 		L := data.NewSampler(rows, r.labeledBatch(), cfg.Seed^0xaa)
@@ -279,4 +261,28 @@ func (c *meteredComm) Barrier() {
 	t := time.Now()
 	c.Comm.Barrier()
 	c.m.add("barrier", 0, t)
+}
+
+// onLocalRanks runs fn on every rank of a local world of the given layout (one goroutine
+// each), with a backend from open(world rank) and every row of ds in both the labeled
+// and the unlabeled set: callers name their batches' rows themselves.
+func onLocalRanks(cfg Config, ds *data.Dataset, layout ranks.Layout, open func(worldRank int) (nn.Backend, error), fn func(r *rank) error) error {
+	rows := allRows(len(ds.TrainLabels))
+	return ranks.RunLocal(layout.World(), func(world ranks.Comm) error {
+		peer, pool, err := ranks.Topology(world, layout)
+		if err != nil {
+			return err
+		}
+		defer peer.Close()
+		defer pool.Close()
+		be, err := open(world.Rank())
+		if err != nil {
+			return err
+		}
+		r, err := newRank(cfg, ds, data.Split{Labeled: rows, Unlabeled: rows}, be, world, peer, pool)
+		if err != nil {
+			return err
+		}
+		return fn(r)
+	})
 }

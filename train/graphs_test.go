@@ -10,7 +10,6 @@ import (
 	"sync"
 	"testing"
 
-	"mct/data"
 	"mct/nn"
 	"mct/ranks"
 )
@@ -149,23 +148,16 @@ func TestReplicasDoNotRecord(t *testing.T) {
 	cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.MCTLR = []int{8, 8, 8}, 16, 8, 0.01
 	ds := RandomViews([]int{5, 6}, 4, 64, 3)
 	all := allRows(len(ds.TrainLabels))
-	layout := ranks.Layout{Views: 2, Replicas: 2}
-	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
-		peer, pool, err := ranks.Topology(c, layout)
-		if err != nil {
-			return err
-		}
-		defer peer.Close()
-		defer pool.Close()
-		be := &fakeRecorder{CPU: nn.NewCPU()}
-		r, err := newRank(cfg, ds, data.Split{Labeled: all, Unlabeled: all}, be, c, peer, pool)
-		if err != nil {
-			return err
-		}
+	recorders := make([]*fakeRecorder, 4)
+	open := func(rank int) (nn.Backend, error) {
+		recorders[rank] = &fakeRecorder{CPU: nn.NewCPU()}
+		return recorders[rank], nil
+	}
+	err := onLocalRanks(cfg, ds, ranks.Layout{Views: 2, Replicas: 2}, open, func(r *rank) error {
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
 		r.mctUpdate(0, all[:cfg.Batch], all[:cfg.LabeledBatch], ds.TrainLabels)
-		if r.rec != nil || len(be.keys) != 0 {
-			return fmt.Errorf("rank %d with replicas recorded %v", c.Rank(), be.keys)
+		if be := recorders[r.world.Rank()]; r.rec != nil || len(be.keys) != 0 {
+			return fmt.Errorf("rank %d with replicas recorded %v", r.world.Rank(), be.keys)
 		}
 		return nil
 	})

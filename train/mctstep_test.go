@@ -47,23 +47,9 @@ func runSteps(t *testing.T, cfg Config, ds *data.Dataset, replicas int, plan bat
 	for v := range out {
 		out[v] = make([]viewRun, replicas)
 	}
-	all := make([]int, len(ds.TrainLabels))
-	for i := range all {
-		all[i] = i
-	}
-	// The split only sizes the labeled batch here; the plan names the rows.
-	split := data.Split{Labeled: all, Unlabeled: all}
-	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
-		peer, pool, err := ranks.Topology(c, layout)
-		if err != nil {
-			return err
-		}
-		defer peer.Close()
-		defer pool.Close()
-		r, err := newRank(cfg, ds, split, nn.NewCPU(), c, peer, pool)
-		if err != nil {
-			return err
-		}
+	cpu := func(int) (nn.Backend, error) { return nn.NewCPU(), nil }
+	// The split holds every row and only sizes the labeled batch; the plan names the rows.
+	err := onLocalRanks(cfg, ds, layout, cpu, func(r *rank) error {
 		if before != nil {
 			before(r)
 		}

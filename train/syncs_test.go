@@ -5,7 +5,6 @@ import (
 	"sync"
 	"testing"
 
-	"mct/data"
 	"mct/nn"
 	"mct/ranks"
 )
@@ -168,35 +167,24 @@ func countUpdate(t *testing.T, cfg Config, V, R int) *countingBackend {
 	dims := []int{5, 6, 7, 4}[:V]
 	ds := RandomViews(dims, 4, 64, 3)
 	all := allRows(len(ds.TrainLabels))
-	split := data.Split{Labeled: all, Unlabeled: all}
-	layout := ranks.Layout{Views: V, Replicas: R}
-	var rank0 *countingBackend
-	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
-		peer, pool, err := ranks.Topology(c, layout)
-		if err != nil {
-			return err
-		}
-		defer peer.Close()
-		defer pool.Close()
-		be := &countingBackend{CPU: nn.NewCPU()}
-		r, err := newRank(cfg, ds, split, be, c, peer, pool)
-		if err != nil {
-			return err
-		}
+	counters := make([]*countingBackend, V*R)
+	open := func(rank int) (nn.Backend, error) {
+		counters[rank] = &countingBackend{CPU: nn.NewCPU()}
+		return counters[rank], nil
+	}
+	err := onLocalRanks(cfg, ds, ranks.Layout{Views: V, Replicas: R}, open, func(r *rank) error {
+		be := counters[r.world.Rank()]
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
 		r.mctUpdate(0, all[:cfg.Batch], all[cfg.Batch:cfg.Batch+cfg.LabeledBatch], ds.TrainLabels)
 		be.on = true
 		r.mctUpdate(1, all[8:8+cfg.Batch], all[:cfg.LabeledBatch], ds.TrainLabels)
 		be.on = false
-		if c.Rank() == 0 {
-			rank0 = be
-		}
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rank0
+	return counters[0]
 }
 
 // TestHostWaitsPerUpdate counts what one MCT update makes the host wait for. With one
