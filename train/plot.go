@@ -20,7 +20,7 @@ var palette = []color.Color{
 
 // plotCurves draws the learning curves of a run into one PNG: validation accuracy per
 // view over the warmup epochs, and for MCT the validation accuracy, the meta-feedback h
-// and the pseudo-label accuracy per view over the MCT epochs.
+// and the pseudo-label accuracy per view, and the views' agreement, over the MCT epochs.
 func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []mctEpoch) error {
 	var panels []*plot.Plot
 	p := plot.New()
@@ -34,7 +34,7 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	panels = append(panels, p)
 	if len(epochs) > 0 {
 		acc, h, pl := plot.New(), plot.New(), plot.New()
-		acc.Title.Text, h.Title.Text, pl.Title.Text = "MCT: val accuracy", "MCT: meta-feedback h", "MCT: pseudo-label accuracy"
+		acc.Title.Text, h.Title.Text, pl.Title.Text = "MCT: val accuracy", "MCT: meta-feedback h", "MCT: pseudo-labels right, views agreeing"
 		for _, q := range []*plot.Plot{acc, h, pl} {
 			q.X.Label.Text = "epoch"
 		}
@@ -59,7 +59,13 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 		for _, e := range epochs {
 			ens = append(ens, e.Val.Ensemble)
 		}
-		if err := addLine(acc, "ensemble", len(s.Views), ens, float64(1-len(ens)+len(epochs))); err != nil {
+		agree := make([]float64, len(epochs))
+		for k, e := range epochs {
+			agree[k] = e.Agreement
+		}
+		// Agreement rising while accuracy stalls is how the views converge (README, Results).
+		if err := firstErr(addLine(acc, "ensemble", len(s.Views), ens, float64(1-len(ens)+len(epochs))),
+			addLine(pl, "agreement", len(s.Views), agree, 1)); err != nil {
 			return err
 		}
 		panels = append(panels, acc, h, pl)
@@ -70,6 +76,7 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Millimeter * 4}
 	for i, q := range panels {
 		q.Legend.Top = true
+		q.Y.Max += 0.35 * (q.Y.Max - q.Y.Min) // headroom, so the legend covers no line
 		q.Draw(tiles.At(dc, i, 0))
 	}
 	return savePNG(path, img)
