@@ -98,7 +98,7 @@ func LoadDir(dir string, names []string) (*Dataset, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %v", file, err)
 		}
-		if err := checkLabels(file, y, m.Classes); err != nil {
+		if err := checkLabels(file, y, m.Classes, k == 0); err != nil {
 			return nil, err
 		}
 		if k == 0 {
@@ -181,13 +181,36 @@ func checkFinite(file string, x []float32, dim int) error {
 	return nil
 }
 
-func checkLabels(file string, y []int32, classes int) error {
+// Unknown is the train label of an example whose class nobody knows: truly unlabeled
+// data. Such rows are always in the unlabeled pool (MakeSplit); test labels must be known.
+const Unknown int32 = -1
+
+// checkLabels checks labels against the class count; train labels may be Unknown.
+func checkLabels(file string, y []int32, classes int, train bool) error {
 	for i, c := range y {
+		if c == Unknown && train {
+			continue
+		}
 		if c < 0 || int(c) >= classes {
-			return fmt.Errorf("%s: row %d: label %d is outside [0, %d) (classes in the manifest)", file, i, c, classes)
+			hint := "train labels may also be -1 (unknown)"
+			if !train {
+				hint = "test labels must be known: they score the models"
+			}
+			return fmt.Errorf("%s: row %d: label %d is outside [0, %d) (the class count; %s)", file, i, c, classes, hint)
 		}
 	}
 	return nil
+}
+
+// KnownTrainLabels counts the train rows whose label is not Unknown.
+func (d *Dataset) KnownTrainLabels() int {
+	n := 0
+	for _, y := range d.TrainLabels {
+		if y != Unknown {
+			n++
+		}
+	}
+	return n
 }
 
 func readManifest(dir string) (*manifest, error) {

@@ -179,4 +179,27 @@ func TestImportAndDescribe(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "ytr.npy: row 1: label 1 is outside [0, 1)") {
 		t.Errorf("label range: %v", err)
 	}
+
+	// Truly unlabeled train rows carry -1; test labels must be known, and -2 is no label.
+	yu := w("yu.npy", NewInt64([]int{4}, []int32{0, -1, 1, -1}))
+	uout := filepath.Join(t.TempDir(), "unl")
+	if err := Import(map[string][2]string{"emb": {a, b}}, [2]string{yu, yte}, 2, uout); err != nil {
+		t.Fatal(err)
+	}
+	du, err := LoadDir(uout, nil)
+	if err != nil || du.KnownTrainLabels() != 2 || !reflect.DeepEqual(du.TrainLabels, []int32{0, -1, 1, -1}) {
+		t.Fatalf("unknown labels: %v, %v", err, du)
+	}
+	if desc, err := Describe(uout); err != nil || !strings.Contains(desc, "train labels: 2 known, 2 unknown (-1)") {
+		t.Fatalf("Describe with unknown labels: %v\n%s", err, desc)
+	}
+	for _, tc := range []struct{ train, test, want string }{
+		{yu, w("yte-u.npy", NewInt64([]int{2}, []int32{-1, 0})), "yte-u.npy: row 0: label -1 is outside [0, 2) (the class count; test labels must be known"},
+		{w("y-2.npy", NewInt64([]int{4}, []int32{0, -2, 1, 0})), yte, "y-2.npy: row 1: label -2 is outside [0, 2) (the class count; train labels may also be -1 (unknown))"},
+	} {
+		err := Import(map[string][2]string{"emb": {a, b}}, [2]string{tc.train, tc.test}, 2, filepath.Join(t.TempDir(), "x"))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want %q", err, tc.want)
+		}
+	}
 }

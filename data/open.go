@@ -302,7 +302,7 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 		if err != nil {
 			return fmt.Errorf("%s: %v", path, err)
 		}
-		if err := checkLabels(path, y, classes); err != nil {
+		if err := checkLabels(path, y, classes, k == 0); err != nil {
 			return err
 		}
 		if k == 0 {
@@ -368,7 +368,19 @@ func Describe(dir string) (string, error) {
 	if len(m.ClassNames) > 0 {
 		fmt.Fprintf(&s, " (%s)", strings.Join(m.ClassNames, ", "))
 	}
-	fmt.Fprintf(&s, "\nsplits: train %d rows, test %d rows\nviews:\n", m.Splits["train"], m.Splits["test"])
+	fmt.Fprintf(&s, "\nsplits: train %d rows, test %d rows\n", m.Splits["train"], m.Splits["test"])
+	if a, err := ReadNPY(filepath.Join(dir, m.Labels["train"])); err == nil {
+		if y, err := a.Int32s(); err == nil {
+			unknown := 0
+			for _, c := range y {
+				if c == Unknown {
+					unknown++
+				}
+			}
+			fmt.Fprintf(&s, "train labels: %d known, %d unknown (-1)\n", len(y)-unknown, unknown)
+		}
+	}
+	s.WriteString("views:\n")
 	for _, v := range m.Views {
 		size := int64(0)
 		for _, f := range v.Files {

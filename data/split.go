@@ -18,9 +18,10 @@ const (
 	streamVal     = 2 << 32
 )
 
-// MakeSplit draws a labeled subset of round(frac·N) train examples (N = len(labels))
-// and then a validation slice of val examples from the rest; everything else is
-// unlabeled. The labeled subset is balanced (equal count per class; the remainder
+// MakeSplit draws a labeled subset of round(frac·K) train examples (K: the rows whose
+// label is known, every row unless some are Unknown) and then a validation slice of val
+// examples from the rest of the known rows; everything else, the Unknown rows
+// included, is unlabeled. The labeled subset is balanced (equal count per class; the remainder
 // of n/classes goes to randomly chosen classes) or stratified (class proportions of
 // the train split, largest-remainder rounding); the validation slice is
 // stratified. The labeled set depends only on (labels, frac, seed, balanced), not
@@ -36,7 +37,12 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 		return Split{}, fmt.Errorf("split: validation size %d, want >= 0", val)
 	}
 	byClass := make([][]int, classes)
+	var unknown []int
 	for i, y := range labels {
+		if y == Unknown {
+			unknown = append(unknown, i)
+			continue
+		}
 		if y < 0 || int(y) >= classes {
 			return Split{}, fmt.Errorf("split: label %d of train row %d is outside [0, %d)", y, i, classes)
 		}
@@ -45,9 +51,10 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 	for c := range byClass {
 		shuffle(byClass[c], seed, streamLabeled+uint64(c))
 	}
-	n := int(math.Round(frac * float64(len(labels))))
+	known := len(labels) - len(unknown)
+	n := int(math.Round(frac * float64(known)))
 	if n < 1 {
-		return Split{}, fmt.Errorf("split: labeled fraction %g of %d examples is 0 examples", frac, len(labels))
+		return Split{}, fmt.Errorf("split: labeled fraction %g of %d examples with a known label is 0 examples", frac, known)
 	}
 	var take []int
 	if balanced {
@@ -75,8 +82,12 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 		s.Labeled = append(s.Labeled, idx[:take[c]]...)
 		rest[c] = idx[take[c]:]
 	}
-	left := len(labels) - n
+	left := known - n
 	if val > left {
+		if len(unknown) > 0 {
+			return Split{}, fmt.Errorf("split: validation size %d exceeds the %d examples with a known label left after %d labeled (%d of the train labels are -1, unknown): take a smaller labeled fraction of the known labels and a validation size that fits, e.g. --labeled 0.8 --val %d",
+				val, left, n, len(unknown), known/5)
+		}
 		return Split{}, fmt.Errorf("split: validation size %d exceeds the %d train examples left after %d labeled", val, left, n)
 	}
 	for c := range rest {
@@ -87,6 +98,7 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 		s.Val = append(s.Val, idx[:vt[c]]...)
 		s.Unlabeled = append(s.Unlabeled, idx[vt[c]:]...)
 	}
+	s.Unlabeled = append(s.Unlabeled, unknown...)
 	sort.Ints(s.Labeled)
 	sort.Ints(s.Val)
 	sort.Ints(s.Unlabeled)

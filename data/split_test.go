@@ -105,6 +105,49 @@ func TestMakeSplitErrors(t *testing.T) {
 	}
 }
 
+// TestMakeSplitUnknownLabels: rows labelled -1 (truly unlabeled) are always unlabeled;
+// the labeled fraction and the validation slice come from the known rows only.
+func TestMakeSplitUnknownLabels(t *testing.T) {
+	y := fakeLabels(1000, 4)
+	unknown := map[int]bool{}
+	for i := 0; i < len(y); i += 3 {
+		y[i], unknown[i] = Unknown, true
+	}
+	known := len(y) - len(unknown) // 666
+	s, err := MakeSplit(y, 4, 0.5, 100, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkPartition(t, s, len(y))
+	if len(s.Labeled) != known/2 || len(s.Val) != 100 || len(s.Unlabeled) != len(y)-known/2-100 {
+		t.Fatalf("sizes %d %d %d, want %d 100 %d", len(s.Labeled), len(s.Val), len(s.Unlabeled), known/2, len(y)-known/2-100)
+	}
+	for _, set := range [][]int{s.Labeled, s.Val} {
+		for _, i := range set {
+			if unknown[i] {
+				t.Fatalf("row %d has no label but is in the labeled or validation set", i)
+			}
+		}
+	}
+	// Every known label for training: the unlabeled pool is exactly the unknown rows.
+	all, err := MakeSplit(y, 4, 1, 0, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Labeled) != known || len(all.Unlabeled) != len(unknown) {
+		t.Fatalf("frac 1: %d labeled, %d unlabeled; want %d, %d", len(all.Labeled), len(all.Unlabeled), known, len(unknown))
+	}
+	for _, i := range all.Unlabeled {
+		if !unknown[i] {
+			t.Fatalf("known row %d left unlabeled at frac 1", i)
+		}
+	}
+	_, err = MakeSplit(y, 4, 1, 10, 1, false)
+	if err == nil || !strings.Contains(err.Error(), "(334 of the train labels are -1, unknown)") {
+		t.Errorf("validation beyond the known rows: %v", err)
+	}
+}
+
 func classCounts(y []int32, idx []int, classes int) []int {
 	n := make([]int, classes)
 	if idx == nil {
