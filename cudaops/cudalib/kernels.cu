@@ -89,6 +89,21 @@ KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, in
 	}
 }
 
+// gather_rows: dst[i, c] = src[idx[i], c] for i < n, c < cols, the index read as
+// the bits of an unsigned (nn.IndexBits, never converted from float); an index at
+// or past src_rows gives a row of NaN. One element per thread of a grid-stride
+// loop: neighbouring threads read neighbouring columns of a row.
+KERNEL void gather_rows(float *dst, const float *src, int cols, const unsigned *idx, long long src_rows,
+                        long long n) {
+	long long total = n * cols;
+	GRID_STRIDE(i, total) {
+		long long r = i / cols;
+		int c = i % cols;
+		unsigned k = idx[r];
+		dst[i] = k < src_rows ? src[(long long)k * cols + c] : __uint_as_float(0x7fc00000u);
+	}
+}
+
 // fold_cols: dst (rows×dc) = src (rows×sc) with its trailing w = sc−dc columns
 // added onto columns [off, off+w): one add, as copy_cols' copy-then-accumulate.
 KERNEL void fold_cols(float *dst, int dc, const float *src, int sc, int rows, int off) {
