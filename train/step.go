@@ -49,7 +49,9 @@ const (
 // for the teacher logits, which the all-gather needs, and for one download of the scalars
 // the host needs (losses, the exact-h product, pseudo-label hits) before h is exchanged.
 // The host uploads three times, each before the device work that needs it: the batch with
-// the update's per-step values, the gathered logits, and the teacher's feedback weights.
+// the update's per-step values, the other views' gathered logits (in two pieces, before
+// and after its own, for a view between the first and the last), and the teacher's
+// feedback weights.
 // With the view's features resident on the device (rank.res) the batch is its row indices
 // and labels, and segments A and B gather the rows there (GatherRows) before using them.
 // Between them lie three segments that only queue device work — A (teacher forward), B
@@ -78,12 +80,20 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		r.probe.DropoutRowBase = uint32(ulo) // replicas draw their own rows' dropout masks
 		r.probe.DropoutStepAt = r.dynView[dynDropU]
 		z = r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
+		// This view's block of the gathered logits never leaves the device.
+		be.Copy(be.View(r.zAll, r.view*n*C, n*C), z, n*C)
 	})
 	all := r.host[:V*n*C]
-	own := all[r.view*n*C : (r.view+1)*n*C]
-	be.Download(own, z)
-	r.peer.AllgatherF32(own, all)
-	be.Upload(r.zAll, all)
+	lo, hi := r.view*n*C, (r.view+1)*n*C
+	be.Download(all[lo:hi], z)
+	r.peer.AllgatherF32(all[lo:hi], all)
+	// Only the other views' logits go up: before this view's block and after it.
+	if lo > 0 {
+		be.Upload(be.View(r.zAll, 0, lo), all[:lo])
+	}
+	if hi < len(all) {
+		be.Upload(be.View(r.zAll, hi, len(all)-hi), all[hi:])
+	}
 
 	invT := 1 / r.cfg.PseudoT
 	seg("B", func() {

@@ -168,8 +168,8 @@ func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched n
 }
 
 // countUpdate runs two MCT updates of every view (V views × R replicas, local transport)
-// on counting backends and returns rank 0's tally of the second.
-func countUpdate(t *testing.T, cfg Config, V, R int) *countingBackend {
+// on counting backends and returns every rank's tally of the second (by world rank).
+func countUpdate(t *testing.T, cfg Config, V, R int) []*countingBackend {
 	t.Helper()
 	dims := []int{5, 6, 7, 4}[:V]
 	ds := RandomViews(dims, 4, 64, 3)
@@ -191,7 +191,7 @@ func countUpdate(t *testing.T, cfg Config, V, R int) *countingBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return counters[0]
+	return counters
 }
 
 // TestHostWaitsPerUpdate counts what one MCT update makes the host wait for. With one
@@ -213,8 +213,8 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		wantWaits  int
 		wantUpload int
 	}{
-		// Three uploads: the batch with its per-update values, the gathered logits, the
-		// teacher's feedback weights.
+		// Three uploads: the batch with its per-update values, the other views' gathered
+		// logits, the teacher's feedback weights.
 		{name: "V2", V: 2, R: 1, wantWaits: 2, wantUpload: 3},
 		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 2, wantUpload: 3},
 		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 2, wantUpload: 3},
@@ -227,9 +227,10 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
 			cfg.Hard, cfg.ExactH, cfg.Dropout = tc.hard, tc.xh, tc.dropout
-			c := countUpdate(t, cfg, tc.V, tc.R)
+			ranks := countUpdate(t, cfg, tc.V, tc.R)
+			c := ranks[0]
 			t.Setenv("MCT_RESIDENT", "0")
-			host := countUpdate(t, cfg, tc.V, tc.R)
+			host := countUpdate(t, cfg, tc.V, tc.R)[0]
 			t.Logf("%s: %d host waits %v, %d uploads (%d B; %d B with the host gather), %d launches per update",
 				tc.name, c.waits, c.waitNames, c.uploads, c.upBytes, host.upBytes, c.launches)
 			for _, c := range []*countingBackend{c, host} {
@@ -250,9 +251,18 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 				return
 			}
 			// The batch's indices, labels and true labels and the per-update values; the
-			// gathered logits; the feedback weights.
-			if want := int64(4*(2*n+2*nl+dyn) + 4*tc.V*n*classes + 4*tc.V); c.upBytes != want {
+			// other views' gathered logits (this view's stay on the device); the feedback
+			// weights.
+			if want := int64(4*(2*n+2*nl+dyn) + 4*(tc.V-1)*n*classes + 4*tc.V); c.upBytes != want {
 				t.Errorf("%d B uploaded per update with resident features, want %d", c.upBytes, want)
+			}
+			// A view between the first and the last uploads the others' logits in two
+			// pieces, around its own, and waits no more.
+			if tc.V > 2 {
+				if mid := ranks[1]; mid.uploads != 4 || mid.upBytes != c.upBytes || mid.waits != 2 {
+					t.Errorf("view 1: %d uploads of %d B and %d waits per update, want 4 of %d B and 2",
+						mid.uploads, mid.upBytes, mid.waits, c.upBytes)
+				}
 			}
 		})
 	}
@@ -278,7 +288,7 @@ func TestBenchLaunchesPerUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.MCTLR = cfg.LR / 8
-	want := countUpdate(t, cfg, 2, 1)
+	want := countUpdate(t, cfg, 2, 1)[0]
 	if res.LaunchesPerUpdate != float64(want.launches) {
 		t.Errorf("bench reports %g launches per update, the counted update has %d", res.LaunchesPerUpdate, want.launches)
 	}
