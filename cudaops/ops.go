@@ -71,8 +71,8 @@ func (b *Backend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
-	g, t := b.flat(n * cols)
-	b.launch(b.k.gatherRows, g, t, d.ptr, s.ptr, int32(cols), ix.ptr, int64(s.n/cols), int64(n))
+	g, t := rowShape(n)
+	b.launch(b.k.gatherRows, g, t, d.ptr, s.ptr, int32(cols), ix.ptr, int64(s.n/cols))
 }
 
 func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {

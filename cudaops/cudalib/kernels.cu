@@ -89,18 +89,18 @@ KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, in
 	}
 }
 
-// gather_rows: dst[i, c] = src[idx[i], c] for i < n, c < cols, the index read as
-// the bits of an unsigned (nn.IndexBits, never converted from float); an index at
-// or past src_rows gives a row of NaN. One element per thread of a grid-stride
-// loop: neighbouring threads read neighbouring columns of a row.
-KERNEL void gather_rows(float *dst, const float *src, int cols, const unsigned *idx, long long src_rows,
-                        long long n) {
-	long long total = n * cols;
-	GRID_STRIDE(i, total) {
-		long long r = i / cols;
-		int c = i % cols;
-		unsigned k = idx[r];
-		dst[i] = k < src_rows ? src[(long long)k * cols + c] : __uint_as_float(0x7fc00000u);
+// gather_rows: one block per row i of dst: dst[i, c] = src[idx[i], c] for c < cols,
+// the index read as the bits of an unsigned (nn.IndexBits, never converted from
+// float); an index at or past src_rows gives a row of NaN. The block's threads
+// stride over the row, so reads and writes are coalesced and nothing is divided.
+KERNEL void gather_rows(float *dst, const float *src, int cols, const unsigned *idx, long long src_rows) {
+	unsigned k = idx[blockIdx.x];
+	float *d = dst + (long long)blockIdx.x * cols;
+	if (k < src_rows) {
+		const float *s = src + (long long)k * cols;
+		for (int c = threadIdx.x; c < cols; c += blockDim.x) d[c] = s[c];
+	} else {
+		for (int c = threadIdx.x; c < cols; c += blockDim.x) d[c] = __uint_as_float(0x7fc00000u);
 	}
 }
 

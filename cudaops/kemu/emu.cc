@@ -235,8 +235,8 @@ WRAP(copy_cols,
      (dst, ldd, d0, src, lds, s0, rows, cols, beta))
 WRAP(gather_rows,
      (unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int cols, const unsigned *idx,
-      long long src_rows, long long n),
-     (dst, src, cols, idx, src_rows, n))
+      long long src_rows),
+     (dst, src, cols, idx, src_rows))
 WRAP(fold_cols, (unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows, int off),
      (dst, dc, src, sc, rows, off))
 WRAP(unfold_cols,

@@ -158,9 +158,9 @@ func (*Backend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
 	if n*cols == 0 {
 		return
 	}
-	gx, bx, by := flat(n * cols)
+	gx, bx, by := rowShape(n)
 	C.emu_gather_rows(gx, bx, by, f(dst, n*cols, "dst"), f(src, 0, "src"), C.int(cols), u(idx, n, "idx"),
-		C.longlong(src.Len()/cols), C.longlong(n))
+		C.longlong(src.Len()/cols))
 }
 
 func (*Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
