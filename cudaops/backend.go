@@ -122,6 +122,14 @@ const npart = 256
 
 var _ nn.Backend = (*Backend)(nil)
 
+// train finds these optional methods by their signatures (resident features, `mct
+// bench`'s upload bytes); a change here would quietly turn those off.
+var _ interface {
+	MemInfo() (free, total int64, err error)
+	UploadedBytes() int64
+	Launches() int64
+} = (*Backend)(nil)
+
 // New opens the GPU, builds the kernels and opens cuBLAS. Errors say what is
 // missing and how to get it.
 func New(o Options) (_ *Backend, err error) {
