@@ -29,10 +29,11 @@ grep -E -- '--- (FAIL|SKIP)' "$out/ops.log" | head -20
 step "2. PyTorch, the same MCT update on this GPU"
 timeout ${T_TORCH:-40} python3 bench/gpu/mct_step.py --precision fp32,bf16 --updates 30 --warmup 3 --out "$out/torch.json" 2>&1 | tail -4
 
-step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN); bf16 also without CUDA graphs"
-for run in bf16 fp32 bf16-nographs; do
+step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN); bf16 also without CUDA graphs, and with the batch gathered on the host (MCT_RESIDENT=0)"
+for run in bf16 fp32 bf16-nographs bf16-hostgather; do
   p=${run%%-*}
-  MCT_CUDA_GRAPHS=$([ $run = bf16-nographs ] && echo 0 || echo 1) timeout ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda \
+  MCT_CUDA_GRAPHS=$([ $run = bf16-nographs ] && echo 0 || echo 1) MCT_RESIDENT=$([ $run = bf16-hostgather ] && echo 0 || echo 1) \
+    timeout ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda \
     --precision $p --dims 1024,1024 --classes 1000 --batch 1024 --updates 30 --warmup 3 --json \
     $([ $run = bf16 ] && echo --roofline) > "$out/mct-$run.json" 2> "$out/mct-$run.err"
   echo "$run exit $?"; tail -2 "$out/mct-$run.err"
@@ -55,19 +56,22 @@ def load(f):
     try: return json.load(open(os.path.join(d, f)))
     except Exception as e: return None
 t = load("torch.json") or {}
-print(f"{'':28s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'launches/update':>16s}")
+print(f"{'':40s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'launches/update':>16s} {'upload MB/update':>17s}")
 # launches/update counts rank 0's stream operations; a replayed graph counts as one.
-for run in ("fp32", "bf16", "bf16-nographs"):
+# upload MB/update is what rank 0 copies host to device per update; with the features
+# resident the batch is its row indices, the rest is the all-gathered logits.
+for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather"):
     p = run.split("-")[0]
     m = load(f"mct-{run}.json")
     tv = next((r["updates_per_s"] for r in t.get("results", []) if r.get("precision") == p), None)
     if m:
         ratio = f"{m['updates_per_second']/tv:8.1f}x" if tv else "      n/a"
         roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else f"{'':13s}"
-        launches = f"{m['launches_per_update']:16.0f}" if m.get('launches_per_update') else ""
-        label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}"
-        print(f"mct cuda {label:19s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches}")
-    if tv and run != "bf16-nographs": print(f"torch {p:22s} {tv:10.1f}")
+        launches = f"{m['launches_per_update']:16.0f}" if m.get('launches_per_update') else f"{'':16s}"
+        upload = f"{m['upload_bytes_per_update']/1e6:17.3f}" if 'upload_bytes_per_update' in m else ""
+        label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}, {'resident' if m.get('features_resident') else 'host gather'}"
+        print(f"mct cuda {label:31s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches} {upload}")
+    if tv and run in ("fp32", "bf16"): print(f"torch {p:34s} {tv:10.1f}")
 s = load("fmnist/summary.json")
 if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))
 s = load("np2/summary.json")

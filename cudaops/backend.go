@@ -82,8 +82,9 @@ type Backend struct {
 	// Reduction scratch: NPART float64 partial sums and the total.
 	part  cu.DevicePtr
 	stage staging
-	// launches counts stream operations (Launches).
-	launches int64
+	// launches counts stream operations (Launches), uploaded the bytes of Upload
+	// (UploadedBytes).
+	launches, uploaded int64
 	// cache holds freed allocations by element count for reuse. All work
 	// runs on one stream, so memory freed by the host can be handed out
 	// again at once: whatever still uses it was queued before whatever will.
@@ -120,6 +121,14 @@ const cublasWorkspace = 32 << 20
 const npart = 256
 
 var _ nn.Backend = (*Backend)(nil)
+
+// train finds these optional methods by their signatures (resident features, `mct
+// bench`'s upload bytes); a change here would quietly turn those off.
+var _ interface {
+	MemInfo() (free, total int64, err error)
+	UploadedBytes() int64
+	Launches() int64
+} = (*Backend)(nil)
 
 // New opens the GPU, builds the kernels and opens cuBLAS. Errors say what is
 // missing and how to get it.
@@ -394,6 +403,23 @@ func (b *Backend) Upload(dst nn.Buf, src []float32) {
 	// Through page-locked staging (pinned.go): from pageable memory the driver
 	// would first wait for the stream to drain. src may change on return.
 	b.stage.upload(d.ptr, unsafe.Pointer(&src[0]), 4*len(src), b.stream)
+	b.uploaded += 4 * int64(len(src))
+}
+
+// UploadedBytes is the number of bytes Upload has sent to the device so far, as
+// nn.CPU counts them: `mct bench` reports it per update.
+func (b *Backend) UploadedBytes() int64 { return b.uploaded }
+
+// MemInfo reports the device's free and total memory in bytes (cuMemGetInfo). Memory
+// this backend has freed stays in its cache and does not count as free.
+func (b *Backend) MemInfo() (free, total int64, err error) {
+	b.enter()
+	defer runtime.UnlockOSThread()
+	free, total, err = cu.MemInfo()
+	if err != nil {
+		err = fmt.Errorf("cudaops: cuMemGetInfo: %v", err)
+	}
+	return free, total, err
 }
 
 func (b *Backend) Download(dst []float32, src nn.Buf) {

@@ -150,3 +150,20 @@ func TestLaunchCount(t *testing.T) {
 		t.Errorf("%d launches counted, want 10", got)
 	}
 }
+
+// TestMemInfo: the device reports free memory no larger than its total, and an
+// allocation shows in it (train keeps a view's features resident on the GPU when they
+// take at most half of the free memory).
+func TestMemInfo(t *testing.T) {
+	free, total, err := gpu.MemInfo()
+	if err != nil || free <= 0 || free > total {
+		t.Fatalf("MemInfo: free %d of %d, %v", free, total, err)
+	}
+	x := gpu.Alloc(256 << 20) // 1 GiB
+	defer gpu.Free(x)
+	after, _, err := gpu.MemInfo()
+	if err != nil || free-after < 1<<30 {
+		t.Errorf("MemInfo after allocating 1 GiB: free %d, before %d (%v)", after, free, err)
+	}
+	t.Logf("%s: %.1f of %.1f GiB free", gpu.Info().Device, float64(free)/(1<<30), float64(total)/(1<<30))
+}

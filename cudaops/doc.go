@@ -7,6 +7,13 @@
 // update. Launches counts the stream operations issued (mct bench reports them
 // per update): with waits gone, their fixed cost is what bounds a small update.
 //
+// Batches: train keeps each view's training features resident in device memory when
+// they take at most half of the free memory (MemInfo) and gathers every batch there
+// (GatherRows, inside the recorded segments), so an update uploads its rows' indices
+// and labels (a few KB) instead of their features; with one replica per view the
+// other views' logits are the only large upload left. UploadedBytes counts what Upload has sent (`mct bench`
+// reports it per update).
+//
 // CUDA graphs (graph.go): Record implements nn.Recorder. The MCT step (train) runs
 // its three device-only segments per update through it — the teacher forward, steps
 // 2–4 and the teacher step — so with one replica per view an update issues three

@@ -114,7 +114,10 @@ func TestGraphReplay(t *testing.T) {
 
 // TestGraphsMCTBitIdentical: N updates of the real MCT step (train.Updates, two views,
 // one backend each) with CUDA graphs give bit for bit the weights of N updates without
-// (MCT_CUDA_GRAPHS=0) from the same start, and the graphs were really replayed.
+// (MCT_CUDA_GRAPHS=0) from the same start, and the graphs were really replayed; and so
+// do N updates with each batch gathered on the host (MCT_RESIDENT=0) instead of on the
+// device from the resident features, which upload the features once and then only the
+// batches' row indices.
 func TestGraphsMCTBitIdentical(t *testing.T) {
 	const updates = 5
 	defer gpu.SetPrecision(FP32)
@@ -138,13 +141,17 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 			cfg := train.Defaults()
 			cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Seed = []int{128, 128, 128}, 64, 32, 11
 			tc.edit(&cfg)
-			run := func(graphs string) ([]string, []GraphStats) {
+			var uploaded int64 // view 0's bytes uploaded by the last run
+			run := func(graphs, resident string) ([]string, []GraphStats) {
 				t.Setenv("MCT_CUDA_GRAPHS", graphs)
+				t.Setenv("MCT_RESIDENT", resident)
 				before := make([]GraphStats, len(views))
 				for v, b := range views {
 					b.SetPrecision(tc.prec)
 					before[v] = b.GraphStats()
 				}
+				up0 := views[0].UploadedBytes()
+				defer func() { uploaded = views[0].UploadedBytes() - up0 }()
 				sums, err := train.Updates(cfg, ds, updates, func(v int) (nn.Backend, error) { return views[v], nil })
 				if err != nil {
 					t.Fatal(err)
@@ -157,10 +164,24 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 				}
 				return sums, delta
 			}
-			off, offStats := run("0")
-			on, onStats := run("1")
+			off, offStats := run("0", "1")
+			host, hostStats := run("1", "0")
+			hostUp := uploaded
+			on, onStats := run("1", "1")
 			if !slices.Equal(on, off) {
 				t.Errorf("weights after %d updates: with graphs %v, without %v", updates, on, off)
+			}
+			if !slices.Equal(host, on) {
+				t.Errorf("weights after %d updates: batches gathered on the host %v, on the device %v", updates, host, on)
+			}
+			// Resident: view 0's features (512 rows of 64) once; the host gather: every
+			// update's 64+32 rows. The rest is the same.
+			if want := int64(4*512*64 - updates*4*(64+32)*64); uploaded-hostUp != want {
+				t.Errorf("view 0 uploaded %d B with resident features, %d B with the host gather: difference %d, want %d",
+					uploaded, hostUp, uploaded-hostUp, want)
+			}
+			if s := hostStats[0]; s.Captures != 3 || s.Replays != 3*(updates-1) {
+				t.Errorf("view 0 with graphs and the host gather: %+v, want 3 captures and %d replays", s, 3*(updates-1))
 			}
 			for v := range views {
 				if s := offStats[v]; s.Captures+s.Replays+s.Direct != 0 {

@@ -20,6 +20,7 @@ type kernels struct {
 	dropoutMask, softmaxCE, softmax, argmax, sampleGB cu.Function
 	adam, toBF16, partialsF32, clipScale, meanOf      cu.Function
 	countEqual, meanOthers, foldCols, unfoldCols      cu.Function
+	gatherRows                                        cu.Function
 	// names maps every entry point back to its name, for messages.
 	names map[cu.Function]string
 }
@@ -35,7 +36,7 @@ func (k *kernels) load(m cu.Module) error {
 		"sample_gumbel": &k.sampleGB, "adam": &k.adam, "to_bf16": &k.toBF16,
 		"partials_to_f32": &k.partialsF32, "clip_scale": &k.clipScale, "mean_of": &k.meanOf,
 		"count_equal": &k.countEqual, "mean_others": &k.meanOthers,
-		"fold_cols": &k.foldCols, "unfold_cols": &k.unfoldCols,
+		"fold_cols": &k.foldCols, "unfold_cols": &k.unfoldCols, "gather_rows": &k.gatherRows,
 	}
 	if len(byName) != len(cudalib.KernelNames) {
 		return fmt.Errorf("cudaops: %d kernels bound, cudalib lists %d", len(byName), len(cudalib.KernelNames))

@@ -61,6 +61,20 @@ func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols,
 		int32(rows), int32(cols), beta)
 }
 
+func (b *Backend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
+	if cols < 0 || n < 0 {
+		panic(fmt.Sprintf("cudaops: GatherRows of %d rows of %d", n, cols))
+	}
+	d, s, ix := need(dst, n*cols, "GatherRows dst"), dev(src), need(idx, n, "GatherRows idx")
+	if n*cols == 0 {
+		return
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	g, t := rowShape(n)
+	b.launch(b.k.gatherRows, g, t, d.ptr, s.ptr, int32(cols), ix.ptr, int64(s.n/cols))
+}
+
 func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
 	if w := srcCols - dstCols; w < 0 || off < 0 || off+w > dstCols {
 		panic(fmt.Sprintf("cudaops: FoldCols of %d columns onto %d at %d", srcCols, dstCols, off))

@@ -1,7 +1,8 @@
 // Interface frozen: 2026-11-27 07:35 UTC; extended for device-side scalars (DotTo,
-// Mean, ClipNorm, CountEqual), MeanOthers and SampleGumbel's device row indices, and
-// for per-update values read from device memory (the stepAt/scaleAt/sched operands of
-// DropoutMask, SampleGumbel, SoftmaxCE and Adam) so a recorded step can be replayed.
+// Mean, ClipNorm, CountEqual), MeanOthers and SampleGumbel's device row indices, for
+// per-update values read from device memory (the stepAt/scaleAt/sched operands of
+// DropoutMask, SampleGumbel, SoftmaxCE and Adam) so a recorded step can be replayed,
+// and for GatherRows (a batch gathered on the device from resident features).
 
 package nn
 
@@ -59,6 +60,14 @@ type Backend interface {
 	Copy(dst, src Buf, n int)
 	// Fill sets x[0:n] to v.
 	Fill(x Buf, n int, v float32)
+	// GatherRows copies n rows of cols elements by index: dst[i·cols+j] =
+	// src[k·cols+j] for i < n, j < cols, with k = idx[i] stored as the bits of a uint32
+	// (IndexBits). A batch's rows are gathered this way from features kept on the
+	// device, so a step uploads n indices instead of n·cols values. A k with
+	// (k+1)·cols > src.Len() is a programmer error: the CPU backend panics; a device
+	// backend, which cannot, fills row i with NaN, so the loss shows it. dst must not
+	// overlap src or idx.
+	GatherRows(dst, src Buf, cols int, idx Buf, n int)
 	// Sync waits until all issued work has finished.
 	Sync()
 
@@ -213,6 +222,15 @@ type Backend interface {
 // the caller should stop recording.
 type Recorder interface {
 	Record(key string, f func()) error
+}
+
+// Adopter is implemented by a backend whose buffers are host memory (the CPU backend):
+// Adopt returns host itself as a Buf, without a copy, so that a caller can give the
+// backend a large array it already holds (a view's training features, read by
+// GatherRows) without a second copy in memory. The Buf aliases host: the caller must
+// not change host while the Buf is in use, and must not Free it.
+type Adopter interface {
+	Adopt(host []float32) Buf
 }
 
 // IndexBits stores the uint32 i in a float32 slot bit for bit, for SampleGumbel's row

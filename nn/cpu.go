@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"mct/blas"
 )
@@ -14,7 +15,9 @@ import (
 // GOMAXPROCS goroutines when a call is large enough to pay for it. Reductions
 // accumulate in float64 and split work by columns or fixed-size chunks, so results
 // do not depend on the number of threads. A CPU is safe for concurrent use.
-type CPU struct{}
+type CPU struct {
+	uploaded atomic.Int64 // bytes copied in by Upload (UploadedBytes)
+}
 
 // NewCPU returns the CPU backend and sizes the BLAS thread pool to GOMAXPROCS.
 func NewCPU() *CPU {
@@ -90,7 +93,17 @@ func (*CPU) View(b Buf, off, n int) Buf {
 }
 
 // Upload implements Backend.
-func (*CPU) Upload(dst Buf, src []float32) { copy(need(dst, len(src), "upload destination"), src) }
+func (c *CPU) Upload(dst Buf, src []float32) {
+	copy(need(dst, len(src), "upload destination"), src)
+	c.uploaded.Add(4 * int64(len(src)))
+}
+
+// UploadedBytes is the number of bytes Upload has copied in so far (cudaops.Backend has
+// the same counter): `mct bench` reports it per update.
+func (c *CPU) UploadedBytes() int64 { return c.uploaded.Load() }
+
+// Adopt implements Adopter: host becomes a Buf as it is.
+func (*CPU) Adopt(host []float32) Buf { return HostBuf(host) }
 
 // Download implements Backend.
 func (*CPU) Download(dst []float32, src Buf) { copy(dst, need(src, len(dst), "download source")) }
@@ -106,6 +119,23 @@ func (*CPU) Fill(x Buf, n int, v float32) {
 	for i := range s {
 		s[i] = v
 	}
+}
+
+// GatherRows implements Backend. The indices are checked before any copy, in the
+// caller's goroutine, so a bad one panics where it can be recovered.
+func (*CPU) GatherRows(dst, src Buf, cols int, idx Buf, n int) {
+	d, ix, s := need(dst, n*cols, "GatherRows destination"), need(idx, n, "GatherRows indices"), host(src)
+	for _, v := range ix {
+		if k := int(math.Float32bits(v)); (k+1)*cols > len(s) {
+			panic(fmt.Sprintf("nn: GatherRows index %d outside a source of %d rows of %d", k, len(s)/max(cols, 1), cols))
+		}
+	}
+	parallel(n, n*cols, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			k := int(math.Float32bits(ix[i]))
+			copy(d[i*cols:(i+1)*cols], s[k*cols:(k+1)*cols])
+		}
+	})
 }
 
 // Sync implements Backend; CPU work is synchronous.

@@ -69,6 +69,14 @@
 // result in a device buffer, so a step can queue all its work and read its scalars
 // back in one Download.
 //
+// # Batches gathered on the device
+//
+// A caller that keeps a dataset in a backend buffer gathers a batch's rows there with
+// Backend.GatherRows from the rows' indices (IndexBits, uploaded with the batch), so
+// only the indices cross to the device. On the CPU backend that buffer need not be a
+// copy: Adopter wraps the caller's own slice as a Buf. CPU.UploadedBytes (and
+// cudaops') count the bytes uploaded, which is how the MCT step's traffic is measured.
+//
 // # Recording and replaying a step
 //
 // A backend that implements Recorder (cudaops: CUDA graphs) can record a part of a

@@ -33,6 +33,13 @@ type BenchResult struct {
 	// LaunchesPerUpdate is rank 0's stream operations per update (kernels, GEMMs,
 	// memsets, device copies), for a backend that counts them (cudaops).
 	LaunchesPerUpdate float64 `json:"launches_per_update,omitempty"`
+	// UploadBytesPerUpdate is what rank 0 copies from the host to its backend per update
+	// (Upload): the batch (its row indices with resident features, else its rows), the
+	// gathered logits, the feedback weights, and with replicas the all-reduced sums.
+	UploadBytesPerUpdate float64 `json:"upload_bytes_per_update"`
+	// FeaturesResident says rank 0 kept its view's training features on its backend and
+	// gathered each batch there (train.resident; MCT_RESIDENT=0 turns it off).
+	FeaturesResident bool `json:"features_resident"`
 	// CUDAGraphs says rank 0 replayed the update's segments as CUDA graphs to the end
 	// (a backend that records them, one replica per view, MCT_CUDA_GRAPHS not 0).
 	CUDAGraphs       bool    `json:"cuda_graphs"`
@@ -108,9 +115,13 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		world.Barrier()
 		meter.reset()
 		counter, counts := be.(interface{ Launches() int64 })
-		var launches0 int64
+		up, upCounts := be.(interface{ UploadedBytes() int64 })
+		var launches0, up0 int64
 		if counts {
 			launches0 = counter.Launches()
+		}
+		if upCounts {
+			up0 = up.UploadedBytes()
 		}
 		start := time.Now()
 		for s := warmup; s < warmup+n; s++ {
@@ -128,6 +139,10 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		if counts {
 			res.LaunchesPerUpdate = float64(counter.Launches()-launches0) / float64(n)
 		}
+		if upCounts {
+			res.UploadBytesPerUpdate = float64(up.UploadedBytes()-up0) / float64(n)
+		}
+		res.FeaturesResident = r.res != nil
 		res.CUDAGraphs = r.rec != nil
 		for k, b := range meter.bytes {
 			res.BytesPerUpdate[k] = b / int64(n)

@@ -26,6 +26,11 @@ type rank struct {
 	V, R    int
 	dim, C  int
 	feat    []float32 // this view's train features, row-major
+	// res holds feat on the backend (resident, see resident): batches are then gathered
+	// there by row index (GatherRows) and only the indices are uploaded. nil: batches
+	// are gathered on the host and uploaded whole.
+	res    nn.Buf
+	rowIdx nn.Buf // the row indices of an upload through res (supervised steps, evaluation)
 
 	be    nn.Backend
 	probe *nn.Probe
@@ -46,17 +51,19 @@ type rank struct {
 	yL           nn.Buf    // labels of xL as float32
 
 	// One MCT update's inputs, uploaded at once (uploadStep): stepIn holds, at the
-	// offsets below, the views xU (unlabeled rows of this replica), xLStep and yLStep
-	// (labeled rows and labels), uKey (the unlabeled rows' sampling indices,
-	// nn.IndexBits), uTruth (their true labels) and the per-update values of the
-	// dyn* slots (step.go), dynView[slot] viewing each.
-	stepIn                                 nn.Buf
-	stepHost                               []float32
-	offXL, offYL, offKey, offTruth, offDyn int
-	xU, xLStep, yLStep, uKey, uTruth       nn.Buf
-	dynView                                [dynLen]nn.Buf
-	hScale                                 nn.Buf    // the teacher's feedback weights h_w/(V−1)/B
-	hScaleHost                             []float32 // and their host copy
+	// offsets below, the views uKey (the unlabeled rows' indices, nn.IndexBits: their
+	// sampling keys and, with res, their rows in it), lKey (the labeled rows' indices),
+	// yLStep (the labeled rows' labels), uTruth (the unlabeled rows' true labels), the
+	// per-update values of the dyn* slots (step.go), dynView[slot] viewing each, and
+	// last, from offX, xU and xLStep (the unlabeled and labeled rows' features): with
+	// res they are gathered on the device and only stepIn[:offX] is uploaded.
+	stepIn                                        nn.Buf
+	stepHost                                      []float32
+	offLKey, offYL, offTruth, offDyn, offX, offXL int
+	xU, xLStep, yLStep, uKey, lKey, uTruth        nn.Buf
+	dynView                                       [dynLen]nn.Buf
+	hScale                                        nn.Buf    // the teacher's feedback weights h_w/(V−1)/B
+	hScaleHost                                    []float32 // and their host copy
 	// rec records and replays the update's device-only segments (CUDA graphs); nil
 	// when the backend cannot, with replicas (their all-reduces go through the host
 	// inside the segments) and under MCT_CUDA_GRAPHS=0.
@@ -89,12 +96,16 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	maxRows := max(nU, nL, evalChunk)
 	r.host = make([]float32, max(maxRows*r.dim, r.V*nU*r.C))
 	r.xL = be.Alloc(max(nL, evalChunk) * r.dim)
-	r.offXL = nU * r.dim
-	r.offYL = r.offXL + nL*r.dim
-	r.offKey = r.offYL + nL
-	r.offTruth = r.offKey + nU
+	if r.res = resident(be, r.feat); r.res != nil {
+		r.rowIdx = be.Alloc(max(nL, evalChunk))
+	}
+	r.offLKey = nU
+	r.offYL = r.offLKey + nL
+	r.offTruth = r.offYL + nL
 	r.offDyn = r.offTruth + nU
-	r.stepHost = make([]float32, r.offDyn+dynLen)
+	r.offX = r.offDyn + dynLen
+	r.offXL = r.offX + nU*r.dim
+	r.stepHost = make([]float32, r.offXL+nL*r.dim)
 	r.stepIn = be.Alloc(len(r.stepHost))
 	for i := range r.dynView {
 		r.dynView[i] = be.View(r.stepIn, r.offDyn+i, 1)
@@ -107,9 +118,9 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	if rec, ok := be.(nn.Recorder); ok && r.R == 1 && os.Getenv("MCT_CUDA_GRAPHS") != "0" {
 		r.rec = rec
 	}
-	r.xU = be.View(r.stepIn, 0, nU*r.dim)
-	r.xLStep, r.yLStep = be.View(r.stepIn, r.offXL, nL*r.dim), be.View(r.stepIn, r.offYL, nL)
-	r.uKey, r.uTruth = be.View(r.stepIn, r.offKey, nU), be.View(r.stepIn, r.offTruth, nU)
+	r.xU, r.xLStep = be.View(r.stepIn, r.offX, nU*r.dim), be.View(r.stepIn, r.offXL, nL*r.dim)
+	r.uKey, r.lKey = be.View(r.stepIn, 0, nU), be.View(r.stepIn, r.offLKey, nL)
+	r.yLStep, r.uTruth = be.View(r.stepIn, r.offYL, nL), be.View(r.stepIn, r.offTruth, nU)
 	r.scalHost = make([]float32, slotHits0+r.V)
 	r.scal = be.Alloc(len(r.scalHost))
 	r.yL, r.dz = be.Alloc(max(nL, evalChunk)), be.Alloc(maxRows*r.C)
@@ -174,8 +185,59 @@ func (r *rank) localRange(n int) (lo, hi int) {
 	return lo, hi
 }
 
-// upload gathers this view's features of rows into buf.
+// residentShare is the largest fraction of a device's free memory (when the rank starts)
+// that its view's training features may take to be kept there: the rest is left to the
+// model, its tapes and buffers, and to other ranks placed on the same GPU.
+const residentShare = 0.5
+
+// residentChunk bounds one upload of resident features (floats): the backend stages
+// uploads through page-locked host memory sized to the largest one, which should stay
+// small (16 MiB) rather than grow to the dataset.
+const residentChunk = 1 << 22
+
+// resident returns feat on be, for gathering batches there (GatherRows): on a backend
+// whose memory is the host's (nn.Adopter: the CPU), feat itself, not a copy; on a device
+// that reports its memory (cudaops: MemInfo), a copy when feat takes at most
+// residentShare of the free memory. nil when it does not fit, when the device cannot
+// say, and under MCT_RESIDENT=0 (the host gathers each batch and uploads its rows).
+func resident(be nn.Backend, feat []float32) nn.Buf {
+	if os.Getenv("MCT_RESIDENT") == "0" || len(feat) == 0 {
+		return nil
+	}
+	if a, ok := be.(nn.Adopter); ok {
+		return a.Adopt(feat)
+	}
+	m, ok := be.(interface {
+		MemInfo() (free, total int64, err error)
+	})
+	if !ok {
+		return nil
+	}
+	free, _, err := m.MemInfo()
+	if err != nil || float64(4*len(feat)) > residentShare*float64(free) {
+		return nil
+	}
+	buf := be.Alloc(len(feat))
+	for lo := 0; lo < len(feat); lo += residentChunk {
+		hi := min(lo+residentChunk, len(feat))
+		be.Upload(be.View(buf, lo, hi-lo), feat[lo:hi])
+	}
+	return buf
+}
+
+// upload puts this view's features of rows into buf: with resident features the row
+// indices are uploaded and the rows gathered on the device; otherwise they are gathered
+// here and uploaded.
 func (r *rank) upload(buf nn.Buf, rows []int) {
+	if r.res != nil {
+		h := r.host[:len(rows)]
+		for i, e := range rows {
+			h[i] = nn.IndexBits(uint32(e))
+		}
+		r.be.Upload(r.rowIdx, h)
+		r.be.GatherRows(buf, r.res, r.dim, r.rowIdx, len(rows))
+		return
+	}
 	h := r.host[:len(rows)*r.dim]
 	data.Gather(h, r.feat, r.dim, rows)
 	r.be.Upload(buf, h)
@@ -256,16 +318,16 @@ func (r *rank) supervisedUpdate(rows []int, labels func(row int) int32) float64 
 // logits runs the probe in eval mode over rows of this view's features (train split)
 // or of the test split, and returns them row-major (len(rows)×C).
 func (r *rank) logits(rows []int, test bool) []float32 {
-	m := r.feat
-	if test {
-		m = r.vd.Test
-	}
 	out := make([]float32, len(rows)*r.C)
 	for lo := 0; lo < len(rows); lo += evalChunk {
 		chunk := rows[lo:min(lo+evalChunk, len(rows))]
-		h := r.host[:len(chunk)*r.dim]
-		data.Gather(h, m, r.dim, chunk)
-		r.be.Upload(r.xL, h)
+		if test {
+			h := r.host[:len(chunk)*r.dim]
+			data.Gather(h, r.vd.Test, r.dim, chunk)
+			r.be.Upload(r.xL, h)
+		} else {
+			r.upload(r.xL, chunk)
+		}
 		z := r.probe.Forward(r.tapeE, r.xL, len(chunk), nn.Eval)
 		r.be.Download(out[lo*r.C:(lo+len(chunk))*r.C], z)
 	}

@@ -49,7 +49,11 @@ const (
 // for the teacher logits, which the all-gather needs, and for one download of the scalars
 // the host needs (losses, the exact-h product, pseudo-label hits) before h is exchanged.
 // The host uploads three times, each before the device work that needs it: the batch with
-// the update's per-step values, the gathered logits, and the teacher's feedback weights.
+// the update's per-step values, the other views' gathered logits (in two pieces, before
+// and after its own, for a view between the first and the last), and the teacher's
+// feedback weights.
+// With the view's features resident on the device (rank.res) the batch is its row indices
+// and labels, and segments A and B gather the rows there (GatherRows) before using them.
 // Between them lie three segments that only queue device work — A (teacher forward), B
 // (steps 2–4) and C (teacher step) — which a backend that records (nn.Recorder: CUDA
 // graphs) replays as one launch each. Data-parallel replicas add the host all-reduces of
@@ -70,15 +74,26 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	// 1. Teacher pass: z_v = f_v(U_v), activations and weights kept on tapeU.
 	var z nn.Buf
 	seg("A", func() {
+		if r.res != nil {
+			be.GatherRows(r.xU, r.res, r.dim, r.uKey, n)
+		}
 		r.probe.DropoutRowBase = uint32(ulo) // replicas draw their own rows' dropout masks
 		r.probe.DropoutStepAt = r.dynView[dynDropU]
 		z = r.probe.Forward(r.tapeU, r.xU, n, nn.Train)
+		// This view's block of the gathered logits never leaves the device.
+		be.Copy(be.View(r.zAll, r.view*n*C, n*C), z, n*C)
 	})
 	all := r.host[:V*n*C]
-	own := all[r.view*n*C : (r.view+1)*n*C]
-	be.Download(own, z)
-	r.peer.AllgatherF32(own, all)
-	be.Upload(r.zAll, all)
+	lo, hi := r.view*n*C, (r.view+1)*n*C
+	be.Download(all[lo:hi], z)
+	r.peer.AllgatherF32(all[lo:hi], all)
+	// Only the other views' logits go up: before this view's block and after it.
+	if lo > 0 {
+		be.Upload(be.View(r.zAll, 0, lo), all[:lo])
+	}
+	if hi < len(all) {
+		be.Upload(be.View(r.zAll, hi, len(all)-hi), all[hi:])
+	}
 
 	invT := 1 / r.cfg.PseudoT
 	seg("B", func() {
@@ -96,6 +111,9 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		be.CountEqual(be.View(r.scal, slotHits0, V), r.yHat, r.uTruth, V, n)
 
 		// 3. Student step on this view's own pseudo-labels, L_before measured first.
+		if r.res != nil {
+			be.GatherRows(r.xLStep, r.res, r.dim, r.lKey, nl)
+		}
 		r.probe.DropoutRowBase = uint32(llo)
 		r.probe.DropoutStepAt = r.dynView[dynDropBefore]
 		zb := r.probe.Forward(r.tapeX, r.xLStep, nl, nn.Train)
@@ -195,24 +213,23 @@ func (r *rank) segment(key string, f func()) {
 }
 
 // uploadStep sends everything the host contributes to one update before h in one upload,
-// before the update queues any work: the unlabeled and labeled rows, the labels, the
-// unlabeled rows' sampling indices and their true labels, and the update's per-step
-// values (dyn* slots: the dropout steps of its three Train forwards, the sampling step,
-// Adam's scalars for its two steps at the current LR).
+// before the update queues any work: the unlabeled and labeled rows' indices, the labels,
+// the unlabeled rows' true labels, the update's per-step values (dyn* slots: the dropout
+// steps of its three Train forwards, the sampling step, Adam's scalars for its two steps
+// at the current LR) and, unless the features are resident, the rows' features.
 func (r *rank) uploadStep(step int, uRows, lRows []int, truth []int32) {
 	h, d := r.stepHost, r.dim
 	n, nl := len(uRows), len(lRows)
-	if n*d > r.offXL || nl > r.offKey-r.offYL {
+	if n > r.offLKey || nl > r.offYL-r.offLKey {
 		panic(fmt.Sprintf("train: update of %d unlabeled and %d labeled rows, buffers sized for %d and %d",
-			n, nl, r.offXL/d, r.offKey-r.offYL))
+			n, nl, r.offLKey, r.offYL-r.offLKey))
 	}
-	data.Gather(h[:n*d], r.feat, d, uRows)
-	data.Gather(h[r.offXL:r.offXL+nl*d], r.feat, d, lRows)
 	for i, e := range lRows {
+		h[r.offLKey+i] = nn.IndexBits(uint32(e))
 		h[r.offYL+i] = float32(r.ds.TrainLabels[e])
 	}
 	for i, e := range uRows {
-		h[r.offKey+i] = nn.IndexBits(uint32(e))
+		h[i] = nn.IndexBits(uint32(e))
 		h[r.offTruth+i] = float32(truth[e])
 	}
 	dyn := h[r.offDyn : r.offDyn+dynLen]
@@ -223,6 +240,12 @@ func (r *rank) uploadStep(step int, uRows, lRows []int, truth []int32) {
 	dyn[dynSample] = nn.IndexBits(uint32(step))
 	dyn[dynAdamStudent], dyn[dynAdamStudent+1] = r.opt.Scalars(1)
 	dyn[dynAdamTeacher], dyn[dynAdamTeacher+1] = r.opt.Scalars(2)
+	if r.res != nil {
+		r.be.Upload(r.stepIn, h[:r.offX])
+		return
+	}
+	data.Gather(h[r.offX:r.offX+n*d], r.feat, d, uRows)
+	data.Gather(h[r.offXL:r.offXL+nl*d], r.feat, d, lRows)
 	r.be.Upload(r.stepIn, h)
 }
 

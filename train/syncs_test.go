@@ -12,14 +12,16 @@ import (
 // countingBackend is the CPU backend with a tally of what a GPU backend would pay for:
 // host waits (every method that returns only after the device's queued work is done, or
 // that returns a host value) and launches (the stream operations cudaops issues for each
-// call: a kernel, a cuBLAS GEMM, a memset or a device copy). Uploads are counted apart:
-// cudaops stages them through pinned memory, so they queue without waiting.
+// call: a kernel, a cuBLAS GEMM, a memset or a device copy). Uploads are counted apart,
+// with their bytes: cudaops stages them through pinned memory, so they queue without
+// waiting, but every byte crosses the host-device link.
 type countingBackend struct {
 	*nn.CPU
-	mu                        sync.Mutex
-	waits, launches, uploads  int
-	on                        bool
-	waitNames, countedUploads []string
+	mu                       sync.Mutex
+	waits, launches, uploads int
+	upBytes                  int64
+	on                       bool
+	waitNames                []string
 }
 
 func (c *countingBackend) count(waits, launches int, name string) {
@@ -39,6 +41,7 @@ func (c *countingBackend) Upload(dst nn.Buf, src []float32) {
 	c.mu.Lock()
 	if c.on {
 		c.uploads++
+		c.upBytes += 4 * int64(len(src))
 	}
 	c.mu.Unlock()
 	c.CPU.Upload(dst, src)
@@ -57,6 +60,10 @@ func (c *countingBackend) Dot(x, y nn.Buf, n int) float64 {
 }
 
 func (c *countingBackend) Copy(dst, src nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Copy(dst, src, n) }
+func (c *countingBackend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
+	c.count(0, 1, "")
+	c.CPU.GatherRows(dst, src, cols, idx, n)
+}
 func (c *countingBackend) Fill(x nn.Buf, n int, v float32) {
 	c.count(0, 1, "")
 	c.CPU.Fill(x, n, v)
@@ -161,8 +168,8 @@ func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched n
 }
 
 // countUpdate runs two MCT updates of every view (V views × R replicas, local transport)
-// on counting backends and returns rank 0's tally of the second.
-func countUpdate(t *testing.T, cfg Config, V, R int) *countingBackend {
+// on counting backends and returns every rank's tally of the second (by world rank).
+func countUpdate(t *testing.T, cfg Config, V, R int) []*countingBackend {
 	t.Helper()
 	dims := []int{5, 6, 7, 4}[:V]
 	ds := RandomViews(dims, 4, 64, 3)
@@ -184,14 +191,17 @@ func countUpdate(t *testing.T, cfg Config, V, R int) *countingBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return counters[0]
+	return counters
 }
 
 // TestHostWaitsPerUpdate counts what one MCT update makes the host wait for. With one
 // replica per view the step waits twice: for its teacher logits (the all-gather needs
 // them on the host) and for one small download of the scalars the host needs (losses,
 // the exact-h dot product, pseudo-label hits). A regression (a loss, a norm or a count
-// read back on its own) fails here.
+// read back on its own) fails here. It also counts the bytes uploaded, with the view's
+// features resident on the backend (the default where they fit) and without
+// (MCT_RESIDENT=0): resident, the batch is uploaded as row indices, so the features of
+// its rows, 4·dim bytes per row, no longer cross.
 func TestHostWaitsPerUpdate(t *testing.T) {
 	base := Config{Arch: "fcnn", Hidden: []int{8, 8, 8}, Temperature: 1, Seed: 7, Batch: 16, LabeledBatch: 8,
 		MCTLR: 0.01, Clip: 1, PseudoT: 1}
@@ -203,8 +213,8 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		wantWaits  int
 		wantUpload int
 	}{
-		// Three uploads: the batch with its per-update values, the gathered logits, the
-		// teacher's feedback weights.
+		// Three uploads: the batch with its per-update values, the other views' gathered
+		// logits, the teacher's feedback weights.
 		{name: "V2", V: 2, R: 1, wantWaits: 2, wantUpload: 3},
 		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 2, wantUpload: 3},
 		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 2, wantUpload: 3},
@@ -217,13 +227,42 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
 			cfg.Hard, cfg.ExactH, cfg.Dropout = tc.hard, tc.xh, tc.dropout
-			c := countUpdate(t, cfg, tc.V, tc.R)
-			t.Logf("%s: %d host waits %v, %d uploads, %d launches per update", tc.name, c.waits, c.waitNames, c.uploads, c.launches)
-			if c.waits != tc.wantWaits {
-				t.Errorf("%d host waits per update (%v), want %d", c.waits, c.waitNames, tc.wantWaits)
+			ranks := countUpdate(t, cfg, tc.V, tc.R)
+			c := ranks[0]
+			t.Setenv("MCT_RESIDENT", "0")
+			host := countUpdate(t, cfg, tc.V, tc.R)[0]
+			t.Logf("%s: %d host waits %v, %d uploads (%d B; %d B with the host gather), %d launches per update",
+				tc.name, c.waits, c.waitNames, c.uploads, c.upBytes, host.upBytes, c.launches)
+			for _, c := range []*countingBackend{c, host} {
+				if c.waits != tc.wantWaits {
+					t.Errorf("%d host waits per update (%v), want %d", c.waits, c.waitNames, tc.wantWaits)
+				}
+				if c.uploads != tc.wantUpload {
+					t.Errorf("%d uploads per update, want %d", c.uploads, tc.wantUpload)
+				}
 			}
-			if c.uploads != tc.wantUpload {
-				t.Errorf("%d uploads per update, want %d", c.uploads, tc.wantUpload)
+			// Rank 0 (view 0, 5 features) holds n unlabeled and nl labeled rows of the batch.
+			const dim, classes, dyn = 5, 4, 8
+			n, nl := 16/tc.R, 8/tc.R
+			if d := host.upBytes - c.upBytes; d != int64(4*(n+nl)*dim) {
+				t.Errorf("the host gather uploads %d B more than resident features, want the rows' features, %d B", d, 4*(n+nl)*dim)
+			}
+			if tc.R > 1 {
+				return
+			}
+			// The batch's indices, labels and true labels and the per-update values; the
+			// other views' gathered logits (this view's stay on the device); the feedback
+			// weights.
+			if want := int64(4*(2*n+2*nl+dyn) + 4*(tc.V-1)*n*classes + 4*tc.V); c.upBytes != want {
+				t.Errorf("%d B uploaded per update with resident features, want %d", c.upBytes, want)
+			}
+			// A view between the first and the last uploads the others' logits in two
+			// pieces, around its own, and waits no more.
+			if tc.V > 2 {
+				if mid := ranks[1]; mid.uploads != 4 || mid.upBytes != c.upBytes || mid.waits != 2 {
+					t.Errorf("view 1: %d uploads of %d B and %d waits per update, want 4 of %d B and 2",
+						mid.uploads, mid.upBytes, mid.waits, c.upBytes)
+				}
 			}
 		})
 	}
@@ -236,8 +275,8 @@ func (c *countingBackend) Launches() int64 {
 	return int64(c.launches)
 }
 
-// TestBenchLaunchesPerUpdate: Bench reports a counting backend's launches per update,
-// the number TestHostWaitsPerUpdate's tally gives for the same update.
+// TestBenchLaunchesPerUpdate: Bench reports a counting backend's launches and upload
+// bytes per update, the numbers TestHostWaitsPerUpdate's tally gives for the same update.
 func TestBenchLaunchesPerUpdate(t *testing.T) {
 	RegisterDevice("counting", func(int, int, string) (nn.Backend, error) {
 		return &countingBackend{CPU: nn.NewCPU(), on: true}, nil
@@ -249,8 +288,12 @@ func TestBenchLaunchesPerUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.MCTLR = cfg.LR / 8
-	want := countUpdate(t, cfg, 2, 1).launches
-	if res.LaunchesPerUpdate != float64(want) {
-		t.Errorf("bench reports %g launches per update, the counted update has %d", res.LaunchesPerUpdate, want)
+	want := countUpdate(t, cfg, 2, 1)[0]
+	if res.LaunchesPerUpdate != float64(want.launches) {
+		t.Errorf("bench reports %g launches per update, the counted update has %d", res.LaunchesPerUpdate, want.launches)
+	}
+	if res.UploadBytesPerUpdate != float64(want.upBytes) || !res.FeaturesResident {
+		t.Errorf("bench reports %g B uploaded per update (features resident: %v), the counted update %d B",
+			res.UploadBytesPerUpdate, res.FeaturesResident, want.upBytes)
 	}
 }

@@ -89,6 +89,21 @@ KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, in
 	}
 }
 
+// gather_rows: one block per row i of dst: dst[i, c] = src[idx[i], c] for c < cols,
+// the index read as the bits of an unsigned (nn.IndexBits, never converted from
+// float); an index at or past src_rows gives a row of NaN. The block's threads
+// stride over the row, so reads and writes are coalesced and nothing is divided.
+KERNEL void gather_rows(float *dst, const float *src, int cols, const unsigned *idx, long long src_rows) {
+	unsigned k = idx[blockIdx.x];
+	float *d = dst + (long long)blockIdx.x * cols;
+	if (k < src_rows) {
+		const float *s = src + (long long)k * cols;
+		for (int c = threadIdx.x; c < cols; c += blockDim.x) d[c] = s[c];
+	} else {
+		for (int c = threadIdx.x; c < cols; c += blockDim.x) d[c] = __uint_as_float(0x7fc00000u);
+	}
+}
+
 // fold_cols: dst (rows×dc) = src (rows×sc) with its trailing w = sc−dc columns
 // added onto columns [off, off+w): one add, as copy_cols' copy-then-accumulate.
 KERNEL void fold_cols(float *dst, int dc, const float *src, int sc, int rows, int off) {

@@ -13,7 +13,7 @@ var Kernels string
 
 // KernelNames lists the kernels' entry points (extern "C" names).
 var KernelNames = []string{
-	"scale", "axpy", "mul", "copy_cols", "fold_cols", "unfold_cols", "bias_lrelu", "lrelu_bwd",
+	"scale", "axpy", "mul", "copy_cols", "gather_rows", "fold_cols", "unfold_cols", "bias_lrelu", "lrelu_bwd",
 	"col_sums", "bn_stats", "bn_bwd_stats", "bn_moments", "bn_normalize", "bn_backward",
 	"dot_partial", "sum_partials", "partials_to_f32", "clip_scale", "mean_of", "count_equal",
 	"mean_others", "philox_test", "dropout_mask",

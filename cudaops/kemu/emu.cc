@@ -196,6 +196,11 @@ unsigned __float_as_uint(float f) {
 	memcpy(&u, &f, 4);
 	return u;
 }
+float __uint_as_float(unsigned u) {
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
 double __longlong_as_double(long long i) {
 	double d;
 	memcpy(&d, &i, 8);
@@ -228,6 +233,10 @@ WRAP(copy_cols,
      (unsigned gx, unsigned bx, unsigned by, float *dst, int ldd, int d0, const float *src, int lds, int s0, int rows,
       int cols, float beta),
      (dst, ldd, d0, src, lds, s0, rows, cols, beta))
+WRAP(gather_rows,
+     (unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int cols, const unsigned *idx,
+      long long src_rows),
+     (dst, src, cols, idx, src_rows))
 WRAP(fold_cols, (unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows, int off),
      (dst, dc, src, sc, rows, off))
 WRAP(unfold_cols,

@@ -11,6 +11,8 @@ void emu_axpy(unsigned gx, unsigned bx, unsigned by, float *y, float a, const fl
 void emu_mul(unsigned gx, unsigned bx, unsigned by, float *x, const float *y, long long n);
 void emu_copy_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int ldd, int d0, const float *src, int lds,
                    int s0, int rows, int cols, float beta);
+void emu_gather_rows(unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int cols, const unsigned *idx,
+                     long long src_rows);
 void emu_fold_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows,
                    int off);
 void emu_unfold_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows,

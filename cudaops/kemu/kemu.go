@@ -154,6 +154,15 @@ func (*Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, s
 		f(src, (rows-1)*srcCols+srcOff+cols, "src"), C.int(srcCols), C.int(srcOff), C.int(rows), C.int(cols), C.float(beta))
 }
 
+func (*Backend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
+	if n*cols == 0 {
+		return
+	}
+	gx, bx, by := rowShape(n)
+	C.emu_gather_rows(gx, bx, by, f(dst, n*cols, "dst"), f(src, 0, "src"), C.int(cols), u(idx, n, "idx"),
+		C.longlong(src.Len()/cols))
+}
+
 func (*Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
 	if rows*dstCols == 0 {
 		return

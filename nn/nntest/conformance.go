@@ -28,7 +28,7 @@ func Conformance(t *testing.T, b nn.Backend) {
 		name string
 		f    func(t *testing.T)
 	}{
-		{"Memory", c.memory}, {"Gemm", c.gemm}, {"Elementwise", c.elementwise},
+		{"Memory", c.memory}, {"GatherRows", c.gatherRows}, {"Gemm", c.gemm}, {"Elementwise", c.elementwise},
 		{"Activation", c.activation}, {"BatchNorm", c.batchNorm}, {"Softmax", c.softmax},
 		{"RNG", c.random}, {"Adam", c.adam}, {"Probe", c.probe},
 	} {
@@ -126,6 +126,50 @@ func (c *checker) memory(t *testing.T) {
 	b.Sync()
 	b.Free(x)
 	b.Free(y)
+}
+
+// gatherRows checks GatherRows against a plain loop, bit for bit: rows picked with
+// repeats, the first and the last row, from a View into a View (as the MCT step gathers
+// into its input buffer), and one-column rows (labels). Small indices are denormal as
+// float32, so a backend that read them as floats (or flushed denormals) would fail.
+func (c *checker) gatherRows(t *testing.T) {
+	b := c.b
+	for _, cols := range []int{1, 7, 300} {
+		const rows, n, off = 40, 57, 3
+		host := c.randn((rows+off)*cols, 1)
+		host[off*cols] = float32(math.Copysign(0, -1)) // -0 and a NaN payload survive a copy
+		host[len(host)-1] = math.Float32frombits(0x7fc0beef)
+		idx := make([]uint32, n)
+		for i := range idx {
+			idx[i] = uint32(c.rng.IntN(rows))
+		}
+		idx[0], idx[n-1], idx[n/2] = 0, rows-1, idx[1]
+		ih := make([]float32, n)
+		for i, k := range idx {
+			ih[i] = nn.IndexBits(k)
+		}
+		src, ib := b.Alloc(len(host)), b.Alloc(n+2)
+		b.Upload(src, host)
+		b.Upload(b.View(ib, 2, n), ih)
+		dst := b.Alloc((n+5)*cols + 1)
+		b.Fill(dst, dst.Len(), 9)
+		b.GatherRows(b.View(dst, 5*cols, n*cols), b.View(src, off*cols, rows*cols), cols, b.View(ib, 2, n), n)
+		b.GatherRows(dst, src, cols, ib, 0) // no rows: nothing written
+		got := get(b, dst)
+		for i := range got {
+			want := float32(9)
+			if r := i/cols - 5; r >= 0 && r < n {
+				want = host[(off+int(idx[r]))*cols+i%cols]
+			}
+			if math.Float32bits(got[i]) != math.Float32bits(want) {
+				t.Fatalf("GatherRows, %d columns: dst[%d] = %g (%08x), want %g (%08x)", cols, i, got[i],
+					math.Float32bits(got[i]), want, math.Float32bits(want))
+			}
+		}
+		b.Free(src)
+		b.Free(ib)
+		b.Free(dst)
+	}
 }
 
 func (c *checker) gemm(t *testing.T) {
