@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"mct/ckpt"
+	"mct/data"
 )
 
 var bin string // the mct binary under test
@@ -174,6 +176,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--views", "hog,nosuchview", "--out", t.TempDir()}, "nosuchview"},
 		{[]string{"train", "--data", t.TempDir()}, "manifest.json"},
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
+		{[]string{"train", "--labeled", "1.5"}, "--labeled 1.5: expected a fraction in (0, 1]"},
+		{append(append([]string{"train", "--labeled", "1", "--out", t.TempDir()}, small...), "--val", "0"), "no unlabeled examples left (--labeled 1 keeps every known label"},
 	} {
 		o, err := mct(t, 0, c.args...)
 		if err == nil || !strings.Contains(o, c.want) {
@@ -390,4 +394,98 @@ func TestMPIResumeWithMoreReplicas(t *testing.T) {
 	if s := readSummary(t, dir); s.TestAccuracy.Ensemble < 0.6 {
 		t.Errorf("resumed run: ensemble %.3f", s.TestAccuracy.Ensemble)
 	}
+}
+
+// TestImportTrulyUnlabeled: a user's own embeddings where most train rows have no label
+// (-1): import, train MCT, and check that only known labels are used for training and
+// validation, and that the pseudo-label accuracy is measured on known labels only.
+func TestImportTrulyUnlabeled(t *testing.T) {
+	const nTrain, nTest, known, classes = 3000, 600, 300, 3
+	in := t.TempDir()
+	rng := rand.New(rand.NewPCG(5, 6))
+	// Two views of the same 3 classes: class centres plus noise, in 8 and 6 dimensions.
+	example := func(c int32, dim int, salt float64) []float32 {
+		x := make([]float32, dim)
+		for j := range x {
+			x[j] = float32(math.Sin(float64(int(c)*dim+j)*salt)*2 + rng.NormFloat64())
+		}
+		return x
+	}
+	write := func(name string, a *data.Array) string {
+		p := filepath.Join(in, name)
+		if err := data.WriteNPY(p, a); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	split := func(n int, unknownFrom int) (ytrue []int32, y []int32, va, vb []float32) {
+		for i := 0; i < n; i++ {
+			c := int32(rng.IntN(classes))
+			ytrue = append(ytrue, c)
+			if i >= unknownFrom {
+				y = append(y, data.Unknown)
+			} else {
+				y = append(y, c)
+			}
+			va, vb = append(va, example(c, 8, 1.3)...), append(vb, example(c, 6, 2.9)...)
+		}
+		return
+	}
+	_, yTrain, aTr, bTr := split(nTrain, known)
+	yTest, _, aTe, bTe := split(nTest, nTest)
+	args := []string{"data", "import", "--classes", fmt.Sprint(classes), "--out", filepath.Join(in, "ds"),
+		"--labels", write("ytr.npy", data.NewInt64([]int{nTrain}, yTrain)) + "," + write("yte.npy", data.NewInt64([]int{nTest}, yTest)),
+		"--view", "a=" + write("a-tr.npy", data.NewFloat32([]int{nTrain, 8}, aTr)) + "," + write("a-te.npy", data.NewFloat32([]int{nTest, 8}, aTe)),
+		"--view", "b=" + write("b-tr.npy", data.NewFloat32([]int{nTrain, 6}, bTr)) + "," + write("b-te.npy", data.NewFloat32([]int{nTest, 6}, bTe))}
+	if out, err := mct(t, 0, args...); err != nil {
+		t.Fatalf("mct %v: %v\n%s", args, err, out)
+	}
+	if out, _ := mct(t, 0, "data", "info", filepath.Join(in, "ds")); !strings.Contains(out, "train labels: 300 known, 2700 unknown (-1)") {
+		t.Fatalf("data info:\n%s", out)
+	}
+	run := filepath.Join(in, "run")
+	args = []string{"train", "--data", filepath.Join(in, "ds"), "--views", "a,b", "--labeled", "0.5", "--val", "60",
+		"--hidden", "16,16,16", "--batch", "256", "--epochs", "1", "--warmup-epochs", "20", "--quiet", "--out", run}
+	if out, err := mct(t, 0, args...); err != nil {
+		t.Fatalf("mct %v: %v\n%s", args, err, out)
+	}
+	var s struct {
+		Labeled      int `json:"labeled"`
+		TestAccuracy struct {
+			Ensemble float64 `json:"ensemble"`
+		} `json:"test_accuracy"`
+	}
+	b, err := os.ReadFile(filepath.Join(run, "summary.json"))
+	if err != nil || json.Unmarshal(b, &s) != nil {
+		t.Fatalf("summary.json: %v\n%s", err, b)
+	}
+	if s.Labeled != known/2 || s.TestAccuracy.Ensemble < 0.9 {
+		t.Fatalf("labeled %d (want %d of the %d known), test ensemble %.3f (want ≥ 0.9 on these separable classes)", s.Labeled, known/2, known, s.TestAccuracy.Ensemble)
+	}
+	// 90 of the unlabeled pool's 2790 rows have a known label: the pseudo-label accuracy
+	// is over those: each seen once an epoch, and up to 26 more draws when the last of
+	// the 11 batches of 256 wraps into the next shuffle. Counting the unknown rows as misses would put
+	// it below 90/2790 ≈ 0.03; chance is 1/3.
+	m, err := os.ReadFile(filepath.Join(run, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(m)), "\n") {
+		var rec struct {
+			Phase  string `json:"phase"`
+			Record *struct {
+				PseudoAcc   []float64 `json:"pseudo_acc"`
+				PseudoKnown int       `json:"pseudo_known"`
+			} `json:"record"`
+		}
+		if json.Unmarshal([]byte(line), &rec) != nil || rec.Phase != "mct" || rec.Record == nil {
+			continue
+		}
+		p := rec.Record
+		if p.PseudoKnown < 90 || p.PseudoKnown > 90+26 || len(p.PseudoAcc) != 2 || p.PseudoAcc[0] < 0.5 || p.PseudoAcc[1] < 0.5 {
+			t.Fatalf("pseudo-label accuracy %v over %d rows: want it over the 90 known rows only (well above chance 1/3)", p.PseudoAcc, p.PseudoKnown)
+		}
+		return
+	}
+	t.Fatalf("no MCT record in metrics.jsonl:\n%s", m)
 }

@@ -87,8 +87,8 @@ func (c *Config) Validate() error {
 		seen[v] = true
 	}
 	switch {
-	case c.Labeled <= 0 || c.Labeled >= 1:
-		return fmt.Errorf("--labeled %g: expected a fraction in (0, 1)", c.Labeled)
+	case c.Labeled <= 0 || c.Labeled > 1:
+		return fmt.Errorf("--labeled %g: expected a fraction in (0, 1]", c.Labeled)
 	case c.Batch < 2:
 		return fmt.Errorf("--batch %d: expected at least 2", c.Batch)
 	case c.LR <= 0:

@@ -3,6 +3,8 @@ package train
 import (
 	"math"
 	"sort"
+
+	"mct/data"
 )
 
 // cotrainRound is one co-training round, for metrics.jsonl.
@@ -10,7 +12,7 @@ type cotrainRound struct {
 	Round    int        `json:"round"`
 	Labeled  []int      `json:"labeled"`   // labeled-set size per view after the round
 	Added    int        `json:"added"`     // examples moved out of the pool this round
-	AddedAcc float64    `json:"added_acc"` // accuracy of their labels (true labels of U)
+	AddedAcc float64    `json:"added_acc"` // accuracy of their labels, over those whose true label is known
 	Val      Accuracies `json:"val_accuracy"`
 }
 
@@ -46,7 +48,7 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 		all := make([]int64, r.V*len(mine))
 		r.peer.AllgatherI64(mine, all)
 		taken := map[int]bool{}
-		var added, right int
+		var added, right, unknown int
 		for v := 0; v < r.V; v++ {
 			for i := 0; i < len(mine); i += 2 {
 				e, y := all[v*len(mine)+i], all[v*len(mine)+i+1]
@@ -55,7 +57,9 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 				}
 				taken[int(e)] = true
 				added++
-				if int32(y) == r.ds.TrainLabels[e] {
+				if truth := r.ds.TrainLabels[e]; truth == data.Unknown {
+					unknown++
+				} else if int32(y) == truth {
 					right++
 				}
 				if v != r.view {
@@ -73,8 +77,8 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 		sizes := make([]int64, r.V)
 		r.peer.AllgatherI64([]int64{int64(len(labels))}, sizes)
 		rec := cotrainRound{Round: round + 1, Added: added, Val: r.evaluate(r.split.Val, false, names)}
-		if added > 0 {
-			rec.AddedAcc = float64(right) / float64(added)
+		if added > unknown {
+			rec.AddedAcc = float64(right) / float64(added-unknown)
 		}
 		for _, s := range sizes {
 			rec.Labeled = append(rec.Labeled, int(s))

@@ -106,7 +106,7 @@ func TestFeedbackSign(t *testing.T) {
 		}
 		runs := runSteps(t, cfg, ds, 1, plan, pretrain, measure)
 		st := runs[0][0].Stats[0]
-		o.h, o.pseudoAcc = st.H, st.PseudoAcc
+		o.h, o.pseudoAcc = st.H, []float64{st.PseudoHits[0] / float64(st.Known), st.PseudoHits[1] / float64(st.Known)}
 		return o
 	}
 

@@ -12,15 +12,19 @@ import (
 
 // mctEpoch summarises one MCT epoch, identical on every rank.
 type mctEpoch struct {
-	Epoch      int        `json:"epoch"`
-	Updates    int        `json:"updates"`
-	H          []float64  `json:"h"`          // mean meta-feedback per view
-	PseudoAcc  []float64  `json:"pseudo_acc"` // pseudo-label accuracy per view (true labels of U)
-	Agreement  float64    `json:"agreement"`
-	LossBefore float64    `json:"loss_before"` // this view's labeled loss around its student steps
-	LossAfter  float64    `json:"loss_after"`
-	LR         float64    `json:"lr"`
-	Val        Accuracies `json:"val_accuracy"`
+	Epoch   int       `json:"epoch"`
+	Updates int       `json:"updates"`
+	H       []float64 `json:"h"` // mean meta-feedback per view
+	// PseudoAcc is the pseudo-label accuracy per view over the unlabeled rows whose true
+	// label is known (all of them for built-in data; none when every one is -1: then nil).
+	// Within an epoch it holds the hit counts, PseudoKnown their denominator.
+	PseudoAcc   []float64  `json:"pseudo_acc"`
+	PseudoKnown int        `json:"pseudo_known"`
+	Agreement   float64    `json:"agreement"`
+	LossBefore  float64    `json:"loss_before"` // this view's labeled loss around its student steps
+	LossAfter   float64    `json:"loss_after"`
+	LR          float64    `json:"lr"`
+	Val         Accuracies `json:"val_accuracy"`
 }
 
 // mctState is everything the MCT phase needs to continue exactly, besides the probe, its
@@ -103,8 +107,9 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 			st.Updates++
 			for v := range rec.H {
 				rec.H[v] += s.H[v] / float64(steps)
-				rec.PseudoAcc[v] += s.PseudoAcc[v] / float64(steps)
+				rec.PseudoAcc[v] += s.PseudoHits[v]
 			}
+			rec.PseudoKnown += s.Known
 			rec.Agreement += s.Agreement / float64(steps)
 			rec.LossBefore += s.LossBefore / float64(steps)
 			rec.LossAfter += s.LossAfter / float64(steps)
@@ -119,6 +124,13 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 			}
 		}
 		rec.Updates = st.Updates
+		for v := range rec.PseudoAcc {
+			if rec.PseudoKnown == 0 {
+				rec.PseudoAcc = nil
+				break
+			}
+			rec.PseudoAcc[v] /= float64(rec.PseudoKnown)
+		}
 		rec.Val = r.evaluate(r.split.Val, false, names)
 		onEpoch(*rec)
 		st.Records = append(st.Records, *rec)

@@ -46,7 +46,10 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 				a = append(a, s.WarmupValAccuracy.PerView[v])
 			}
 			for _, e := range epochs {
-				a, hv, pa = append(a, e.Val.PerView[v]), append(hv, e.H[i]), append(pa, e.PseudoAcc[i])
+				a, hv = append(a, e.Val.PerView[v]), append(hv, e.H[i])
+				if len(e.PseudoAcc) > i { // nil when no unlabeled row has a known label
+					pa = append(pa, e.PseudoAcc[i])
+				}
 			}
 			if err := firstErr(addLine(acc, v, i, a, float64(1-len(a)+len(epochs))), addLine(h, v, i, hv, 1), addLine(pl, v, i, pa, 1)); err != nil {
 				return err

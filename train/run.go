@@ -140,6 +140,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Algo != "supervised" && len(split.Unlabeled) == 0 {
+		return nil, fmt.Errorf("--algo %s: no unlabeled examples left (--labeled %g keeps every known label and the data has no -1 labels): use a smaller --labeled", cfg.Algo, cfg.Labeled)
+	}
 	be, err := rankDevice(cfg, world, layout, transport)
 	if err != nil {
 		return nil, err
@@ -211,7 +214,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 			out.epochs = append(out.epochs, e)
 			out.line("mct epoch %d: val ensemble %.4f %s  h %s  pseudo-label acc %s  agreement %.3f",
 				e.Epoch, e.Val.Ensemble, fmtViews(names, e.Val.PerView), fmtFloats(e.H, "%+.2e"),
-				fmtFloats(e.PseudoAcc, "%.3f"), e.Agreement)
+				pseudoText(e.PseudoAcc), e.Agreement)
 		}, func(done, total int) { out.status("mct epoch %d: update %d/%d", len(out.epochs)+1, done, total) })
 		if errors.Is(err, ErrStopped) {
 			out.line("stopped by a signal at update %d; checkpoint committed in %s. Resume with the same flags and --resume", st.Updates, cfg.Out)
@@ -342,4 +345,13 @@ func allRows(n int) []int {
 		rows[i] = i
 	}
 	return rows
+}
+
+// pseudoText is the progress line's pseudo-label accuracy: n/a when no unlabeled row
+// has a known label to compare with.
+func pseudoText(acc []float64) string {
+	if acc == nil {
+		return "n/a"
+	}
+	return fmtFloats(acc, "%.3f")
 }

@@ -13,7 +13,8 @@ type stepStats struct {
 	H          []float64 // meta-feedback h_v of every view
 	LossBefore float64   // this view's labeled loss before its student step
 	LossAfter  float64   // and after
-	PseudoAcc  []float64 // fraction of each view's pseudo-labels equal to the true labels
+	PseudoHits []float64 // per view: pseudo-labels equal to the true label, on this replica's rows
+	Known      int       // of those rows, how many have a known true label (data.Unknown: -1)
 	Agreement  float64   // mean pairwise argmax agreement of the views on the unlabeled batch
 }
 
@@ -186,13 +187,19 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		r.step(r.cfg.Clip, r.dynView[dynAdamTeacher])
 	})
 
-	// Pseudo-label accuracy against the true labels of this replica's unlabeled rows
-	// (known for built-in and imported data; used for monitoring only).
-	acc := make([]float64, V)
-	for w := range acc {
-		acc[w] = float64(sc[slotHits0+w]) / float64(n)
+	// Pseudo-labels that match the true labels of this replica's unlabeled rows, for
+	// monitoring: an Unknown (-1) truth never matches, and Known counts the others.
+	hits := make([]float64, V)
+	for w := range hits {
+		hits[w] = float64(sc[slotHits0+w])
 	}
-	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1], PseudoAcc: acc, Agreement: agree}
+	known := 0
+	for _, e := range uRows {
+		if truth[e] != data.Unknown {
+			known++
+		}
+	}
+	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1], PseudoHits: hits, Known: known, Agreement: agree}
 }
 
 // segment runs f, a part of the update that only queues device work, through the
