@@ -24,7 +24,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 		cfg.Views = splitList(s)
 		return nil
 	})
-	fs.Float64Var(&cfg.Labeled, "labeled", cfg.Labeled, "fraction of the train examples with a known label that keep it (1: all of them, for data whose unlabeled rows are -1)")
+	fs.Float64Var(&cfg.Labeled, "labeled", cfg.Labeled, "fraction of the train examples with a known label that keep it (the rest of them: --val, then unlabeled)")
 	fs.BoolVar(&cfg.Balanced, "balanced", cfg.Balanced, "equal labeled count per class (default: stratified)")
 	fs.IntVar(&cfg.Val, "val", cfg.Val, "validation examples held out of train (model selection)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the split, initialisation, sampling and pseudo-labels")

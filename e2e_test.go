@@ -176,8 +176,9 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--views", "hog,nosuchview", "--out", t.TempDir()}, "nosuchview"},
 		{[]string{"train", "--data", t.TempDir()}, "manifest.json"},
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
-		{[]string{"train", "--labeled", "1.5"}, "--labeled 1.5: expected a fraction in (0, 1]"},
-		{append(append([]string{"train", "--labeled", "1", "--out", t.TempDir()}, small...), "--val", "0"), "no unlabeled examples left (--labeled 1 keeps every known label"},
+		{[]string{"train", "--labeled", "1"}, "--labeled 1: expected a fraction in (0, 1)"},
+		{[]string{"train", "--val", "0"}, "--val 0: at least 1 validation example is needed"},
+		{append(append([]string{"train", "--labeled", "0.5", "--out", t.TempDir()}, small...), "--val", "30000"), "no unlabeled examples left (every known label is in the labeled or validation set"},
 	} {
 		o, err := mct(t, 0, c.args...)
 		if err == nil || !strings.Contains(o, c.want) {

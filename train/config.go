@@ -87,8 +87,10 @@ func (c *Config) Validate() error {
 		seen[v] = true
 	}
 	switch {
-	case c.Labeled <= 0 || c.Labeled > 1:
-		return fmt.Errorf("--labeled %g: expected a fraction in (0, 1]", c.Labeled)
+	case c.Labeled <= 0 || c.Labeled >= 1:
+		return fmt.Errorf("--labeled %g: expected a fraction in (0, 1)", c.Labeled)
+	case c.Val < 1:
+		return fmt.Errorf("--val %d: at least 1 validation example is needed (early stopping and the choice of the best epoch run on it)", c.Val)
 	case c.Batch < 2:
 		return fmt.Errorf("--batch %d: expected at least 2", c.Batch)
 	case c.LR <= 0:

@@ -141,7 +141,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		return nil, err
 	}
 	if cfg.Algo != "supervised" && len(split.Unlabeled) == 0 {
-		return nil, fmt.Errorf("--algo %s: no unlabeled examples left (--labeled %g keeps every known label and the data has no -1 labels): use a smaller --labeled", cfg.Algo, cfg.Labeled)
+		return nil, fmt.Errorf("--algo %s: no unlabeled examples left (every known label is in the labeled or validation set and the data has no -1 labels): use a smaller --labeled or --val", cfg.Algo)
 	}
 	be, err := rankDevice(cfg, world, layout, transport)
 	if err != nil {
