@@ -39,7 +39,10 @@ func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport str
 	}
 	be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
 	if !r0OK(world, err) {
-		return nil, fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
+		if transport == "mpi" { // the local transport names the failing rank itself
+			return nil, fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
+		}
+		return nil, orOther(err)
 	}
 	blas.SetThreads(blasThreads(transport, layout))
 	return be, nil
