@@ -2,7 +2,7 @@
 # What limits MCT on the embedded default: seed-1 variants of `./mct train`, compared on
 # the VALIDATION ensemble (warmup = the supervised baseline of the same run → after MCT),
 # and the meta-feedback ablation over 3 seeds on test. Runs from the repository root
-# after `make build`; ~10 min on 2 cores with the views cached. Results: README, Results.
+# after `make build`; ~12 min on 2 cores with the views cached. Results: README, Results.
 #   bench/mct/ablation.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -29,6 +29,9 @@ variant mlp --arch mlp
 variant linear --arch linear
 variant views+pixels --views hog,gabor,pixels
 variant views+randconv --views hog,gabor,randconv
+for pair in pixels,lbp lbp,randconv pixels,randconv hog,lbp gabor,lbp pixels,gabor hog,randconv; do
+  variant "pair-$pair" --views "$pair"
+done
 for s in 2 3; do
   variant default-s$s --seed $s
   variant no-feedback-s$s --seed $s --no-feedback
