@@ -2,6 +2,7 @@ package probe
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,7 +52,7 @@ func TestVisible(t *testing.T) {
 			for _, g := range vis {
 				got = append(got, g.Index)
 			}
-			if !equalInts(got, c.want) {
+			if !slices.Equal(got, c.want) {
 				t.Errorf("visible = %v, want %v", got, c.want)
 			}
 			if len(notes) != c.notes {
@@ -206,16 +207,4 @@ func TestInventoryWithoutDriver(t *testing.T) {
 		t.Fatalf("no GPUs but NVML = %q", r.NVML)
 	}
 	t.Logf("%s", r.Text())
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
