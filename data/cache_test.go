@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,7 +77,7 @@ func TestCacheConcurrentBuilders(t *testing.T) {
 		}
 		for k := range got[0].Views {
 			a, b := got[0].Views[k], got[r].Views[k]
-			if a.Name != b.Name || len(a.Train) != 40*a.Dim || !equalFloats(a.Train, b.Train) || !equalFloats(a.Test, b.Test) {
+			if a.Name != b.Name || len(a.Train) != 40*a.Dim || !slices.Equal(a.Train, b.Train) || !slices.Equal(a.Test, b.Test) {
 				t.Fatalf("rank %d view %s differs", r, a.Name)
 			}
 		}
@@ -146,16 +147,4 @@ func mustGunzip(t *testing.T, b []byte) []byte {
 		hdr = binary.BigEndian.AppendUint32(hdr, uint32(d))
 	}
 	return append(hdr, x.Data...)
-}
-
-func equalFloats(a, b []float32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -3,6 +3,7 @@ package data
 import (
 	"bytes"
 	"compress/gzip"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,7 @@ func TestIDX(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalInts(x.Dims, []int{2, 2, 3}) || x.Data[11] != 12 {
+		if !slices.Equal(x.Dims, []int{2, 2, 3}) || x.Data[11] != 12 {
 			t.Fatalf("dims %v data %v", x.Dims, x.Data)
 		}
 	}
@@ -61,7 +62,7 @@ func TestIDXRealFashionMNIST(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Known facts of the official file: 10000 labels, 1000 per class, first labels 9 2 1 1 6.
-	if !equalInts(y.Dims, []int{10000}) || !bytes.Equal(y.Data[:5], []byte{9, 2, 1, 1, 6}) {
+	if !slices.Equal(y.Dims, []int{10000}) || !bytes.Equal(y.Data[:5], []byte{9, 2, 1, 1, 6}) {
 		t.Fatalf("dims %v first %v", y.Dims, y.Data[:5])
 	}
 	var n [10]int

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,7 +64,7 @@ np.save("complex.npy", np.zeros(3, dtype=np.complex64))
 			t.Fatal(err)
 		}
 		x, err := a.Float32s()
-		if err != nil || !equalInts(a.Shape, []int{2, 3, 4}) {
+		if err != nil || !slices.Equal(a.Shape, []int{2, 3, 4}) {
 			t.Fatalf("%s: shape %v: %v", name, a.Shape, err)
 		}
 		for i := range want {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -47,7 +48,7 @@ func TestNPYRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalInts(got.Shape, tc.a.Shape) || got.Dtype != tc.a.Dtype {
+		if !slices.Equal(got.Shape, tc.a.Shape) || got.Dtype != tc.a.Dtype {
 			t.Fatalf("%s: shape %v dtype %s, want %v %s", tc.name, got.Shape, got.Dtype, tc.a.Shape, tc.a.Dtype)
 		}
 		f, err := got.Float32s()
@@ -207,7 +208,7 @@ func FuzzNPY(f *testing.F) {
 		// Whatever we accept, we write back in a form we read as the same array.
 		b2 := EncodeNPY(a)
 		a2, err := DecodeNPY("again.npy", b2)
-		if err != nil || !equalInts(a2.Shape, a.Shape) || a2.Dtype != a.Dtype || !bytes.Equal(a2.Raw, a.Raw) {
+		if err != nil || !slices.Equal(a2.Shape, a.Shape) || a2.Dtype != a.Dtype || !bytes.Equal(a2.Raw, a.Raw) {
 			t.Fatalf("re-encoding changed the array: %v", err)
 		}
 		if _, err := a.Float32s(); err != nil {
@@ -216,16 +217,4 @@ func FuzzNPY(f *testing.F) {
 			}
 		}
 	})
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,7 +127,7 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 			out.Dir = root
 			continue
 		}
-		if !equalInt32(out.TrainLabels, d.TrainLabels) || !equalInt32(out.TestLabels, d.TestLabels) {
+		if !slices.Equal(out.TrainLabels, d.TrainLabels) || !slices.Equal(out.TestLabels, d.TestLabels) {
 			return nil, fmt.Errorf("%s: labels differ from the other cached views (stale cache: remove %s)", dir, root)
 		}
 		out.Views = append(out.Views, d.Views...)
@@ -417,16 +418,4 @@ func Describe(dir string) (string, error) {
 		}
 	}
 	return s.String(), nil
-}
-
-func equalInt32(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

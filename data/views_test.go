@@ -3,6 +3,7 @@ package data
 import (
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -122,7 +123,7 @@ func TestFamilyArgs(t *testing.T) {
 	}
 	// Different seeds give different random filters; the same seed the same ones.
 	a, b := randomFilters(4, 25, 1), randomFilters(4, 25, 2)
-	if equalFloats(a, b) || !equalFloats(a, randomFilters(4, 25, 1)) {
+	if slices.Equal(a, b) || !slices.Equal(a, randomFilters(4, 25, 1)) {
 		t.Error("randconv filters do not follow the seed")
 	}
 }
@@ -138,7 +139,7 @@ func TestFamiliesDeterministicAcrossCores(t *testing.T) {
 		f, args, _ := lookupFamily(spec)
 		one := withProcs(1, func() Features { x, _ := f(args, im, nil); return x })
 		two := withProcs(2, func() Features { x, _ := f(args, im, nil); return x })
-		if !equalFloats(one.Data, two.Data) {
+		if !slices.Equal(one.Data, two.Data) {
 			t.Errorf("%s: features depend on the number of cores", spec)
 		}
 	}
