@@ -88,8 +88,13 @@ type SpecArgs struct {
 	used map[string]bool
 }
 
-// ParseSpecArgs parses args; spec (the whole view spec) is used in errors.
-func ParseSpecArgs(spec, args string) (*SpecArgs, error) {
+// ParseSpecArgs parses the args of a view of family; the whole view spec
+// (family, or family:args) names the view in errors, see Spec.
+func ParseSpecArgs(family, args string) (*SpecArgs, error) {
+	spec := family
+	if args != "" {
+		spec += ":" + args
+	}
 	a := &SpecArgs{spec: spec, kv: map[string]string{}, used: map[string]bool{}}
 	if args == "" {
 		return a, nil
@@ -106,6 +111,9 @@ func ParseSpecArgs(spec, args string) (*SpecArgs, error) {
 	}
 	return a, nil
 }
+
+// Spec returns the whole view spec, for a family's own errors.
+func (a *SpecArgs) Spec() string { return a.spec }
 
 // Int returns the integer argument key, def if absent; it must lie in [lo, hi].
 func (a *SpecArgs) Int(key string, def, lo, hi int) (int, error) {

@@ -15,14 +15,11 @@ func init() { RegisterFamily("gabor", gaborFamily) }
 // filter times a column filter, which makes it 5× cheaper than a 2-D convolution.
 // Defaults (3 scales, 6 orientations, 4-pixel cells) on 28×28 give 18·7·7 = 882 values.
 func gaborFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	spec := "gabor"
-	if args != "" {
-		spec += ":" + args
-	}
-	a, err := ParseSpecArgs(spec, args)
+	a, err := ParseSpecArgs("gabor", args)
 	if err != nil {
 		return Features{}, err
 	}
+	spec := a.Spec()
 	scales, err1 := a.Int("scales", 3, 1, 5)
 	orients, err2 := a.Int("orientations", 6, 1, 16)
 	cell, err3 := a.Int("cell", 4, 2, 16)

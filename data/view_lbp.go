@@ -30,14 +30,11 @@ var lbpUniform = func() [256]uint8 {
 // radius 1) over a grid×grid partition of the image interior, each histogram
 // normalised to sum to one. Default grid 4 gives 16·59 = 944 values.
 func lbpFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	spec := "lbp"
-	if args != "" {
-		spec += ":" + args
-	}
-	a, err := ParseSpecArgs(spec, args)
+	a, err := ParseSpecArgs("lbp", args)
 	if err != nil {
 		return Features{}, err
 	}
+	spec := a.Spec()
 	grid, err := a.Int("grid", 4, 1, 8)
 	if err != nil {
 		return Features{}, err

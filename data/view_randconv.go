@@ -18,14 +18,11 @@ func init() { RegisterFamily("randconv", randconvFamily) }
 // every response are averaged over a pool×pool grid. Defaults (32 filters 5×5,
 // 4×4 grid) on 28×28 give 32·2·16 = 1024 values.
 func randconvFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	spec := "randconv"
-	if args != "" {
-		spec += ":" + args
-	}
-	a, err := ParseSpecArgs(spec, args)
+	a, err := ParseSpecArgs("randconv", args)
 	if err != nil {
 		return Features{}, err
 	}
+	spec := a.Spec()
 	nf, err1 := a.Int("filters", 32, 1, 1024)
 	size, err2 := a.Int("size", 5, 1, 15)
 	pool, err3 := a.Int("pool", 4, 1, 16)
