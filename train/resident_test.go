@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"mct/nn"
@@ -18,8 +19,15 @@ import (
 // parameters and accuracies of the host gather (MCT_RESIDENT=0) bit for bit.
 func TestResidentSameRun(t *testing.T) {
 	dir, all := synthDir(t)
+	// The CPU backend (it still adopts the features) counting its gathers, so that a run
+	// that never gathered from resident features cannot pass as the same run.
+	var gathers atomic.Int64
+	RegisterDevice("cpu-gathers", func(int, int, string) (nn.Backend, error) {
+		return &gatherCounter{CPU: nn.NewCPU(), n: &gathers}, nil
+	})
 	run := func() *Summary {
 		cfg := Defaults()
+		cfg.Device = "cpu-gathers"
 		cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 5
 		cfg.Labeled, cfg.Val = 0.05, 100
 		cfg.Hidden, cfg.Batch, cfg.Dropout = []int{16, 16, 16}, 64, 0.1
@@ -32,10 +40,14 @@ func TestResidentSameRun(t *testing.T) {
 		return s
 	}
 	res := run()
+	resGathers := gathers.Swap(0)
 	t.Setenv("MCT_RESIDENT", "0")
 	host := run()
 	if res.Updates == 0 {
 		t.Fatal("no MCT updates ran")
+	}
+	if resGathers == 0 || gathers.Load() != 0 {
+		t.Fatalf("%d gathers on the backend with resident features, %d without; want some and none", resGathers, gathers.Load())
 	}
 	for _, v := range all[:2] {
 		if res.ParamChecksum[v] != host.ParamChecksum[v] {
@@ -45,6 +57,17 @@ func TestResidentSameRun(t *testing.T) {
 	if res.TestAccuracy.Ensemble != host.TestAccuracy.Ensemble {
 		t.Errorf("test ensemble accuracy %g resident, %g with the host gather", res.TestAccuracy.Ensemble, host.TestAccuracy.Ensemble)
 	}
+}
+
+// gatherCounter is the CPU backend counting its GatherRows calls in n.
+type gatherCounter struct {
+	*nn.CPU
+	n *atomic.Int64
+}
+
+func (g *gatherCounter) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
+	g.n.Add(1)
+	g.CPU.GatherRows(dst, src, cols, idx, n)
 }
 
 // TestResidentReplicas: with data-parallel replicas (2 views × 2), supervised steps, MCT
