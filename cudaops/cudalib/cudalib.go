@@ -40,6 +40,12 @@ type library struct {
 	versions  []string
 	companion string // glob of a library it dlopens by soname, relative to its directory
 	resolve   func(h cuintptr) error
+
+	// What load found: the library is process-wide, as the C side keeps one table of
+	// entry points per library, filled once.
+	once sync.Once
+	path string
+	err  error
 }
 
 // cuintptr is a library handle from dlopen.
@@ -48,7 +54,7 @@ type cuintptr = C.uintptr_t
 // open tries each candidate in order: a path opens that file (with its
 // companion from the same directory); a bare soname goes through the dynamic
 // linker, then through each of dirs.
-func (l library) open(candidates []string, dirs []string) (string, error) {
+func (l *library) open(candidates []string, dirs []string) (string, error) {
 	var tried []string
 	try := func(path string) (bool, error) {
 		if strings.Contains(path, "/") {
@@ -98,7 +104,7 @@ func (l library) open(candidates []string, dirs []string) (string, error) {
 // Sonames lists the sonames of stem for the given versions, newest first,
 // keeping only those no newer than the driver: code from a newer NVRTC (PTX
 // version) or a newer cuBLAS needs a newer driver. driverMajor 0 keeps all.
-func (l library) sonames(driverMajor int) []string {
+func (l *library) sonames(driverMajor int) []string {
 	var out []string
 	for _, v := range l.versions {
 		var major int
@@ -131,29 +137,28 @@ func resolver(load func(C.uintptr_t, *C.char, C.size_t) C.int) func(C.uintptr_t)
 	}
 }
 
-var nvrtcLib = library{
+var nvrtcLib = &library{
 	stem:      "libnvrtc",
 	versions:  []string{"13", "12", "11.2"},
 	companion: "libnvrtc-builtins.so.*",
 	resolve:   resolver(func(h C.uintptr_t, e *C.char, n C.size_t) C.int { return C.nvrtc_load(h, e, n) }),
 }
 
-var cublasLib = library{
+var cublasLib = &library{
 	stem:      "libcublas",
 	versions:  []string{"13", "12", "11"},
 	companion: "libcublasLt.so.*",
 	resolve:   resolver(func(h C.uintptr_t, e *C.char, n C.size_t) C.int { return C.cublas_load(h, e, n) }),
 }
 
-// The libraries are process-wide: the C side keeps one table of entry points
-// each, filled once.
-var (
-	nvrtcOnce, cublasOnce   sync.Once
-	nvrtcState, cublasState struct {
-		path string
-		err  error
-	}
-)
+// load opens l once per process (candidates first, then the sonames no newer than
+// driverMajor, see open) and returns what that first call found.
+func (l *library) load(driverMajor int, candidates []string) (string, error) {
+	l.once.Do(func() {
+		l.path, l.err = l.open(append(candidates, l.sonames(driverMajor)...), Dirs())
+	})
+	return l.path, l.err
+}
 
 // NVRTC is the loaded NVRTC library.
 type NVRTC struct{ path string }
@@ -163,13 +168,11 @@ type NVRTC struct{ path string }
 // than driverMajor (the CUDA driver's major version, 0 for any), through the
 // dynamic linker and Dirs().
 func LoadNVRTC(driverMajor int, candidates ...string) (*NVRTC, error) {
-	nvrtcOnce.Do(func() {
-		nvrtcState.path, nvrtcState.err = nvrtcLib.open(append(candidates, nvrtcLib.sonames(driverMajor)...), Dirs())
-	})
-	if nvrtcState.err != nil {
-		return nil, nvrtcState.err
+	path, err := nvrtcLib.load(driverMajor, candidates)
+	if err != nil {
+		return nil, err
 	}
-	return &NVRTC{path: nvrtcState.path}, nil
+	return &NVRTC{path: path}, nil
 }
 
 // Path is the file or soname that was loaded.
@@ -219,13 +222,11 @@ type CUBLAS struct{ path string }
 
 // LoadCUBLAS opens cuBLAS once per process, like LoadNVRTC.
 func LoadCUBLAS(driverMajor int, candidates ...string) (*CUBLAS, error) {
-	cublasOnce.Do(func() {
-		cublasState.path, cublasState.err = cublasLib.open(append(candidates, cublasLib.sonames(driverMajor)...), Dirs())
-	})
-	if cublasState.err != nil {
-		return nil, cublasState.err
+	path, err := cublasLib.load(driverMajor, candidates)
+	if err != nil {
+		return nil, err
 	}
-	return &CUBLAS{path: cublasState.path}, nil
+	return &CUBLAS{path: path}, nil
 }
 
 // Path is the file or soname that was loaded.
