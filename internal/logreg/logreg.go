@@ -52,12 +52,10 @@ func (m *Model) Accuracy(x []float32, y []int32) float64 {
 	return float64(m.Correct(x, y)) / float64(len(y))
 }
 
-// probeLoss returns the penalised mean cross-entropy and, if g is not nil, its gradient.
+// probeLoss returns the penalised mean cross-entropy and writes its gradient into g.
 func probeLoss(w, g []float64, x []float32, y []int32, dim, classes int, lambda float64) float64 {
 	stride := dim + 1
-	if g != nil {
-		clear(g)
-	}
+	clear(g)
 	z := make([]float64, classes)
 	loss := 0.0
 	n := float64(len(y))
@@ -79,28 +77,24 @@ func probeLoss(w, g []float64, x []float32, y []int32, dim, classes int, lambda 
 			sum += z[c]
 		}
 		loss -= math.Log(z[yi]/sum) / n
-		if g != nil {
-			for c := range z {
-				d := z[c] / sum
-				if int32(c) == yi {
-					d--
-				}
-				d /= n
-				gc := g[c*stride : c*stride+dim]
-				for j, v := range row {
-					gc[j] += d * float64(v)
-				}
-				g[c*stride+dim] += d
+		for c := range z {
+			d := z[c] / sum
+			if int32(c) == yi {
+				d--
 			}
+			d /= n
+			gc := g[c*stride : c*stride+dim]
+			for j, v := range row {
+				gc[j] += d * float64(v)
+			}
+			g[c*stride+dim] += d
 		}
 	}
 	for c := 0; c < classes; c++ {
 		for j := 0; j < dim; j++ {
 			v := w[c*stride+j]
 			loss += lambda / 2 * v * v
-			if g != nil {
-				g[c*stride+j] += lambda * v
-			}
+			g[c*stride+j] += lambda * v
 		}
 	}
 	return loss
