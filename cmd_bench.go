@@ -47,7 +47,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 flags:`)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	d, err := parseInts(*dims)

@@ -22,8 +22,11 @@ func cmdData(args []string) error {
   info    describe a dataset directory: mct data info DIR
   views   list the view families that can be built
 `
-	if len(args) == 0 {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(os.Stderr, usage)
+		if len(args) == 0 {
+			return fmt.Errorf("expected a subcommand")
+		}
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -34,17 +37,17 @@ func cmdData(args []string) error {
 		out := fs.String("out", "", "dataset directory to create (must not exist)")
 		cache := fs.String("cache", "", "cache of built views")
 		compress := fs.Bool("compress", false, "store matrices as .npy.zst where it saves a quarter")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if *out == "" {
-			return fmt.Errorf("data build: --out DIR is required")
+			return fmt.Errorf("build: --out DIR is required")
 		}
 		if *cache != "" {
 			pretrained.SetCacheDir(*cache)
 		}
 		return data.Build(*spec, splitList(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
-			Progress: buildProgress(os.Stderr)})
+			Progress: train.BuildProgress(os.Stderr)})
 	case "import":
 		fs := flag.NewFlagSet("data import", flag.ContinueOnError)
 		views := map[string][2]string{}
@@ -77,17 +80,17 @@ from the rest of them). Test labels must all be known.
 flags:`)
 			fs.PrintDefaults()
 		}
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		l := splitList(*labels)
 		if len(l) != 2 || *out == "" || *classes < 2 {
-			return fmt.Errorf("data import: need --labels TRAIN.npy,TEST.npy, --classes N (≥ 2) and --out DIR")
+			return fmt.Errorf("import: need --labels TRAIN.npy,TEST.npy, --classes N (≥ 2) and --out DIR")
 		}
 		return data.Import(views, [2]string{l[0], l[1]}, *classes, *out)
 	case "info":
 		if len(args) != 2 {
-			return fmt.Errorf("data info: expected one dataset directory")
+			return fmt.Errorf("info: expected one dataset directory")
 		}
 		s, err := data.Describe(args[1])
 		if err != nil {
@@ -104,6 +107,3 @@ flags:`)
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown data command %q", args[0])
 }
-
-// buildProgress prints a long build's progress, rewritten in place on a terminal.
-var buildProgress = train.BuildProgress

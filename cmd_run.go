@@ -25,11 +25,11 @@ func cmdEval(args []string) error {
 	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own)")
 	cache := fs.String("cache", "", "cache of built views")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *run == "" {
-		return fmt.Errorf("eval: --run DIR is required")
+		return fmt.Errorf("--run DIR is required")
 	}
 	p, err := train.Predict(*run, *spec, *cache)
 	if err != nil {
@@ -55,11 +55,11 @@ func cmdPredict(args []string) error {
 	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own)")
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per test example)")
 	cache := fs.String("cache", "", "cache of built views")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *run == "" || *out == "" {
-		return fmt.Errorf("predict: --run DIR and --out FILE.npy are required")
+		return fmt.Errorf("--run DIR and --out FILE.npy are required")
 	}
 	p, err := train.Predict(*run, *spec, *cache)
 	if err != nil {
@@ -90,25 +90,29 @@ func cmdExport(args []string) error {
 	view := fs.String("view", "", "the view whose probe to export")
 	format := fs.String("format", "safetensors", "safetensors (the only format)")
 	out := fs.String("out", "", "output file")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *format != "safetensors" {
-		return fmt.Errorf("export: --format %q: only safetensors is supported", *format)
+		return fmt.Errorf("--format %q: only safetensors is supported", *format)
 	}
 	if *run == "" || *view == "" || *out == "" {
-		return fmt.Errorf("export: --run DIR, --view NAME and --out FILE are required")
+		return fmt.Errorf("--run DIR, --view NAME and --out FILE are required")
 	}
 	ts, meta, err := ckpt.ReadSafetensors(train.ModelPath(*run, *view))
 	if err != nil {
-		return fmt.Errorf("export: %w (is %q one of the run's views?)", err, *view)
+		return fmt.Errorf("%w (is %q one of the run's views?)", err, *view)
 	}
 	return ckpt.WriteSafetensors(*out, ts, meta)
 }
 
 func cmdReport(args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: mct report RUN_DIR... — Markdown table: algo, views, labels, seeds → mean ± std accuracy")
+	const usage = "usage: mct report RUN_DIR... — Markdown table: algo, views, labels, seeds → mean ± std accuracy"
+	if len(args) == 0 {
+		return fmt.Errorf("expected run directories (%s)", usage)
+	}
+	if args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(os.Stderr, usage)
 		return flag.ErrHelp
 	}
 	md, err := sweep.Report(args)
@@ -122,7 +126,7 @@ func cmdReport(args []string) error {
 func cmdProbe(args []string) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	rep, err := probe.Inventory()
@@ -183,7 +187,10 @@ func cmdSweep(args []string) error {
 `
 	if len(args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
-		return flag.ErrHelp
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("expected a subcommand and a grid")
 	}
 	switch args[0] {
 	case "list":
@@ -198,12 +205,12 @@ func cmdSweep(args []string) error {
 	case "run":
 		fs := flag.NewFlagSet("sweep run", flag.ContinueOnError)
 		index := fs.Int("index", -1, "combination index (default $SLURM_ARRAY_TASK_ID)")
-		if err := fs.Parse(args[2:]); err != nil {
+		if err := parseFlags(fs, args[2:]); err != nil {
 			return err
 		}
 		if *index < 0 {
 			if _, err := fmt.Sscan(os.Getenv("SLURM_ARRAY_TASK_ID"), index); err != nil {
-				return fmt.Errorf("sweep run: give --index I or run inside a SLURM job array")
+				return fmt.Errorf("run: give --index I or run inside a SLURM job array")
 			}
 		}
 		self, err := os.Executable()

@@ -74,7 +74,8 @@ func cmdTrain(args []string) error {
 		fmt.Fprintf(fs.Output(), `usage: mct train [flags]
 
 Trains one probe per view. With no flags: Meta Co-Training on Fashion-MNIST with 1%% labels
-and the %s views, a few minutes on two cores. Under mpirun/srun each rank trains one view
+and the %s views, about 20 s on two cores once the views are built (the first run builds
+them, about a minute). Under mpirun/srun each rank trains one view
 (world size = views × replicas). Writes config.json, metrics.jsonl, summary.json and
 curves.png to the run directory.
 
@@ -83,7 +84,7 @@ flags:
 		fs.PrintDefaults()
 	}
 	trainFlags(fs, &cfg)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

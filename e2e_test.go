@@ -176,6 +176,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--views", "hog,nosuchview", "--out", t.TempDir()}, "nosuchview"},
 		{[]string{"train", "--data", t.TempDir()}, "manifest.json"},
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
+		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
+		{[]string{"report"}, "expected run directories"},
 		{[]string{"train", "--labeled", "1"}, "--labeled 1: expected a fraction in (0, 1)"},
 		{[]string{"train", "--val", "0"}, "--val 0: at least 1 validation example is needed"},
 		{append(append([]string{"train", "--labeled", "0.5", "--out", t.TempDir()}, small...), "--val", "30000"), "no unlabeled examples left (every known label is in the labeled or validation set"},

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"mct/sweep"
@@ -52,6 +53,21 @@ examples:
   mct train --algo supervised --views pixels,hog --labeled 0.01 --out runs/sup
   mpirun -np 4 ./mct train --views hog,gabor   # 2 views x 2 replicas, one rank each
 `)
+}
+
+// parseFlags parses a command's flags quietly: -h prints the command's usage, and a bad
+// flag is one error line (main prefixes the command) instead of the error plus the usage.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(os.Stderr)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+	case err != nil:
+		err = fmt.Errorf("%w (mct %s -h lists the flags)", err, fs.Name())
+	}
+	return err
 }
 
 func main() {
