@@ -2,7 +2,8 @@ package train
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 
@@ -54,12 +55,8 @@ func openDevice(name string, localRank, localSize int, precision string) (nn.Bac
 	devicesMu.Lock()
 	open, ok := devices[name]
 	cuda, hasCUDA := devices["cuda"]
-	var names []string
-	for n := range devices {
-		names = append(names, n)
-	}
+	names := slices.Sorted(maps.Keys(devices))
 	devicesMu.Unlock()
-	sort.Strings(names)
 	switch {
 	case name == "auto" && hasCUDA:
 		if b, err := cuda(localRank, localSize, precision); err == nil {
