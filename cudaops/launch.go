@@ -5,6 +5,7 @@ package cudaops
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -135,6 +136,14 @@ func (b *Backend) launch(f cu.Function, grid, block dim, args ...any) {
 		}
 	}
 	b.do(o)
+}
+
+// kernel is launch for a method whose only operation is this kernel: it makes the
+// context current for the call (enter) itself.
+func (b *Backend) kernel(f cu.Function, grid, block dim, args ...any) {
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(f, grid, block, args...)
 }
 
 // memset queues x[0:n] = the 32-bit pattern bits.

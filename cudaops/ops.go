@@ -54,10 +54,8 @@ func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols,
 	}
 	d := need(dst, (rows-1)*dstCols+dstOff+cols, "CopyCols dst")
 	s := need(src, (rows-1)*srcCols+srcOff+cols, "CopyCols src")
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(rows * cols)
-	b.launch(b.k.copyCols, g, t, d.ptr, int32(dstCols), int32(dstOff), s.ptr, int32(srcCols), int32(srcOff),
+	b.kernel(b.k.copyCols, g, t, d.ptr, int32(dstCols), int32(dstOff), s.ptr, int32(srcCols), int32(srcOff),
 		int32(rows), int32(cols), beta)
 }
 
@@ -69,10 +67,8 @@ func (b *Backend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
 	if n*cols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := rowShape(n)
-	b.launch(b.k.gatherRows, g, t, d.ptr, s.ptr, int32(cols), ix.ptr, int64(s.n/cols))
+	b.kernel(b.k.gatherRows, g, t, d.ptr, s.ptr, int32(cols), ix.ptr, int64(s.n/cols))
 }
 
 func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
@@ -83,10 +79,8 @@ func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, o
 	if rows*dstCols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(rows * dstCols)
-	b.launch(b.k.foldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off))
+	b.kernel(b.k.foldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off))
 }
 
 func (b *Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
@@ -97,10 +91,8 @@ func (b *Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows,
 	if rows*dstCols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(rows * dstCols)
-	b.launch(b.k.unfoldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off), beta)
+	b.kernel(b.k.unfoldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off), beta)
 }
 
 func (b *Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
@@ -108,10 +100,8 @@ func (b *Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.axpy, g, t, py.ptr, alpha, px.ptr, int64(n))
+	b.kernel(b.k.axpy, g, t, py.ptr, alpha, px.ptr, int64(n))
 }
 
 func (b *Backend) Scale(x nn.Buf, n int, alpha float32) {
@@ -119,10 +109,8 @@ func (b *Backend) Scale(x nn.Buf, n int, alpha float32) {
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.scale, g, t, px.ptr, alpha, int64(n))
+	b.kernel(b.k.scale, g, t, px.ptr, alpha, int64(n))
 }
 
 func (b *Backend) Mul(x, y nn.Buf, n int) {
@@ -130,10 +118,8 @@ func (b *Backend) Mul(x, y nn.Buf, n int) {
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.mul, g, t, px.ptr, py.ptr, int64(n))
+	b.kernel(b.k.mul, g, t, px.ptr, py.ptr, int64(n))
 }
 
 func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
@@ -166,9 +152,7 @@ func (b *Backend) Mean(dst, x nn.Buf, n int) {
 	if n > math.MaxInt32 {
 		panic(fmt.Sprintf("cudaops: Mean of %d elements", n))
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
-	b.launch(b.k.meanOf, dim{1, 1}, dim{threads, 1}, pd.ptr, px.ptr, int32(n))
+	b.kernel(b.k.meanOf, dim{1, 1}, dim{threads, 1}, pd.ptr, px.ptr, int32(n))
 }
 
 func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
@@ -189,10 +173,8 @@ func (b *Backend) CountEqual(dst, a, bb nn.Buf, rows, cols int) {
 	if rows == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.countEqual, g, t, pd.ptr, pa.ptr, pb.ptr, int32(cols))
+	b.kernel(b.k.countEqual, g, t, pd.ptr, pa.ptr, pb.ptr, int32(cols))
 }
 
 func (b *Backend) MeanOthers(dst, src nn.Buf, views, n int) {
@@ -203,10 +185,8 @@ func (b *Backend) MeanOthers(dst, src nn.Buf, views, n int) {
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.meanOthers, g, t, pd.ptr, ps.ptr, int32(views), 1/float32(views-1), int64(n))
+	b.kernel(b.k.meanOthers, g, t, pd.ptr, ps.ptr, int32(views), 1/float32(views-1), int64(n))
 }
 
 func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
@@ -218,10 +198,8 @@ func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32
 	if rows*cols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(rows * cols)
-	b.launch(b.k.biasLReLU, g, t, px.ptr, pb, int32(rows), int32(cols), slope)
+	b.kernel(b.k.biasLReLU, g, t, px.ptr, pb, int32(rows), int32(cols), slope)
 }
 
 func (b *Backend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
@@ -229,10 +207,8 @@ func (b *Backend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.lreluBwd, g, t, pd.ptr, py.ptr, slope, int64(n))
+	b.kernel(b.k.lreluBwd, g, t, pd.ptr, py.ptr, slope, int64(n))
 }
 
 func (b *Backend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {
@@ -240,10 +216,8 @@ func (b *Backend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {
 	if cols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := colShape(cols)
-	b.launch(b.k.colSums, g, t, pd.ptr, px.ptr, int32(rows), int32(cols), beta)
+	b.kernel(b.k.colSums, g, t, pd.ptr, px.ptr, int32(rows), int32(cols), beta)
 }
 
 func (b *Backend) BNStats(stats, x, runMean nn.Buf, rows, cols int) {
@@ -264,10 +238,8 @@ func (b *Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols 
 	if cols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(cols)
-	b.launch(b.k.bnMoments, g, t, pm.ptr, pv.ptr, prm.ptr, prv.ptr, ps.ptr, int32(cols), momentum)
+	b.kernel(b.k.bnMoments, g, t, pm.ptr, pv.ptr, prm.ptr, prv.ptr, ps.ptr, int32(cols), momentum)
 }
 
 func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
@@ -278,10 +250,8 @@ func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, co
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
+	b.kernel(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
 func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
@@ -312,10 +282,8 @@ func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, row
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(n)
-	b.launch(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
+	b.kernel(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
 }
 
 func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32, stepAt nn.Buf) {
@@ -324,10 +292,8 @@ func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNG
 	if rows*cols == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := b.flat(rows * cols)
-	b.launch(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, key.Step, key.Stream, rowBase, ps)
+	b.kernel(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, key.Step, key.Stream, rowBase, ps)
 }
 
 func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
@@ -343,10 +309,8 @@ func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, sc
 	if rows == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, scale, beta, psc)
+	b.kernel(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, scale, beta, psc)
 }
 
 func (b *Backend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
@@ -354,10 +318,8 @@ func (b *Backend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
 	if rows == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.softmax, g, t, py.ptr, px.ptr, int32(cols), invT)
+	b.kernel(b.k.softmax, g, t, py.ptr, px.ptr, int32(cols), invT)
 }
 
 func (b *Backend) Argmax(dst, x nn.Buf, rows, cols int) {
@@ -365,10 +327,8 @@ func (b *Backend) Argmax(dst, x nn.Buf, rows, cols int) {
 	if rows == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.argmax, g, t, pd.ptr, px.ptr, int32(cols))
+	b.kernel(b.k.argmax, g, t, pd.ptr, px.ptr, int32(cols))
 }
 
 func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex, stepAt nn.Buf) {
@@ -378,10 +338,8 @@ func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key 
 	if rows == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := rowShape(rows)
-	b.launch(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream, ps)
+	b.kernel(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream, ps)
 }
 
 func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
@@ -390,10 +348,8 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	if n == 0 {
 		return
 	}
-	b.enter()
-	defer runtime.UnlockOSThread()
 	gr, t := b.flat(n)
-	b.launch(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt,
+	b.kernel(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt,
 		h.OneMinusBeta1, h.OneMinusBeta2, ps)
 }
 
