@@ -29,9 +29,7 @@ func (r *rank) evaluate(rows []int, test bool, names []string) Accuracies {
 	var ens int
 	correct := make([]int, r.V)
 	for i, e := range rows {
-		for k := range sum {
-			sum[k] = 0
-		}
+		clear(sum)
 		for v := 0; v < r.V; v++ {
 			row := all[(v*n+i)*C : (v*n+i+1)*C]
 			if argmax(row) == int(labels[e]) {
