@@ -68,13 +68,7 @@ const threads = 256
 // flat is the shape of an elementwise kernel over n elements: enough blocks
 // to fill the GPU, the grid-stride loop does the rest.
 func (b *Backend) flat(n int) (dim, dim) {
-	g := (n + threads - 1) / threads
-	if g > 8*b.sms {
-		g = 8 * b.sms
-	}
-	if g < 1 {
-		g = 1
-	}
+	g := max(1, min((n+threads-1)/threads, 8*b.sms))
 	return dim{g, 1}, dim{threads, 1}
 }
 
