@@ -54,4 +54,4 @@ bench: build
 	$(GO) test ./bench/... -run '^$$' -bench . -benchtime 5x
 
 clean:
-	rm -f mct mct-static mct-cuda
+	rm -rf mct mct-static mct-cuda build
