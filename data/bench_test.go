@@ -5,16 +5,8 @@ import "testing"
 // BenchmarkFamilies times each built-in view family on 1000 Fashion-MNIST
 // images (all cores): go test -run X -bench Families ./data
 func BenchmarkFamilies(b *testing.B) {
-	src, err := locateFashionMNIST()
-	if err != nil {
-		b.Skip(err)
-	}
-	raw, err := loadRaw(builtins["fashion-mnist"], src)
-	if err != nil {
-		b.Fatal(err)
-	}
-	im := raw.train
-	im.N, im.Pix = 1000, im.Pix[:1000*im.H*im.W]
+	raw := realFashionMNIST(b)
+	im := firstImages(raw.train, 1000)
 	for _, spec := range []string{"pixels", "hog", "gabor", "randconv", "lbp"} {
 		b.Run(spec, func(b *testing.B) {
 			f, args, err := lookupFamily(spec)

@@ -14,26 +14,15 @@ import (
 // Thresholds sit well below the full-data numbers so noise cannot fail them;
 // a broken feature (constant, scrambled, misaligned with labels) lands near 0.1.
 func TestProbeSmall(t *testing.T) {
-	src, err := locateFashionMNIST()
-	if err != nil {
-		t.Skip(err)
-	}
-	raw, err := loadRaw(builtins["fashion-mnist"], src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := realFashionMNIST(t)
 	const ntr, nte = 1000, 1000
-	sub := func(im Images, n int) Images {
-		im.N, im.Pix = n, im.Pix[:n*im.H*im.W]
-		return im
-	}
 	for _, tc := range []struct {
 		spec string
 		min  float64
 	}{
 		{"pixels", 0.70}, {"hog", 0.70}, {"gabor", 0.70}, {"randconv", 0.70}, {"lbp", 0.60},
 	} {
-		v, err := buildView(tc.spec, sub(raw.train, ntr), sub(raw.test, nte), nil)
+		v, err := buildView(tc.spec, firstImages(raw.train, ntr), firstImages(raw.test, nte), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,16 +12,8 @@ import (
 // It catches indexing, padding, sampling-grid and pooling-layout mistakes that a
 // probe accuracy would hide.
 func TestViewsMatchTorch(t *testing.T) {
-	src, err := locateFashionMNIST()
-	if err != nil {
-		t.Skip(err)
-	}
-	raw, err := loadRaw(builtins["fashion-mnist"], src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im := raw.test
-	im.N, im.Pix = 16, im.Pix[:16*784]
+	raw := realFashionMNIST(t)
+	im := firstImages(raw.test, 16)
 	dir := t.TempDir()
 	save := func(name string, a *Array) {
 		if err := WriteNPY(filepath.Join(dir, name), a); err != nil {
