@@ -2,7 +2,9 @@ package data
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,12 +61,7 @@ func RegisterFamily(name string, f Family) {
 func Families() []string {
 	familiesMu.RLock()
 	defer familiesMu.RUnlock()
-	var names []string
-	for n := range families {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(families))
 }
 
 // lookupFamily splits a view spec into its family and arguments.
