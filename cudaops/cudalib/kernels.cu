@@ -445,11 +445,9 @@ KERNEL void softmax(float *y, const float *x, int cols, float invT) {
 	for (int c = threadIdx.x; c < cols; c += blockDim.x) yr[c] = (float)exp(it * (double)xr[c] - lse);
 }
 
-// block_argmax returns, in every thread, the smallest index holding the
-// largest value among (v, i) pairs of the block.
-__device__ int block_argmax(double v, int i) {
-	__shared__ double pv[WARP];
-	__shared__ int pi[WARP];
+// warp_argmax leaves in lane 0 the (v, i) pair of the warp with the largest v,
+// the smallest i among equal ones.
+__device__ __forceinline__ void warp_argmax(double &v, int &i) {
 	for (int o = WARP / 2; o > 0; o >>= 1) {
 		double ov = __shfl_down_sync(0xffffffffu, v, o);
 		int oi = __shfl_down_sync(0xffffffffu, i, o);
@@ -458,6 +456,14 @@ __device__ int block_argmax(double v, int i) {
 			i = oi;
 		}
 	}
+}
+
+// block_argmax returns, in every thread, the smallest index holding the
+// largest value among (v, i) pairs of the block.
+__device__ int block_argmax(double v, int i) {
+	__shared__ double pv[WARP];
+	__shared__ int pi[WARP];
+	warp_argmax(v, i);
 	int lane = threadIdx.x % WARP, w = threadIdx.x / WARP;
 	__syncthreads();
 	if (lane == 0) {
@@ -468,14 +474,7 @@ __device__ int block_argmax(double v, int i) {
 	int nw = blockDim.x / WARP;
 	v = lane < nw ? pv[lane] : -__longlong_as_double(0x7ff0000000000000ll);
 	i = lane < nw ? pi[lane] : 0x7fffffff;
-	for (int o = WARP / 2; o > 0; o >>= 1) {
-		double ov = __shfl_down_sync(0xffffffffu, v, o);
-		int oi = __shfl_down_sync(0xffffffffu, i, o);
-		if (ov > v || (ov == v && oi < i)) {
-			v = ov;
-			i = oi;
-		}
-	}
+	warp_argmax(v, i);
 	return __shfl_sync(0xffffffffu, i, 0);
 }
 
