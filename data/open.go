@@ -7,11 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -72,11 +72,7 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 	b, ok := builtins[spec]
 	if !ok {
 		if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err != nil {
-			var names []string
-			for n := range builtins {
-				names = append(names, n)
-			}
-			sort.Strings(names)
+			names := slices.Sorted(maps.Keys(builtins))
 			return nil, fmt.Errorf("dataset %q: neither a built-in (%s) nor a dataset directory with a manifest.json", spec, strings.Join(names, ", "))
 		}
 		return LoadDir(spec, views)
@@ -313,12 +309,7 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 		}
 		files["labels-"+splitNames[k]] = path
 	}
-	names := make([]string, 0, len(views))
-	for n := range views {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(views)) {
 		v := View{Name: name}
 		for k, path := range views[name] {
 			rows := len(d.TrainLabels)
@@ -389,25 +380,15 @@ func Describe(dir string) (string, error) {
 				size += st.Size()
 			}
 		}
-		keys := make([]string, 0, len(v.Params))
-		for k := range v.Params {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		var ps []string
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(v.Params)) {
 			ps = append(ps, fmt.Sprintf("%s=%v", k, v.Params[k]))
 		}
 		fmt.Fprintf(&s, "  %-24s dim %5d  %7.1f MB  %s\n", v.Name, v.Dim, float64(size)/1e6, strings.Join(ps, " "))
 	}
 	if len(m.Provenance) > 0 {
-		keys := make([]string, 0, len(m.Provenance))
-		for k := range m.Provenance {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
 		s.WriteString("provenance:\n")
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(m.Provenance)) {
 			v := m.Provenance[k]
 			if _, plain := v.(string); !plain {
 				if b, err := json.Marshal(v); err == nil {
