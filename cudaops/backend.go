@@ -213,8 +213,11 @@ func (b *Backend) buildKernels(drvMajor, major, minor int) error {
 	b.info.NVRTC = nv.Path()
 	var ptx string
 	var errs []error
-	for _, a := range [][2]int{{major, minor}, {9, 0}, {8, 0}, {7, 0}} {
-		if a[0]*10+a[1] > major*10+minor {
+	targets := [][2]int{{major, minor}, {9, 0}, {8, 0}, {7, 0}}
+	for i, a := range targets {
+		// Skip targets newer than the GPU, and the GPU's own when it is also a
+		// fallback (9.0 on an H100): a second try would fail the same way.
+		if a[0]*10+a[1] > major*10+minor || (i > 0 && a == targets[0]) {
 			continue
 		}
 		p, _, err := nv.Compile(cudalib.Kernels, "mct_kernels.cu", cudalib.CompileOptions(a[0], a[1])...)
