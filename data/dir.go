@@ -202,17 +202,6 @@ func checkLabels(file string, y []int32, classes int, train bool) error {
 	return nil
 }
 
-// KnownTrainLabels counts the train rows whose label is not Unknown.
-func (d *Dataset) KnownTrainLabels() int {
-	n := 0
-	for _, y := range d.TrainLabels {
-		if y != Unknown {
-			n++
-		}
-	}
-	return n
-}
-
 func readManifest(dir string) (*manifest, error) {
 	path := filepath.Join(dir, "manifest.json")
 	b, err := os.ReadFile(path)

@@ -77,7 +77,7 @@ func lookupFamily(spec string) (Family, string, error) {
 }
 
 // SpecArgs parses family arguments of the form "key=value,key=value". Families
-// read values with Int, Float and Uint64 and then call Done, which rejects keys
+// read values with Int and Uint64 and then call Done, which rejects keys
 // nobody asked for (a typo must not silently build the default view).
 type SpecArgs struct {
 	spec string
@@ -122,20 +122,6 @@ func (a *SpecArgs) Int(key string, def, lo, hi int) (int, error) {
 	v, err := strconv.Atoi(s)
 	if err != nil || v < lo || v > hi {
 		return 0, fmt.Errorf("view %q: %s=%s: want an integer in [%d, %d]", a.spec, key, s, lo, hi)
-	}
-	return v, nil
-}
-
-// Float returns the float argument key, def if absent; it must lie in [lo, hi].
-func (a *SpecArgs) Float(key string, def, lo, hi float64) (float64, error) {
-	a.used[key] = true
-	s, ok := a.kv[key]
-	if !ok {
-		return def, nil
-	}
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(v >= lo && v <= hi) {
-		return 0, fmt.Errorf("view %q: %s=%s: want a number in [%g, %g]", a.spec, key, s, lo, hi)
 	}
 	return v, nil
 }
