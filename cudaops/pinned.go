@@ -52,9 +52,7 @@ func (st *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, strea
 			C.cuMemFreeHost(s.p)
 			s.p, s.n = nil, 0
 		}
-		if r := C.cuMemAllocHost(&s.p, C.size_t(bytes)); r != C.CUDA_SUCCESS {
-			panic(fmt.Sprintf("cudaops: cuMemAllocHost(%d): CUresult %d", bytes, int(r)))
-		}
+		check(fmt.Sprintf("staging: %d bytes of page-locked memory", bytes), cuErr("cuMemAllocHost", C.cuMemAllocHost(&s.p, C.size_t(bytes))))
 		s.n = bytes
 	}
 	if s.done == (cu.Event{}) {
