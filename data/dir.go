@@ -8,6 +8,7 @@ import (
 	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -322,7 +323,7 @@ func writeDir(out string, d *Dataset, st storage) error {
 			mv.Files[split] = name
 		}
 		if v.Mean != nil {
-			name, err := writeMatrix(tmp, base+"-norm", []int{2, v.Dim}, append(append([]float32(nil), v.Mean...), v.Std...), storage{})
+			name, err := writeMatrix(tmp, base+"-norm", []int{2, v.Dim}, slices.Concat(v.Mean, v.Std), storage{})
 			if err != nil {
 				return err
 			}
