@@ -4,7 +4,7 @@
 //
 // A backend's tests call it once:
 //
-//	func TestConformance(t *testing.T) { nntest.Conformance(t, cudaops.New(0)) }
+//	func TestConformance(t *testing.T) { nntest.Conformance(t, kemu.New()) }
 //
 // Floating-point results must agree to a small multiple of float32 rounding relative
 // to each output's scale; results that come from the counter RNG or from integer
