@@ -64,7 +64,6 @@ func CacheDir() (string, error) {
 // ParseSpec splits the arguments of a view spec ("LAYER@SIZE", either part
 // optional) for network.
 func ParseSpec(network, args string) (layer string, size int, err error) {
-	spec := network + ":" + args
 	layer, sz, hasSize := strings.Cut(args, "@")
 	if layer == "" {
 		layer = DefaultLayers[network]
@@ -73,7 +72,7 @@ func ParseSpec(network, args string) (layer string, size int, err error) {
 	if hasSize {
 		size, err = strconv.Atoi(sz)
 		if err != nil || size < 32 || size > 1024 {
-			return "", 0, fmt.Errorf("view %q: size %q: want an integer from 32 to 1024 (pixels)", spec, sz)
+			return "", 0, fmt.Errorf("view %q: size %q: want an integer from 32 to 1024 (pixels)", viewSpec(network, args), sz)
 		}
 	}
 	return layer, size, nil
@@ -81,7 +80,7 @@ func ParseSpec(network, args string) (layer string, size int, err error) {
 
 func family(network string) data.Family {
 	return func(args string, im data.Images, progress func(done, total int)) (data.Features, error) {
-		spec := network + ":" + args
+		spec := viewSpec(network, args)
 		layer, size, err := ParseSpec(network, args)
 		if err != nil {
 			return data.Features{}, err
@@ -112,6 +111,14 @@ func family(network string) data.Family {
 			"pooling":        "global average over the layer's spatial positions",
 		}}, nil
 	}
+}
+
+// viewSpec is the spec as the user wrote it: no colon without args.
+func viewSpec(network, args string) string {
+	if args == "" {
+		return network
+	}
+	return network + ":" + args
 }
 
 // EmbedImages embeds grey images with Preprocess and Embed, ChunkImages at a
