@@ -92,6 +92,27 @@ func mainErr(args []string, out io.Writer) error {
 		return fmt.Errorf("--np: %w", err)
 	}
 	views := len(strings.Split(*dims, ","))
+	if views < 2 {
+		return fmt.Errorf("--dims %s: one view; MCT needs at least 2", *dims)
+	}
+	for _, np := range nps {
+		if np%views != 0 {
+			return fmt.Errorf("--np %d: not a multiple of %d views", np, views)
+		}
+	}
+	rh, err := ints(*refHidden)
+	if err != nil {
+		return fmt.Errorf("--ref-hidden: %w", err)
+	}
+	gs, err := ints(*gpus)
+	if err != nil {
+		return fmt.Errorf("--gpus: %w", err)
+	}
+	for _, g := range gs {
+		if g%views != 0 {
+			return fmt.Errorf("--gpus %d: not a multiple of %d views", g, views)
+		}
+	}
 	common := []string{"bench", "--json", "--dims", *dims, "--hidden", *hidden, "--classes", strconv.Itoa(classes),
 		"--updates", strconv.Itoa(*updates), "--warmup", strconv.Itoa(*warmup)}
 
@@ -100,9 +121,6 @@ func mainErr(args []string, out io.Writer) error {
 	start := time.Now()
 	for _, mode := range []string{"strong", "weak"} {
 		for _, np := range append([]int{0}, nps...) {
-			if np%views != 0 {
-				return fmt.Errorf("--np %d: not a multiple of %d views", np, views)
-			}
 			R := max(1, np/views)
 			batch := *strong
 			if mode == "weak" {
@@ -168,10 +186,6 @@ func mainErr(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "\nPlot: %s. BatchNorm all-reduces decoded from the bytes: %d per layer per update.\n\n", *png, bnPerLayer)
 
 	// Model: the reference workload at scale.
-	rh, err := ints(*refHidden)
-	if err != nil {
-		return fmt.Errorf("--ref-hidden: %w", err)
-	}
 	w := Workload{Views: views, Classes: *refClasses, Params: *refParams, LossFloat64s: lossFloat64s}
 	for _, h := range rh {
 		for k := 0; k < bnPerLayer; k++ {
@@ -182,10 +196,6 @@ func mainErr(args []string, out io.Writer) error {
 	computes := []Compute{
 		{Name: fmt.Sprintf("measured %.1f ms (launch-bound)", *gpuMS), Fixed: (*gpuMS - *floorMS) / 1e3, PerBatch: *floorMS / 1e3, RefBatch: *refBatch},
 		{Name: fmt.Sprintf("arithmetic floor %.2f ms", *floorMS), PerBatch: *floorMS / 1e3, RefBatch: *refBatch},
-	}
-	gs, err := ints(*gpus)
-	if err != nil {
-		return fmt.Errorf("--gpus: %w", err)
 	}
 	fmt.Fprintf(out, "Model: %d views × %d classes, %d parameters per view, %d BatchNorm all-reduces of %v floats, ring collectives at %.0f GB/s and %.0f µs per step.\n\n",
 		views, *refClasses, *refParams, len(w.BNFloats), rh, *bw/1e9, *lat*1e6)
