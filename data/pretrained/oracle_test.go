@@ -2,10 +2,8 @@ package pretrained
 
 import (
 	"bytes"
-	"compress/gzip"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -45,23 +43,14 @@ func unavailable(t testing.TB, err error) {
 // fashionImages returns the first n Fashion-MNIST test images (28×28).
 func fashionImages(t testing.TB, n int) []uint8 {
 	t.Helper()
-	f, err := os.Open(fashionTest)
+	x, err := data.ReadIDX(fashionTest)
 	if err != nil {
 		t.Fatalf("%v (install Debian's dataset-fashion-mnist)", err)
 	}
-	defer f.Close()
-	zr, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	if len(x.Dims) != 3 || x.Dims[0] < n || x.Dims[1] != 28 || x.Dims[2] != 28 {
+		t.Fatalf("%s: dims %v, want at least %d images of 28×28", fashionTest, x.Dims, n)
 	}
-	b := make([]byte, 16+n*28*28)
-	if _, err := io.ReadFull(zr, b); err != nil {
-		t.Fatal(err)
-	}
-	if binary.BigEndian.Uint32(b) != 0x803 || binary.BigEndian.Uint32(b[8:]) != 28 {
-		t.Fatalf("%s: not a 28×28 IDX image file", fashionTest)
-	}
-	return b[16:]
+	return x.Data[:n*28*28]
 }
 
 // oracleModels fetches nsfwjs and tfjs (or ends the test as unavailable).
