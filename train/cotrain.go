@@ -1,7 +1,9 @@
 package train
 
 import (
+	"maps"
 	"math"
+	"slices"
 	"sort"
 
 	"mct/data"
@@ -26,16 +28,12 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 	for _, e := range r.split.Labeled {
 		labels[e] = r.ds.TrainLabels[e]
 	}
-	pool := append([]int(nil), r.split.Unlabeled...)
+	pool := slices.Clone(r.split.Unlabeled)
 	for round := 0; ; round++ {
 		if err := r.reset(uint64(round)); err != nil {
 			return err
 		}
-		idx := make([]int, 0, len(labels))
-		for e := range labels {
-			idx = append(idx, e)
-		}
-		sort.Ints(idx)
+		idx := slices.Sorted(maps.Keys(labels))
 		if _, err := r.trainSupervised(idx, func(e int) int32 { return labels[e] }, uint64(round)<<8); err != nil {
 			return err
 		}
@@ -67,13 +65,7 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 				}
 			}
 		}
-		kept := pool[:0]
-		for _, e := range pool {
-			if !taken[e] {
-				kept = append(kept, e)
-			}
-		}
-		pool = kept
+		pool = slices.DeleteFunc(pool, func(e int) bool { return taken[e] })
 		sizes := make([]int64, r.V)
 		r.peer.AllgatherI64([]int64{int64(len(labels))}, sizes)
 		rec := cotrainRound{Round: round + 1, Added: added, Val: r.evaluate(r.split.Val, false, names)}
