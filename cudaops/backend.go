@@ -246,9 +246,6 @@ func (b *Backend) Precision() Precision { return b.prec }
 // SetPrecision changes the GEMM precision for later calls.
 func (b *Backend) SetPrecision(p Precision) { b.prec = p }
 
-// Stream is the CUstream all work runs on, for CUDA-aware MPI or NCCL.
-func (b *Backend) Stream() uintptr { return uintptr(unsafe.Pointer(b.stream.C())) }
-
 // Name is "cuda:<ordinal>".
 func (b *Backend) Name() string { return fmt.Sprintf("cuda:%d", b.ordinal) }
 
@@ -323,9 +320,6 @@ type buf struct {
 }
 
 func (x *buf) Len() int { return x.n }
-
-// Ptr is the device address of a Buf from this package (for CUDA-aware MPI).
-func Ptr(x nn.Buf) uintptr { return uintptr(dev(x).ptr) }
 
 func dev(x nn.Buf) *buf {
 	d, ok := x.(*buf)

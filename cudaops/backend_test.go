@@ -81,12 +81,12 @@ func TestGemmRate(t *testing.T) {
 func TestAllocReuse(t *testing.T) {
 	x := gpu.Alloc(1000)
 	gpu.Fill(x, 1000, 3)
-	p := Ptr(x)
+	p := dev(x).ptr
 	gpu.Free(x)
 	y := gpu.Alloc(1000)
 	defer gpu.Free(y)
-	if Ptr(y) != p {
-		t.Errorf("Alloc after Free got new memory %#x, cached %#x", Ptr(y), p)
+	if dev(y).ptr != p {
+		t.Errorf("Alloc after Free got new memory %#x, cached %#x", dev(y).ptr, p)
 	}
 	h := make([]float32, 1000)
 	gpu.Download(h, y)

@@ -102,9 +102,6 @@ func (t *Tape) Free() {
 	}
 }
 
-// Rows is the row count of the last Forward.
-func (t *Tape) Rows() int { return t.n }
-
 // weight returns parameter i as Backward must see it.
 func (t *Tape) weight(i int) Buf {
 	q := t.p.params[i]
