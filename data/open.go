@@ -193,7 +193,7 @@ func buildView(spec string, train, test Images, progress func(string, int, int))
 		return View{}, err
 	}
 	all := Images{N: train.N + test.N, H: train.H, W: train.W}
-	all.Pix = append(append(make([]uint8, 0, len(train.Pix)+len(test.Pix)), train.Pix...), test.Pix...)
+	all.Pix = slices.Concat(train.Pix, test.Pix)
 	var p func(int, int)
 	if progress != nil {
 		p = func(done, total int) { progress("build "+spec, done, total) }
@@ -332,7 +332,7 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 				return err
 			}
 			// Copy: standardising in place must not touch a mapped input.
-			x = append([]float32(nil), x...)
+			x = slices.Clone(x)
 			if k == 0 {
 				v.Train = x
 			} else {
