@@ -102,7 +102,8 @@ type rawData struct {
 	provenance             map[string]any
 }
 
-// sourceKey hashes the source files, so a cache entry is tied to the exact bytes it was built from.
+// sourceHashes hashes the source files, each and all together (the key), so a
+// cache entry is tied to the exact bytes it was built from.
 func sourceHashes(dir string) (map[string]string, string, error) {
 	sums := map[string]string{}
 	all := sha256.New()
