@@ -136,9 +136,18 @@ func TestFamiliesDeterministicAcrossCores(t *testing.T) {
 		im.Pix[i] = uint8(rand64(7, 0, uint64(i)))
 	}
 	for _, spec := range []string{"pixels", "hog", "gabor:scales=1", "randconv:filters=4", "lbp"} {
-		f, args, _ := lookupFamily(spec)
-		one := withProcs(1, func() Features { x, _ := f(args, im, nil); return x })
-		two := withProcs(2, func() Features { x, _ := f(args, im, nil); return x })
+		f, args, err := lookupFamily(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		build := func() Features {
+			x, err := f(args, im, nil)
+			if err != nil || len(x.Data) != im.N*x.Dim || x.Dim == 0 {
+				t.Fatalf("%s: dim %d, %d values: %v", spec, x.Dim, len(x.Data), err)
+			}
+			return x
+		}
+		one, two := withProcs(1, build), withProcs(2, build)
 		if !slices.Equal(one.Data, two.Data) {
 			t.Errorf("%s: features depend on the number of cores", spec)
 		}
