@@ -1,0 +1,78 @@
+package train
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestCotrainRounds: the co-training baseline runs its rounds, each view proposing at
+// most k examples per class, and an example taken in a round joins the labeled sets of
+// every view but the one that proposed it: the sets grow by (V−1)·added in all. The
+// same seed gives the same parameters.
+func TestCotrainRounds(t *testing.T) {
+	dir, all := synthDir(t)
+	const V, k, rounds, classes = 3, 5, 3, 4
+	run := func() (*Summary, []cotrainRound) {
+		cfg := Defaults()
+		cfg.Algo = "cotrain"
+		cfg.Data, cfg.Views, cfg.Seed = dir, all[:V], 5
+		cfg.Labeled, cfg.Val = 0.05, 100
+		cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+		cfg.WarmupEpochs, cfg.Patience = 2, 1
+		cfg.CotrainRounds, cfg.CotrainK = rounds, k
+		cfg.Out, cfg.Quiet = t.TempDir(), true
+		s, err := Run(context.Background(), cfg, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(filepath.Join(cfg.Out, "metrics.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var recs []cotrainRound
+		for sc := bufio.NewScanner(f); sc.Scan(); {
+			var m struct {
+				Phase  string       `json:"phase"`
+				Record cotrainRound `json:"record"`
+			}
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Phase == "cotrain" {
+				recs = append(recs, m.Record)
+			}
+		}
+		return s, recs
+	}
+	s, recs := run()
+	if len(recs) != rounds {
+		t.Fatalf("%d co-training rounds logged, want %d", len(recs), rounds)
+	}
+	prev := V * s.Labeled
+	for i, rec := range recs {
+		total := 0
+		for _, n := range rec.Labeled {
+			total += n
+		}
+		if rec.Round != i+1 || rec.Added < 1 || rec.Added > V*k*classes || total-prev != (V-1)*rec.Added {
+			t.Errorf("round %d: %+v: want round %d, 1 to %d added, and the labeled sets (%d in all before) grown by (V−1)·added",
+				i+1, rec, i+1, V*k*classes, prev)
+		}
+		if !(rec.AddedAcc >= 0 && rec.AddedAcc <= 1) {
+			t.Errorf("round %d: label accuracy %v", i+1, rec.AddedAcc)
+		}
+		prev = total
+	}
+	again, _ := run()
+	for _, v := range all[:V] {
+		if s.ParamChecksum[v] != again.ParamChecksum[v] {
+			t.Errorf("view %s: the same seed gave parameters %s and %s", v, s.ParamChecksum[v], again.ParamChecksum[v])
+		}
+	}
+}
