@@ -178,19 +178,6 @@ func Plan(localRank, localSize int, r Report) (Placement, error) {
 	return p, nil
 }
 
-// PlanAll is Plan for every local rank, for `mct probe`.
-func PlanAll(localSize int, r Report) ([]Placement, error) {
-	out := make([]Placement, 0, localSize)
-	for i := 0; i < localSize; i++ {
-		p, err := Plan(i, localSize, r)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 func sameModel(g []GPU) bool {
 	for _, x := range g {
 		if x.Name != g[0].Name {

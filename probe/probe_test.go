@@ -78,13 +78,13 @@ func TestVisibleSkipsMIG(t *testing.T) {
 
 func TestPlanRoundRobin(t *testing.T) {
 	r := node(2)
-	all, err := PlanAll(5, r)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wantDev := []int{0, 1, 0, 1, 0}
 	wantShare := []int{3, 2, 3, 2, 3}
-	for i, p := range all {
+	for i := range 5 {
+		p, err := Plan(i, 5, r)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if p.Device != wantDev[i] || p.GPU.Index != wantDev[i] || p.Sharing != wantShare[i] {
 			t.Errorf("rank %d: device %d gpu %d sharing %d, want %d %d %d", i, p.Device, p.GPU.Index, p.Sharing, wantDev[i], wantDev[i], wantShare[i])
 		}
