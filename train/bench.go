@@ -69,18 +69,9 @@ func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
 // batches and device. Launched by mpirun it measures the MPI transport (views × replicas
 // = world size; ds must hold every view in every process); otherwise the local one.
 func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
-	if len(ds.Views) < 2 {
-		return nil, fmt.Errorf("bench: %d views, need at least 2", len(ds.Views))
-	}
-	if cfg.MCTLR == 0 {
-		cfg.MCTLR = cfg.LR / 8
-	}
-	if cfg.LabeledBatch == 0 {
-		cfg.LabeledBatch = cfg.Batch
-	}
-	rows := allRows(len(ds.TrainLabels))
-	if len(rows) < max(cfg.Batch, cfg.LabeledBatch) {
-		return nil, fmt.Errorf("bench: %d rows, fewer than a batch (%d)", len(rows), max(cfg.Batch, cfg.LabeledBatch))
+	cfg, rows, err := updatesSetup("bench", cfg, ds)
+	if err != nil {
+		return nil, err
 	}
 	var res *BenchResult
 	run := func(world ranks.Comm, transport string) error {
@@ -107,7 +98,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
 		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
-		L := data.NewSampler(rows, cfg.LabeledBatch, cfg.Seed^0xaa)
+		L := data.NewSampler(rows, r.labeledBatch(), cfg.Seed^0xaa)
 		for s := 0; s < warmup; s++ {
 			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
 		}
@@ -168,7 +159,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		return res, err
 	}
-	err := ranks.RunLocal(len(ds.Views), func(c ranks.Comm) error { return run(c, "local") })
+	err = ranks.RunLocal(len(ds.Views), func(c ranks.Comm) error { return run(c, "local") })
 	return res, err
 }
 
@@ -178,18 +169,12 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 // each view's weights after them (nn.Probe.Checksum). Backends' tests compare such runs:
 // cudaops checks that CUDA graphs (MCT_CUDA_GRAPHS) leave every bit unchanged.
 func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backend, error)) ([]string, error) {
-	if len(ds.Views) < 2 {
-		return nil, fmt.Errorf("updates: %d views, need at least 2", len(ds.Views))
-	}
-	if cfg.MCTLR == 0 {
-		cfg.MCTLR = cfg.LR / 8
-	}
-	rows := allRows(len(ds.TrainLabels))
-	if len(rows) < max(cfg.Batch, cfg.LabeledBatch) {
-		return nil, fmt.Errorf("updates: %d rows, fewer than a batch (%d)", len(rows), max(cfg.Batch, cfg.LabeledBatch))
+	cfg, rows, err := updatesSetup("updates", cfg, ds)
+	if err != nil {
+		return nil, err
 	}
 	sums := make([]string, len(ds.Views))
-	err := onLocalRanks(cfg, ds, ranks.Layout{Views: len(ds.Views), Replicas: 1}, open, func(r *rank) error {
+	err = onLocalRanks(cfg, ds, ranks.Layout{Views: len(ds.Views), Replicas: 1}, open, func(r *rank) error {
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
 		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
 		L := data.NewSampler(rows, r.labeledBatch(), cfg.Seed^0xaa)
@@ -200,6 +185,23 @@ func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backen
 		return nil
 	})
 	return sums, err
+}
+
+// updatesSetup is what Bench and Updates (named by what) share before their first
+// update: at least two views, a batch's worth of rows (every row, returned, is in both
+// the labeled and the unlabeled set), and the MCT learning rate defaulting to LR/8.
+func updatesSetup(what string, cfg Config, ds *data.Dataset) (Config, []int, error) {
+	if len(ds.Views) < 2 {
+		return cfg, nil, fmt.Errorf("%s: %d views, need at least 2", what, len(ds.Views))
+	}
+	if cfg.MCTLR == 0 {
+		cfg.MCTLR = cfg.LR / 8
+	}
+	rows := allRows(len(ds.TrainLabels))
+	if len(rows) < max(cfg.Batch, cfg.LabeledBatch) {
+		return cfg, nil, fmt.Errorf("%s: %d rows, fewer than a batch (%d)", what, len(rows), max(cfg.Batch, cfg.LabeledBatch))
+	}
+	return cfg, rows, nil
 }
 
 // meter adds up the time rank 0 spends in collectives and the bytes it receives.
