@@ -12,7 +12,7 @@ package blas
 // It runs its AVX2 Haswell kernels on AMD Zen 4/5 and fell back to the SSE3 Prescott
 // kernels on a Sapphire Rapids VM (5× slower GEMM). Its SkylakeX sgemm kernel needs
 // only AVX-512 F/CD/BW/DQ/VL, which every such CPU has, and measured 1.46× Haswell's
-// rate on a Zen 5 (bench/RESULTS.md). OpenBLAS reads OPENBLAS_CORETYPE in its own
+// rate on a Zen 5 (bench/RESULTS-mct.md). OpenBLAS reads OPENBLAS_CORETYPE in its own
 // library constructor, so a constructor that runs first (priority 101; OpenBLAS's has
 // the default priority) sets it, unless the user already did. The shared-library build
 // cannot do this: a library's constructors run before the program's.
