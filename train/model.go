@@ -107,29 +107,31 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	return out, nil
 }
 
-// Accuracy of each view and of the ensemble (sum of logits).
+// Accuracy of each view and of the ensemble (sum of logits, added in view order). The
+// trainer's evaluation (rank.evaluate) computes its accuracies here too.
 func (p *Predictions) Accuracy() Accuracies {
-	acc := Accuracies{PerView: map[string]float64{}}
-	n := len(p.Labels)
-	sum := make([]float32, n*p.Classes)
-	for v, z := range p.Logits {
-		var c int
-		for i := 0; i < n; i++ {
-			if argmax(z[i*p.Classes:(i+1)*p.Classes]) == int(p.Labels[i]) {
-				c++
+	n, C := len(p.Labels), p.Classes
+	correct := make([]int, len(p.Logits))
+	sum := make([]float32, C)
+	var ens int
+	for i, y := range p.Labels {
+		clear(sum)
+		for v, z := range p.Logits {
+			row := z[i*C : (i+1)*C]
+			if argmax(row) == int(y) {
+				correct[v]++
+			}
+			for k, x := range row {
+				sum[k] += x
 			}
 		}
+		if argmax(sum) == int(y) {
+			ens++
+		}
+	}
+	acc := Accuracies{PerView: map[string]float64{}, Ensemble: float64(ens) / float64(n)}
+	for v, c := range correct {
 		acc.PerView[p.Views[v]] = float64(c) / float64(n)
-		for i, x := range z {
-			sum[i] += x
-		}
 	}
-	var c int
-	for i := 0; i < n; i++ {
-		if argmax(sum[i*p.Classes:(i+1)*p.Classes]) == int(p.Labels[i]) {
-			c++
-		}
-	}
-	acc.Ensemble = float64(c) / float64(n)
 	return acc
 }

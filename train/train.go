@@ -23,31 +23,14 @@ func (r *rank) evaluate(rows []int, test bool, names []string) Accuracies {
 	z := r.logits(rows, test)
 	all := make([]float32, r.V*len(z))
 	r.peer.AllgatherF32(z, all)
-	n, C := len(rows), r.C
-	acc := Accuracies{PerView: map[string]float64{}}
-	sum := make([]float32, C)
-	var ens int
-	correct := make([]int, r.V)
+	p := Predictions{Views: names, Labels: make([]int32, len(rows)), Classes: r.C}
 	for i, e := range rows {
-		clear(sum)
-		for v := 0; v < r.V; v++ {
-			row := all[(v*n+i)*C : (v*n+i+1)*C]
-			if argmax(row) == int(labels[e]) {
-				correct[v]++
-			}
-			for k, x := range row {
-				sum[k] += x
-			}
-		}
-		if argmax(sum) == int(labels[e]) {
-			ens++
-		}
+		p.Labels[i] = labels[e]
 	}
-	for v, c := range correct {
-		acc.PerView[names[v]] = float64(c) / float64(n)
+	for v := range r.V {
+		p.Logits = append(p.Logits, all[v*len(z):(v+1)*len(z)])
 	}
-	acc.Ensemble = float64(ens) / float64(n)
-	return acc
+	return p.Accuracy()
 }
 
 // valAccuracy is this view's accuracy on the validation slice (no communication).
