@@ -7,7 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+
+	"mct/nn"
 )
 
 // TestCotrainRounds: the co-training baseline runs its rounds, each view proposing at
@@ -74,5 +77,68 @@ func TestCotrainRounds(t *testing.T) {
 		if s.ParamChecksum[v] != again.ParamChecksum[v] {
 			t.Errorf("view %s: the same seed gave parameters %s and %s", v, s.ParamChecksum[v], again.ParamChecksum[v])
 		}
+	}
+}
+
+// liveAlloc is the CPU backend keeping count of the floats allocated and not freed, as
+// a device's memory use.
+type liveAlloc struct {
+	*nn.CPU
+	mu   *sync.Mutex
+	live map[*float32]int
+}
+
+func (a *liveAlloc) Alloc(n int) nn.Buf {
+	b := a.CPU.Alloc(n)
+	if n > 0 {
+		a.mu.Lock()
+		a.live[&b.(nn.HostBuf)[0]] = n
+		a.mu.Unlock()
+	}
+	return b
+}
+
+func (a *liveAlloc) Free(b nn.Buf) {
+	if h := b.(nn.HostBuf); len(h) > 0 {
+		a.mu.Lock()
+		if a.live[&h[0]] == len(h) { // not a view
+			delete(a.live, &h[0])
+		}
+		a.mu.Unlock()
+	}
+	a.CPU.Free(b)
+}
+
+// TestCotrainFreesRounds: each co-training round's fresh probe, tapes, gradients and
+// optimizer replace the last round's in memory: a run of three rounds ends holding what
+// a run of one holds.
+func TestCotrainFreesRounds(t *testing.T) {
+	dir, all := synthDir(t)
+	var mu sync.Mutex
+	live := map[*float32]int{}
+	RegisterDevice("cpu-live", func(int, int, string) (nn.Backend, error) {
+		return &liveAlloc{CPU: nn.NewCPU(), mu: &mu, live: live}, nil
+	})
+	held := func(rounds int) int {
+		clear(live)
+		cfg := Defaults()
+		cfg.Algo, cfg.Device = "cotrain", "cpu-live"
+		cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 5
+		cfg.Labeled, cfg.Val = 0.05, 100
+		cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+		cfg.WarmupEpochs, cfg.Patience = 2, 1
+		cfg.CotrainRounds, cfg.CotrainK = rounds, 5
+		cfg.Out, cfg.Quiet = t.TempDir(), true
+		if _, err := Run(context.Background(), cfg, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, f := range live {
+			n += f
+		}
+		return n
+	}
+	if one, three := held(1), held(3); one == 0 || three != one {
+		t.Errorf("a run of 3 co-training rounds ends holding %d floats, a run of 1 %d: rounds leak", three, one)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"mct/data"
-	"mct/nn"
 	"mct/ranks"
 )
 
@@ -69,7 +68,7 @@ func (r *rank) stopRequested(ctx context.Context) bool {
 func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, names []string,
 	onEpoch func(mctEpoch), onStep func(done, total int)) error {
 	cfg := r.cfg
-	r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
+	r.newAdam(cfg.MCTLR)
 	if adam != nil {
 		if err := r.opt.LoadState(adam); err != nil {
 			return fmt.Errorf("checkpoint optimizer: %w", err)

@@ -136,6 +136,21 @@ func (r *rank) reset(round uint64) error {
 	cfg := r.cfg
 	pc := nn.Config{Arch: cfg.Arch, In: r.dim, Classes: r.C, Hidden: cfg.Hidden, Slope: 0.01,
 		Temperature: cfg.Temperature, Dropout: cfg.Dropout, BNMomentum: 0.1, BNEps: 1e-5}
+	if r.probe != nil {
+		// Co-training's rounds: the old probe's memory goes back to the backend, whose
+		// cache hands it to the new one's allocations of the same sizes.
+		if r.opt != nil {
+			r.opt.Free()
+			r.opt = nil
+		}
+		for _, t := range []*nn.Tape{r.tapeU, r.tapeX, r.tapeE} {
+			t.Free()
+		}
+		r.g.Free()
+		r.gs.Free()
+		r.probe.Free()
+		r.probe = nil
+	}
 	p, err := nn.NewProbe(r.be, pc, r.probeSeed()+round)
 	if err != nil {
 		return fmt.Errorf("view %s: %w", r.vd.Name, err)
@@ -151,6 +166,14 @@ func (r *rank) reset(round uint64) error {
 	r.tapeX = p.NewTape(nL, false)
 	r.tapeE = p.NewTape(evalChunk, false)
 	return nil
+}
+
+// newAdam gives the probe a fresh Adam at lr, releasing the previous optimizer's moments.
+func (r *rank) newAdam(lr float32) {
+	if r.opt != nil {
+		r.opt.Free()
+	}
+	r.opt = nn.NewAdam(r.probe, lr)
 }
 
 // probeSeed gives every view its own initialisation and every replica of a view the same.

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"mct/data"
-	"mct/nn"
 	"mct/ranks"
 )
 
@@ -201,7 +200,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 			st.Best = st.WarmupVal.Ensemble
 			out.line("after warmup: val ensemble %.4f, test ensemble %.4f", st.WarmupVal.Ensemble, st.WarmupTest.Ensemble)
 			r.phaseStart = time.Now()
-			r.opt = nn.NewAdam(r.probe, cfg.MCTLR) // the MCT phase's optimizer, saved from update 0
+			r.newAdam(cfg.MCTLR) // the MCT phase's optimizer, saved from update 0
 			if err := r.checkpoint(st, nil); err != nil {
 				return nil, err
 			}

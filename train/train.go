@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"mct/data"
-	"mct/nn"
 )
 
 // Accuracies of every view and of their ensemble (sum of logits) on one split.
@@ -56,7 +55,7 @@ type epochRecord struct {
 // agreement on when to stop: a stop signal is handled after warmup, at the MCT phase's
 // first update (warmup takes seconds).
 func (r *rank) trainSupervised(idx []int, label func(row int) int32, stream uint64) ([]epochRecord, error) {
-	r.opt = nn.NewAdam(r.probe, r.cfg.LR)
+	r.newAdam(r.cfg.LR)
 	sched := newPlateau(r.cfg.LR, 0.5, max(r.cfg.Patience/2, 1))
 	batch := min(r.labeledBatch(), len(idx))
 	s := data.NewSampler(idx, batch, r.cfg.Seed^stream)
