@@ -94,7 +94,10 @@ func (r *reporter) finish(s *Summary) error {
 	if !r.on {
 		return nil
 	}
-	b, _ := json.MarshalIndent(s, "", "  ")
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil { // a NaN accuracy (an empty split) would otherwise write an empty summary
+		return fmt.Errorf("summary.json: %w", err)
+	}
 	if err := atomicfile.WriteFile(filepath.Join(r.dir, "summary.json"), append(b, '\n')); err != nil {
 		return err
 	}
