@@ -31,7 +31,7 @@ func commands() []command {
 		{"data", "build, import or describe a dataset directory", cmdData},
 		{"report", "compare runs: a Markdown table of mean ± std accuracy", cmdReport},
 		{"export", "export a view's probe (safetensors) for PyTorch", cmdExport},
-		{"probe", "list GPUs, the MPI library and the rank placement plan", cmdProbe},
+		{"probe", "show the CPU and BLAS kernel, GPUs, MPI library and this rank's GPU placement (each rank's under mpirun)", cmdProbe},
 		{"sweep", "expand, run and collect a grid of runs (SLURM job arrays)", cmdSweep},
 		{"bench", "time the MCT update on random data (any device, under mpirun too)", cmdBench},
 		{"version", "print the version", func([]string) error { fmt.Println("mct", version); return nil }},
