@@ -4,8 +4,10 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,10 +96,7 @@ func Tabulate(runs []Result) Table {
 			views[v] = true
 		}
 	}
-	for v := range views {
-		t.Views = append(t.Views, v)
-	}
-	sort.Strings(t.Views)
+	t.Views = slices.Sorted(maps.Keys(views))
 	for i := range t.Groups {
 		g := &t.Groups[i]
 		sort.SliceStable(g.Runs, func(a, b int) bool { return g.Runs[a].Summary.Seed < g.Runs[b].Summary.Seed })
