@@ -2,6 +2,11 @@ package train
 
 import (
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"reflect"
+	"slices"
 	"sync"
 	"testing"
 
@@ -165,6 +170,34 @@ func (c *countingBackend) MeanOthers(dst, src nn.Buf, views, n int) {
 func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	c.count(0, 1, "")
 	c.CPU.Adam(w, g, m, v, n, h, sched)
+}
+
+// TestCountingBackendCountsAll: countingBackend counts every nn.Backend method that
+// queues device work or waits; one it does not override would pass through *nn.CPU
+// uncounted, and the tallies below would miss it. Name, Alloc, Free and View launch
+// nothing in a step (buffers are allocated before it).
+func TestCountingBackendCountsAll(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "syncs_test.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counted []string
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Recv == nil {
+			continue
+		}
+		if star, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok && fmt.Sprint(star.X) == "countingBackend" {
+			counted = append(counted, fd.Name.Name)
+		}
+	}
+	iface := reflect.TypeFor[nn.Backend]()
+	for i := range iface.NumMethod() {
+		name := iface.Method(i).Name
+		if !slices.Contains([]string{"Name", "Alloc", "Free", "View"}, name) && !slices.Contains(counted, name) {
+			t.Errorf("countingBackend does not count nn.Backend.%s: override it with its host waits and launches", name)
+		}
+	}
 }
 
 // countUpdate runs two MCT updates of every view (V views × R replicas, local transport)
