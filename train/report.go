@@ -84,9 +84,11 @@ func (r *reporter) metric(v any) {
 		return
 	}
 	b, err := json.Marshal(v)
-	if err == nil {
-		r.metrics.Write(append(b, '\n'))
+	if err != nil { // a NaN loss (diverged training) cannot be encoded: say so, not silently skip
+		r.line("warning: a record left out of metrics.jsonl: %v", err)
+		return
 	}
+	r.metrics.Write(append(b, '\n'))
 }
 
 // finish writes summary.json and the learning curves, and prints the results table.
