@@ -65,23 +65,8 @@ func cmdPredict(args []string) error {
 	if err != nil {
 		return err
 	}
-	n, C := len(p.Labels), p.Classes
-	pred := make([]int32, n)
-	sum := make([]float32, C)
-	for i := 0; i < n; i++ {
-		clear(sum)
-		for _, z := range p.Logits {
-			for k := 0; k < C; k++ {
-				sum[k] += z[i*C+k]
-			}
-		}
-		for k := range sum {
-			if sum[k] > sum[pred[i]] {
-				pred[i] = int32(k)
-			}
-		}
-	}
-	return data.WriteNPY(*out, data.NewInt64([]int{n}, pred))
+	pred := p.Ensemble()
+	return data.WriteNPY(*out, data.NewInt64([]int{len(pred)}, pred))
 }
 
 func cmdExport(args []string) error {

@@ -19,6 +19,7 @@ import (
 
 	"mct/ckpt"
 	"mct/data"
+	"mct/train"
 )
 
 var bin string // the mct binary under test
@@ -142,6 +143,29 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	var acc struct{ Ensemble float64 }
 	if err := json.Unmarshal([]byte(o), &acc); err != nil || acc.Ensemble != s.TestAccuracy.Ensemble {
 		t.Errorf("eval ensemble %v (%v), summary.json says %v", acc.Ensemble, err, s.TestAccuracy.Ensemble)
+	}
+	// predict's classes, scored against the test labels, give the same ensemble accuracy.
+	pf := filepath.Join(t.TempDir(), "pred.npy")
+	if o, err := mct(t, 0, "predict", "--run", localRun.dir, "--out", pf); err != nil {
+		t.Fatalf("predict: %v\n%s", err, o)
+	}
+	a, err := data.ReadNPY(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred, err := a.Int32s()
+	truth, terr := train.Predict(localRun.dir, "", "")
+	if err != nil || terr != nil || len(pred) != len(truth.Labels) {
+		t.Fatalf("predictions %d (%v), test labels (%v)", len(pred), err, terr)
+	}
+	right := 0
+	for i, y := range truth.Labels {
+		if pred[i] == y {
+			right++
+		}
+	}
+	if got := float64(right) / float64(len(pred)); got != s.TestAccuracy.Ensemble {
+		t.Errorf("predict's classes score %v, summary.json's ensemble %v", got, s.TestAccuracy.Ensemble)
 	}
 	st := filepath.Join(t.TempDir(), "hog.safetensors")
 	if o, err := mct(t, 0, "export", "--run", localRun.dir, "--view", "hog", "--out", st); err != nil {

@@ -112,20 +112,15 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 func (p *Predictions) Accuracy() Accuracies {
 	n, C := len(p.Labels), p.Classes
 	correct := make([]int, len(p.Logits))
-	sum := make([]float32, C)
 	var ens int
+	pred := p.Ensemble()
 	for i, y := range p.Labels {
-		clear(sum)
 		for v, z := range p.Logits {
-			row := z[i*C : (i+1)*C]
-			if argmax(row) == int(y) {
+			if argmax(z[i*C:(i+1)*C]) == int(y) {
 				correct[v]++
 			}
-			for k, x := range row {
-				sum[k] += x
-			}
 		}
-		if argmax(sum) == int(y) {
+		if pred[i] == y {
 			ens++
 		}
 	}
@@ -134,4 +129,21 @@ func (p *Predictions) Accuracy() Accuracies {
 		acc.PerView[p.Views[v]] = float64(c) / float64(n)
 	}
 	return acc
+}
+
+// Ensemble is the ensemble's class of every row: the argmax of the views' summed logits.
+func (p *Predictions) Ensemble() []int32 {
+	C := p.Classes
+	pred := make([]int32, len(p.Labels))
+	sum := make([]float32, C)
+	for i := range pred {
+		clear(sum)
+		for _, z := range p.Logits {
+			for k, x := range z[i*C : (i+1)*C] {
+				sum[k] += x
+			}
+		}
+		pred[i] = int32(argmax(sum))
+	}
+	return pred
 }
