@@ -68,7 +68,9 @@ func (r *rank) stopRequested(ctx context.Context) bool {
 func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, names []string,
 	onEpoch func(mctEpoch), onStep func(done, total int)) error {
 	cfg := r.cfg
-	r.newAdam(cfg.MCTLR)
+	if adam != nil || r.opt == nil { // resuming; a fresh phase keeps the Adam Run checkpointed at update 0
+		r.newAdam(cfg.MCTLR)
+	}
 	if adam != nil {
 		if err := r.opt.LoadState(adam); err != nil {
 			return fmt.Errorf("checkpoint optimizer: %w", err)
