@@ -478,34 +478,3 @@ func sameBits(t *testing.T, what string, got, want []float32) {
 		}
 	}
 }
-
-// TestReduceLROnPlateau follows PyTorch's scheduler (mode max, rel threshold 1e-4).
-func TestReduceLROnPlateau(t *testing.T) {
-	s := NewReduceLROnPlateau(0.5, 2)
-	s.Cooldown = 1
-	lr := 1.0
-	metrics := []float64{0.5, 0.6, 0.60001, 0.6, 0.6, 0.59, 0.7, 0.7, 0.7, 0.7, 0.7}
-	// Epoch 3 (0.60001) is within the relative threshold: no improvement. Bad epochs
-	// 3,4,5 → reduce after the 5th; cooldown eats epoch 6; 0.7 improves at 7; then
-	// 8,9,10 are bad → reduce after the 10th.
-	want := []float64{1, 1, 1, 1, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25, 0.25}
-	for i, m := range metrics {
-		lr = s.Step(m, lr)
-		if lr != want[i] {
-			t.Fatalf("after epoch %d (metric %g) lr = %g, want %g", i+1, m, lr, want[i])
-		}
-	}
-	e := EarlyStopping{Patience: 2}
-	for i, m := range []float64{0.3, 0.5, 0.4, 0.5, 0.6, 0.6, 0.55} {
-		imp := e.Observe(m)
-		if wantImp := i == 0 || i == 1 || i == 4; imp != wantImp {
-			t.Fatalf("epoch %d: improved=%v", i+1, imp)
-		}
-		if stop := e.Stop(); stop != (i == 3 || i == 6) {
-			t.Fatalf("epoch %d: stop=%v", i+1, stop)
-		}
-	}
-	if e.Best != 0.6 || e.BestEpoch != 5 {
-		t.Fatalf("best %g at %d, want 0.6 at 5", e.Best, e.BestEpoch)
-	}
-}

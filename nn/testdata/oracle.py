@@ -81,25 +81,9 @@ class Probe(nn.Module):
         return lr(getattr(self, f"fc{self.depth}")(z)) / self.t
 
 
-def run_scheduler(d, m):
-    """ReduceLROnPlateau(mode="max") on a metric sequence: the lr after each step."""
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=m["lr"])
-    s = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="max", factor=m["factor"], patience=m["patience"],
-        threshold=m["threshold"], cooldown=m["cooldown"], min_lr=m["min_lr"])
-    lrs = []
-    for v in m["metrics"]:
-        s.step(v)
-        lrs.append(opt.param_groups[0]["lr"])
-    with open(os.path.join(d, "out_lrs.json"), "w") as f:
-        json.dump(lrs, f)
-
-
 def run(d):
     with open(os.path.join(d, "meta.json")) as f:
         m = json.load(f)
-    if m.get("kind") == "scheduler":
-        return run_scheduler(d, m)
     model = Probe(m)
     sd = model.state_dict()
     flat, off = read(d, "params.f32"), 0
