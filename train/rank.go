@@ -68,6 +68,7 @@ type rank struct {
 	// when the backend cannot, with replicas (their all-reduces go through the host
 	// inside the segments) and under MCT_CUDA_GRAPHS=0.
 	rec      nn.Recorder
+	warn     func(format string, args ...any) // rank 0's progress line (reporter.line); nil: silent
 	scal     nn.Buf    // the update's scalars (slot* in step.go)
 	scalHost []float32 // and their host copy
 	dz       nn.Buf    // output gradient

@@ -158,6 +158,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		return nil, err
 	}
 	defer out.close()
+	r.warn = out.line
 	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s",
 		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
 		len(split.Val), len(ds.TestLabels), be.Name())

@@ -2,7 +2,6 @@ package train
 
 import (
 	"fmt"
-	"os"
 
 	"mct/data"
 	"mct/nn"
@@ -205,7 +204,7 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 // segment runs f, a part of the update that only queues device work, through the
 // backend's recorder when graphs are on (rank.rec), else directly. A recording that
 // fails has still run f's work; graphs are then off for the rest of the run, with one
-// line on rank 0's stderr.
+// warning among the progress lines.
 func (r *rank) segment(key string, f func()) {
 	if r.rec == nil {
 		f()
@@ -213,8 +212,8 @@ func (r *rank) segment(key string, f func()) {
 	}
 	if err := r.rec.Record(key, f); err != nil {
 		r.rec = nil
-		if r.world.Rank() == 0 {
-			fmt.Fprintf(os.Stderr, "mct: warning: CUDA graphs off, launching kernels one by one: %v\n", err)
+		if r.warn != nil {
+			r.warn("warning: CUDA graphs off, launching kernels one by one: %v", err)
 		}
 	}
 }
