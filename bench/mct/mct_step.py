@@ -1,28 +1,48 @@
 #!/usr/bin/python3
 """The MCT step (DESIGN.md "The MCT step") in PyTorch, written independently of the Go code.
 
-One file serves two users:
+The one PyTorch implementation of the step; it serves three users:
   * the oracle test train.TestMCTStepMatchesPyTorch:
         mct_step.py oracle DIR...
     reads each DIR/spec.json and the .npy files the Go test wrote (initial weights, batches,
     and in sampled mode the Go-drawn pseudo-labels), runs the same updates in float32 and
     again in float64, and writes DIR/out.json and DIR/out64.json plus the final weights
     and BatchNorm statistics of every view (out_*.npy, out64_*.npy);
-  * the benchmark bench/mct (BenchmarkMCT):
+  * the CPU benchmark bench/mct (BenchmarkMCT):
         mct_step.py bench --batch 1024 --dims 784,324 --classes 10 --hidden 1024,1024,1024
-    times updates of the same step on random data and prints one JSON line.
+  * the GPU baseline of bench/device-check.sh:
+        mct_step.py bench --device cuda --precision fp32,tf32,bf16 --out torch.json ...
+    bench times updates of the same step on random data, for each precision, and prints one
+    JSON line per precision (and with --out writes them all to one file).
 
-All views live in this process; the "all-gathers" are Python lists. The probe is
-functional (parameters passed in), so the teacher backward of step 5 can differentiate
-at the pre-update weights: the teacher pass runs on a detached copy of the parameters
-(what Go keeps on its tape), the optimizer updates the real ones.
+Precision, the PyTorch way: fp32 turns TF32 off (torch.backends.cuda.matmul.allow_tf32),
+tf32 turns it on, bf16 runs the probes' forwards under torch.autocast (bfloat16 products
+and activations, fp32 weights, losses and optimizer). On a CPU tf32 is fp32.
+
+All views live in this process; the "all-gathers" are Python lists. Nothing in an update
+waits for the device (no .item(), no host-side branch on a tensor): h stays a device
+scalar, and the teacher step reads it there. Only the oracle reads values back, after
+the update. The probe is functional (parameters passed in as a dict).
+
+The teacher backward of step 5 runs at the pre-update weights θ_w, which the student
+step then changes in place (autograd refuses a backward through tensors modified since).
+With two views the teacher gradient of w is h_v/B · J_w^T (q_v − onehot(ŷ_v)) for the
+one other view v: J_w^T (q_v − onehot(ŷ_v)) is back-propagated before the student step
+and scaled by h once it is known (the backward is linear in its output gradient), which
+needs no copy of the weights. With V > 2 views that would take V−1 backwards per view,
+so the teacher pass runs on a detached copy of the weights (what Go keeps on its tape)
+and back-propagates Σ_v h_v/(V−1)/B · (q_v − onehot(ŷ_v)) once after h: one backward for
+any V at the price of a copy of the weights.
 """
 
 import argparse
+import contextlib
 import json
+import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -69,17 +89,17 @@ class Probe:
                 self.shapes += [(f"bn{i}.weight", (out,)), (f"bn{i}.bias", (out,))]
                 self.buffer_shapes += [(f"bn{i}.running_mean", (out,)), (f"bn{i}.running_var", (out,))]
 
-    def init(self, gen):
+    def init(self, gen, device):
         """PyTorch's default initialisation: Linear U(-1/sqrt(fan_in), 1/sqrt(fan_in)), BN 1, 0."""
         params, buffers = {}, {}
         for name, shape in self.shapes:
             if name.startswith("fc"):
                 bound = 1 / np.sqrt(self.blocks[int(name[2:].split(".")[0])][1])
-                params[name] = (torch.rand(shape, generator=gen) * 2 - 1) * bound
+                params[name] = (torch.rand(shape, generator=gen, device=device) * 2 - 1) * bound
             else:
-                params[name] = torch.ones(shape) if name.endswith("weight") else torch.zeros(shape)
+                params[name] = torch.full(shape, 1.0 if name.endswith("weight") else 0.0, device=device)
         for name, shape in self.buffer_shapes:
-            buffers[name] = torch.zeros(shape) if name.endswith("mean") else torch.ones(shape)
+            buffers[name] = torch.full(shape, 0.0 if name.endswith("mean") else 1.0, device=device)
         return params, buffers
 
     def forward(self, params, buffers, x, train=True):
@@ -109,96 +129,110 @@ class View:
         self.names = [n for n, _ in probe.shapes]
         self.params = {n: params[n].clone().requires_grad_(True) for n in self.names}
         self.buffers = {n: buffers[n].clone() for n, _ in probe.buffer_shapes}
-        self.opt = torch.optim.Adam(list(self.params.values()), lr=lr)
+        # The fused CUDA Adam is what a GPU user picks for speed: one kernel for all
+        # tensors, step counts on the device. The CPU has no fused Adam in torch 1.13.
+        fused = self.params[self.names[0]].is_cuda
+        self.opt = torch.optim.Adam(self.plist(), lr=lr, fused=fused)
 
     def plist(self):
         return [self.params[n] for n in self.names]
 
 
 class MCT:
-    """Meta Co-Training over V views in one process."""
+    """Meta Co-Training over V views in one process. amp: None, or the autocast dtype of
+    the probes' forwards (torch.bfloat16)."""
 
-    def __init__(self, views, lr, clip=1.0, pseudo_t=1.0, hard=False, exact_h=False, no_feedback=False):
+    def __init__(self, views, lr, clip=1.0, pseudo_t=1.0, hard=False, exact_h=False, no_feedback=False,
+                 amp=None):
         self.views, self.lr, self.clip = views, lr, clip
         self.pseudo_t, self.hard, self.exact_h = pseudo_t, hard, exact_h
-        self.no_feedback = no_feedback
+        self.no_feedback, self.amp = no_feedback, amp
+
+    def _forward(self, view, params, x):
+        """Train-mode logits of x, in x's precision (autocast computes them in amp)."""
+        if self.amp is None:
+            return view.probe.forward(params, view.buffers, x)
+        with torch.autocast(x.device.type, dtype=self.amp):
+            z = view.probe.forward(params, view.buffers, x)
+        return z.to(x.dtype)
 
     def _step(self, view, grads):
+        """Clips grads to norm self.clip (in place) and takes view's Adam step with them."""
         for p, g in zip(view.plist(), grads):
             p.grad = g
         torch.nn.utils.clip_grad_norm_(view.plist(), self.clip)
-        clipped = [p.grad.clone() for p in view.plist()] if self.exact_h else None
         view.opt.step()
-        return clipped
 
     def update(self, U, X, y, yhat=None, gen=None):
         """One update of every view. U[v], X[v]: view v's unlabeled and labeled batch;
-        y: labels of X; yhat: pseudo-labels per view (V×B) or None to draw them.
-        Returns h, its scale (what its rounding error is relative to), L_before and
-        L_after per view, and the pseudo-labels used."""
+        y: labels of X; yhat: pseudo-labels per view (V tensors of B) or None to draw them
+        with gen. Returns device tensors: h per view, its scale (what its rounding error is
+        relative to), L_before and L_after per view, and the pseudo-labels used."""
         V, B = len(self.views), U[0].shape[0]
-        # 1. Teacher pass at a copy of the weights (kept for the step-5 backward).
-        snaps, z = [], []
+        C = self.views[0].probe.blocks[-1][2]
+        feedback = not self.no_feedback
+        # See the module comment: with V > 2 the teacher backward runs after h, on a copy.
+        copy = feedback and V > 2
+        # 1. Teacher pass.
+        tparams, z = [], []
         for v, view in enumerate(self.views):
-            snap = {n: p.detach().clone().requires_grad_(True) for n, p in view.params.items()}
-            snaps.append(snap)
-            z.append(view.probe.forward(snap, view.buffers, U[v], train=True))
+            p = view.params
+            if copy:
+                p = {n: t.detach().clone().requires_grad_(True) for n, t in p.items()}
+            tparams.append([p[n] for n in view.names])
+            z.append(self._forward(view, p, U[v]))
         zd = [t.detach() for t in z]  # the all-gathered logits
         # 2. Pseudo-labels of view w from the mean of the other views' logits.
-        m = []
-        for w in range(V):
-            acc = torch.zeros_like(zd[0])
-            for o in range(V):
-                if o != w:
-                    acc = acc + zd[o] * (1.0 / (V - 1))
-            m.append(acc)
+        m = [sum(zd[o] * (1.0 / (V - 1)) for o in range(V) if o != w) for w in range(V)]
         if yhat is None:
             if self.hard:
                 yhat = [mw.argmax(1) for mw in m]
             else:
                 # Gumbel-max with torch's own generator (the Go side uses its counter RNG).
                 yhat = [(mw / self.pseudo_t - torch.log(-torch.log(
-                    torch.rand(mw.shape, generator=gen).clamp_min(1e-20)))).argmax(1) for mw in m]
+                    torch.rand(mw.shape, generator=gen, device=mw.device).clamp_min(1e-20)))).argmax(1)
+                        for mw in m]
+        # The teacher directions: the gradient of CE(m_w/T, ŷ_w) with respect to m_w/T, times B.
+        d = [torch.softmax(m[w] / self.pseudo_t, 1) - F.one_hot(yhat[w], C).to(zd[0].dtype) for w in range(V)]
         # 3.–4. Student step of every view, then L_after and g_sup on the same labeled batch.
-        h, before, after, gsup, scale = [], [], [], [], []
+        h, scale, before, after, gsup, gdir = [], [], [], [], [], []
         for v, view in enumerate(self.views):
             with torch.no_grad():
-                lb = F.cross_entropy(view.probe.forward(view.params, view.buffers, X[v]), y).item()
-            snap = [snaps[v][n] for n in view.names]
-            gs = torch.autograd.grad(F.cross_entropy(z[v], yhat[v]), snap, retain_graph=True)
-            clipped = self._step(view, gs)
-            la = F.cross_entropy(view.probe.forward(view.params, view.buffers, X[v]), y)
+                lb = F.cross_entropy(self._forward(view, view.params, X[v]), y)
+            gs = torch.autograd.grad(F.cross_entropy(z[v], yhat[v]), tparams[v], retain_graph=feedback)
+            if feedback and not copy:  # V = 2: back-propagate the other view's direction now
+                gdir.append(torch.autograd.grad(z[v], tparams[v], grad_outputs=d[1 - v]))
+            self._step(view, gs)  # gs is now the clipped student gradient
+            la = F.cross_entropy(self._forward(view, view.params, X[v]), y)
             g = torch.autograd.grad(la, view.plist())
             gsup.append(g)
             before.append(lb)
-            after.append(la.item())
+            after.append(la.detach())
             if self.exact_h:
-                h.append(self.lr * sum(float(torch.dot(a.flatten().double(), b.flatten().double()))
-                                       for a, b in zip(g, clipped)))
+                h.append(self.lr * sum(torch.dot(a.flatten().double(), b.flatten().double())
+                                       for a, b in zip(g, gs)))
                 # The size of the terms the dot product sums: its rounding error scales with it.
-                scale.append(self.lr * _norm(g) * _norm(clipped))
+                scale.append(self.lr * _norm(g) * _norm(gs))
             else:
-                h.append(lb - la.item())
-                scale.append(abs(lb))
+                h.append(lb - la.detach())
+                scale.append(lb.abs())
         # 5. Teacher step: the others' feedback through this view's step-1 activations.
-        q = [torch.softmax(mw / self.pseudo_t, 1) for mw in m]
+        # The weights h_w/(V−1)/B are rounded to the logits' precision, as the Go side does.
+        k = [hw.to(zd[0].dtype) / (V - 1) / B for hw in h] if feedback else None
         for v, view in enumerate(self.views):
-            delta = torch.zeros_like(zd[0])
-            for w in range(V):
-                if w != v and not self.no_feedback:
-                    onehot = F.one_hot(yhat[w], zd[0].shape[1]).to(delta.dtype)
-                    # The scale rounded to the logits' precision, as the Go side does.
-                    k = torch.tensor(h[w], dtype=delta.dtype) / (V - 1) / B
-                    delta = delta + (q[w] - onehot) * k
-            snap = [snaps[v][n] for n in view.names]
-            gt = torch.autograd.grad(z[v], snap, grad_outputs=delta)
-            self._step(view, [a + b for a, b in zip(gsup[v], gt)])
-        return {"h": h, "h_scale": scale, "loss_before": before, "loss_after": after,
-                "yhat": [t.tolist() for t in yhat]}
+            grads = gsup[v]
+            if feedback and not copy:
+                grads = [a + k[1 - v] * b for a, b in zip(grads, gdir[v])]
+            elif feedback:
+                delta = sum(d[w] * k[w] for w in range(V) if w != v)
+                gt = torch.autograd.grad(z[v], tparams[v], grad_outputs=delta)
+                grads = [a + b for a, b in zip(grads, gt)]
+            self._step(view, grads)
+        return {"h": h, "h_scale": scale, "loss_before": before, "loss_after": after, "yhat": yhat}
 
 
 def _norm(tensors):
-    return float(torch.sqrt(sum((t.double() ** 2).sum() for t in tensors)))
+    return torch.sqrt(sum((t.double() ** 2).sum() for t in tensors))
 
 
 def load_flat(path, shapes, dtype):
@@ -239,8 +273,8 @@ def oracle(d, dtype, prefix):
         yhat = None
         if not spec["hard"]:
             yhat = list(ld(f"yhat{s}.npy"))
-        for k, val in mct.update(U, X, y, yhat).items():
-            out[k].append(val)
+        for key, val in mct.update(U, X, y, yhat).items():
+            out[key].append([t.tolist() for t in val])
     for v, view in enumerate(views):
         save_flat(os.path.join(d, f"{prefix}_params_v{v}.npy"), view.params, view.names)
         save_flat(os.path.join(d, f"{prefix}_buffers_v{v}.npy"), view.buffers, [n for n, _ in view.probe.buffer_shapes])
@@ -258,36 +292,87 @@ def blas_library():
     return sorted(os.path.realpath(p) for p in libs) + [f"BLAS_INFO={i}" for i in info]
 
 
-def bench(a):
-    torch.set_num_threads(a.threads)
-    gen = torch.Generator().manual_seed(a.seed)
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+def bench_one(a, device, precision):
+    """Times a.updates updates (best of a.repeats runs, after a.warmup) of fresh views at
+    precision; returns the result record."""
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    gen = torch.Generator(device=device).manual_seed(a.seed)
     dims = [int(x) for x in a.dims.split(",")]
     hidden = [int(x) for x in a.hidden.split(",")]
     views = []
-    for d in dims:
-        probe = Probe(a.arch, d, a.classes, hidden)
-        params, buffers = probe.init(gen)
+    for dim in dims:
+        probe = Probe(a.arch, dim, a.classes, hidden)
+        params, buffers = probe.init(gen, device)
         views.append(View(probe, params, buffers, a.lr))
-    mct = MCT(views, a.lr, 1.0, 1.0, a.hard, a.exact_h)
-    feats = [torch.randn(a.rows, d, generator=gen) for d in dims]
-    labels = torch.randint(0, a.classes, (a.rows,), generator=gen)
+    mct = MCT(views, a.lr, 1.0, 1.0, a.hard, a.exact_h, amp=torch.bfloat16 if precision == "bf16" else None)
+    feats = [torch.randn(a.rows, dim, generator=gen, device=device) for dim in dims]
+    labels = torch.randint(0, a.classes, (a.rows,), generator=gen, device=device)
 
     def one():
-        u = torch.randint(0, a.rows, (a.batch,), generator=gen)
-        l = torch.randint(0, a.rows, (a.labeled_batch,), generator=gen)
-        mct.update([f.index_select(0, u) for f in feats], [f.index_select(0, l) for f in feats],
-                   labels.index_select(0, l), gen=gen)
+        u = torch.randint(0, a.rows, (a.batch,), generator=gen, device=device)
+        l = torch.randint(0, a.rows, (a.labeled_batch,), generator=gen, device=device)
+        return mct.update([f.index_select(0, u) for f in feats], [f.index_select(0, l) for f in feats],
+                          labels.index_select(0, l), gen=gen)
 
+    cuda = device.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    syncs = None
+    if cuda:
+        # One untimed update with PyTorch's check for operations that wait for the GPU:
+        # the update should have none.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            one()
+            torch.cuda.set_sync_debug_mode("default")
+        syncs = sum("synchroniz" in str(w.message) for w in caught)
     for _ in range(a.warmup):
         one()
     best = float("inf")
     for _ in range(a.repeats):
+        sync()
         t = time.perf_counter()
         for _ in range(a.updates):
-            one()
+            res = one()
+        sync()
         best = min(best, (time.perf_counter() - t) / a.updates)
-    print(json.dumps({"updates_per_s": 1 / best, "seconds_per_update": best, "threads": torch.get_num_threads(),
-                      "torch": torch.__version__, "blas": blas_library()}))
+    rec = {"precision": precision, "updates_per_s": 1 / best, "seconds_per_update": best,
+           "last_h": [float(x) for x in res["h"]]}
+    if syncs is not None:
+        rec["host_syncs_per_update"] = syncs
+    return rec
+
+
+def bench(a):
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    if min(a.updates, a.repeats, a.batch, a.labeled_batch, a.rows) < 1 or a.warmup < 0:
+        raise SystemExit("mct_step.py bench: --updates, --repeats, --batch, --labeled-batch and --rows "
+                         "must be at least 1, --warmup at least 0")
+    precisions = a.precision.split(",")
+    for p in precisions:
+        if p not in PRECISIONS:
+            raise SystemExit(f"mct_step.py bench: --precision {p}: want fp32, tf32 or bf16 (comma-separated)")
+    device = torch.device(a.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("mct_step.py bench: --device cuda, but torch sees no GPU; use --device cpu")
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    common = {"device": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "blas": blas_library()}
+    results = []
+    for p in precisions:
+        rec = bench_one(a, device, p)
+        bad = [h for h in rec["last_h"] if not math.isfinite(h)]
+        if bad:
+            raise SystemExit(f"mct_step.py bench: {p}: h is {bad} after {a.updates} updates: the step diverged")
+        results.append(rec)
+        print(json.dumps({**rec, **common}), flush=True)
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump({**common, "results": results}, f)
 
 
 def main():
@@ -296,6 +381,9 @@ def main():
     o = sub.add_parser("oracle", help="run the updates a Go test wrote to each DIR")
     o.add_argument("dir", nargs="+")
     b = sub.add_parser("bench", help="time MCT updates on random data")
+    b.add_argument("--device", default="cpu", help="cpu or cuda (cuda:N)")
+    b.add_argument("--precision", default="fp32", help="comma-separated: fp32, tf32, bf16")
+    b.add_argument("--out", help="also write all precisions' results to this JSON file")
     b.add_argument("--batch", type=int, default=1024)
     b.add_argument("--labeled-batch", type=int, default=1024)
     b.add_argument("--dims", default="784,324")
@@ -306,7 +394,7 @@ def main():
     b.add_argument("--lr", type=float, default=1e-4 / 8)
     b.add_argument("--hard", action="store_true")
     b.add_argument("--exact-h", action="store_true")
-    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     b.add_argument("--warmup", type=int, default=2)
     b.add_argument("--updates", type=int, default=5)
     b.add_argument("--repeats", type=int, default=3)
