@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"runtime/pprof"
@@ -18,7 +17,11 @@ var gemmRoofline func() (float64, error)
 func cmdBench(args []string) error {
 	cfg := train.Defaults()
 	cfg.Hidden = []int{1024, 1024, 1024}
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs := newFlags("bench", `usage: mct bench [flags]
+
+Times the MCT update (train/step.go: every view's teacher pass, student step, feedback,
+teacher step, and the collectives) on random data. Under mpirun it measures the MPI
+transport, one rank per view and replica; the communication time and bytes are rank 0's.`)
 	dims := fs.String("dims", "784,324", "view widths (one view each) of the random data")
 	classes := fs.Int("classes", 10, "classes")
 	rows := fs.Int("rows", 8192, "rows of random data batches are drawn from")
@@ -37,16 +40,6 @@ func cmdBench(args []string) error {
 	fs.IntVar(&cfg.LabeledBatch, "labeled-batch", cfg.LabeledBatch, "labeled examples per update (0: batch)")
 	fs.StringVar(&cfg.Device, "device", cfg.Device, "cpu, cuda or auto")
 	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "GEMM precision on a GPU: bf16, tf32 or fp32")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), `usage: mct bench [flags]
-
-Times the MCT update (train/step.go: every view's teacher pass, student step, feedback,
-teacher step, and the collectives) on random data. Under mpirun it measures the MPI
-transport, one rank per view and replica; the communication time and bytes are rank 0's.
-
-flags:`)
-		fs.PrintDefaults()
-	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

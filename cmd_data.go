@@ -31,7 +31,10 @@ func cmdData(args []string) error {
 	}
 	switch args[0] {
 	case "build":
-		fs := flag.NewFlagSet("data build", flag.ContinueOnError)
+		fs := newFlags("data build", `usage: mct data build --out DIR [--data NAME] [--views SPEC,...]
+
+Builds views of a built-in dataset (or selects views of a dataset directory) into a new
+dataset directory: manifest.json and one .npy matrix per view and split.`)
 		spec := fs.String("data", "fashion-mnist", "fashion-mnist, mnist or a dataset directory")
 		views := fs.String("views", strings.Join(train.Defaults().Views, ","), "comma-separated view specs")
 		out := fs.String("out", "", "dataset directory to create (must not exist)")
@@ -49,7 +52,18 @@ func cmdData(args []string) error {
 		return data.Build(*spec, splitList(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
 			Progress: train.BuildProgress(os.Stderr)})
 	case "import":
-		fs := flag.NewFlagSet("data import", flag.ContinueOnError)
+		fs := newFlags("data import", `usage: mct data import --view NAME=TRAIN.npy,TEST.npy [--view ...] --labels TRAIN.npy,TEST.npy --classes N --out DIR
+
+Makes a dataset directory from your own embeddings: one view per pretrained model,
+row i of every file the same example. Features: (N, D) float32, float16 or float64
+(also .npy.zst), standardised with the train split's statistics. Labels: (N,) integers.
+Train rows whose class nobody knows are labelled -1: they only ever feed the unlabeled
+pool, and mct train's --labeled is then a fraction of the known labels (with --val taken
+from the rest of them). Test labels must all be known.
+
+  mct data import --view clip=clip-train.npy,clip-test.npy --view dino=dino-train.npy,dino-test.npy \
+      --labels y-train.npy,y-test.npy --classes 100 --out data/mine
+  mct train --data data/mine --views clip,dino --labeled 0.8 --val 500`)
 		views := map[string][2]string{}
 		fs.Func("view", "NAME=TRAIN.npy,TEST.npy (repeat per view)", func(s string) error {
 			name, files, ok := strings.Cut(s, "=")
@@ -63,23 +77,6 @@ func cmdData(args []string) error {
 		labels := fs.String("labels", "", "TRAIN_LABELS.npy,TEST_LABELS.npy: integers in [0, classes); -1 in train marks an example nobody labelled")
 		classes := fs.Int("classes", 0, "number of classes")
 		out := fs.String("out", "", "dataset directory to create (must not exist)")
-		fs.Usage = func() {
-			fmt.Fprintln(fs.Output(), `usage: mct data import --view NAME=TRAIN.npy,TEST.npy [--view ...] --labels TRAIN.npy,TEST.npy --classes N --out DIR
-
-Makes a dataset directory from your own embeddings: one view per pretrained model,
-row i of every file the same example. Features: (N, D) float32, float16 or float64
-(also .npy.zst), standardised with the train split's statistics. Labels: (N,) integers.
-Train rows whose class nobody knows are labelled -1: they only ever feed the unlabeled
-pool, and mct train's --labeled is then a fraction of the known labels (with --val taken
-from the rest of them). Test labels must all be known.
-
-  mct data import --view clip=clip-train.npy,clip-test.npy --view dino=dino-train.npy,dino-test.npy \
-      --labels y-train.npy,y-test.npy --classes 100 --out data/mine
-  mct train --data data/mine --views clip,dino --labeled 0.8 --val 500
-
-flags:`)
-			fs.PrintDefaults()
-		}
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}

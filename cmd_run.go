@@ -20,7 +20,12 @@ import (
 // Commands that work on finished runs, the node, and sweeps.
 
 func cmdEval(args []string) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs := newFlags("eval", `usage: mct eval --run DIR [flags]
+
+Runs a finished run's probes on a test split and prints each view's and the ensemble's
+accuracy, and for every pair of views how often both are wrong (against the rate if
+their errors were independent) and wrong with the same class: co-training and MCT can
+correct an example only where some view is right about it.`)
 	run := fs.String("run", "", "a finished run directory")
 	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own)")
 	cache := fs.String("cache", "", "cache of built views")
@@ -35,9 +40,12 @@ func cmdEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	acc := p.Accuracy()
+	acc, shared := p.Accuracy(), p.SharedErrors()
 	if *asJSON {
-		b, _ := json.MarshalIndent(acc, "", "  ")
+		b, _ := json.MarshalIndent(struct {
+			train.Accuracies
+			SharedErrors []train.SharedErrors `json:"shared_errors"`
+		}{acc, shared}, "", "  ")
 		fmt.Println(string(b))
 		return nil
 	}
@@ -46,11 +54,20 @@ func cmdEval(args []string) error {
 		fmt.Printf("%-12s %10.4f\n", v, acc.PerView[v])
 	}
 	fmt.Printf("%-12s %10.4f\n", "ensemble", acc.Ensemble)
+	if len(shared) > 0 {
+		fmt.Printf("\n%-20s  %10s  %14s  %16s\n", "views", "both wrong", "if independent", "same wrong class")
+		for _, s := range shared {
+			fmt.Printf("%-20s  %10.4f  %14.4f  %16.4f\n", s.A+"+"+s.B, s.BothWrong, s.Independent, s.SameWrong)
+		}
+	}
 	return nil
 }
 
 func cmdPredict(args []string) error {
-	fs := flag.NewFlagSet("predict", flag.ContinueOnError)
+	fs := newFlags("predict", `usage: mct predict --run DIR --out FILE.npy [flags]
+
+Writes the ensemble's class (the argmax of the views' summed logits) for every example of
+a test split, as int64 NumPy, in the split's row order.`)
 	run := fs.String("run", "", "a finished run directory")
 	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own)")
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per test example)")
@@ -70,7 +87,10 @@ func cmdPredict(args []string) error {
 }
 
 func cmdExport(args []string) error {
-	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs := newFlags("export", `usage: mct export --run DIR --view NAME --out FILE.safetensors
+
+Writes one view's probe as safetensors (weights, BatchNorm statistics, and the
+architecture in the metadata) for loading in PyTorch.`)
 	run := fs.String("run", "", "a finished run directory")
 	view := fs.String("view", "", "the view whose probe to export")
 	format := fs.String("format", "safetensors", "safetensors (the only format)")
@@ -109,7 +129,10 @@ func cmdReport(args []string) error {
 }
 
 func cmdProbe(args []string) error {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs := newFlags("probe", `usage: mct probe [--json]
+
+Shows the CPU and its BLAS kernel, the GPUs (NVML), the MPI library and whether it is
+CUDA-aware, and the GPU this rank would use. Under mpirun every rank reports its own.`)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -188,7 +211,10 @@ func cmdSweep(args []string) error {
 		}
 		return nil
 	case "run":
-		fs := flag.NewFlagSet("sweep run", flag.ContinueOnError)
+		fs := newFlags("sweep run", `usage: mct sweep run GRID [--index I]
+
+Runs one combination of the grid (mct sweep list GRID numbers them); inside a SLURM job
+array the index is $SLURM_ARRAY_TASK_ID.`)
 		index := fs.Int("index", -1, "combination index (default $SLURM_ARRAY_TASK_ID)")
 		if err := parseFlags(fs, args[2:]); err != nil {
 			return err

@@ -69,20 +69,13 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 
 func cmdTrain(args []string) error {
 	cfg := train.Defaults()
-	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `usage: mct train [flags]
+	fs := newFlags("train", fmt.Sprintf(`usage: mct train [flags]
 
 Trains one probe per view. With no flags: Meta Co-Training on Fashion-MNIST with 1%% labels
 and the %s views, about 20 s on two cores once the views are built (the first run builds
 them, about a minute). Under mpirun/srun each rank trains one view
 (world size = views × replicas). Writes config.json, metrics.jsonl, summary.json and
-curves.png to the run directory.
-
-flags:
-`, strings.Join(cfg.Views, "+"))
-		fs.PrintDefaults()
-	}
+curves.png to the run directory.`, strings.Join(cfg.Views, "+")))
 	trainFlags(fs, &cfg)
 	if err := parseFlags(fs, args); err != nil {
 		return err

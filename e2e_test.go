@@ -140,9 +140,18 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, o)
 	}
-	var acc struct{ Ensemble float64 }
+	var acc struct {
+		Ensemble     float64
+		SharedErrors []train.SharedErrors `json:"shared_errors"`
+	}
 	if err := json.Unmarshal([]byte(o), &acc); err != nil || acc.Ensemble != s.TestAccuracy.Ensemble {
 		t.Errorf("eval ensemble %v (%v), summary.json says %v", acc.Ensemble, err, s.TestAccuracy.Ensemble)
+	}
+	// One pair of views; both wrong at most as often as the better view is wrong.
+	if se := acc.SharedErrors; len(se) != 1 || se[0].A != s.Views[0] || se[0].B != s.Views[1] ||
+		se[0].BothWrong > 1-max(s.TestAccuracy.PerView[se[0].A], s.TestAccuracy.PerView[se[0].B])+1e-9 ||
+		se[0].SameWrong > se[0].BothWrong || se[0].BothWrong <= 0 {
+		t.Errorf("eval shared_errors %+v for views %v with accuracies %v", se, s.Views, s.TestAccuracy.PerView)
 	}
 	// predict's classes, scored against the test labels, give the same ensemble accuracy.
 	pf := filepath.Join(t.TempDir(), "pred.npy")

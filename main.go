@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"mct/sweep"
 	"mct/train"
@@ -53,6 +54,17 @@ examples:
   mct train --algo supervised --views pixels,hog --labeled 0.01 --out runs/sup
   mpirun -np 4 ./mct train --views hog,gabor   # 2 views x 2 replicas, one rank each
 `)
+}
+
+// newFlags makes a command's flag set; its -h prints help (the usage line and what the
+// command does), then the flags.
+func newFlags(name, help string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\n\nflags:\n", strings.TrimSpace(help))
+		fs.PrintDefaults()
+	}
+	return fs
 }
 
 // parseFlags parses a command's flags quietly: -h prints the command's usage, and a bad
