@@ -4,16 +4,45 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"mct/ckpt"
 	"mct/ranks"
 )
 
-// checkpoint writes this rank's state of the MCT phase and, once every rank has written,
-// commits the step (rank 0). Collective over the world.
-func (r *rank) checkpoint(st *mctState, best []byte) error {
-	st.Seconds = r.priorSeconds + time.Since(r.phaseStart).Seconds()
+// A run checkpoints in one of three phases; the checkpoint's "state" section says which.
+const (
+	phaseSupervised = "supervised" // MCT's warmup, or the whole of --algo supervised
+	phaseCotrain    = "cotrain"
+	phaseMCT        = "mct"
+)
+
+// stateVersion is the layout of the "state" section. Version 1 (files without a version)
+// held the MCT phase's state at the top level; 2 wraps it with the phase, so that the
+// supervised and co-training phases can be checkpointed too.
+const stateVersion = 2
+
+// savedState is a checkpoint's "state" section: where the run stands. Besides it, a
+// checkpoint holds the sections "probe" (weights, BatchNorm statistics, dropout's step),
+// "adam" (moments, step, learning rate) and "best" (the probe that early stopping restores).
+type savedState struct {
+	Version int    `json:"version"`
+	Phase   string `json:"phase"`
+	// Metrics is the length of metrics.jsonl when the checkpoint was written: a resumed run
+	// keeps the records up to there and appends its own.
+	Metrics    int64         `json:"metrics_bytes"`
+	Supervised *supState     `json:"supervised,omitempty"`
+	Cotrain    *cotrainState `json:"cotrain,omitempty"`
+	MCT        *mctState     `json:"mct,omitempty"`
+}
+
+// checkpoint writes this rank's state at step (its number in the checkpoint store, agreed
+// by every rank) and, once every rank has written, commits the step (rank 0). Collective
+// over the world.
+func (r *rank) checkpoint(step int64, epoch int, st *savedState, best []byte) error {
+	st.Version = stateVersion
+	n := []int64{r.metricsBytes()} // rank 0's, so that every replica's file says the same
+	r.world.AllreduceI64(n, ranks.Max)
+	st.Metrics = n[0]
 	state, err := json.Marshal(st)
 	if err != nil {
 		return err
@@ -27,23 +56,25 @@ func (r *rank) checkpoint(st *mctState, best []byte) error {
 		return err
 	}
 	h := ckpt.Header{RunID: r.cfg.RunID(), View: r.view, Replica: r.replica, Rank: r.world.Rank(),
-		World: r.world.Size(), Step: int64(st.Updates), Epoch: st.Epoch}
+		World: r.world.Size(), Step: step, Epoch: epoch}
 	err = ckpt.Save(r.cfg.Out, h, map[string][]byte{"state": state, "probe": probe, "adam": adam, "best": best})
 	if !r.allOK(err) {
-		return fmt.Errorf("checkpoint of update %d: %w", st.Updates, orOther(err))
+		return fmt.Errorf("checkpoint of step %d (%s): %w", step, st.Phase, orOther(err))
 	}
 	if r.world.Rank() == 0 {
 		err = ckpt.Commit(r.cfg.Out, h.Step, r.world.Size(), r.cfg.Keep)
 	}
 	if !r.allOK(err) {
-		return fmt.Errorf("commit the checkpoint of update %d: %w", st.Updates, orOther(err))
+		return fmt.Errorf("commit the checkpoint of step %d (%s): %w", step, st.Phase, orOther(err))
 	}
 	return nil
 }
 
-// resume loads the newest checkpoint that every rank can load. It returns a nil state when
-// the run directory holds no committed checkpoint yet (the run starts from the beginning).
-func (r *rank) resume() (st *mctState, adam, best []byte, err error) {
+// resume loads the newest checkpoint that every rank can load, with the probe state in
+// r.probe (a co-training checkpoint's after a fresh probe of its round). It returns a nil
+// state when the run directory holds no committed checkpoint yet (the run starts from the
+// beginning).
+func (r *rank) resume() (st *savedState, adam, best []byte, err error) {
 	runID := r.cfg.RunID()
 	h, _, err := ckpt.LatestForView(r.cfg.Out, r.view, runID)
 	step := []int64{h.Step}
@@ -64,16 +95,54 @@ func (r *rank) resume() (st *mctState, adam, best []byte, err error) {
 	}
 	_, sec, err := ckpt.LoadForView(r.cfg.Out, step[0], r.view, runID)
 	if r.allOK(err) {
-		st = new(mctState)
-		err = json.Unmarshal(sec["state"], st)
+		st, err = r.decodeState(sec["state"], step[0])
+		if err == nil && st.Phase == phaseCotrain {
+			err = r.reset(uint64(st.Cotrain.Round))
+		}
 		if err == nil {
 			err = r.probe.LoadState(sec["probe"])
 		}
 	}
 	if !r.allOK(err) {
-		return nil, nil, nil, fmt.Errorf("resume from update %d: %w", step[0], orOther(err))
+		return nil, nil, nil, fmt.Errorf("resume from step %d: %w", step[0], orOther(err))
 	}
 	return st, sec["adam"], sec["best"], nil
+}
+
+// decodeState reads a "state" section and checks that it is of this layout and of a
+// phase that this run's algorithm has.
+func (r *rank) decodeState(b []byte, step int64) (*savedState, error) {
+	where := fmt.Sprintf("checkpoint step-%d in %s/ckpt", step, r.cfg.Out)
+	st := new(savedState)
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("%s: state section: %w", where, err)
+	}
+	if st.Version != stateVersion {
+		return nil, fmt.Errorf("%s: state layout version %d, this mct reads version %d: finish the run with the mct that wrote it, or start it again with a new --out",
+			where, st.Version, stateVersion)
+	}
+	ok := false
+	switch st.Phase {
+	case phaseSupervised:
+		ok = st.Supervised != nil && r.cfg.Algo != "cotrain"
+	case phaseCotrain:
+		ok = st.Cotrain != nil && st.Cotrain.Train != nil && r.cfg.Algo == "cotrain"
+	case phaseMCT:
+		ok = st.MCT != nil && r.cfg.Algo == "mct"
+	}
+	if !ok {
+		return nil, fmt.Errorf("%s: state of phase %q does not fit --algo %s: the file is not this run's", where, st.Phase, r.cfg.Algo)
+	}
+	return st, nil
+}
+
+// metricsBytes is the length of metrics.jsonl so far on rank 0, and 0 on the other ranks
+// (which write none).
+func (r *rank) metricsBytes() int64 {
+	if r.metricsLen == nil {
+		return 0
+	}
+	return r.metricsLen()
 }
 
 // allOK (and r0OK before a rank exists) tells every rank whether all ranks succeeded, so that they fail together instead

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"maps"
 	"math"
 	"slices"
@@ -18,26 +19,60 @@ type cotrainRound struct {
 	Val      Accuracies `json:"val_accuracy"`
 }
 
+// cotrainState is where co-training stands, for checkpoints: the round, what the rounds
+// before it moved out of the pool, and the round's training.
+type cotrainState struct {
+	Round int `json:"round"`
+	Ticks int `json:"ticks"` // epoch boundaries passed in the rounds before this one
+	// Taken lists the examples moved out of the pool by earlier rounds; AddedRows and
+	// AddedLabels the ones of them that joined this view's labeled set, with their labels.
+	Taken       []int     `json:"taken"`
+	AddedRows   []int     `json:"added_rows"`
+	AddedLabels []int32   `json:"added_labels"`
+	Train       *supState `json:"training"`
+}
+
 // cotrain is the co-training baseline (Blum & Mitchell, for V deep views): rounds of —
 // train every view from scratch on its labeled set; each view labels the pool and its k
 // most confident examples per class move into the labeled sets of the other views — until
-// the pool or the round budget ends. Returns the rounds for the log.
-func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
+// the pool or the round budget ends. It starts from a zero cs, or continues one from a
+// checkpoint (with adam and best, the optimizer state and best probe of its round's
+// training; the probe is restored), and keeps cs up to date. A stop request is honoured at
+// the epoch boundaries of a round's training, the first of which comes after the previous
+// round's exchange: the state is checkpointed and cotrain returns ErrStopped.
+func (r *rank) cotrain(ctx context.Context, names []string, cs *cotrainState, adam, best []byte,
+	onRound func(cotrainRound)) error {
 	k := r.cfg.CotrainK
 	labels := map[int]int32{} // this view's labeled set: example → label
 	for _, e := range r.split.Labeled {
 		labels[e] = r.ds.TrainLabels[e]
 	}
-	pool := slices.Clone(r.split.Unlabeled)
-	for round := 0; ; round++ {
-		if err := r.reset(uint64(round)); err != nil {
-			return err
+	for i, e := range cs.AddedRows {
+		labels[e] = cs.AddedLabels[i]
+	}
+	taken := map[int]bool{}
+	for _, e := range cs.Taken {
+		taken[e] = true
+	}
+	pool := slices.DeleteFunc(slices.Clone(r.split.Unlabeled), func(e int) bool { return taken[e] })
+	save := func(s *supState, best []byte) error {
+		cs.Train = s
+		return r.checkpoint(int64(cs.Ticks+s.Tick), s.Epoch, &savedState{Phase: phaseCotrain, Cotrain: cs}, best)
+	}
+	for ; ; cs.Round++ {
+		if cs.Train == nil { // not the round a checkpoint resumes, whose probe is restored
+			if err := r.reset(uint64(cs.Round)); err != nil {
+				return err
+			}
 		}
 		idx := slices.Sorted(maps.Keys(labels))
-		if _, err := r.trainSupervised(idx, func(e int) int32 { return labels[e] }, uint64(round)<<8); err != nil {
+		sup, err := r.trainSupervised(ctx, idx, func(e int) int32 { return labels[e] }, uint64(cs.Round)<<8, cs.Train, adam, best, save)
+		if err != nil {
 			return err
 		}
-		if round == r.cfg.CotrainRounds || len(pool) == 0 {
+		cs.Ticks += sup.Tick
+		cs.Train, adam, best = nil, nil, nil
+		if cs.Round == r.cfg.CotrainRounds || len(pool) == 0 {
 			return nil
 		}
 		// Every view proposes its k most confident examples per class; all proposals
@@ -45,7 +80,6 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 		mine := r.mostConfident(pool, k)
 		all := make([]int64, r.V*len(mine))
 		r.peer.AllgatherI64(mine, all)
-		taken := map[int]bool{}
 		var added, right, unknown int
 		for v := 0; v < r.V; v++ {
 			for i := 0; i < len(mine); i += 2 {
@@ -54,6 +88,7 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 					continue
 				}
 				taken[int(e)] = true
+				cs.Taken = append(cs.Taken, int(e))
 				added++
 				if truth := r.ds.TrainLabels[e]; truth == data.Unknown {
 					unknown++
@@ -62,13 +97,14 @@ func (r *rank) cotrain(names []string, onRound func(cotrainRound)) error {
 				}
 				if v != r.view {
 					labels[int(e)] = int32(y)
+					cs.AddedRows, cs.AddedLabels = append(cs.AddedRows, int(e)), append(cs.AddedLabels, int32(y))
 				}
 			}
 		}
 		pool = slices.DeleteFunc(pool, func(e int) bool { return taken[e] })
 		sizes := make([]int64, r.V)
 		r.peer.AllgatherI64([]int64{int64(len(labels))}, sizes)
-		rec := cotrainRound{Round: round + 1, Added: added, Val: r.evaluate(r.split.Val, false, names)}
+		rec := cotrainRound{Round: cs.Round + 1, Added: added, Val: r.evaluate(r.split.Val, false, names)}
 		if added > unknown {
 			rec.AddedAcc = float64(right) / float64(added-unknown)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"mct/data"
 	"mct/ranks"
@@ -50,6 +51,28 @@ type mctState struct {
 // a checkpoint: the run continues with --resume.
 var ErrStopped = errors.New("stopped by a signal")
 
+// agree tells every rank, at a boundary of the supervised or co-training phase, whether
+// any rank has been told to stop and whether any rank still trains (views early-stop at
+// different epochs; those done wait at the boundaries of the others, so that all ranks
+// pass the same boundaries and can stop at the same one).
+func (r *rank) agree(ctx context.Context, training bool) (stop, anyTraining bool) {
+	flags := []int64{0, 0}
+	if ctx.Err() != nil {
+		flags[0] = 1
+	}
+	if training {
+		flags[1] = 1
+	}
+	r.world.AllreduceI64(flags, ranks.Max)
+	return flags[0] != 0, flags[1] != 0
+}
+
+// saveMCT checkpoints the MCT phase at st.Updates.
+func (r *rank) saveMCT(st *mctState, best []byte) error {
+	st.Seconds = r.priorSeconds + time.Since(r.phaseStart).Seconds()
+	return r.checkpoint(int64(st.Updates), st.Epoch, &savedState{Phase: phaseMCT, MCT: st}, best)
+}
+
 // stopRequested agrees over the world whether any rank has been told to stop, so all ranks
 // stop at the same update (a signal reaches MPI ranks at slightly different times).
 func (r *rank) stopRequested(ctx context.Context) bool {
@@ -82,7 +105,7 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 	U.Restore(st.U)
 	L.Restore(st.L)
 	var err error
-	if best == nil {
+	if len(best) == 0 { // a fresh phase, or the checkpoint of its update 0
 		if best, err = r.probe.SaveState(); err != nil {
 			return err
 		}
@@ -90,7 +113,7 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 	steps := (U.Len() + cfg.Batch - 1) / cfg.Batch
 	save := func() error {
 		st.U, st.L = U.State(), L.State()
-		return r.checkpoint(st, best)
+		return r.saveMCT(st, best)
 	}
 	for st.Epoch < cfg.Epochs && st.Bad < cfg.Patience {
 		rec := &st.Partial

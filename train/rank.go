@@ -45,10 +45,11 @@ type rank struct {
 	host     []float32 // staging for uploads and downloads
 	gradHost []float32 // staging of the gradient all-reduce over replicas
 
-	phaseStart   time.Time // when this process started the MCT phase
-	priorSeconds float64   // MCT-phase seconds of the processes before a resume
-	xL           nn.Buf    // rows of a supervised step or an evaluation chunk
-	yL           nn.Buf    // labels of xL as float32
+	phaseStart   time.Time    // when this process started the MCT phase
+	priorSeconds float64      // MCT-phase seconds of the processes before a resume
+	metricsLen   func() int64 // rank 0: the length of metrics.jsonl, for checkpoints; nil elsewhere
+	xL           nn.Buf       // rows of a supervised step or an evaluation chunk
+	yL           nn.Buf       // labels of xL as float32
 
 	// One MCT update's inputs, uploaded at once (uploadStep): stepIn holds, at the
 	// offsets below, the views uKey (the unlabeled rows' indices, nn.IndexBits: their
@@ -69,13 +70,13 @@ type rank struct {
 	// inside the segments) and under MCT_CUDA_GRAPHS=0.
 	rec      nn.Recorder
 	warn     func(format string, args ...any) // rank 0's progress line (reporter.line); nil: silent
-	scal     nn.Buf    // the update's scalars (slot* in step.go)
-	scalHost []float32 // and their host copy
-	dz       nn.Buf    // output gradient
-	loss     *nn.Loss  // cross-entropy with reusable scratch (no allocation per step)
-	zAll     nn.Buf    // every view's logits on the unlabeled batch (V×n×C)
-	mEns     nn.Buf    // the other views' ensemble logits, per view (V×n×C)
-	yHat     nn.Buf    // pseudo-labels of every view (V×n)
+	scal     nn.Buf                           // the update's scalars (slot* in step.go)
+	scalHost []float32                        // and their host copy
+	dz       nn.Buf                           // output gradient
+	loss     *nn.Loss                         // cross-entropy with reusable scratch (no allocation per step)
+	zAll     nn.Buf                           // every view's logits on the unlabeled batch (V×n×C)
+	mEns     nn.Buf                           // the other views' ensemble logits, per view (V×n×C)
+	yHat     nn.Buf                           // pseudo-labels of every view (V×n)
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.

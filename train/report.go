@@ -23,6 +23,7 @@ type reporter struct {
 	w       io.Writer
 	dir     string
 	metrics *os.File
+	written int64 // the length of metrics.jsonl
 	start   time.Time
 	lastTTY time.Time
 
@@ -48,7 +49,13 @@ func newReporter(on bool, cfg Config, w io.Writer) (*reporter, error) {
 	if err := atomicfile.WriteFile(filepath.Join(cfg.Out, "config.json"), append(b, '\n')); err != nil {
 		return nil, err
 	}
-	f, err := os.Create(filepath.Join(cfg.Out, "metrics.jsonl"))
+	// A resumed run keeps the records up to its checkpoint (keepMetrics); a new one starts
+	// the file afresh.
+	flags := os.O_RDWR | os.O_CREATE
+	if !cfg.Resume {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.Out, "metrics.jsonl"), flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create metrics.jsonl: %w", err)
 	}
@@ -88,7 +95,32 @@ func (r *reporter) metric(v any) {
 		r.line("warning: a record left out of metrics.jsonl: %v", err)
 		return
 	}
-	r.metrics.Write(append(b, '\n'))
+	n, _ := r.metrics.Write(append(b, '\n'))
+	r.written += int64(n)
+}
+
+// keepMetrics keeps the first n bytes of metrics.jsonl, the records written up to the
+// checkpoint a run resumes (0: none), and appends after them.
+func (r *reporter) keepMetrics(n int64) error {
+	if !r.on {
+		return nil
+	}
+	fi, err := r.metrics.Stat()
+	if err != nil {
+		return fmt.Errorf("metrics.jsonl: %w", err)
+	}
+	if fi.Size() < n {
+		r.line("warning: %s/metrics.jsonl holds %d bytes, the checkpoint recorded %d: the records before the resume are incomplete", r.dir, fi.Size(), n)
+		n = fi.Size()
+	}
+	if err := r.metrics.Truncate(n); err != nil {
+		return fmt.Errorf("metrics.jsonl: %w", err)
+	}
+	if _, err := r.metrics.Seek(n, io.SeekStart); err != nil {
+		return fmt.Errorf("metrics.jsonl: %w", err)
+	}
+	r.written = n
+	return nil
 }
 
 // finish writes summary.json and the learning curves, and prints the results table.

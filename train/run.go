@@ -159,6 +159,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	}
 	defer out.close()
 	r.warn = out.line
+	if out.on {
+		r.metricsLen = func() int64 { return out.written }
+	}
 	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s",
 		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
 		len(split.Val), len(ds.TestLabels), be.Name())
@@ -171,28 +174,62 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	var examples float64
 	var phase time.Duration
 
-	var st *mctState
+	var saved *savedState
 	var adam, best []byte
-	if cfg.Resume && cfg.Algo == "mct" {
-		if st, adam, best, err = r.resume(); err != nil {
+	if cfg.Resume {
+		if saved, adam, best, err = r.resume(); err != nil {
 			return nil, err
 		}
-		if st != nil {
-			out.line("resumed from the checkpoint of update %d (MCT epoch %d)", st.Updates, st.Epoch)
+	}
+	var keep int64 // of metrics.jsonl: the records up to the checkpoint
+	if saved != nil {
+		keep = saved.Metrics
+		switch saved.Phase {
+		case phaseMCT:
+			out.line("resumed from the checkpoint of update %d (MCT epoch %d)", saved.MCT.Updates, saved.MCT.Epoch)
+		case phaseSupervised:
+			out.line("resumed from the checkpoint of %s epoch %d", supervisedName(cfg), saved.Supervised.Tick)
+		case phaseCotrain:
+			out.line("resumed from the checkpoint of co-training round %d, epoch %d", saved.Cotrain.Round+1, saved.Cotrain.Train.Tick)
 		}
+	}
+	if err := out.keepMetrics(keep); !r.allOK(err) {
+		return nil, orOther(err)
+	}
+	stopped := func(at string) {
+		out.line("stopped by a signal at %s; checkpoint committed in %s. Resume with the same flags and --resume", at, cfg.Out)
 	}
 
 	switch cfg.Algo {
 	case "supervised", "mct":
+		var st *mctState
+		if saved != nil {
+			st = saved.MCT
+		}
 		if st == nil {
+			var sup *supState
+			var prior float64
+			if saved != nil {
+				sup, prior = saved.Supervised, saved.Supervised.Seconds
+			}
 			t := time.Now()
 			out.status("warmup: training each view on %d labels", len(split.Labeled))
-			hist, err := r.trainSupervised(split.Labeled, label, 0)
+			var at int // the epoch boundary a stop request checkpointed
+			sup, err := r.trainSupervised(ctx, split.Labeled, label, 0, sup, adam, best, func(s *supState, best []byte) error {
+				s.Seconds, at = prior+time.Since(t).Seconds(), s.Tick
+				return r.checkpoint(int64(s.Tick), s.Epoch, &savedState{Phase: phaseSupervised, Supervised: s}, best)
+			})
+			if errors.Is(err, ErrStopped) {
+				stopped(fmt.Sprintf("%s epoch %d", supervisedName(cfg), at))
+				return nil, err
+			}
 			if err != nil {
 				return nil, err
 			}
-			r.logWarmup(out, hist, names)
-			phase, examples = time.Since(t), float64(len(split.Labeled))*float64(len(hist))
+			adam, best = nil, nil // the supervised phase's
+			r.logWarmup(out, sup.Hist, names)
+			phase = time.Duration((prior + time.Since(t).Seconds()) * float64(time.Second))
+			examples = float64(len(split.Labeled)) * float64(len(sup.Hist))
 			if cfg.Algo == "supervised" {
 				break
 			}
@@ -202,7 +239,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 			out.line("after warmup: val ensemble %.4f, test ensemble %.4f", st.WarmupVal.Ensemble, st.WarmupTest.Ensemble)
 			r.phaseStart = time.Now()
 			r.newAdam(cfg.MCTLR) // the MCT phase's optimizer, saved from update 0
-			if err := r.checkpoint(st, nil); err != nil {
+			if err := r.saveMCT(st, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -217,7 +254,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 				pseudoText(e.PseudoAcc), e.Agreement)
 		}, func(done, total int) { out.status("mct epoch %d: update %d/%d", len(out.epochs)+1, done, total) })
 		if errors.Is(err, ErrStopped) {
-			out.line("stopped by a signal at update %d; checkpoint committed in %s. Resume with the same flags and --resume", st.Updates, cfg.Out)
+			stopped(fmt.Sprintf("update %d", st.Updates))
 			return nil, err
 		}
 		if err != nil {
@@ -227,16 +264,22 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		phase = time.Duration((r.priorSeconds + time.Since(r.phaseStart).Seconds()) * float64(time.Second))
 		examples = float64(st.Updates * cfg.Batch)
 	case "cotrain":
-		t := time.Now()
-		err := r.cotrain(names, func(c cotrainRound) {
+		cs := &cotrainState{}
+		if saved != nil {
+			cs = saved.Cotrain
+		}
+		err := r.cotrain(ctx, names, cs, adam, best, func(c cotrainRound) {
 			out.metric(map[string]any{"phase": "cotrain", "record": c})
 			out.line("co-training round %d: +%d examples (label acc %.3f), labeled %v, val ensemble %.4f",
 				c.Round, c.Added, c.AddedAcc, c.Labeled, c.Val.Ensemble)
 		})
+		if errors.Is(err, ErrStopped) {
+			stopped(fmt.Sprintf("co-training round %d, epoch %d", cs.Round+1, cs.Train.Tick))
+			return nil, err
+		}
 		if err != nil {
 			return nil, err
 		}
-		phase, examples = time.Since(t), 0
 	}
 
 	sum.ValAccuracy = r.evaluate(split.Val, false, names)
@@ -257,6 +300,15 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		return nil, err
 	}
 	return sum, nil
+}
+
+// supervisedName names the supervised phase in messages: MCT's warmup, or the whole of
+// --algo supervised.
+func supervisedName(cfg Config) string {
+	if cfg.Algo == "mct" {
+		return "warmup"
+	}
+	return "supervised"
 }
 
 // checksums gathers every view's parameter checksum (SHA-256 of the float32 parameters).

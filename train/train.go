@@ -1,6 +1,7 @@
 package train
 
 import (
+	"context"
 	"fmt"
 
 	"mct/data"
@@ -49,43 +50,82 @@ type epochRecord struct {
 	Loss, ValAcc, LR float64
 }
 
+// supState is where one view's supervised training stands: with the probe, its optimizer
+// and the best probe so far (separate checkpoint sections), everything it needs to
+// continue exactly.
+type supState struct {
+	// Tick counts the epoch boundaries passed, the same on every rank: views that stopped
+	// early pass the boundaries of those still training.
+	Tick    int               `json:"tick"`
+	Epoch   int               `json:"epoch"` // epochs this view trained
+	Done    bool              `json:"done"`  // out of epochs or of patience
+	Sampler data.SamplerState `json:"sampler"`
+	Sched   plateau           `json:"scheduler"`
+	Best    float64           `json:"best"` // best validation accuracy so far
+	Bad     int               `json:"bad"`  // epochs since it improved
+	Hist    []epochRecord     `json:"history"`
+	Seconds float64           `json:"seconds"` // time spent in the phase before this process
+}
+
 // trainSupervised trains this view's probe from its current weights on the labeled rows
 // idx (labels from label), with early stopping on validation accuracy and restore-best,
-// and ReduceLROnPlateau. Views train independently: no peer communication, and so no
-// agreement on when to stop: a stop signal is handled after warmup, at the MCT phase's
-// first update (warmup takes seconds).
-func (r *rank) trainSupervised(idx []int, label func(row int) int32, stream uint64) ([]epochRecord, error) {
-	r.newAdam(r.cfg.LR)
-	sched := newPlateau(r.cfg.LR, 0.5, max(r.cfg.Patience/2, 1))
+// and ReduceLROnPlateau. It continues st when resuming (with the optimizer state adam and
+// the best probe best; the probe is already restored), or starts afresh when st is nil.
+// Views train independently, but every rank checks for a stop request at each epoch
+// boundary (a collective): on one, save checkpoints the state and trainSupervised returns
+// ErrStopped. It returns the final state, whose Hist is the epochs trained.
+func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row int) int32, stream uint64,
+	st *supState, adam, best []byte, save func(st *supState, best []byte) error) (*supState, error) {
+	cfg := r.cfg
+	r.newAdam(cfg.LR)
+	if st == nil {
+		st = &supState{Sched: *newPlateau(cfg.LR, 0.5, max(cfg.Patience/2, 1)), Best: -1}
+	} else if err := r.opt.LoadState(adam); err != nil {
+		return nil, fmt.Errorf("checkpoint optimizer: %w", err)
+	}
 	batch := min(r.labeledBatch(), len(idx))
-	s := data.NewSampler(idx, batch, r.cfg.Seed^stream)
+	s := data.NewSampler(idx, batch, cfg.Seed^stream)
+	s.Restore(st.Sampler)
 	steps := (len(idx) + batch - 1) / batch
-	var hist []epochRecord
-	best, bad := -1.0, 0
-	var bestState []byte
-	for epoch := 0; epoch < r.cfg.WarmupEpochs; epoch++ {
+	for {
+		stop, training := r.agree(ctx, !st.Done)
+		if !training {
+			break
+		}
+		if stop {
+			st.Sampler = s.State()
+			if err := save(st, best); err != nil {
+				return nil, err
+			}
+			return nil, ErrStopped
+		}
+		st.Tick++
+		if st.Done {
+			continue
+		}
 		var loss float64
 		for i := 0; i < steps; i++ {
 			loss += r.supervisedUpdate(s.Next(), label)
 		}
 		val := r.valAccuracy()
-		hist = append(hist, epochRecord{Loss: loss / float64(steps), ValAcc: val, LR: float64(r.opt.LR)})
-		r.opt.LR = sched.observe(val)
-		if val > best {
-			best, bad = val, 0
-			st, err := r.probe.SaveState()
-			if err != nil {
-				return hist, err
+		st.Hist = append(st.Hist, epochRecord{Loss: loss / float64(steps), ValAcc: val, LR: float64(r.opt.LR)})
+		st.Epoch++
+		r.opt.LR = st.Sched.observe(val)
+		if val > st.Best {
+			st.Best, st.Bad = val, 0
+			var err error
+			if best, err = r.probe.SaveState(); err != nil {
+				return nil, err
 			}
-			bestState = st
-		} else if bad++; bad >= r.cfg.Patience {
-			break
+		} else {
+			st.Bad++
 		}
+		st.Done = st.Epoch >= cfg.WarmupEpochs || st.Bad >= cfg.Patience
 	}
-	if err := r.probe.LoadState(bestState); err != nil {
-		return hist, fmt.Errorf("restore the best probe: %w", err)
+	if err := r.probe.LoadState(best); err != nil {
+		return nil, fmt.Errorf("restore the best probe: %w", err)
 	}
-	return hist, nil
+	return st, nil
 }
 
 // plateau is ReduceLROnPlateau in "max" mode (PyTorch semantics, threshold 0): after

@@ -1,0 +1,255 @@
+package train
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"mct/ckpt"
+	"mct/data"
+	"mct/ranks"
+)
+
+// countdown is a context whose Err reports a stop request (context.Canceled) from its
+// n+1-th call on. A run calls Err once per rank at each boundary where it may stop (an
+// epoch of the supervised or co-training phase, an MCT update) and then agrees with the
+// other ranks in a collective, so no rank reaches boundary k+1 before every rank has
+// called Err at boundary k: with W ranks, n = W·k stops the run at boundary k, however
+// the goroutines are scheduled. Nothing in a run waits on Done, which stays nil.
+type countdown struct {
+	context.Context
+	left atomic.Int64
+}
+
+func stopAt(world, boundary int) *countdown {
+	c := &countdown{Context: context.Background()}
+	c.left.Store(int64(world * boundary))
+	return c
+}
+
+func (c *countdown) Err() error {
+	if c.left.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// runReplicas is Run with R replicas of every view over the local transport (Run itself
+// places one rank per view).
+func runReplicas(ctx context.Context, cfg Config, replicas int) (*Summary, error) {
+	if replicas == 1 {
+		return Run(ctx, cfg, io.Discard)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ds, err := data.Open(cfg.Data, cfg.Views, data.Options{})
+	if err != nil {
+		return nil, err
+	}
+	layout := ranks.Layout{Views: len(cfg.Views), Replicas: replicas}
+	var sum *Summary
+	err = ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+		s, err := runRank(ctx, c, layout, cfg, ds, "local", io.Discard)
+		if c.Rank() == 0 {
+			sum = s
+		}
+		return err
+	})
+	return sum, err
+}
+
+// latestState decodes the state section of the newest committed checkpoint in dir.
+func latestState(t *testing.T, cfg Config) *savedState {
+	t.Helper()
+	if err := cfg.Validate(); err != nil { // the run's identity is that of its validated config
+		t.Fatal(err)
+	}
+	_, sec, err := ckpt.LatestForView(cfg.Out, 0, cfg.RunID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := new(savedState)
+	if err := json.Unmarshal(sec["state"], st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// where says where a checkpoint stands, as the cases below expect it.
+func (st *savedState) where() string {
+	switch st.Phase {
+	case phaseSupervised:
+		return fmt.Sprintf("supervised tick %d", st.Supervised.Tick)
+	case phaseCotrain:
+		return fmt.Sprintf("cotrain round %d tick %d", st.Cotrain.Round, st.Cotrain.Train.Tick)
+	case phaseMCT:
+		return fmt.Sprintf("mct update %d", st.MCT.Updates)
+	}
+	return "phase " + st.Phase
+}
+
+// warmupEpochs reads each view's number of supervised epochs from metrics.jsonl.
+func warmupEpochs(t *testing.T, dir string) map[string]int {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := map[string]int{}
+	for sc := bufio.NewScanner(f); sc.Scan(); {
+		var m struct {
+			Phase string `json:"phase"`
+			View  string `json:"view"`
+			Epoch int    `json:"epoch"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Phase == "warmup" {
+			n[m.View] = max(n[m.View], m.Epoch)
+		}
+	}
+	return n
+}
+
+// TestStopAndResume stops runs of every algorithm at chosen boundaries (a context that
+// reports the stop request at the k-th boundary, see countdown), in the supervised
+// warmup, the MCT phase, --algo supervised (after some views stopped early and wait for
+// the others) and --algo cotrain (within a round and between rounds), several times in a
+// row, resuming after each stop; the resumed run must end with the parameters, the
+// accuracies and the metrics.jsonl of the uninterrupted run, bit for bit. Also with two
+// replicas of each view.
+func TestStopAndResume(t *testing.T) {
+	dir, all := synthDir(t)
+	base := func(algo string, views int) Config {
+		cfg := Defaults()
+		cfg.Algo = algo
+		cfg.Data, cfg.Views, cfg.Seed = dir, all[:views], 7
+		cfg.Labeled, cfg.Val = 0.05, 100
+		cfg.Hidden, cfg.Batch, cfg.Dropout = []int{16, 16, 16}, 64, 0.1
+		cfg.Quiet = true
+		return cfg
+	}
+	mct := base("mct", 2)
+	mct.WarmupEpochs, mct.Patience, mct.Epochs = 4, 4, 2 // 4 warmup epochs, 8 updates an epoch
+	sup := base("supervised", 3)
+	sup.WarmupEpochs, sup.Patience = 30, 2
+	cot := base("cotrain", 3)
+	cot.WarmupEpochs, cot.Patience = 3, 3 // 3 epochs a round: boundaries 0-3 each
+	cot.CotrainRounds, cot.CotrainK = 2, 5
+
+	type stop struct {
+		k     int    // boundary, counted from the start of this (resumed) process
+		where string // where the checkpoint must stand
+	}
+	cases := []struct {
+		name     string
+		cfg      Config
+		replicas int
+		stops    []stop
+	}{
+		// Boundaries of the MCT run: warmup ticks 0-4 (4 is its end), then one per update.
+		{"mct", mct, 1, []stop{{2, "supervised tick 2"}, {3 + 10, "mct update 10"}}},
+		{"mct-replicas", mct, 2, []stop{{0, "supervised tick 0"}, {3, "supervised tick 3"}, {2 + 5, "mct update 5"}}},
+		// A stop at the end of the warmup is taken at the MCT phase's first update.
+		{"mct-warmup-end", mct, 1, []stop{{4, "mct update 0"}}},
+		// The supervised stops come from the reference run's epochs (see below).
+		{"supervised", sup, 1, nil},
+		// Each co-training round has boundaries 0-3; a stop at a round's last is taken at
+		// the next round's first, after the exchange.
+		{"cotrain", cot, 1, []stop{{1, "cotrain round 0 tick 1"}, {3, "cotrain round 1 tick 0"}, {4 + 1, "cotrain round 2 tick 1"}}},
+		{"cotrain-replicas", cot, 2, []stop{{4 + 2, "cotrain round 1 tick 2"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			world := len(tc.cfg.Views) * tc.replicas
+			ref := tc.cfg
+			ref.Out = t.TempDir()
+			want, err := runReplicas(context.Background(), ref, tc.replicas)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stops := tc.stops
+			if tc.cfg.Algo == "supervised" {
+				// Stop when the view that trains least has stopped early and passes the
+				// boundaries of the others without training, and again at the last epoch of
+				// the view that trains longest.
+				epochs := warmupEpochs(t, ref.Out)
+				lo, hi := tc.cfg.WarmupEpochs, 0
+				for _, n := range epochs {
+					lo, hi = min(lo, n), max(hi, n)
+				}
+				if lo == hi {
+					t.Fatalf("views trained %v epochs: the case needs views that stop at different epochs", epochs)
+				}
+				stops = []stop{{lo, fmt.Sprintf("supervised tick %d", lo)}}
+				if hi-1 > lo {
+					stops = append(stops, stop{hi - 1 - lo, fmt.Sprintf("supervised tick %d", hi-1)})
+				}
+				t.Logf("views trained %v epochs; stops %v", epochs, stops)
+			}
+			cfg := tc.cfg
+			cfg.Out = t.TempDir()
+			for i, s := range stops {
+				cfg.Resume = i > 0
+				if _, err := runReplicas(stopAt(world, s.k), cfg, tc.replicas); !errors.Is(err, ErrStopped) {
+					t.Fatalf("stop %d at boundary %d: got %v, want ErrStopped", i+1, s.k, err)
+				}
+				if got := latestState(t, cfg).where(); got != s.where {
+					t.Fatalf("stop %d at boundary %d: the checkpoint stands at %s, want %s", i+1, s.k, got, s.where)
+				}
+				if _, err := os.Stat(filepath.Join(cfg.Out, "summary.json")); err == nil {
+					t.Fatalf("stop %d: a stopped run wrote summary.json", i+1)
+				}
+			}
+			cfg.Resume = true
+			got, err := runReplicas(context.Background(), cfg, tc.replicas)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareRuns(t, got, want, cfg.Out, ref.Out)
+		})
+	}
+}
+
+// compareRuns fails unless two runs ended alike: parameters, accuracies, updates, and
+// the records of metrics.jsonl.
+func compareRuns(t *testing.T, got, want *Summary, gotDir, wantDir string) {
+	t.Helper()
+	if !reflect.DeepEqual(got.ParamChecksum, want.ParamChecksum) {
+		t.Errorf("parameters: resumed %v, uninterrupted %v", got.ParamChecksum, want.ParamChecksum)
+	}
+	if !reflect.DeepEqual(got.TestAccuracy, want.TestAccuracy) || !reflect.DeepEqual(got.ValAccuracy, want.ValAccuracy) {
+		t.Errorf("accuracies: resumed test %v val %v, uninterrupted test %v val %v", got.TestAccuracy, got.ValAccuracy, want.TestAccuracy, want.ValAccuracy)
+	}
+	if !reflect.DeepEqual(got.WarmupTestAccuracy, want.WarmupTestAccuracy) || !reflect.DeepEqual(got.WarmupValAccuracy, want.WarmupValAccuracy) {
+		t.Errorf("warmup accuracies: resumed %v %v, uninterrupted %v %v", got.WarmupTestAccuracy, got.WarmupValAccuracy, want.WarmupTestAccuracy, want.WarmupValAccuracy)
+	}
+	if got.Updates != want.Updates {
+		t.Errorf("updates: resumed %d, uninterrupted %d", got.Updates, want.Updates)
+	}
+	a, err := os.ReadFile(filepath.Join(gotDir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(wantDir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("metrics.jsonl: resumed %d records, uninterrupted %d, or they differ:\n%s\nvs\n%s",
+			strings.Count(string(a), "\n"), strings.Count(string(b), "\n"), a, b)
+	}
+}
