@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -99,29 +100,30 @@ func (st *savedState) where() string {
 	return "phase " + st.Phase
 }
 
-// warmupEpochs reads each view's number of supervised epochs from metrics.jsonl.
-func warmupEpochs(t *testing.T, dir string) map[string]int {
+// warmupLR reads each view's learning rate in each of its supervised epochs from
+// metrics.jsonl.
+func warmupLR(t *testing.T, dir string) map[string][]float64 {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	n := map[string]int{}
+	lr := map[string][]float64{}
 	for sc := bufio.NewScanner(f); sc.Scan(); {
 		var m struct {
-			Phase string `json:"phase"`
-			View  string `json:"view"`
-			Epoch int    `json:"epoch"`
+			Phase string  `json:"phase"`
+			View  string  `json:"view"`
+			LR    float64 `json:"lr"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatal(err)
 		}
 		if m.Phase == "warmup" {
-			n[m.View] = max(n[m.View], m.Epoch)
+			lr[m.View] = append(lr[m.View], m.LR)
 		}
 	}
-	return n
+	return lr
 }
 
 // TestStopAndResume stops runs of every algorithm at chosen boundaries (a context that
@@ -145,7 +147,7 @@ func TestStopAndResume(t *testing.T) {
 	mct := base("mct", 2)
 	mct.WarmupEpochs, mct.Patience, mct.Epochs = 4, 4, 2 // 4 warmup epochs, 8 updates an epoch
 	sup := base("supervised", 3)
-	sup.WarmupEpochs, sup.Patience = 30, 2
+	sup.WarmupEpochs, sup.Patience = 40, 6 // the learning rate halves after 4 epochs without gain
 	cot := base("cotrain", 3)
 	cot.WarmupEpochs, cot.Patience = 3, 3 // 3 epochs a round: boundaries 0-3 each
 	cot.CotrainRounds, cot.CotrainK = 2, 5
@@ -184,21 +186,22 @@ func TestStopAndResume(t *testing.T) {
 			stops := tc.stops
 			if tc.cfg.Algo == "supervised" {
 				// Stop when the view that trains least has stopped early and passes the
-				// boundaries of the others without training, and again at the last epoch of
-				// the view that trains longest.
-				epochs := warmupEpochs(t, ref.Out)
-				lo, hi := tc.cfg.WarmupEpochs, 0
-				for _, n := range epochs {
-					lo, hi = min(lo, n), max(hi, n)
+				// boundaries of the others without training; after the scheduler first cut
+				// the learning rate of the view that trains longest; and before its last epoch.
+				lrs := warmupLR(t, ref.Out)
+				lo, hi, cut := tc.cfg.WarmupEpochs, 0, 0
+				for _, lr := range lrs {
+					lo = min(lo, len(lr))
+					if len(lr) > hi {
+						hi, cut = len(lr), slices.IndexFunc(lr, func(x float64) bool { return x < lr[0] })
+					}
 				}
-				if lo == hi {
-					t.Fatalf("views trained %v epochs: the case needs views that stop at different epochs", epochs)
+				if lo == hi || !(lo < cut && cut < hi-1) {
+					t.Fatalf("views' learning rates by epoch %v: the case needs views that stop at different epochs and a cut in the learning rate of the longest-training view after the first stops", lrs)
 				}
-				stops = []stop{{lo, fmt.Sprintf("supervised tick %d", lo)}}
-				if hi-1 > lo {
-					stops = append(stops, stop{hi - 1 - lo, fmt.Sprintf("supervised tick %d", hi-1)})
-				}
-				t.Logf("views trained %v epochs; stops %v", epochs, stops)
+				stops = []stop{{lo, fmt.Sprintf("supervised tick %d", lo)}, {cut - lo, fmt.Sprintf("supervised tick %d", cut)},
+					{hi - 1 - cut, fmt.Sprintf("supervised tick %d", hi-1)}}
+				t.Logf("stops %v", stops)
 			}
 			cfg := tc.cfg
 			cfg.Out = t.TempDir()
@@ -251,5 +254,61 @@ func compareRuns(t *testing.T, got, want *Summary, gotDir, wantDir string) {
 	if !bytes.Equal(a, b) {
 		t.Errorf("metrics.jsonl: resumed %d records, uninterrupted %d, or they differ:\n%s\nvs\n%s",
 			strings.Count(string(a), "\n"), strings.Count(string(b), "\n"), a, b)
+	}
+}
+
+// TestOldStateLayoutIsOneError: a checkpoint whose state section has the layout before
+// version 2 (the MCT state at the top level, no version) is refused with one line that
+// names the checkpoint and what to do, not misread.
+func TestOldStateLayoutIsOneError(t *testing.T) {
+	dir, all := synthDir(t)
+	cfg := Defaults()
+	cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 7
+	cfg.Labeled, cfg.Val = 0.05, 100
+	cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 2, 2, 1
+	cfg.Out, cfg.Quiet = t.TempDir(), true
+	if _, err := Run(stopAt(2, 3+2), cfg, io.Discard); !errors.Is(err, ErrStopped) { // MCT update 2
+		t.Fatalf("got %v, want ErrStopped", err)
+	}
+	id := cfg
+	if err := id.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	steps, err := ckpt.Steps(cfg.Out)
+	if err != nil || len(steps) == 0 {
+		t.Fatalf("steps %v, %v", steps, err)
+	}
+	step := steps[len(steps)-1]
+	// Load both ranks' files before writing any: a write uncommits the step.
+	var heads [2]ckpt.Header
+	var secs [2]map[string][]byte
+	for rank := range 2 {
+		h, sec, err := ckpt.Load(cfg.Out, step, rank, id.RunID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st savedState
+		if err := json.Unmarshal(sec["state"], &st); err != nil || st.MCT == nil {
+			t.Fatalf("state %s: %v", sec["state"], err)
+		}
+		if sec["state"], err = json.Marshal(st.MCT); err != nil {
+			t.Fatal(err)
+		}
+		heads[rank], secs[rank] = h, sec
+	}
+	for rank := range 2 {
+		if err := ckpt.Save(cfg.Out, heads[rank], secs[rank]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ckpt.Commit(cfg.Out, step, 2, cfg.Keep); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Resume = true
+	_, err = Run(context.Background(), cfg, io.Discard)
+	want := fmt.Sprintf("checkpoint step-%d in %s/ckpt: state layout version 0, this mct reads version %d", step, cfg.Out, stateVersion)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("resume from an old layout: got %v, want one line containing %q", err, want)
 	}
 }

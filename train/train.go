@@ -85,6 +85,9 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 	}
 	batch := min(r.labeledBatch(), len(idx))
 	s := data.NewSampler(idx, batch, cfg.Seed^stream)
+	if p := st.Sampler; p.Epoch < 0 || p.Pos < 0 || p.Pos > len(idx) {
+		return nil, fmt.Errorf("checkpoint: sampler position %+v does not fit the %d labeled examples: the checkpoint is damaged or not this run's", p, len(idx))
+	}
 	s.Restore(st.Sampler)
 	steps := (len(idx) + batch - 1) / batch
 	for {
