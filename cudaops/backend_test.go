@@ -11,15 +11,9 @@ import (
 
 	"gorgonia.org/cu"
 
-	"mct/cudaops/backendtest"
 	"mct/nn"
+	"mct/nn/nntest"
 )
-
-// The tests run every operation on the GPU and on the CPU backend with the
-// same random inputs and compare: within 1e-5 (max-norm relative) in FP32
-// mode, 1e-2 for GEMMs in BF16 mode, and exactly where the result is a choice
-// (argmax, sampling, dropout masks, the RNG). The same comparisons run without
-// a GPU on the kernels' CPU emulation (cudaops/kemu).
 
 var gpu *Backend
 
@@ -43,15 +37,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestBackend runs every operation and a probe step on the GPU and on the CPU
-// backend and compares them (cudaops/backendtest).
+// TestBackend runs nn's backend contract suite (nn/nntest) on the GPU: every
+// operation and probe steps against the CPU backend with the same inputs, exactly
+// where the result is a choice (argmax, sampling, dropout masks, the RNG), within
+// 1e-6 or 1e-5 of scale elsewhere, GEMMs in each precision within its own
+// tolerance. The same suite runs without a GPU on the kernels' CPU emulation
+// (cudaops/kemu).
 func TestBackend(t *testing.T) {
-	mode := func(p Precision, tol float64) backendtest.GemmMode {
-		return backendtest.GemmMode{Name: p.String(), Tol: tol, Set: func() { gpu.SetPrecision(p) }}
+	mode := func(p Precision, tol float64) nntest.GemmMode {
+		return nntest.GemmMode{Name: p.String(), Tol: tol, Set: func() { gpu.SetPrecision(p) }}
 	}
-	backendtest.Run(t, gpu, backendtest.Options{
-		Tol:       1e-5,
-		GemmModes: []backendtest.GemmMode{mode(FP32, 1e-5), mode(TF32, 5e-3), mode(BF16, 1e-2)},
+	nntest.Conformance(t, gpu, nntest.Options{
+		GemmModes: []nntest.GemmMode{mode(FP32, 1e-5), mode(TF32, 5e-3), mode(BF16, 1e-2)},
 	})
 }
 
