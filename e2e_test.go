@@ -385,6 +385,67 @@ func TestSignalCheckpointsAndExitsZero(t *testing.T) {
 	}
 }
 
+// SIGTERM during --algo cotrain (a round's training: epochs of supervised steps) stops
+// the run at the next epoch boundary with a checkpoint and exit status 0 within seconds;
+// --resume finishes with the parameters and accuracies of an uninterrupted run.
+func TestSignalDuringCotrain(t *testing.T) {
+	flags := []string{"--algo", "cotrain", "--views", "pixels,hog", "--hidden", "32,32,32", "--val", "1000",
+		"--warmup-epochs", "20", "--patience", "20", "--cotrain-rounds", "3"}
+	refDir := t.TempDir()
+	if o, err := mct(t, 0, append([]string{"train", "--quiet", "--out", refDir}, flags...)...); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, o)
+	}
+	ref := readSummary(t, refDir)
+	dir := t.TempDir()
+	args := append([]string{"train", "--out", dir}, flags...)
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// After the first round's record, rounds 2 and 3 (seconds of training) remain.
+	waitFor(t, 120*time.Second, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
+		return bytes.Contains(b, []byte(`"phase":"cotrain"`))
+	})
+	sent := time.Now()
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, out.String())
+	}
+	took := time.Since(sent)
+	t.Logf("exited %.2f s after SIGTERM", took.Seconds())
+	if took > 10*time.Second {
+		t.Errorf("exited %.1f s after SIGTERM: it must stop at the next epoch boundary", took.Seconds())
+	}
+	if !strings.Contains(out.String(), "stopped by a signal at co-training round") || !strings.Contains(out.String(), "--resume") {
+		t.Errorf("no line saying where it stopped and how to resume:\n%s", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "summary.json")); err == nil {
+		t.Fatalf("summary.json written by a stopped run:\n%s", out.String())
+	}
+	o, err := mct(t, 0, append(args, "--resume")...)
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, o)
+	}
+	if !strings.Contains(o, "resumed from the checkpoint of co-training round") {
+		t.Errorf("did not resume:\n%s", o)
+	}
+	s := readSummary(t, dir)
+	for v, sum := range ref.ParamChecksum {
+		if s.ParamChecksum[v] != sum {
+			t.Errorf("view %s: resumed run %s, uninterrupted %s", v, s.ParamChecksum[v], sum)
+		}
+		if s.TestAccuracy.PerView[v] != ref.TestAccuracy.PerView[v] {
+			t.Errorf("view %s: test accuracy %v resumed, %v uninterrupted", v, s.TestAccuracy.PerView[v], ref.TestAccuracy.PerView[v])
+		}
+	}
+	if s.TestAccuracy.Ensemble != ref.TestAccuracy.Ensemble {
+		t.Errorf("test ensemble %v resumed, %v uninterrupted", s.TestAccuracy.Ensemble, ref.TestAccuracy.Ensemble)
+	}
+}
+
 // committedAfter reports whether the run directory holds a committed step > step.
 func committedAfter(dir string, step int64) bool {
 	steps, err := ckpt.Steps(dir)
