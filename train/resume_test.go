@@ -146,6 +146,8 @@ func TestStopAndResume(t *testing.T) {
 	}
 	mct := base("mct", 2)
 	mct.WarmupEpochs, mct.Patience, mct.Epochs = 4, 4, 2 // 4 warmup epochs, 8 updates an epoch
+	noEpochs := mct
+	noEpochs.Epochs = 0
 	sup := base("supervised", 3)
 	sup.WarmupEpochs, sup.Patience = 40, 6 // the learning rate halves after 4 epochs without gain
 	cot := base("cotrain", 3)
@@ -167,6 +169,9 @@ func TestStopAndResume(t *testing.T) {
 		{"mct-replicas", mct, 2, []stop{{0, "supervised tick 0"}, {3, "supervised tick 3"}, {2 + 5, "mct update 5"}}},
 		// A stop at the end of the warmup is taken at the MCT phase's first update.
 		{"mct-warmup-end", mct, 1, []stop{{4, "mct update 0"}}},
+		// Without MCT epochs the MCT checkpoint of update 0 is the last: it must supersede
+		// the warmup's of a higher step number.
+		{"mct-no-epochs", noEpochs, 1, []stop{{3, "supervised tick 3"}}},
 		// The supervised stops come from the reference run's epochs (see below).
 		{"supervised", sup, 1, nil},
 		// Each co-training round has boundaries 0-3; a stop at a round's last is taken at
@@ -223,6 +228,9 @@ func TestStopAndResume(t *testing.T) {
 				t.Fatal(err)
 			}
 			compareRuns(t, got, want, cfg.Out, ref.Out)
+			if st := latestState(t, cfg); cfg.Algo == "mct" && st.Phase != phaseMCT {
+				t.Errorf("after the run the newest checkpoint stands at %s, want the MCT phase", st.where())
+			}
 		})
 	}
 }
