@@ -6,11 +6,19 @@
 //
 // BenchmarkMCT reports, per update of all views: ns/op and go_updates/s of the Go
 // step (train.Bench: real mctUpdate, local transport, CPU backend),
-// torch_updates/s of mct_step.py (the implementation the oracle test
-// train.TestMCTStepMatchesPyTorch checks against), and go/torch, their ratio.
+// torch_updates/s of mct_step.py, and go/torch, their ratio.
 // The default problem is the reference setting: batch 1024 unlabeled and 1024
 // labeled rows, two views 784 and 324 wide, 10 classes, the FCNN [1024,1024,1024].
 // Flags after -args change it (-mct.dims, -mct.hidden, -mct.batch, ...).
+//
+// mct_step.py is the project's one PyTorch implementation of the step: the oracle
+// test train.TestMCTStepMatchesPyTorch checks Go's step against it (`mct_step.py
+// oracle`), BenchmarkMCT times it on the CPU and bench/device-check.sh times it on a
+// GPU (`mct_step.py bench --device cuda --precision fp32,bf16 --out torch.json`), so
+// every speed ratio compares against the step the oracle test checked.
+// TestDeviceCheckTorchCommand runs device-check.sh's command line on the CPU (one
+// update of a small batch at fp32, tf32 and bf16) and reads the JSON the device
+// check's table reads, so a broken GPU baseline fails here, not on a lent GPU.
 //
 // Fairness: Go runs with GOMAXPROCS cores (one goroutine per view, the BLAS threads
 // split between them, as `mct train` does); PyTorch gets torch.set_num_threads with

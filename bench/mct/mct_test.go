@@ -78,6 +78,12 @@ func BenchmarkMCT(b *testing.B) {
 		args = append(args, "--exact-h")
 	}
 	cmd := exec.Command(*python, args...)
+	// torch.set_num_threads does not reach Debian's OpenBLAS, which starts a thread per
+	// core (the oracle's one-thread process has two on two cores): its count is set here.
+	cmd.Env = os.Environ()
+	if os.Getenv("OPENBLAS_NUM_THREADS") == "" {
+		cmd.Env = append(cmd.Env, "OPENBLAS_NUM_THREADS="+strconv.Itoa(runtime.GOMAXPROCS(0)))
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
