@@ -9,19 +9,21 @@ import (
 	"mct/ranks"
 )
 
-// A run checkpoints in one of three phases; the checkpoint's "state" section says which.
+// A run checkpoints in one of three phases; the checkpoint's "run" section says which.
 const (
 	phaseSupervised = "supervised" // MCT's warmup, or the whole of --algo supervised
 	phaseCotrain    = "cotrain"
 	phaseMCT        = "mct"
 )
 
-// stateVersion is the layout of the "state" section. Version 1 (files without a version)
-// held the MCT phase's state at the top level; 2 wraps it with the phase, so that the
-// supervised and co-training phases can be checkpointed too.
+// stateVersion is the layout of the "run" section. Version 1 was a section named "state"
+// that held the MCT phase's state alone; 2 names the phase, so that the supervised and
+// co-training phases can be checkpointed too. The section was renamed with the change so
+// that an mct of version 1, which would read the new layout as an MCT state of zeros,
+// finds no state and fails instead.
 const stateVersion = 2
 
-// savedState is a checkpoint's "state" section: where the run stands. Besides it, a
+// savedState is a checkpoint's "run" section (JSON): where the run stands. Besides it, a
 // checkpoint holds the sections "probe" (weights, BatchNorm statistics, dropout's step),
 // "adam" (moments, step, learning rate) and "best" (the probe that early stopping restores).
 type savedState struct {
@@ -57,7 +59,7 @@ func (r *rank) checkpoint(step int64, epoch int, st *savedState, best []byte) er
 	}
 	h := ckpt.Header{RunID: r.cfg.RunID(), View: r.view, Replica: r.replica, Rank: r.world.Rank(),
 		World: r.world.Size(), Step: step, Epoch: epoch}
-	err = ckpt.Save(r.cfg.Out, h, map[string][]byte{"state": state, "probe": probe, "adam": adam, "best": best})
+	err = ckpt.Save(r.cfg.Out, h, map[string][]byte{"run": state, "probe": probe, "adam": adam, "best": best})
 	if !r.allOK(err) {
 		return fmt.Errorf("checkpoint of step %d (%s): %w", step, st.Phase, orOther(err))
 	}
@@ -95,7 +97,7 @@ func (r *rank) resume() (st *savedState, adam, best []byte, err error) {
 	}
 	_, sec, err := ckpt.LoadForView(r.cfg.Out, step[0], r.view, runID)
 	if r.allOK(err) {
-		st, err = r.decodeState(sec["state"], step[0])
+		st, err = r.decodeState(sec, step[0])
 		if err == nil && st.Phase == phaseCotrain {
 			err = r.reset(uint64(st.Cotrain.Round))
 		}
@@ -109,13 +111,16 @@ func (r *rank) resume() (st *savedState, adam, best []byte, err error) {
 	return st, sec["adam"], sec["best"], nil
 }
 
-// decodeState reads a "state" section and checks that it is of this layout and of a
-// phase that this run's algorithm has.
-func (r *rank) decodeState(b []byte, step int64) (*savedState, error) {
+// decodeState reads the "run" section of a checkpoint's sections and checks that it is
+// of this layout and of a phase that this run's algorithm has.
+func (r *rank) decodeState(sec map[string][]byte, step int64) (*savedState, error) {
 	where := fmt.Sprintf("checkpoint step-%d in %s/ckpt", step, r.cfg.Out)
-	st := new(savedState)
-	if err := json.Unmarshal(b, st); err != nil {
-		return nil, fmt.Errorf("%s: state section: %w", where, err)
+	st := &savedState{Version: 1} // a file without a "run" section has the layout of version 1
+	if b, ok := sec["run"]; ok {
+		st = new(savedState)
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("%s: run section: %w", where, err)
+		}
 	}
 	if st.Version != stateVersion {
 		return nil, fmt.Errorf("%s: state layout version %d, this mct reads version %d: finish the run with the mct that wrote it, or start it again with a new --out",

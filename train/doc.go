@@ -23,7 +23,7 @@
 //
 // Checkpoints. Each rank writes, through package ckpt, its sections "probe" (weights,
 // BatchNorm statistics, the dropout step), "adam" (moments, step, learning rate),
-// "best" (the probe early stopping restores) and "state": JSON (savedState, layout
+// "best" (the probe early stopping restores) and "run": JSON (savedState, layout
 // version stateVersion) naming the phase and holding its position — sampler positions,
 // the schedule, early-stopping counters, the epoch history the summary and plots use,
 // for co-training the round and the examples moved so far, for MCT the epoch records —

@@ -81,7 +81,7 @@ func latestState(t *testing.T, cfg Config) *savedState {
 		t.Fatal(err)
 	}
 	st := new(savedState)
-	if err := json.Unmarshal(sec["state"], st); err != nil {
+	if err := json.Unmarshal(sec["run"], st); err != nil {
 		t.Fatal(err)
 	}
 	return st
@@ -265,9 +265,9 @@ func compareRuns(t *testing.T, got, want *Summary, gotDir, wantDir string) {
 	}
 }
 
-// TestOldStateLayoutIsOneError: a checkpoint whose state section has the layout before
-// version 2 (the MCT state at the top level, no version) is refused with one line that
-// names the checkpoint and what to do, not misread.
+// TestOldStateLayoutIsOneError: a checkpoint of the layout before version 2 (a "state"
+// section holding the MCT state alone) is refused with one line that names the
+// checkpoint and what to do, not misread.
 func TestOldStateLayoutIsOneError(t *testing.T) {
 	dir, all := synthDir(t)
 	cfg := Defaults()
@@ -297,12 +297,13 @@ func TestOldStateLayoutIsOneError(t *testing.T) {
 			t.Fatal(err)
 		}
 		var st savedState
-		if err := json.Unmarshal(sec["state"], &st); err != nil || st.MCT == nil {
-			t.Fatalf("state %s: %v", sec["state"], err)
+		if err := json.Unmarshal(sec["run"], &st); err != nil || st.MCT == nil {
+			t.Fatalf("run section %s: %v", sec["run"], err)
 		}
 		if sec["state"], err = json.Marshal(st.MCT); err != nil {
 			t.Fatal(err)
 		}
+		delete(sec, "run")
 		heads[rank], secs[rank] = h, sec
 	}
 	for rank := range 2 {
@@ -315,7 +316,7 @@ func TestOldStateLayoutIsOneError(t *testing.T) {
 	}
 	cfg.Resume = true
 	_, err = Run(context.Background(), cfg, io.Discard)
-	want := fmt.Sprintf("checkpoint step-%d in %s/ckpt: state layout version 0, this mct reads version %d", step, cfg.Out, stateVersion)
+	want := fmt.Sprintf("checkpoint step-%d in %s/ckpt: state layout version 1, this mct reads version %d", step, cfg.Out, stateVersion)
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("resume from an old layout: got %v, want one line containing %q", err, want)
 	}
