@@ -15,9 +15,10 @@ The one PyTorch implementation of the step; it serves three users:
     bench times updates of the same step on random data, for each precision, and prints one
     JSON line per precision (and with --out writes them all to one file).
 
-Precision, the PyTorch way: fp32 turns TF32 off (torch.backends.cuda.matmul.allow_tf32),
-tf32 turns it on, bf16 runs the probes' forwards under torch.autocast (bfloat16 products
-and activations, fp32 weights, losses and optimizer). On a CPU tf32 is fp32.
+Precision, the PyTorch way: fp32 turns TF32 off (torch.backends.cuda.matmul.allow_tf32,
+named fp32_precision since torch 2.9), tf32 turns it on, bf16 runs the probes' forwards
+under torch.autocast (bfloat16 products and activations; fp32 weights, losses, gradients
+and Adam) with TF32 off. On a CPU tf32 is fp32.
 
 All views live in this process; the "all-gathers" are Python lists. Nothing in an update
 waits for the device (no .item(), no host-side branch on a tensor): h stays a device
@@ -36,7 +37,6 @@ any V at the price of a copy of the weights.
 """
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -295,10 +295,20 @@ def blas_library():
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
+def set_tf32(on):
+    """Lets fp32 matrix products on a GPU round their inputs to TF32 (tensor cores) or not:
+    torch.backends.cuda.matmul.allow_tf32, which torch 2.9 renamed fp32_precision."""
+    matmul = torch.backends.cuda.matmul
+    if hasattr(torch.backends, "fp32_precision"):  # (matmul's own getattr raises AssertionError)
+        matmul.fp32_precision = "tf32" if on else "ieee"
+    else:
+        matmul.allow_tf32 = on
+
+
 def bench_one(a, device, precision):
     """Times a.updates updates (best of a.repeats runs, after a.warmup) of fresh views at
     precision; returns the result record."""
-    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    set_tf32(precision == "tf32")
     gen = torch.Generator(device=device).manual_seed(a.seed)
     dims = [int(x) for x in a.dims.split(",")]
     hidden = [int(x) for x in a.hidden.split(",")]
@@ -319,18 +329,18 @@ def bench_one(a, device, precision):
 
     cuda = device.type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    for _ in range(a.warmup):
+        one()
     syncs = None
     if cuda:
-        # One untimed update with PyTorch's check for operations that wait for the GPU:
-        # the update should have none.
+        # One more untimed update under PyTorch's check for operations that make the host
+        # wait for the GPU: the update should have none.
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             one()
             torch.cuda.set_sync_debug_mode("default")
         syncs = sum("synchroniz" in str(w.message) for w in caught)
-    for _ in range(a.warmup):
-        one()
     best = float("inf")
     for _ in range(a.repeats):
         sync()
