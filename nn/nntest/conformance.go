@@ -119,23 +119,24 @@ func (s *suite) both(t *testing.T, f func(d *side)) {
 		t.Fatalf("%d outputs from %s, %d from the CPU backend", len(got), s.b.Name(), len(want))
 	}
 	for i, w := range want {
-		same(t, w.name, got[i].v, w.v, w.tol)
+		same(t, w.name, "CPU backend", got[i].v, w.v, w.tol)
 	}
 }
 
-// same reports the worst element of got against want: any difference in bits when tol
-// is exact, else an error above tol·max|want| (NaN counts as infinite).
-func same(t *testing.T, what string, got, want []float32, tol float64) {
+// same reports the worst element of got against want (named ref in the message): any
+// difference in bits when tol is exact, else an error above tol·max|want| (NaN counts as
+// infinite).
+func same(t *testing.T, what, ref string, got, want []float32, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
-		t.Errorf("%s: %d values, CPU backend %d", what, len(got), len(want))
+		t.Errorf("%s: %d values, %s %d", what, len(got), ref, len(want))
 		return
 	}
 	if tol == exact {
 		for i := range want {
 			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-				t.Errorf("%s[%d] = %g (%08x), CPU backend %g (%08x): want bit-identical", what, i, got[i],
-					math.Float32bits(got[i]), want[i], math.Float32bits(want[i]))
+				t.Errorf("%s[%d] = %g (%08x), %s %g (%08x): want bit-identical", what, i, got[i],
+					math.Float32bits(got[i]), ref, want[i], math.Float32bits(want[i]))
 				return
 			}
 		}
@@ -153,7 +154,7 @@ func same(t *testing.T, what string, got, want []float32, tol float64) {
 		}
 	}
 	if wi >= 0 && worst > tol*scale {
-		t.Errorf("%s[%d] = %.9g, CPU backend %.9g (error %.2e > %.0e × scale %.3g)", what, wi, got[wi], want[wi],
+		t.Errorf("%s[%d] = %.9g, %s %.9g (error %.2e > %.0e × scale %.3g)", what, wi, got[wi], ref, want[wi],
 			worst, tol, scale)
 	}
 }

@@ -16,7 +16,7 @@ func (s *suite) memory(t *testing.T) {
 	x, y := b.Alloc(1000), b.Alloc(1000)
 	defer b.Free(x)
 	defer b.Free(y)
-	same(t, "Alloc", get(b, y), make([]float32, 1000), exact)
+	same(t, "Alloc", "expected", get(b, y), make([]float32, 1000), exact)
 	b.Upload(x, h)
 	v := b.View(x, 300, 500)
 	if v.Len() != 500 {
@@ -33,11 +33,11 @@ func (s *suite) memory(t *testing.T) {
 	}
 	copy(want[100:600], h[300:800])
 	copy(want[900:], []float32{7, 8, 9})
-	same(t, "Copy, Fill and Upload through Views", get(b, y), want, exact)
+	same(t, "Copy, Fill and Upload through Views", "expected", get(b, y), want, exact)
 	part := make([]float32, 10)
 	b.Download(part, b.View(x, 990, 10))
-	same(t, "Download of a View", part, h[990:], exact)
-	same(t, "a buffer after Free of a View of it", get(b, x), h, exact)
+	same(t, "Download of a View", "expected", part, h[990:], exact)
+	same(t, "a buffer after Free of a View of it", "expected", get(b, x), h, exact)
 }
 
 // gatherRows checks GatherRows against a plain loop, bit for bit: rows picked with
@@ -73,7 +73,7 @@ func (s *suite) gatherRows(t *testing.T) {
 				want[i] = host[(off+int(idx[row]))*cols+i%cols]
 			}
 		}
-		same(t, fmt.Sprintf("GatherRows %d of %d rows of %d", n, rows, cols), get(b, dst), want, exact)
+		same(t, fmt.Sprintf("GatherRows %d of %d rows of %d", n, rows, cols), "expected", get(b, dst), want, exact)
 		b.Free(src)
 		b.Free(ib)
 		b.Free(dst)
@@ -272,9 +272,9 @@ func (s *suite) scalars(t *testing.T) {
 		d.ClipNorm(Y, n-7, 1e9, d.View(sc, 4, 1))
 		d.ClipNorm(X, n-1, 0.5, nil)
 		d.keep("ClipNorm without norm", tight, X)
-		v := get(d, sc)
+		sv := get(d, sc)
 		for i, name := range []string{"DotTo", "Mean", "ClipNorm's norm", "ClipNorm(3)'s norm", "the norm after ClipNorm(3)"} {
-			d.keepHost(name, tight, v[i]) // each against its own scale
+			d.keepHost(name, tight, sv[i]) // each against its own scale
 		}
 		hits := d.alloc(views)
 		d.CountEqual(hits, d.put(guess), d.put(truth), views, cnt)

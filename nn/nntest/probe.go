@@ -67,7 +67,8 @@ func (s *suite) probe(t *testing.T) {
 				grads, params = append(grads, first), append(params, get(d, p.Flat()))
 				g.Zero()
 				p.Backward(tape, dl, g)
-				same(t, d.Name()+": grads through the kept weights after the step, against the first", get(d, g.Flat()), first, exact)
+				same(t, d.Name()+": grads through the kept weights after the step", "first backward", get(d, g.Flat()), first,
+					exact)
 			})
 			adamStep(t, params[0], params[1], grads[1], lr)
 		})
