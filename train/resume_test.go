@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -319,5 +320,42 @@ func TestOldStateLayoutIsOneError(t *testing.T) {
 	want := fmt.Sprintf("checkpoint step-%d in %s/ckpt: state layout version 1, this mct reads version %d", step, cfg.Out, stateVersion)
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("resume from an old layout: got %v, want one line containing %q", err, want)
+	}
+}
+
+// TestResumeWithMoreReplicas: a co-training run stopped with one rank per view resumes
+// with two replicas of each view (each loads its view's checkpoint) and finishes as well
+// as the uninterrupted run (not bit for bit: replicas add their gradients and BatchNorm
+// sums in another order).
+func TestResumeWithMoreReplicas(t *testing.T) {
+	dir, all := synthDir(t)
+	cfg := Defaults()
+	cfg.Algo = "cotrain"
+	cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 7
+	cfg.Labeled, cfg.Val = 0.05, 100
+	cfg.Hidden, cfg.Batch, cfg.LR = []int{16, 16, 16}, 64, 1e-2
+	cfg.WarmupEpochs, cfg.Patience, cfg.CotrainRounds, cfg.CotrainK = 10, 10, 2, 5
+	cfg.Quiet = true
+	ref := cfg
+	ref.Out = t.TempDir()
+	want, err := Run(context.Background(), ref, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Out = t.TempDir()
+	if _, err := runReplicas(stopAt(2, 11+1), cfg, 1); !errors.Is(err, ErrStopped) {
+		t.Fatalf("got %v, want ErrStopped", err)
+	}
+	if got := latestState(t, cfg).where(); got != "cotrain round 1 tick 1" {
+		t.Fatalf("the checkpoint stands at %s, want cotrain round 1 tick 1", got)
+	}
+	cfg.Resume = true
+	got, err := runReplicas(context.Background(), cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("test ensemble %.4f resumed with 2 replicas, %.4f uninterrupted with 1", got.TestAccuracy.Ensemble, want.TestAccuracy.Ensemble)
+	if got.Replicas != 2 || math.Abs(got.TestAccuracy.Ensemble-want.TestAccuracy.Ensemble) > 0.05 || want.TestAccuracy.Ensemble < 0.5 {
+		t.Errorf("resumed with 2 replicas: %d replicas, test ensemble %.3f; uninterrupted %.3f", got.Replicas, got.TestAccuracy.Ensemble, want.TestAccuracy.Ensemble)
 	}
 }
