@@ -60,7 +60,7 @@
 // Tests: without a GPU, `go test ./cudaops/...` compiles the kernels with
 // NVRTC and checks their registers (cudalib, when scripts/cuda-headers.sh
 // has fetched NVRTC) and runs the kernels' own source on the CPU against
-// nn.CPU (kemu, through the shared suite in backendtest). On a GPU machine,
+// nn.CPU (kemu, through the conformance suite of nn/nntest). On a GPU machine,
 // bench/device-pack.sh builds this package's test binary, which runs the same
 // suite on the device, and bench/device-check.sh runs it.
 //
