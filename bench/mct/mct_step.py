@@ -193,7 +193,8 @@ class MCT:
                     torch.rand(mw.shape, generator=gen, device=mw.device).clamp_min(1e-20)))).argmax(1)
                         for mw in m]
         # The teacher directions: the gradient of CE(m_w/T, ŷ_w) with respect to m_w/T, times B.
-        d = [torch.softmax(m[w] / self.pseudo_t, 1) - F.one_hot(yhat[w], C).to(zd[0].dtype) for w in range(V)]
+        d = [torch.softmax(m[w] / self.pseudo_t, 1) - F.one_hot(yhat[w], C).to(zd[0].dtype)
+             for w in range(V)] if feedback else None
         # 3.–4. Student step of every view, then L_after and g_sup on the same labeled batch.
         h, scale, before, after, gsup, gdir = [], [], [], [], [], []
         for v, view in enumerate(self.views):
