@@ -7,6 +7,7 @@ import (
 	"runtime/pprof"
 	"strings"
 
+	"mct/internal/list"
 	"mct/ranks"
 	"mct/train"
 )
@@ -31,7 +32,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>); read it with go tool pprof -symbolize=none -top FILE (re-symbolizing from the binary misplaces the OpenBLAS samples)")
 	roof := fs.Bool("roofline", false, "also measure the GPU's bf16 GEMM rate and report the update's fraction of it (cuda build)")
 	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
-		h, err := parseInts(s)
+		h, err := list.PositiveInts(s)
 		cfg.Hidden = h
 		return err
 	})
@@ -43,7 +44,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	d, err := parseInts(*dims)
+	d, err := list.PositiveInts(*dims)
 	if err != nil {
 		return fmt.Errorf("--dims: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"mct/data"
 	"mct/data/pretrained" // registers the mobilenet_v2 and inception_v3 view families
+	"mct/internal/list"
 	"mct/train"
 )
 
@@ -49,7 +50,7 @@ dataset directory: manifest.json and one .npy matrix per view and split.`)
 		if *cache != "" {
 			pretrained.SetCacheDir(*cache)
 		}
-		return data.Build(*spec, splitList(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
+		return data.Build(*spec, list.Strings(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
 			Progress: train.BuildProgress(os.Stderr)})
 	case "import":
 		fs := newFlags("data import", `usage: mct data import --view NAME=TRAIN.npy,TEST.npy [--view ...] --labels TRAIN.npy,TEST.npy --classes N --out DIR
@@ -67,7 +68,7 @@ from the rest of them). Test labels must all be known.
 		views := map[string][2]string{}
 		fs.Func("view", "NAME=TRAIN.npy,TEST.npy (repeat per view)", func(s string) error {
 			name, files, ok := strings.Cut(s, "=")
-			parts := splitList(files)
+			parts := list.Strings(files)
 			if !ok || name == "" || len(parts) != 2 {
 				return fmt.Errorf("--view %q: expected NAME=TRAIN.npy,TEST.npy", s)
 			}
@@ -80,7 +81,7 @@ from the rest of them). Test labels must all be known.
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
-		l := splitList(*labels)
+		l := list.Strings(*labels)
 		if len(l) != 2 || *out == "" || *classes < 2 {
 			return fmt.Errorf("import: need --labels TRAIN.npy,TEST.npy, --classes N (≥ 2) and --out DIR")
 		}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"mct/data/pretrained"
+	"mct/internal/list"
 	"mct/train"
 )
 
@@ -21,7 +22,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.StringVar(&cfg.Algo, "algo", cfg.Algo, "supervised, cotrain or mct")
 	fs.StringVar(&cfg.Data, "data", cfg.Data, "fashion-mnist, mnist or a dataset directory (mct data import)")
 	fs.Func("views", "comma-separated views, e.g. pixels,hog,gabor (default "+strings.Join(cfg.Views, ",")+")", func(s string) error {
-		cfg.Views = splitList(s)
+		cfg.Views = list.Strings(s)
 		return nil
 	})
 	fs.Float64Var(&cfg.Labeled, "labeled", cfg.Labeled, "fraction of the train examples with a known label that keep it (the rest of them: --val, then unlabeled)")
@@ -29,8 +30,8 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.IntVar(&cfg.Val, "val", cfg.Val, "validation examples held out of train (model selection)")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "seed of the split, initialisation, sampling and pseudo-labels")
 	fs.StringVar(&cfg.Arch, "arch", cfg.Arch, "probe: fcnn (the reference's, exact), mlp (clean variant) or linear")
-	fs.Func("hidden", "hidden widths, comma-separated (default "+joinInts(cfg.Hidden)+")", func(s string) error {
-		h, err := parseInts(s)
+	fs.Func("hidden", "hidden widths, comma-separated (default "+list.Ints(cfg.Hidden)+")", func(s string) error {
+		h, err := list.PositiveInts(s)
 		cfg.Hidden = h
 		return err
 	})
@@ -102,34 +103,4 @@ curves.png to the run directory.`, strings.Join(cfg.Views, "+")))
 		return nil // checkpointed; the line saying how to resume is printed
 	}
 	return err
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, p := range splitList(s) {
-		v, err := strconv.Atoi(p)
-		if err != nil || v < 1 {
-			return nil, fmt.Errorf("%q is not a positive integer", p)
-		}
-		out = append(out, v)
-	}
-	return out, nil
-}
-
-func joinInts(x []int) string {
-	s := make([]string, len(x))
-	for i, v := range x {
-		s[i] = strconv.Itoa(v)
-	}
-	return strings.Join(s, ",")
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"mct/internal/list"
 	"mct/train"
 )
 
@@ -28,25 +29,13 @@ var (
 	python   = flag.String("mct.python", "/usr/bin/python3", "the Python with torch (Debian's python3-torch is for /usr/bin/python3)")
 )
 
-func ints(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q: want positive integers separated by commas", s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
 // BenchmarkMCT times b.N MCT updates of every view in Go, then b.N in PyTorch.
 func BenchmarkMCT(b *testing.B) {
-	widths, err := ints(*dims)
+	widths, err := list.PositiveInts(*dims)
 	if err != nil {
 		b.Fatalf("-mct.dims %v", err)
 	}
-	hid, err := ints(*hidden)
+	hid, err := list.PositiveInts(*hidden)
 	if err != nil {
 		b.Fatalf("-mct.hidden %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"mct/internal/list"
 )
 
 // bench is the part of `mct bench --json` this program reads.
@@ -78,7 +80,7 @@ func mainErr(args []string, out io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	hw, err := ints(*hidden)
+	hw, err := list.PositiveInts(*hidden)
 	if err != nil {
 		return fmt.Errorf("--hidden: %w", err)
 	}
@@ -87,7 +89,7 @@ func mainErr(args []string, out io.Writer) error {
 			return fmt.Errorf("--hidden %s: widths differ; use equal widths so the BatchNorm bytes decode", *hidden)
 		}
 	}
-	nps, err := ints(*npList)
+	nps, err := list.PositiveInts(*npList)
 	if err != nil {
 		return fmt.Errorf("--np: %w", err)
 	}
@@ -100,11 +102,11 @@ func mainErr(args []string, out io.Writer) error {
 			return fmt.Errorf("--np %d: not a multiple of %d views", np, views)
 		}
 	}
-	rh, err := ints(*refHidden)
+	rh, err := list.PositiveInts(*refHidden)
 	if err != nil {
 		return fmt.Errorf("--ref-hidden: %w", err)
 	}
-	gs, err := ints(*gpus)
+	gs, err := list.PositiveInts(*gpus)
 	if err != nil {
 		return fmt.Errorf("--gpus: %w", err)
 	}
@@ -253,18 +255,6 @@ func measure(mct string, np int, args []string) (bench, error) {
 		return bench{}, fmt.Errorf("%s: %w", strings.Join(cmd.Args, " "), err)
 	}
 	return b, nil
-}
-
-func ints(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%q: want positive integers separated by commas", s)
-		}
-		out = append(out, n)
-	}
-	return out, nil
 }
 
 func lastLine(s string) string {
