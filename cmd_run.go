@@ -40,12 +40,9 @@ correct an example only where some view is right about it.`)
 	if err != nil {
 		return err
 	}
-	acc, shared := p.Accuracy(), p.SharedErrors()
+	acc := p.Accuracy()
 	if *asJSON {
-		b, _ := json.MarshalIndent(struct {
-			train.Accuracies
-			SharedErrors []train.SharedErrors `json:"shared_errors"`
-		}{acc, shared}, "", "  ")
+		b, _ := json.MarshalIndent(acc, "", "  ")
 		fmt.Println(string(b))
 		return nil
 	}
@@ -54,7 +51,7 @@ correct an example only where some view is right about it.`)
 		fmt.Printf("%-12s %10.4f\n", v, acc.PerView[v])
 	}
 	fmt.Printf("%-12s %10.4f\n", "ensemble", acc.Ensemble)
-	if len(shared) > 0 {
+	if shared := acc.SharedErrors; len(shared) > 0 {
 		fmt.Printf("\n%-20s  %10s  %14s  %16s\n", "views", "both wrong", "if independent", "same wrong class")
 		for _, s := range shared {
 			fmt.Printf("%-20s  %10.4f  %14.4f  %16.4f\n", s.A+"+"+s.B, s.BothWrong, s.Independent, s.SameWrong)

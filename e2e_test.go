@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,8 +52,9 @@ type summary struct {
 	Updates       int               `json:"updates"`
 	ParamChecksum map[string]string `json:"param_checksum"`
 	TestAccuracy  struct {
-		Ensemble float64            `json:"ensemble"`
-		PerView  map[string]float64 `json:"per_view"`
+		Ensemble     float64              `json:"ensemble"`
+		PerView      map[string]float64   `json:"per_view"`
+		SharedErrors []train.SharedErrors `json:"shared_errors"`
 	} `json:"test_accuracy"`
 	WarmupTestAccuracy *struct {
 		Ensemble float64 `json:"ensemble"`
@@ -147,11 +149,13 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	if err := json.Unmarshal([]byte(o), &acc); err != nil || acc.Ensemble != s.TestAccuracy.Ensemble {
 		t.Errorf("eval ensemble %v (%v), summary.json says %v", acc.Ensemble, err, s.TestAccuracy.Ensemble)
 	}
-	// One pair of views; both wrong at most as often as the better view is wrong.
+	// One pair of views, both wrong at most as often as the better view is wrong; the same
+	// numbers as the run's own summary.
 	if se := acc.SharedErrors; len(se) != 1 || se[0].A != s.Views[0] || se[0].B != s.Views[1] ||
 		se[0].BothWrong > 1-max(s.TestAccuracy.PerView[se[0].A], s.TestAccuracy.PerView[se[0].B])+1e-9 ||
-		se[0].SameWrong > se[0].BothWrong || se[0].BothWrong <= 0 {
-		t.Errorf("eval shared_errors %+v for views %v with accuracies %v", se, s.Views, s.TestAccuracy.PerView)
+		se[0].SameWrong > se[0].BothWrong || se[0].BothWrong <= 0 || !reflect.DeepEqual(se, s.TestAccuracy.SharedErrors) {
+		t.Errorf("eval shared_errors %+v for views %v with accuracies %v; summary.json says %+v",
+			se, s.Views, s.TestAccuracy.PerView, s.TestAccuracy.SharedErrors)
 	}
 	// predict's classes, scored against the test labels, give the same ensemble accuracy.
 	pf := filepath.Join(t.TempDir(), "pred.npy")

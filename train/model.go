@@ -124,7 +124,7 @@ func (p *Predictions) Accuracy() Accuracies {
 			ens++
 		}
 	}
-	acc := Accuracies{PerView: map[string]float64{}, Ensemble: float64(ens) / float64(n)}
+	acc := Accuracies{PerView: map[string]float64{}, Ensemble: float64(ens) / float64(n), SharedErrors: p.SharedErrors()}
 	for v, c := range correct {
 		acc.PerView[p.Views[v]] = float64(c) / float64(n)
 	}

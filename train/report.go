@@ -178,6 +178,13 @@ func resultsTable(s *Summary) string {
 		w = s.WarmupTestAccuracy.Ensemble
 	}
 	row("ensemble", s.TestAccuracy.Ensemble, s.ValAccuracy.Ensemble, w)
+	for i, e := range s.TestAccuracy.SharedErrors {
+		fmt.Fprintf(&b, "%s wrong together on %.2f%% of test", e.A+"+"+e.B, 100*e.BothWrong)
+		if warm && i < len(s.WarmupTestAccuracy.SharedErrors) {
+			fmt.Fprintf(&b, " (after warmup %.2f%%)", 100*s.WarmupTestAccuracy.SharedErrors[i].BothWrong)
+		}
+		fmt.Fprintf(&b, "; %.2f%% if their errors were independent\n", 100*e.Independent)
+	}
 	fmt.Fprintf(&b, "%d labeled, %d updates, %.1f s wall\n\n", s.Labeled, s.Updates, s.WallSeconds)
 	return b.String()
 }

@@ -7,10 +7,12 @@ import (
 	"mct/data"
 )
 
-// Accuracies of every view and of their ensemble (sum of logits) on one split.
+// Accuracies of every view and of their ensemble (sum of logits) on one split, and how
+// alike the views' errors are there.
 type Accuracies struct {
-	Ensemble float64            `json:"ensemble"`
-	PerView  map[string]float64 `json:"per_view"`
+	Ensemble     float64            `json:"ensemble"`
+	PerView      map[string]float64 `json:"per_view"`
+	SharedErrors []SharedErrors     `json:"shared_errors,omitempty"` // every pair of views
 }
 
 // evaluate runs every view on rows (of train, or of test) and returns each view's and the
