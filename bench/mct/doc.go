@@ -28,4 +28,8 @@
 // Debian's); GOMAXPROCS=2 taskset -c 0,1 pins both to two cores. Both draw random
 // features and labels, sample pseudo-labels (Gumbel-max) and use approximate h
 // unless -mct.hard or -mct.exact-h. Results are recorded in bench/RESULTS-mct.md.
+//
+// Two scripts study MCT's accuracy rather than its speed, on the validation split
+// only (README, Results): ablation.sh reruns the default with one change at a time,
+// search.py draws eight flags at once at random.
 package mct
