@@ -29,3 +29,22 @@ func TestSharedErrors(t *testing.T) {
 		t.Fatalf("SharedErrors = %+v\nwant %+v", got, want)
 	}
 }
+
+// TestSharedErrorsPanel: the curve starts at the warmed-up probes (epoch 0) and spans the
+// pair's both-wrong and same-wrong-class fractions of every epoch.
+func TestSharedErrorsPanel(t *testing.T) {
+	val := func(both, same float64) Accuracies {
+		return Accuracies{SharedErrors: []SharedErrors{{A: "a", B: "b", BothWrong: both, SameWrong: same}}}
+	}
+	warm := val(0.09, 0.06)
+	s := &Summary{Views: []string{"a", "b"}, WarmupValAccuracy: &warm}
+	epochs := []mctEpoch{{Val: val(0.10, 0.08)}, {Val: val(0.11, 0.095)}}
+	p, err := sharedErrorsPanel(s, epochs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	xmin, xmax, ymin, ymax := p.X.Min, p.X.Max, p.Y.Min, p.Y.Max
+	if xmin != 0 || xmax != 2 || ymin != 0.06 || ymax != 0.11 {
+		t.Fatalf("data range x [%g, %g] y [%g, %g], want x [0, 2] y [0.06, 0.11]", xmin, xmax, ymin, ymax)
+	}
+}

@@ -20,7 +20,8 @@ var palette = []color.Color{
 
 // plotCurves draws the learning curves of a run into one PNG: validation accuracy per
 // view over the warmup epochs, and for MCT the validation accuracy, the meta-feedback h
-// and the pseudo-label accuracy per view, and the views' agreement, over the MCT epochs.
+// and the pseudo-label accuracy per view, the views' agreement, and how many validation
+// examples both views of a pair get wrong, over the MCT epochs.
 func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []mctEpoch) error {
 	var panels []*plot.Plot
 	p := plot.New()
@@ -71,18 +72,53 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 			addLine(pl, "agreement", len(s.Views), agree, 1)); err != nil {
 			return err
 		}
-		panels = append(panels, acc, h, pl)
+		se, err := sharedErrorsPanel(s, epochs)
+		if err != nil {
+			return err
+		}
+		panels = append(panels, acc, h, pl, se)
 	}
 	const w, hgt = 5 * vg.Inch, 3.5 * vg.Inch
-	img := vgimg.New(w*vg.Length(len(panels)), hgt)
+	cols := min(len(panels), 3)
+	rows := (len(panels) + cols - 1) / cols
+	img := vgimg.New(w*vg.Length(cols), hgt*vg.Length(rows))
 	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadX: vg.Millimeter * 4}
+	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4}
 	for i, q := range panels {
 		q.Legend.Top = true
 		q.Y.Max += 0.35 * (q.Y.Max - q.Y.Min) // headroom, so the legend covers no line
-		q.Draw(tiles.At(dc, i, 0))
+		q.Draw(tiles.At(dc, i%cols, i/cols))
 	}
 	return savePNG(path, img)
+}
+
+// sharedErrorsPanel plots, for every pair of views, the validation examples both get
+// wrong and those both give the same wrong class, from the warmed-up probes (epoch 0) on:
+// MCT cannot fix them, and it grows them as the views learn each other's mistakes.
+func sharedErrorsPanel(s *Summary, epochs []mctEpoch) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = "MCT: val examples both views get wrong"
+	p.X.Label.Text = "epoch (0: after warmup)"
+	recs := make([]Accuracies, 0, len(epochs)+1)
+	if s.WarmupValAccuracy != nil {
+		recs = append(recs, *s.WarmupValAccuracy)
+	}
+	for _, e := range epochs {
+		recs = append(recs, e.Val)
+	}
+	for k, pair := range epochs[len(epochs)-1].Val.SharedErrors {
+		var both, same []float64
+		for _, a := range recs {
+			if k < len(a.SharedErrors) {
+				both, same = append(both, a.SharedErrors[k].BothWrong), append(same, a.SharedErrors[k].SameWrong)
+			}
+		}
+		name, x0 := pair.A+"+"+pair.B, float64(1-len(both)+len(epochs))
+		if err := firstErr(addLine(p, name+" both wrong", 2*k, both, x0), addLine(p, name+" same wrong class", 2*k+1, same, x0)); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 func addLine(p *plot.Plot, name string, i int, ys []float64, x0 float64) error {
