@@ -1,6 +1,7 @@
 // Package nn is mct's neural-network layer: the MLP probe trained on each view, its
-// hand-written backward pass, softmax cross-entropy, Adam, gradient clipping and the
-// learning-rate and early-stopping logic, all written once over a compute Backend.
+// hand-written backward pass, softmax cross-entropy, Adam and gradient clipping, all
+// written once over a compute Backend. (The learning-rate schedule and early stopping
+// belong to the training loop, package train.)
 //
 // # Backend
 //
