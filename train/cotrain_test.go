@@ -21,14 +21,9 @@ func TestCotrainRounds(t *testing.T) {
 	dir, all := synthDir(t)
 	const V, k, rounds, classes = 3, 5, 3, 4
 	run := func() (*Summary, []cotrainRound) {
-		cfg := Defaults()
-		cfg.Algo = "cotrain"
-		cfg.Data, cfg.Views, cfg.Seed = dir, all[:V], 5
-		cfg.Labeled, cfg.Val = 0.05, 100
-		cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+		cfg := tinyRun(t, "cotrain", dir, all[:V], 5)
 		cfg.WarmupEpochs, cfg.Patience = 2, 1
 		cfg.CotrainRounds, cfg.CotrainK = rounds, k
-		cfg.Out, cfg.Quiet = t.TempDir(), true
 		s, err := Run(context.Background(), cfg, io.Discard)
 		if err != nil {
 			t.Fatal(err)
@@ -121,14 +116,10 @@ func TestCotrainFreesRounds(t *testing.T) {
 	})
 	held := func(rounds int) int {
 		clear(live)
-		cfg := Defaults()
-		cfg.Algo, cfg.Device = "cotrain", "cpu-live"
-		cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 5
-		cfg.Labeled, cfg.Val = 0.05, 100
-		cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+		cfg := tinyRun(t, "cotrain", dir, all[:2], 5)
+		cfg.Device = "cpu-live"
 		cfg.WarmupEpochs, cfg.Patience = 2, 1
 		cfg.CotrainRounds, cfg.CotrainK = rounds, 5
-		cfg.Out, cfg.Quiet = t.TempDir(), true
 		if _, err := Run(context.Background(), cfg, io.Discard); err != nil {
 			t.Fatal(err)
 		}

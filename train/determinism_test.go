@@ -61,6 +61,20 @@ func synthDir(t *testing.T) (dir string, views []string) {
 	return dir, views
 }
 
+// tinyRun is the configuration of the end-to-end tests on synthDir's data: Defaults with
+// algo, the dataset dir, the views and the seed, 5% of the labels, 100 validation
+// examples, probes 16 wide and batches of 64, quiet, writing into a fresh temporary
+// directory. Tests set the epochs and whatever else they vary.
+func tinyRun(t *testing.T, algo, dir string, views []string, seed uint64) Config {
+	t.Helper()
+	cfg := Defaults()
+	cfg.Algo, cfg.Data, cfg.Views, cfg.Seed = algo, dir, views, seed
+	cfg.Labeled, cfg.Val = 0.05, 100
+	cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+	cfg.Out, cfg.Quiet = t.TempDir(), true
+	return cfg
+}
+
 // TestRunDeterministic runs MCT end to end (train.Run: warmup, MCT epochs, evaluation)
 // with 2, 3 and 4 views: the same seed twice gives bit-identical parameters of every
 // view, another seed gives other parameters.
@@ -69,12 +83,8 @@ func TestRunDeterministic(t *testing.T) {
 	for _, V := range []int{2, 3, 4} {
 		t.Run(fmt.Sprintf("V%d", V), func(t *testing.T) {
 			run := func(seed uint64) *Summary {
-				cfg := Defaults()
-				cfg.Data, cfg.Views, cfg.Seed = dir, all[:V], seed
-				cfg.Labeled, cfg.Val = 0.05, 100
-				cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+				cfg := tinyRun(t, "mct", dir, all[:V], seed)
 				cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 4, 2, 2
-				cfg.Out, cfg.Quiet = t.TempDir(), true
 				s, err := Run(context.Background(), cfg, io.Discard)
 				if err != nil {
 					t.Fatal(err)

@@ -26,13 +26,9 @@ func TestResidentSameRun(t *testing.T) {
 		return &gatherCounter{CPU: nn.NewCPU(), n: &gathers}, nil
 	})
 	run := func() *Summary {
-		cfg := Defaults()
-		cfg.Device = "cpu-gathers"
-		cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 5
-		cfg.Labeled, cfg.Val = 0.05, 100
-		cfg.Hidden, cfg.Batch, cfg.Dropout = []int{16, 16, 16}, 64, 0.1
+		cfg := tinyRun(t, "mct", dir, all[:2], 5)
+		cfg.Device, cfg.Dropout = "cpu-gathers", 0.1
 		cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 3, 2, 2
-		cfg.Out, cfg.Quiet = t.TempDir(), true
 		s, err := Run(context.Background(), cfg, io.Discard)
 		if err != nil {
 			t.Fatal(err)

@@ -137,12 +137,8 @@ func warmupLR(t *testing.T, dir string) map[string][]float64 {
 func TestStopAndResume(t *testing.T) {
 	dir, all := synthDir(t)
 	base := func(algo string, views int) Config {
-		cfg := Defaults()
-		cfg.Algo = algo
-		cfg.Data, cfg.Views, cfg.Seed = dir, all[:views], 7
-		cfg.Labeled, cfg.Val = 0.05, 100
-		cfg.Hidden, cfg.Batch, cfg.Dropout = []int{16, 16, 16}, 64, 0.1
-		cfg.Quiet = true
+		cfg := tinyRun(t, algo, dir, all[:views], 7)
+		cfg.Dropout = 0.1
 		return cfg
 	}
 	mct := base("mct", 2)
@@ -271,12 +267,8 @@ func compareRuns(t *testing.T, got, want *Summary, gotDir, wantDir string) {
 // checkpoint and what to do, not misread.
 func TestOldStateLayoutIsOneError(t *testing.T) {
 	dir, all := synthDir(t)
-	cfg := Defaults()
-	cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 7
-	cfg.Labeled, cfg.Val = 0.05, 100
-	cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+	cfg := tinyRun(t, "mct", dir, all[:2], 7)
 	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 2, 2, 1
-	cfg.Out, cfg.Quiet = t.TempDir(), true
 	if _, err := Run(stopAt(2, 3+2), cfg, io.Discard); !errors.Is(err, ErrStopped) { // MCT update 2
 		t.Fatalf("got %v, want ErrStopped", err)
 	}
@@ -329,13 +321,9 @@ func TestOldStateLayoutIsOneError(t *testing.T) {
 // sums in another order).
 func TestResumeWithMoreReplicas(t *testing.T) {
 	dir, all := synthDir(t)
-	cfg := Defaults()
-	cfg.Algo = "cotrain"
-	cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 7
-	cfg.Labeled, cfg.Val = 0.05, 100
-	cfg.Hidden, cfg.Batch, cfg.LR = []int{16, 16, 16}, 64, 1e-2
+	cfg := tinyRun(t, "cotrain", dir, all[:2], 7)
+	cfg.LR = 1e-2
 	cfg.WarmupEpochs, cfg.Patience, cfg.CotrainRounds, cfg.CotrainK = 10, 10, 2, 5
-	cfg.Quiet = true
 	ref := cfg
 	ref.Out = t.TempDir()
 	want, err := Run(context.Background(), ref, io.Discard)

@@ -15,12 +15,8 @@ import (
 // for field: a field renamed or retyped on one side only fails here.
 func TestSweepReadsSummary(t *testing.T) {
 	dir, all := synthDir(t)
-	cfg := Defaults()
-	cfg.Data, cfg.Views, cfg.Seed = dir, all[:2], 3
-	cfg.Labeled, cfg.Val = 0.05, 100
-	cfg.Hidden, cfg.Batch = []int{16, 16, 16}, 64
+	cfg := tinyRun(t, "mct", dir, all[:2], 3)
 	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 2, 1, 1
-	cfg.Out, cfg.Quiet = t.TempDir(), true
 	s, err := Run(context.Background(), cfg, io.Discard)
 	if err != nil {
 		t.Fatal(err)
