@@ -53,10 +53,7 @@ func TestIDX(t *testing.T) {
 }
 
 func TestIDXRealFashionMNIST(t *testing.T) {
-	dir, err := locateFashionMNIST()
-	if err != nil {
-		t.Skip(err)
-	}
+	dir := fashionMNISTDir(t)
 	y, err := ReadIDX(dir + "/t10k-labels-idx1-ubyte.gz")
 	if err != nil {
 		t.Fatal(err)

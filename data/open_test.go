@@ -12,9 +12,7 @@ import (
 // empty cache, checks it, and opens it again from the cache. It uses 7-pixel
 // cells (324 values) rather than the default 1296 to keep the test's disk traffic small.
 func TestOpenFashionMNIST(t *testing.T) {
-	if _, err := locateFashionMNIST(); err != nil {
-		t.Skip(err)
-	}
+	fashionMNISTDir(t)
 	cache := t.TempDir()
 	var stages []string
 	opt := Options{CacheDir: cache, Progress: func(stage string, done, total int) {
@@ -124,7 +122,7 @@ func TestMNISTFiles(t *testing.T) {
 	b := builtins["mnist"]
 	dir, err := b.locate()
 	if err != nil {
-		t.Skip(err)
+		skipUnlessCI(t, err)
 	}
 	raw, err := loadRaw(b, dir)
 	if err != nil {
