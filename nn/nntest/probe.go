@@ -78,10 +78,10 @@ func (s *suite) probe(t *testing.T) {
 // adamStep compares the weights after the probe's Adam step. A first step from zero
 // moments (no weight decay) moves each weight by lr·g/(|g|+ε), which is lr·sign(g)
 // unless |g| is near ε: where the CPU's gradient lies within 100× the grads' tolerance
-// of zero, the agreement of the gradients does not fix its sign, and the two steps may
-// go opposite ways (the mlp's biases before a BatchNorm have a true gradient of 0 and
-// hold float noise that differs between backends). There the weights need only agree
-// within 2·lr; elsewhere within the usual tolerance.
+// of zero, the agreement of the gradients does not fix its sign (such a gradient is
+// mostly float noise, which differs between backends), and the two steps may go
+// opposite ways. There the weights need only agree within 2·lr; elsewhere within the
+// usual tolerance.
 func adamStep(t *testing.T, got, want, grad []float32, lr float64) {
 	t.Helper()
 	gScale, wScale := 0.0, 0.0
