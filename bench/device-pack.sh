@@ -7,8 +7,8 @@ eval "$(scripts/cuda-headers.sh)"
 dev=build/device
 mkdir -p "$dev/fmnist"
 flags=(-tags cuda -trimpath -ldflags "-s -w")
-go build "${flags[@]}" -o "$dev/mct-cuda" . 2>/dev/null
-go test "${flags[@]}" -c -o "$dev/cudaops.test" ./cudaops/ 2>/dev/null
+go build "${flags[@]}" -o "$dev/mct-cuda" .
+go test "${flags[@]}" -c -o "$dev/cudaops.test" ./cudaops/
 for f in mct-cuda cudaops.test; do xz -T2 -6 -f "$dev/$f"; done
 cp /usr/share/datasets/fashion-mnist/*.gz "$dev/fmnist/"
 du -sh "$dev"
