@@ -11,7 +11,7 @@ The one PyTorch implementation of the step; it serves three users:
   * the CPU benchmark bench/mct (BenchmarkMCT):
         mct_step.py bench --batch 1024 --dims 784,324 --classes 10 --hidden 1024,1024,1024
   * the GPU baseline of bench/device-check.sh:
-        mct_step.py bench --device cuda --precision fp32,tf32,bf16 --out torch.json ...
+        mct_step.py bench --device cuda --precision fp32,bf16 --out torch.json ...
     bench times updates of the same step on random data, for each precision, and prints one
     JSON line per precision (and with --out writes them all to one file).
 
