@@ -14,8 +14,7 @@ func TestAdoptNoCopy(t *testing.T) {
 	host := []float32{1, 2, 3, 4, 5, 6}
 	src := Adopter(b).Adopt(host)
 	host[4] = -5 // a change after Adopt is seen: no copy was made
-	idx, dst := b.Alloc(2), b.Alloc(4)
-	b.Upload(idx, []float32{IndexBits(2), IndexBits(0)})
+	idx, dst := indexBuf(b, []uint32{2, 0}), b.Alloc(4)
 	b.GatherRows(dst, src, 2, idx, 2)
 	got := make([]float32, 4)
 	b.Download(got, dst)
@@ -28,8 +27,7 @@ func TestAdoptNoCopy(t *testing.T) {
 // anything is written.
 func TestGatherRowsBadIndex(t *testing.T) {
 	b := NewCPU()
-	src, idx, dst := b.Alloc(6), b.Alloc(2), b.Alloc(4)
-	b.Upload(idx, []float32{IndexBits(1), IndexBits(3)}) // rows 0..2 of 2 columns
+	src, idx, dst := b.Alloc(6), indexBuf(b, []uint32{1, 3}), b.Alloc(4) // rows 0..2 of 2 columns
 	defer func() {
 		msg, _ := recover().(string)
 		if !strings.Contains(msg, "GatherRows index 3 outside a source of 3 rows of 2") {

@@ -293,9 +293,7 @@ func indexBuf(b Backend, idx []uint32) Buf {
 	for i, v := range idx {
 		h[i] = IndexBits(v)
 	}
-	x := b.Alloc(len(h))
-	b.Upload(x, h)
-	return x
+	return put(b, h)
 }
 
 // TestIndexBitsExact: every uint32 survives the float32 slot, NaN patterns included,

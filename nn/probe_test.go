@@ -46,21 +46,23 @@ func setup(t *testing.T, cfg Config, n int, seed uint64) (*CPU, *Probe, []float6
 	return b, p, x, labels
 }
 
-func labelsBuf(b Backend, labels []int) Buf {
-	h := make([]float32, len(labels))
-	for i, l := range labels {
-		h[i] = float32(l)
-	}
+// put returns a new buffer holding h.
+func put(b Backend, h []float32) Buf {
 	buf := b.Alloc(len(h))
 	b.Upload(buf, h)
 	return buf
 }
 
-func upload(b Backend, x []float64) Buf {
-	buf := b.Alloc(len(x))
-	b.Upload(buf, to32(x))
-	return buf
+// labelsBuf uploads class indices as float32, as the losses take them.
+func labelsBuf(b Backend, labels []int) Buf {
+	h := make([]float32, len(labels))
+	for i, l := range labels {
+		h[i] = float32(l)
+	}
+	return put(b, h)
 }
+
+func upload(b Backend, x []float64) Buf { return put(b, to32(x)) }
 
 // dropoutMasks recomputes the masks a Train forward with counter `step` draws.
 func dropoutMasks(p *Probe, n int, step uint32) map[int][]float64 {
