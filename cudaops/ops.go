@@ -156,11 +156,7 @@ func (b *Backend) Mean(dst, x nn.Buf, n int) {
 }
 
 func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
-	px := need(x, n, "ClipNorm x")
-	var pn cu.DevicePtr
-	if norm != nil {
-		pn = need(norm, 1, "ClipNorm norm").ptr
-	}
+	px, pn := need(x, n, "ClipNorm x"), optional(norm, 1, "ClipNorm norm")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, px.ptr, int64(n))
@@ -190,11 +186,7 @@ func (b *Backend) MeanOthers(dst, src nn.Buf, views, n int) {
 }
 
 func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
-	px := need(x, rows*cols, "AddBiasLeakyReLU x")
-	var pb cu.DevicePtr
-	if bias != nil {
-		pb = need(bias, cols, "AddBiasLeakyReLU bias").ptr
-	}
+	px, pb := need(x, rows*cols, "AddBiasLeakyReLU x"), optional(bias, cols, "AddBiasLeakyReLU bias")
 	if rows*cols == 0 {
 		return
 	}
@@ -222,13 +214,11 @@ func (b *Backend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {
 
 func (b *Backend) BNStats(stats, x, runMean nn.Buf, rows, cols int) {
 	ps, px, pm := need(stats, 2*cols+1, "BNStats stats"), need(x, rows*cols, "BNStats x"), need(runMean, cols, "BNStats runMean")
-	b.enter()
-	defer runtime.UnlockOSThread()
 	g, t := colShape(cols)
 	if cols == 0 {
 		g = dim{1, 1} // still write the row count
 	}
-	b.launch(b.k.bnStats, g, t, ps.ptr, px.ptr, pm.ptr, int32(rows), int32(cols))
+	b.kernel(b.k.bnStats, g, t, ps.ptr, px.ptr, pm.ptr, int32(rows), int32(cols))
 }
 
 func (b *Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols int, momentum float32) {
@@ -258,20 +248,12 @@ func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn
 	ps := need(stats, 2*cols+1, "BNBackwardStats stats")
 	pd, px := need(dy, rows*cols, "BNBackwardStats dy"), need(x, rows*cols, "BNBackwardStats x")
 	pm, pv := need(mean, cols, "BNBackwardStats mean"), need(variance, cols, "BNBackwardStats variance")
-	var pdg, pdb cu.DevicePtr
-	if dgamma != nil {
-		pdg = need(dgamma, cols, "BNBackwardStats dgamma").ptr
-	}
-	if dbeta != nil {
-		pdb = need(dbeta, cols, "BNBackwardStats dbeta").ptr
-	}
-	b.enter()
-	defer runtime.UnlockOSThread()
+	pdg, pdb := optional(dgamma, cols, "BNBackwardStats dgamma"), optional(dbeta, cols, "BNBackwardStats dbeta")
 	g, t := colShape(cols)
 	if cols == 0 {
-		g = dim{1, 1}
+		g = dim{1, 1} // still write the row count
 	}
-	b.launch(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
+	b.kernel(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
 }
 
 func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
@@ -299,13 +281,7 @@ func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNG
 func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
 	px, pl := need(x, rows*cols, "SoftmaxCE x"), need(labels, rows, "SoftmaxCE labels")
 	psc := optional(scaleAt, 1, "SoftmaxCE scaleAt")
-	var plo, pdx cu.DevicePtr
-	if loss != nil {
-		plo = need(loss, rows, "SoftmaxCE loss").ptr
-	}
-	if dx != nil {
-		pdx = need(dx, rows*cols, "SoftmaxCE dx").ptr
-	}
+	plo, pdx := optional(loss, rows, "SoftmaxCE loss"), optional(dx, rows*cols, "SoftmaxCE dx")
 	if rows == 0 {
 		return
 	}
