@@ -54,7 +54,7 @@
 // Threads: CUDA binds a context to an OS thread. Every method locks the
 // calling goroutine to its thread and makes the backend's context (the
 // device's primary context) current for the duration of the call, so a
-// Backend may be used from any goroutine, but from one at a time: like the
+// Backend may be used from any goroutine, but from one at a time: unlike the
 // CPU backend it is not safe for concurrent use.
 //
 // Tests: without a GPU, `go test ./cudaops/...` compiles the kernels with
