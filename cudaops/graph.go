@@ -55,16 +55,11 @@ type graph struct {
 // Replays (launches of a recorded graph) and Direct (calls whose ops were issued one
 // by one because recording failed or was refused).
 type GraphStats struct {
-	Graphs                    int // graphs held now
 	Captures, Replays, Direct int64
 }
 
 // GraphStats reports Record's counts so far.
-func (b *Backend) GraphStats() GraphStats {
-	s := b.graphStats
-	s.Graphs = len(b.graphs)
-	return s
-}
+func (b *Backend) GraphStats() GraphStats { return b.graphStats }
 
 // Record implements nn.Recorder with CUDA graphs (see the comment at the top of
 // graph.go). f may only call methods that queue work; Upload, Download, Dot, Sync,
