@@ -51,10 +51,11 @@ type mctState struct {
 // a checkpoint: the run continues with --resume.
 var ErrStopped = errors.New("stopped by a signal")
 
-// agree tells every rank, at a boundary of the supervised or co-training phase, whether
-// any rank has been told to stop and whether any rank still trains (views early-stop at
-// different epochs; those done wait at the boundaries of the others, so that all ranks
-// pass the same boundaries and can stop at the same one).
+// agree tells every rank, at a boundary (an epoch of the supervised or co-training phase,
+// an MCT update), whether any rank has been told to stop, so that all ranks stop at the
+// same boundary (a signal reaches MPI ranks at slightly different times), and whether any
+// rank still trains (views early-stop at different epochs; those done wait at the
+// boundaries of the others, so that all ranks pass the same boundaries).
 func (r *rank) agree(ctx context.Context, training bool) (stop, anyTraining bool) {
 	flags := []int64{0, 0}
 	if ctx.Err() != nil {
@@ -71,17 +72,6 @@ func (r *rank) agree(ctx context.Context, training bool) (stop, anyTraining bool
 func (r *rank) saveMCT(st *mctState, best []byte) error {
 	st.Seconds = r.priorSeconds + time.Since(r.phaseStart).Seconds()
 	return r.checkpoint(int64(st.Updates), st.Epoch, &savedState{Phase: phaseMCT, MCT: st}, best)
-}
-
-// stopRequested agrees over the world whether any rank has been told to stop, so all ranks
-// stop at the same update (a signal reaches MPI ranks at slightly different times).
-func (r *rank) stopRequested(ctx context.Context) bool {
-	flag := []int64{0}
-	if ctx.Err() != nil {
-		flag[0] = 1
-	}
-	r.world.AllreduceI64(flag, ranks.Max)
-	return flag[0] != 0
 }
 
 // trainMCT runs the MCT phase from st (fresh after warmup, or loaded from a checkpoint):
@@ -121,7 +111,7 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 			*rec = mctEpoch{Epoch: st.Epoch + 1, H: make([]float64, r.V), PseudoAcc: make([]float64, r.V), LR: float64(r.opt.LR)}
 		}
 		for ; st.Step < steps; st.Step++ {
-			if r.stopRequested(ctx) {
+			if stop, _ := r.agree(ctx, true); stop {
 				if err := save(); err != nil {
 					return err
 				}
