@@ -285,12 +285,12 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	sum.ValAccuracy = r.evaluate(split.Val, false, names)
 	sum.TestAccuracy = r.evaluate(allRows(len(ds.TestLabels)), true, names)
 	sum.ParamChecksum = r.checksums(names)
-	if r.replica == 0 {
-		if err := saveModel(ModelPath(cfg.Out, names[r.view]), r.probe, names[r.view]); !r.allOK(err) {
-			return nil, fmt.Errorf("save the final probe: %w", orOther(err))
-		}
-	} else if !r.allOK(nil) {
-		return nil, fmt.Errorf("save the final probe: %w", orOther(nil))
+	var saveErr error
+	if r.replica == 0 { // replicas hold the same bits (checksums): one file per view
+		saveErr = saveModel(ModelPath(cfg.Out, names[r.view]), r.probe, names[r.view])
+	}
+	if !r.allOK(saveErr) {
+		return nil, fmt.Errorf("save the final probe: %w", orOther(saveErr))
 	}
 	sum.WallSeconds = time.Since(start).Seconds()
 	if phase > 0 && examples > 0 {
