@@ -9,13 +9,8 @@ import (
 	"mct/ranks"
 )
 
-// This file holds what the MCT step tests share: an in-memory dataset and a driver
+// This file holds what the MCT step tests share (their data is RandomViews): a driver
 // that runs mctUpdate for every view and replica over the local transport.
-
-// memDataset is RandomViews with the step tests' argument order.
-func memDataset(seed uint64, n, classes int, dims ...int) *data.Dataset {
-	return RandomViews(dims, classes, n, seed)
-}
 
 // batchPlan is the batches of a run of updates: U[s] and L[s] are the global unlabeled
 // and labeled indices of update s, shared by every view.

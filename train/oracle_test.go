@@ -102,7 +102,7 @@ func prepareOracle(t *testing.T, tc oracleCase) oracleRun {
 	const B, BL, C = oB, oBL, oC
 	cfg := Config{Arch: tc.arch, Hidden: []int{8, 8, 8}, Temperature: tc.temp, Seed: 7,
 		Batch: B, LabeledBatch: BL, MCTLR: oLR, Clip: 1, PseudoT: tc.pseudoT, Hard: tc.hard, ExactH: tc.exactH, NoFeedback: tc.noFeed}
-	ds := memDataset(11, 64, C, tc.dims...)
+	ds := RandomViews(tc.dims, C, 64, 11)
 	// Disjoint, unsorted rows for every batch, so a mix-up of indices would show.
 	perm := rand.New(rand.NewPCG(15, 16)).Perm(len(ds.TrainLabels))
 	var plan batchPlan
