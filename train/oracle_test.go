@@ -62,8 +62,8 @@ func TestMCTStepMatchesPyTorch(t *testing.T) {
 		{name: "mlp-V2-sampled-exact", arch: "mlp", dims: []int{7, 5}, replicas: 1, exactH: true, steps: 2, pseudoT: 1, temp: 1},
 		{name: "fcnn-V2-hard-exact", arch: "fcnn", dims: []int{5, 6}, replicas: 1, hard: true, exactH: true, steps: 1, pseudoT: 1, temp: 1},
 		{name: "fcnn-V3-sampled-exact-T", arch: "fcnn", dims: []int{5, 6, 7}, replicas: 1, exactH: true, steps: 2, pseudoT: 2, temp: 1.5},
-		// Two data-parallel replicas per view must give the one-replica result.
 		{name: "fcnn-V3-sampled-no-feedback", arch: "fcnn", dims: []int{6, 5, 7}, replicas: 1, noFeed: true, steps: 2, pseudoT: 1, temp: 1},
+		// Two data-parallel replicas per view must give the one-replica result.
 		{name: "fcnn-V2-hard-2replicas", arch: "fcnn", dims: []int{5, 7}, replicas: 2, hard: true, steps: 2, pseudoT: 1, temp: 1},
 		{name: "mlp-V3-sampled-2replicas", arch: "mlp", dims: []int{6, 7, 5}, replicas: 2, steps: 2, pseudoT: 1, temp: 1},
 	}
