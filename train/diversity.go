@@ -1,10 +1,12 @@
 package train
 
-// SharedErrors says how alike two views' mistakes are on the test split. Co-training
-// and MCT move each view towards the others' labels, so an example that every view
-// gets wrong, and wrong the same way, stays wrong however long they train: the pair's
-// BothWrong against the Independent rate that uncorrelated views would have measures
-// how much of that premise holds for a pair of views (fractions of the test examples).
+// SharedErrors says how alike two views' mistakes are on one split (every evaluation
+// reports it: the validation split after each MCT epoch, the test split at the end).
+// Co-training and MCT move each view towards the others' labels, so an example that
+// every view gets wrong, and wrong the same way, stays wrong however long they train:
+// the pair's BothWrong against the Independent rate that uncorrelated views would have
+// measures how much of that premise holds for a pair of views (fractions of the split's
+// examples).
 type SharedErrors struct {
 	A           string  `json:"a"`
 	B           string  `json:"b"`
