@@ -150,8 +150,8 @@ func (r *rank) metricsBytes() int64 {
 	return r.metricsLen()
 }
 
-// allOK (and r0OK before a rank exists) tells every rank whether all ranks succeeded, so that they fail together instead
-// of some waiting forever in the next collective.
+// allOK (and r0OK before a rank exists) tells every rank whether all ranks succeeded, so
+// that they fail together instead of some waiting forever in the next collective.
 func (r *rank) allOK(err error) bool { return r0OK(r.world, err) }
 
 func r0OK(world ranks.Comm, err error) bool {

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
-	"mct/internal/atomicfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"mct/internal/atomicfile"
 )
 
 var palette = []color.Color{

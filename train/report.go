@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"mct/internal/atomicfile"
 )
 
 // reporter is rank 0's voice: progress on the terminal (one rewritten line on a TTY,
