@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -60,6 +61,15 @@ type summary struct {
 		Ensemble float64 `json:"ensemble"`
 	} `json:"warmup_test_accuracy"`
 	ExamplesPerSecond float64 `json:"examples_per_second_per_view"`
+}
+
+// sameParams fails t unless got holds every view's parameters bit for bit as want does
+// (and want holds some).
+func sameParams(t *testing.T, what string, got, want summary) {
+	t.Helper()
+	if len(want.ParamChecksum) == 0 || !maps.Equal(got.ParamChecksum, want.ParamChecksum) {
+		t.Errorf("%s: param_checksum %v, want %v", what, got.ParamChecksum, want.ParamChecksum)
+	}
 }
 
 func readSummary(t *testing.T, dir string) summary {
@@ -193,9 +203,7 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	if err == nil || !strings.Contains(o, "holds a run of another configuration") {
 		t.Errorf("a run with another seed into %s: err %v, output %q", localRun.dir, err, o)
 	}
-	if readSummary(t, localRun.dir).ParamChecksum["hog"] != s.ParamChecksum["hog"] {
-		t.Error("the refused run changed summary.json")
-	}
+	sameParams(t, "summary.json after a refused run", readSummary(t, localRun.dir), s)
 	for _, f := range []string{"config.json", "metrics.jsonl", "curves.png"} {
 		if _, err := os.Stat(filepath.Join(localRun.dir, f)); err != nil {
 			t.Error(err)
@@ -234,11 +242,7 @@ func TestBadInvocations(t *testing.T) {
 func TestMPIMatchesLocal(t *testing.T) {
 	ref := reference(t)
 	s := trainRun(t, 2, t.TempDir())
-	for v, sum := range ref.ParamChecksum {
-		if s.ParamChecksum[v] != sum {
-			t.Errorf("view %s: mpirun -np 2 checksum %s, local %s", v, s.ParamChecksum[v], sum)
-		}
-	}
+	sameParams(t, "mpirun -np 2 against local", s, ref)
 }
 
 // Two replicas per view split the global batch and all-reduce gradients and BatchNorm
@@ -348,11 +352,7 @@ func TestMPIKillAndResume(t *testing.T) {
 		t.Errorf("did not resume:\n%s", o)
 	}
 	s := readSummary(t, dir)
-	for v, sum := range ref.ParamChecksum {
-		if s.ParamChecksum[v] != sum {
-			t.Errorf("view %s: resumed run %s, uninterrupted %s", v, s.ParamChecksum[v], sum)
-		}
-	}
+	sameParams(t, "resumed against uninterrupted", s, ref)
 }
 
 // SIGTERM (and SLURM's SIGUSR1) stops the run at the next update with a checkpoint and
@@ -382,11 +382,7 @@ func TestSignalCheckpointsAndExitsZero(t *testing.T) {
 		t.Fatalf("resume: %v\n%s", err, o)
 	}
 	s := readSummary(t, dir)
-	for v, sum := range ref.ParamChecksum {
-		if s.ParamChecksum[v] != sum {
-			t.Errorf("view %s: resumed run %s, uninterrupted %s", v, s.ParamChecksum[v], sum)
-		}
-	}
+	sameParams(t, "resumed against uninterrupted", s, ref)
 }
 
 // SIGTERM during --algo cotrain (a round's training: epochs of supervised steps) stops
@@ -437,10 +433,8 @@ func TestSignalDuringCotrain(t *testing.T) {
 		t.Errorf("did not resume:\n%s", o)
 	}
 	s := readSummary(t, dir)
-	for v, sum := range ref.ParamChecksum {
-		if s.ParamChecksum[v] != sum {
-			t.Errorf("view %s: resumed run %s, uninterrupted %s", v, s.ParamChecksum[v], sum)
-		}
+	sameParams(t, "resumed against uninterrupted", s, ref)
+	for v := range ref.ParamChecksum {
 		if s.TestAccuracy.PerView[v] != ref.TestAccuracy.PerView[v] {
 			t.Errorf("view %s: test accuracy %v resumed, %v uninterrupted", v, s.TestAccuracy.PerView[v], ref.TestAccuracy.PerView[v])
 		}
