@@ -10,7 +10,9 @@ import (
 	"mct/ranks"
 )
 
-// mctEpoch summarises one MCT epoch, identical on every rank.
+// mctEpoch summarises one MCT epoch, identical on every rank except PseudoAcc,
+// PseudoKnown and Agreement: those are measured on each replica's own rows of the
+// batches (the same on its peers), so with replicas metrics.jsonl (rank 0) has replica 0's.
 type mctEpoch struct {
 	Epoch   int       `json:"epoch"`
 	Updates int       `json:"updates"`
