@@ -59,16 +59,7 @@ func runReplicas(ctx context.Context, cfg Config, replicas int) (*Summary, error
 	if err != nil {
 		return nil, err
 	}
-	layout := ranks.Layout{Views: len(cfg.Views), Replicas: replicas}
-	var sum *Summary
-	err = ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
-		s, err := runRank(ctx, c, layout, cfg, ds, "local", io.Discard)
-		if c.Rank() == 0 {
-			sum = s
-		}
-		return err
-	})
-	return sum, err
+	return runLocal(ctx, cfg, ds, ranks.Layout{Views: len(cfg.Views), Replicas: replicas}, io.Discard)
 }
 
 // latestState decodes the state section of the newest committed checkpoint in dir.

@@ -83,19 +83,25 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	layout := ranks.Layout{Views: len(cfg.Views), Replicas: 1}
+	sum, err := runLocal(ctx, cfg, ds, ranks.Layout{Views: len(cfg.Views), Replicas: 1}, stderr)
+	// Ranks fail together, mostly for one reason: report the first rank's.
+	if errs, ok := err.(interface{ Unwrap() []error }); ok && len(errs.Unwrap()) > 0 {
+		err = errs.Unwrap()[0]
+	}
+	return sum, err
+}
+
+// runLocal runs every rank of layout in this process, one goroutine each, over the local
+// transport, and returns rank 0's summary.
+func runLocal(ctx context.Context, cfg Config, ds *data.Dataset, layout ranks.Layout, stderr io.Writer) (*Summary, error) {
 	var sum *Summary
-	err = ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
+	err := ranks.RunLocal(layout.World(), func(c ranks.Comm) error {
 		s, err := runRank(ctx, c, layout, cfg, ds, "local", stderr)
 		if c.Rank() == 0 {
 			sum = s
 		}
 		return err
 	})
-	// Ranks fail together, mostly for one reason: report the first rank's.
-	if errs, ok := err.(interface{ Unwrap() []error }); ok && len(errs.Unwrap()) > 0 {
-		err = errs.Unwrap()[0]
-	}
 	return sum, err
 }
 
