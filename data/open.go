@@ -210,14 +210,15 @@ func buildView(spec string, train, test Images, progress func(string, int, int))
 	}
 	v := View{Name: spec, Dim: feat.Dim, Params: feat.Params,
 		Train: feat.Data[:train.N*feat.Dim], Test: feat.Data[train.N*feat.Dim:]}
-	standardize(&v)
+	Standardize(&v)
 	return v, nil
 }
 
-// standardize subtracts the train mean and divides by the train standard
-// deviation of every column, in place, recording both in v. Constant columns
-// (std below 1e-6·(1+|mean|), e.g. always-black corner pixels) are only centred.
-func standardize(v *View) {
+// Standardize subtracts the train mean and divides by the train standard
+// deviation of every column of v.Train and v.Test, in place, recording both in v.
+// Constant columns (std below 1e-6·(1+|mean|), e.g. always-black corner pixels)
+// are only centred.
+func Standardize(v *View) {
 	d := v.Dim
 	n := len(v.Train) / d
 	sum := make([]float64, d)
@@ -341,7 +342,7 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 			files[name+"-"+splitNames[k]] = path
 		}
 		v.Params = map[string]any{"imported": true}
-		standardize(&v)
+		Standardize(&v)
 		d.Views = append(d.Views, v)
 	}
 	d.Provenance["files"] = files

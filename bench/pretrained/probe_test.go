@@ -2,7 +2,6 @@ package pretrained
 
 import (
 	"fmt"
-	"math"
 	"mct/internal/logreg"
 	"os"
 	"path/filepath"
@@ -50,13 +49,13 @@ func TestProbeAccuracy(t *testing.T) {
 	const perClass, classes = 100, 10
 	h, w := trX.Dims[1], trX.Dims[2]
 	var labPix []uint8
-	var labY []int
+	var labY []int32
 	count := make([]int, classes)
 	for i, y := range trY.Data {
 		if count[y] < perClass {
 			count[y]++
 			labPix = append(labPix, trX.Data[i*h*w:(i+1)*h*w]...)
-			labY = append(labY, int(y))
+			labY = append(labY, int32(y))
 		}
 	}
 	nTest := len(teY.Data)
@@ -67,9 +66,9 @@ func TestProbeAccuracy(t *testing.T) {
 		}
 		nTest = k
 	}
-	testY := make([]int, nTest)
+	testY := make([]int32, nTest)
 	for i, y := range teY.Data[:nTest] {
-		testY[i] = int(y)
+		testY[i] = int32(y)
 	}
 	nl, nt := len(labY), len(testY)
 	all := data.Images{N: nl + nt, H: h, W: w, Pix: append(append([]uint8{}, labPix...), teX.Data[:nTest*h*w]...)}
@@ -125,47 +124,15 @@ func TestProbeAccuracy(t *testing.T) {
 // probe standardises the features with the labeled set's statistics, picks
 // the L2 strength by 5-fold cross-validation, fits on all labeled examples
 // and returns the test accuracy.
-func probe(lab []float32, labY []int, test []float32, testY []int, d, classes int) (float64, float64) {
+func probe(lab []float32, labY []int32, test []float32, testY []int32, d, classes int) (float64, float64) {
 	n := len(labY)
-	mean, std := make([]float64, d), make([]float64, d)
-	for i := range n {
-		for j := range d {
-			mean[j] += float64(lab[i*d+j]) / float64(n)
-		}
-	}
-	for i := range n {
-		for j := range d {
-			e := float64(lab[i*d+j]) - mean[j]
-			std[j] += e * e / float64(n)
-		}
-	}
-	for j := range std {
-		std[j] = math.Sqrt(std[j])
-		if std[j] < 1e-6 {
-			std[j] = 1
-		}
-	}
-	norm := func(x []float32) []float32 {
-		out := make([]float32, len(x))
-		for i, v := range x {
-			j := i % d
-			out[i] = float32((float64(v) - mean[j]) / std[j])
-		}
-		return out
-	}
-	L, T := norm(lab), norm(test)
-	y := make([]int32, n)
-	for i, v := range labY {
-		y[i] = int32(v)
-	}
-	ty := make([]int32, len(testY))
-	for i, v := range testY {
-		ty[i] = int32(v)
-	}
+	v := data.View{Dim: d, Train: lab, Test: test}
+	data.Standardize(&v)
+	L := v.Train
 	rows := func(idx []int) ([]float32, []int32) {
 		x, yy := make([]float32, 0, len(idx)*d), make([]int32, 0, len(idx))
 		for _, i := range idx {
-			x, yy = append(x, L[i*d:(i+1)*d]...), append(yy, y[i])
+			x, yy = append(x, L[i*d:(i+1)*d]...), append(yy, labY[i])
 		}
 		return x, yy
 	}
@@ -205,5 +172,5 @@ func probe(lab []float32, labY []int, test []float32, testY []int, d, classes in
 			best, bestLambda = sum, lambda
 		}
 	}
-	return logreg.Fit(L, y, d, classes, bestLambda, 300).Accuracy(T, ty), bestLambda
+	return logreg.Fit(L, labY, d, classes, bestLambda, 300).Accuracy(v.Test, testY), bestLambda
 }
