@@ -28,12 +28,12 @@ import (
 //
 // MCT_PRETRAINED_PROBE_VIEWS=pixels,mobilenet_v2 picks views,
 // MCT_PRETRAINED_PROBE_TEST=2000 scores on the first 2000 test images only;
-// FASHION_MNIST_DIR overrides Debian's /usr/share/datasets/fashion-mnist.
+// MCT_FASHION_MNIST_DIR (as for mct itself) overrides Debian's /usr/share/datasets/fashion-mnist.
 func TestProbeAccuracy(t *testing.T) {
 	if os.Getenv("MCT_PRETRAINED_PROBE") == "" {
 		t.Skip("set MCT_PRETRAINED_PROBE=1 to run (embeds 11 000 images)")
 	}
-	dir := os.Getenv("FASHION_MNIST_DIR")
+	dir := os.Getenv("MCT_FASHION_MNIST_DIR")
 	if dir == "" {
 		dir = "/usr/share/datasets/fashion-mnist"
 	}
