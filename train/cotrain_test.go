@@ -1,12 +1,8 @@
 package train
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -28,23 +24,11 @@ func TestCotrainRounds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Open(filepath.Join(cfg.Out, "metrics.jsonl"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
 		var recs []cotrainRound
-		for sc := bufio.NewScanner(f); sc.Scan(); {
-			var m struct {
-				Phase  string       `json:"phase"`
-				Record cotrainRound `json:"record"`
-			}
-			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-				t.Fatal(err)
-			}
-			if m.Phase == "cotrain" {
-				recs = append(recs, m.Record)
-			}
+		for _, m := range readMetrics[struct {
+			Record cotrainRound `json:"record"`
+		}](t, cfg.Out, "cotrain") {
+			recs = append(recs, m.Record)
 		}
 		return s, recs
 	}

@@ -92,28 +92,44 @@ func (st *savedState) where() string {
 	return "phase " + st.Phase
 }
 
-// warmupLR reads each view's learning rate in each of its supervised epochs from
-// metrics.jsonl.
-func warmupLR(t *testing.T, dir string) map[string][]float64 {
+// readMetrics decodes the records of dir/metrics.jsonl of the given phase, in order.
+func readMetrics[T any](t *testing.T, dir, phase string) []T {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	lr := map[string][]float64{}
+	var recs []T
 	for sc := bufio.NewScanner(f); sc.Scan(); {
-		var m struct {
-			Phase string  `json:"phase"`
-			View  string  `json:"view"`
-			LR    float64 `json:"lr"`
+		var p struct {
+			Phase string `json:"phase"`
 		}
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
 			t.Fatal(err)
 		}
-		if m.Phase == "warmup" {
-			lr[m.View] = append(lr[m.View], m.LR)
+		if p.Phase != phase {
+			continue
 		}
+		var rec T
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, rec)
+	}
+	return recs
+}
+
+// warmupLR reads each view's learning rate in each of its supervised epochs from
+// metrics.jsonl.
+func warmupLR(t *testing.T, dir string) map[string][]float64 {
+	t.Helper()
+	lr := map[string][]float64{}
+	for _, m := range readMetrics[struct {
+		View string  `json:"view"`
+		LR   float64 `json:"lr"`
+	}](t, dir, "warmup") {
+		lr[m.View] = append(lr[m.View], m.LR)
 	}
 	return lr
 }
