@@ -166,9 +166,10 @@ func TestTextAndJSON(t *testing.T) {
 	r.Host = "gpu01"
 	r.Driver, r.CUDADriver = "580.82.07", "13.0"
 	r.MPI = MPI{Library: "Open MPI v4.1.6", CUDAAware: "yes"}
+	r.CPU = CPU{Cores: 16, BLAS: "openblas (SkylakeX)"}
 	txt := r.Text()
 	for _, want := range []string{
-		"host: gpu01", "driver: 580.82.07 (CUDA 13.0)", "gpus: 2",
+		"host: gpu01", "cpu: 16 cores, BLAS openblas (SkylakeX)", "driver: 580.82.07 (CUDA 13.0)", "gpus: 2",
 		"0  NVIDIA H200  GPU-1a2b3c4d-0000-0000-0000-000000000000  pci 00000000:10:00.0  140.4 GiB",
 		"numa 0", `CUDA_VISIBLE_DEVICES: "1" (1 visible)`, "mpi: Open MPI v4.1.6 (CUDA-aware: yes)",
 	} {
@@ -184,10 +185,10 @@ func TestTextAndJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.GPUs[0].MemoryTotal != 150754820096 || *back.CUDAVisibleDevices != "1" || back.MPI.CUDAAware != "yes" {
+	if back.GPUs[0].MemoryTotal != 150754820096 || *back.CUDAVisibleDevices != "1" || back.MPI.CUDAAware != "yes" || back.CPU != r.CPU {
 		t.Fatalf("JSON round trip lost fields: %s", b)
 	}
-	if !strings.Contains(string(b), `"cuda_visible_devices":"1"`) {
+	if !strings.Contains(string(b), `"cuda_visible_devices":"1"`) || !strings.Contains(string(b), `"cpu":{"cores":16,"blas":"openblas (SkylakeX)"}`) {
 		t.Fatalf("JSON field names changed: %s", b)
 	}
 }
