@@ -43,7 +43,9 @@
 //
 //	manifest.json          name, classes, class names, splits (rows), views
 //	                       (name, dim, params, files), provenance (SHA-256 of sources)
-//	labels-train.npy       int64 labels, and labels-test.npy
+//	labels-train.npy       int64 labels, and labels-test.npy; a train label may be
+//	                       -1 (Unknown): a truly unlabeled example, never labeled
+//	                       or validation in MakeSplit; test labels must be known
 //	hog-train.npy          float32 N×D (or .npy.zst), hog-test.npy, hog-norm.npy
 //
 // LoadDir checks everything a file can get wrong — a path that leaves the
@@ -83,4 +85,7 @@
 //	go test -run X -fuzz FuzzNPY -fuzztime 10s ./data  (and FuzzIDX)
 //	MCT_PROBE=1 go test -run TestProbeFull -v ./data   (builds all views of Fashion-MNIST once)
 //	go test -run X -bench Families ./data              (view build speed)
+//
+// Tests of real files and oracles skip when Fashion-MNIST, MNIST, NumPy or torch is
+// missing, except with CI set (.ci/run), where that fails: CI installs them all.
 package data
