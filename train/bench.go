@@ -69,7 +69,7 @@ func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
 // batches and device. Launched by mpirun it measures the MPI transport (views × replicas
 // = world size; ds must hold every view in every process); otherwise the local one.
 func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
-	cfg, rows, err := updatesSetup("bench", cfg, ds)
+	cfg, err := updatesSetup("bench", cfg, ds)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +90,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		if err != nil {
 			return err
 		}
+		rows := allRows(len(ds.TrainLabels))
 		split := data.Split{Labeled: rows, Unlabeled: rows}
 		on := world.Rank() == 0
 		r, err := newRank(cfg, ds, split, be, meter.wrap(world, on), meter.wrap(peer, on), meter.wrap(pool, on))
@@ -97,8 +98,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 			return err
 		}
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
-		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
-		L := data.NewSampler(rows, r.labeledBatch(), cfg.Seed^0xaa)
+		U, L := r.mctSamplers()
 		for s := 0; s < warmup; s++ {
 			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
 		}
@@ -169,15 +169,14 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 // each view's weights after them (nn.Probe.Checksum). Backends' tests compare such runs:
 // cudaops checks that CUDA graphs (MCT_CUDA_GRAPHS) leave every bit unchanged.
 func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backend, error)) ([]string, error) {
-	cfg, rows, err := updatesSetup("updates", cfg, ds)
+	cfg, err := updatesSetup("updates", cfg, ds)
 	if err != nil {
 		return nil, err
 	}
 	sums := make([]string, len(ds.Views))
 	err = onLocalRanks(cfg, ds, ranks.Layout{Views: len(ds.Views), Replicas: 1}, open, func(r *rank) error {
 		r.opt = nn.NewAdam(r.probe, cfg.MCTLR)
-		U := data.NewSampler(rows, cfg.Batch, cfg.Seed^0x55)
-		L := data.NewSampler(rows, r.labeledBatch(), cfg.Seed^0xaa)
+		U, L := r.mctSamplers()
 		for s := 0; s < n; s++ {
 			r.mctUpdate(s, U.Next(), L.Next(), ds.TrainLabels)
 		}
@@ -188,20 +187,19 @@ func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backen
 }
 
 // updatesSetup is what Bench and Updates (named by what) share before their first
-// update: at least two views, a batch's worth of rows (every row, returned, is in both
-// the labeled and the unlabeled set), and the MCT learning rate defaulting to LR/8.
-func updatesSetup(what string, cfg Config, ds *data.Dataset) (Config, []int, error) {
+// update: at least two views, a batch's worth of rows (every row is in both the labeled
+// and the unlabeled set), and the MCT learning rate defaulting to LR/8.
+func updatesSetup(what string, cfg Config, ds *data.Dataset) (Config, error) {
 	if len(ds.Views) < 2 {
-		return cfg, nil, fmt.Errorf("%s: %d views, need at least 2", what, len(ds.Views))
+		return cfg, fmt.Errorf("%s: %d views, need at least 2", what, len(ds.Views))
 	}
 	if cfg.MCTLR == 0 {
 		cfg.MCTLR = cfg.LR / 8
 	}
-	rows := allRows(len(ds.TrainLabels))
-	if len(rows) < max(cfg.Batch, cfg.LabeledBatch) {
-		return cfg, nil, fmt.Errorf("%s: %d rows, fewer than a batch (%d)", what, len(rows), max(cfg.Batch, cfg.LabeledBatch))
+	if n := len(ds.TrainLabels); n < max(cfg.Batch, cfg.LabeledBatch) {
+		return cfg, fmt.Errorf("%s: %d rows, fewer than a batch (%d)", what, n, max(cfg.Batch, cfg.LabeledBatch))
 	}
-	return cfg, rows, nil
+	return cfg, nil
 }
 
 // meter adds up the time rank 0 spends in collectives and the bytes it receives.

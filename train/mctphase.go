@@ -76,6 +76,13 @@ func (r *rank) saveMCT(st *mctState, best []byte) error {
 	return r.checkpoint(int64(st.Updates), st.Epoch, &savedState{Phase: phaseMCT, MCT: st}, best)
 }
 
+// mctSamplers are the MCT phase's batches of unlabeled and labeled rows of r.split, each
+// its own stream of the run's seed (Bench and Updates draw the same ones).
+func (r *rank) mctSamplers() (U, L *data.Sampler) {
+	return data.NewSampler(r.split.Unlabeled, r.cfg.Batch, r.cfg.Seed^0x55),
+		data.NewSampler(r.split.Labeled, r.labeledBatch(), r.cfg.Seed^0xaa)
+}
+
 // trainMCT runs the MCT phase from st (fresh after warmup, or loaded from a checkpoint):
 // epochs of updates over the unlabeled set, validation of every view and the ensemble after
 // each, restore-best on the ensemble's validation accuracy, ReduceLROnPlateau, checkpoints.
@@ -92,8 +99,7 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 		}
 	}
 	r.opt.LR = st.Sched.LR
-	U := data.NewSampler(r.split.Unlabeled, cfg.Batch, cfg.Seed^0x55)
-	L := data.NewSampler(r.split.Labeled, r.labeledBatch(), cfg.Seed^0xaa)
+	U, L := r.mctSamplers()
 	U.Restore(st.U)
 	L.Restore(st.L)
 	var err error
