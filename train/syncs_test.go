@@ -260,8 +260,8 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := base
 			cfg.Hard, cfg.ExactH, cfg.Dropout = tc.hard, tc.xh, tc.dropout
-			ranks := countUpdate(t, cfg, tc.V, tc.R)
-			c := ranks[0]
+			tallies := countUpdate(t, cfg, tc.V, tc.R)
+			c := tallies[0]
 			t.Setenv("MCT_RESIDENT", "0")
 			host := countUpdate(t, cfg, tc.V, tc.R)[0]
 			t.Logf("%s: %d host waits %v, %d uploads (%d B; %d B with the host gather), %d launches per update",
@@ -292,7 +292,7 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 			// A view between the first and the last uploads the others' logits in two
 			// pieces, around its own, and waits no more.
 			if tc.V > 2 {
-				if mid := ranks[1]; mid.uploads != 4 || mid.upBytes != c.upBytes || mid.waits != 2 {
+				if mid := tallies[1]; mid.uploads != 4 || mid.upBytes != c.upBytes || mid.waits != 2 {
 					t.Errorf("view 1: %d uploads of %d B and %d waits per update, want 4 of %d B and 2",
 						mid.uploads, mid.upBytes, mid.waits, c.upBytes)
 				}
