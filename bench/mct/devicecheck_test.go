@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -132,14 +133,14 @@ func TestDeviceCheckTorchCommand(t *testing.T) {
 		}
 	}
 	// The same seed gives the same update: TF32 does not exist on a CPU, so tf32 must
-	// equal fp32, while bf16 autocast must change h (its products round to 8 bits).
-	var tf32Diff, bf16Diff float64
-	for v := range 2 {
-		tf32Diff = max(tf32Diff, math.Abs(got["tf32"].LastH[v]-got["fp32"].LastH[v]))
-		bf16Diff = max(bf16Diff, math.Abs(got["bf16"].LastH[v]-got["fp32"].LastH[v]))
-	}
-	if tf32Diff > 1e-6 {
+	// equal fp32 bit for bit (one thread), while bf16 autocast must change h (its
+	// products round to 8 bits).
+	if !slices.Equal(got["tf32"].LastH, got["fp32"].LastH) {
 		t.Errorf("on the CPU tf32's h %v differs from fp32's %v", got["tf32"].LastH, got["fp32"].LastH)
+	}
+	var bf16Diff float64
+	for v := range 2 {
+		bf16Diff = max(bf16Diff, math.Abs(got["bf16"].LastH[v]-got["fp32"].LastH[v]))
 	}
 	if bf16Diff < 1e-6 {
 		t.Errorf("bf16's h %v equals fp32's %v: autocast did not take effect", got["bf16"].LastH, got["fp32"].LastH)
