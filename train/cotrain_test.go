@@ -52,11 +52,7 @@ func TestCotrainRounds(t *testing.T) {
 		prev = total
 	}
 	again, _ := run()
-	for _, v := range all[:V] {
-		if s.ParamChecksum[v] != again.ParamChecksum[v] {
-			t.Errorf("view %s: the same seed gave parameters %s and %s", v, s.ParamChecksum[v], again.ParamChecksum[v])
-		}
-	}
+	sameParams(t, "seed 5", s, "seed 5 again", again)
 }
 
 // liveAlloc is the CPU backend keeping count of the floats allocated and not freed, as

@@ -45,11 +45,7 @@ func TestResidentSameRun(t *testing.T) {
 	if resGathers == 0 || gathers.Load() != 0 {
 		t.Fatalf("%d gathers on the backend with resident features, %d without; want some and none", resGathers, gathers.Load())
 	}
-	for _, v := range all[:2] {
-		if res.ParamChecksum[v] != host.ParamChecksum[v] {
-			t.Errorf("view %s: resident features gave parameters %s, the host gather %s", v, res.ParamChecksum[v], host.ParamChecksum[v])
-		}
-	}
+	sameParams(t, "resident features", res, "the host gather", host)
 	if res.TestAccuracy.Ensemble != host.TestAccuracy.Ensemble {
 		t.Errorf("test ensemble accuracy %g resident, %g with the host gather", res.TestAccuracy.Ensemble, host.TestAccuracy.Ensemble)
 	}

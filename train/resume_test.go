@@ -243,9 +243,7 @@ func TestStopAndResume(t *testing.T) {
 // the records of metrics.jsonl.
 func compareRuns(t *testing.T, got, want *Summary, gotDir, wantDir string) {
 	t.Helper()
-	if !reflect.DeepEqual(got.ParamChecksum, want.ParamChecksum) {
-		t.Errorf("parameters: resumed %v, uninterrupted %v", got.ParamChecksum, want.ParamChecksum)
-	}
+	sameParams(t, "resumed", got, "uninterrupted", want)
 	if !reflect.DeepEqual(got.TestAccuracy, want.TestAccuracy) || !reflect.DeepEqual(got.ValAccuracy, want.ValAccuracy) {
 		t.Errorf("accuracies: resumed test %v val %v, uninterrupted test %v val %v", got.TestAccuracy, got.ValAccuracy, want.TestAccuracy, want.ValAccuracy)
 	}
