@@ -26,7 +26,7 @@ func TestProbeSmall(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		acc := logisticProbe(v.Train, raw.trainLabels[:ntr], v.Test, raw.testLabel[:nte], v.Dim, 10, 1.0/ntr, 60)
+		acc := logreg.Fit(v.Train, raw.trainLabels[:ntr], v.Dim, 10, 1.0/ntr, 60).Accuracy(v.Test, raw.testLabel[:nte])
 		t.Logf("%-9s dim %4d  logistic probe accuracy %.3f (1000 train, 1000 test images)", tc.spec, v.Dim, acc)
 		if acc < tc.min {
 			t.Errorf("%s: accuracy %.3f below %.2f", tc.spec, acc, tc.min)
@@ -67,14 +67,7 @@ func TestProbeFull(t *testing.T) {
 	for _, v := range d.Views {
 		x := make([]float32, len(s.Labeled)*v.Dim)
 		Gather(x, v.Train, v.Dim, s.Labeled)
-		acc := logisticProbe(x, y, v.Test, d.TestLabels, v.Dim, d.Classes, 1.0/1000, 300)
+		acc := logreg.Fit(x, y, v.Dim, d.Classes, 1.0/1000, 300).Accuracy(v.Test, d.TestLabels)
 		t.Logf("%-24s dim %5d  logistic probe accuracy %.4f (1000 labels, 10000 test)", v.Name, v.Dim, acc)
 	}
-}
-
-// logisticProbe fits the linear probe on (xtr, ytr) and returns its accuracy on
-// (xte, yte): a view is good when a linear model on few labels already separates
-// the classes.
-func logisticProbe(xtr []float32, ytr []int32, xte []float32, yte []int32, dim, classes int, lambda float64, iters int) float64 {
-	return logreg.Fit(xtr, ytr, dim, classes, lambda, iters).Accuracy(xte, yte)
 }
