@@ -100,8 +100,12 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 	}
 	r.opt.LR = st.Sched.LR
 	U, L := r.mctSamplers()
-	U.Restore(st.U)
-	L.Restore(st.L)
+	if err := restoreSampler(U, st.U); err != nil {
+		return err
+	}
+	if err := restoreSampler(L, st.L); err != nil {
+		return err
+	}
 	var err error
 	if len(best) == 0 { // a fresh phase, or the checkpoint of its update 0
 		if best, err = r.probe.SaveState(); err != nil {

@@ -267,16 +267,24 @@ func compareRuns(t *testing.T, got, want *Summary, gotDir, wantDir string) {
 	}
 }
 
-// TestOldStateLayoutIsOneError: a checkpoint of the layout before version 2 (a "state"
-// section holding the MCT state alone) is refused with one line that names the
-// checkpoint and what to do, not misread.
-func TestOldStateLayoutIsOneError(t *testing.T) {
+// stoppedAtUpdate2 stops a two-view MCT run at its second update and returns its
+// configuration, set to resume.
+func stoppedAtUpdate2(t *testing.T) Config {
+	t.Helper()
 	dir, all := synthDir(t)
 	cfg := tinyRun(t, "mct", dir, all[:2], 7)
 	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 2, 2, 1
 	if _, err := Run(stopAt(2, 3+2), cfg, io.Discard); !errors.Is(err, ErrStopped) { // MCT update 2
 		t.Fatalf("got %v, want ErrStopped", err)
 	}
+	cfg.Resume = true
+	return cfg
+}
+
+// rewriteCheckpoint rewrites the sections of every rank's file (two ranks) of the newest
+// committed checkpoint of cfg's run with edit, commits the step again and returns it.
+func rewriteCheckpoint(t *testing.T, cfg Config, edit func(sec map[string][]byte)) int64 {
+	t.Helper()
 	id := cfg
 	if err := id.Validate(); err != nil {
 		t.Fatal(err)
@@ -294,14 +302,7 @@ func TestOldStateLayoutIsOneError(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var st savedState
-		if err := json.Unmarshal(sec["run"], &st); err != nil || st.MCT == nil {
-			t.Fatalf("run section %s: %v", sec["run"], err)
-		}
-		if sec["state"], err = json.Marshal(st.MCT); err != nil {
-			t.Fatal(err)
-		}
-		delete(sec, "run")
+		edit(sec)
 		heads[rank], secs[rank] = h, sec
 	}
 	for rank := range 2 {
@@ -312,11 +313,57 @@ func TestOldStateLayoutIsOneError(t *testing.T) {
 	if err := ckpt.Commit(cfg.Out, step, 2, cfg.Keep); err != nil {
 		t.Fatal(err)
 	}
-	cfg.Resume = true
-	_, err = Run(context.Background(), cfg, io.Discard)
+	return step
+}
+
+// runSection decodes a checkpoint's "run" section, which must hold an MCT state.
+func runSection(t *testing.T, sec map[string][]byte) *savedState {
+	t.Helper()
+	st := new(savedState)
+	if err := json.Unmarshal(sec["run"], st); err != nil || st.MCT == nil {
+		t.Fatalf("run section %s: %v", sec["run"], err)
+	}
+	return st
+}
+
+// TestOldStateLayoutIsOneError: a checkpoint of the layout before version 2 (a "state"
+// section holding the MCT state alone) is refused with one line that names the
+// checkpoint and what to do, not misread.
+func TestOldStateLayoutIsOneError(t *testing.T) {
+	cfg := stoppedAtUpdate2(t)
+	step := rewriteCheckpoint(t, cfg, func(sec map[string][]byte) {
+		var err error
+		if sec["state"], err = json.Marshal(runSection(t, sec).MCT); err != nil {
+			t.Fatal(err)
+		}
+		delete(sec, "run")
+	})
+	_, err := Run(context.Background(), cfg, io.Discard)
 	want := fmt.Sprintf("checkpoint step-%d in %s/ckpt: state layout version 1, this mct reads version %d", step, cfg.Out, stateVersion)
 	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("resume from an old layout: got %v, want one line containing %q", err, want)
+	}
+}
+
+// TestBadSamplerPositionIsOneError: an MCT checkpoint whose sampler position does not
+// fit the run's examples (a dataset rebuilt with fewer rows under the same path) is
+// refused with one line, not a panic of data.Sampler.Restore.
+func TestBadSamplerPositionIsOneError(t *testing.T) {
+	cfg := stoppedAtUpdate2(t)
+	var bad data.SamplerState
+	rewriteCheckpoint(t, cfg, func(sec map[string][]byte) {
+		st := runSection(t, sec)
+		st.MCT.U.Pos = 1 << 20
+		bad = st.MCT.U
+		var err error
+		if sec["run"], err = json.Marshal(st); err != nil {
+			t.Fatal(err)
+		}
+	})
+	_, err := Run(context.Background(), cfg, io.Discard)
+	want := fmt.Sprintf("checkpoint: sampler position %+v does not fit the", bad)
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("resume with a sampler position beyond the data: got %v, want one line containing %q", err, want)
 	}
 }
 

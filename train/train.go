@@ -87,10 +87,9 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 	}
 	batch := min(r.labeledBatch(), len(idx))
 	s := data.NewSampler(idx, batch, cfg.Seed^stream)
-	if p := st.Sampler; p.Epoch < 0 || p.Pos < 0 || p.Pos > len(idx) {
-		return nil, fmt.Errorf("checkpoint: sampler position %+v does not fit the %d labeled examples: the checkpoint is damaged or not this run's", p, len(idx))
+	if err := restoreSampler(s, st.Sampler); err != nil {
+		return nil, err
 	}
-	s.Restore(st.Sampler)
 	steps := (len(idx) + batch - 1) / batch
 	for {
 		stop, training := r.agree(ctx, !st.Done)
@@ -131,6 +130,17 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		return nil, fmt.Errorf("restore the best probe: %w", err)
 	}
 	return st, nil
+}
+
+// restoreSampler moves s to the position st of a checkpoint, or says that st does not
+// fit s (Restore panics on that): the checkpoint is damaged, or its run's data had other
+// rows (a dataset directory rebuilt under the same path).
+func restoreSampler(s *data.Sampler, st data.SamplerState) error {
+	if st.Epoch < 0 || st.Pos < 0 || st.Pos > s.Len() {
+		return fmt.Errorf("checkpoint: sampler position %+v does not fit the %d examples it draws from: the checkpoint is damaged or not this run's", st, s.Len())
+	}
+	s.Restore(st)
+	return nil
 }
 
 // plateau is ReduceLROnPlateau in "max" mode (PyTorch semantics, threshold 0): after
