@@ -584,3 +584,19 @@ func TestImportTrulyUnlabeled(t *testing.T) {
 	}
 	t.Fatalf("no MCT record in metrics.jsonl:\n%s", m)
 }
+
+// --resume where nothing was checkpointed (a sweep's first try, or a mistyped --out)
+// says that it starts from the beginning, and does.
+func TestResumeWithoutCheckpointSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	o, err := mct(t, 0, append([]string{"train", "--algo", "supervised", "--out", dir, "--resume"}, small...)...)
+	if err != nil {
+		t.Fatalf("train --resume into an empty directory: %v\n%s", err, o)
+	}
+	if !strings.Contains(o, "no committed checkpoint in "+dir+", so the run starts from the beginning") {
+		t.Errorf("no word that nothing was resumed:\n%s", o)
+	}
+	if s := readSummary(t, dir); s.Algo != "supervised" || len(s.ParamChecksum) != 2 {
+		t.Errorf("summary %+v", s)
+	}
+}

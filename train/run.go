@@ -186,6 +186,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		if saved, adam, best, err = r.resume(); err != nil {
 			return nil, err
 		}
+		if saved == nil { // a sweep resumes every run; a user may have mistyped --out
+			out.line("--resume: no committed checkpoint in %s, so the run starts from the beginning", cfg.Out)
+		}
 	}
 	var keep int64 // of metrics.jsonl: the records up to the checkpoint
 	if saved != nil {
