@@ -200,7 +200,7 @@ func buildView(spec string, train, test Images, progress func(string, int, int))
 	}
 	feat, err := f(args, all, p)
 	if err != nil {
-		return View{}, err
+		return View{}, fmt.Errorf("view %q: %w", spec, err)
 	}
 	if feat.Dim < 1 || len(feat.Data) != all.N*feat.Dim {
 		return View{}, fmt.Errorf("view %q: family returned %d values of dim %d for %d images", spec, len(feat.Data), feat.Dim, all.N)

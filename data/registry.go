@@ -35,7 +35,8 @@ type Features struct {
 // A Family must be deterministic (same args and images → same bits, whatever
 // the number of cores) and should call progress(done, N) as images finish.
 // It is called once with the train and test images stacked, so features never
-// depend on which split an image is in.
+// depend on which split an image is in. Its errors need not name the view: the
+// caller prefixes them with `view "SPEC": `.
 type Family func(args string, imgs Images, progress func(done, total int)) (Features, error)
 
 var (
@@ -80,37 +81,28 @@ func lookupFamily(spec string) (Family, string, error) {
 // read values with Int and Uint64 and then call Done, which rejects keys
 // nobody asked for (a typo must not silently build the default view).
 type SpecArgs struct {
-	spec string
 	kv   map[string]string
 	used map[string]bool
 }
 
-// ParseSpecArgs parses the args of a view of family; the whole view spec
-// (family, or family:args) names the view in errors, see Spec.
-func ParseSpecArgs(family, args string) (*SpecArgs, error) {
-	spec := family
-	if args != "" {
-		spec += ":" + args
-	}
-	a := &SpecArgs{spec: spec, kv: map[string]string{}, used: map[string]bool{}}
+// ParseSpecArgs parses a family's args.
+func ParseSpecArgs(args string) (*SpecArgs, error) {
+	a := &SpecArgs{kv: map[string]string{}, used: map[string]bool{}}
 	if args == "" {
 		return a, nil
 	}
 	for _, f := range strings.Split(args, ",") {
 		k, v, ok := strings.Cut(f, "=")
 		if !ok || k == "" || v == "" {
-			return nil, fmt.Errorf("view %q: argument %q: want key=value", spec, f)
+			return nil, fmt.Errorf("argument %q: want key=value", f)
 		}
 		if _, dup := a.kv[k]; dup {
-			return nil, fmt.Errorf("view %q: argument %q given twice", spec, k)
+			return nil, fmt.Errorf("argument %q given twice", k)
 		}
 		a.kv[k] = v
 	}
 	return a, nil
 }
-
-// Spec returns the whole view spec, for a family's own errors.
-func (a *SpecArgs) Spec() string { return a.spec }
 
 // Int returns the integer argument key, def if absent; it must lie in [lo, hi].
 func (a *SpecArgs) Int(key string, def, lo, hi int) (int, error) {
@@ -121,7 +113,7 @@ func (a *SpecArgs) Int(key string, def, lo, hi int) (int, error) {
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil || v < lo || v > hi {
-		return 0, fmt.Errorf("view %q: %s=%s: want an integer in [%d, %d]", a.spec, key, s, lo, hi)
+		return 0, fmt.Errorf("%s=%s: want an integer in [%d, %d]", key, s, lo, hi)
 	}
 	return v, nil
 }
@@ -135,7 +127,7 @@ func (a *SpecArgs) Uint64(key string, def uint64) (uint64, error) {
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("view %q: %s=%s: want a non-negative integer", a.spec, key, s)
+		return 0, fmt.Errorf("%s=%s: want a non-negative integer", key, s)
 	}
 	return v, nil
 }
@@ -154,7 +146,7 @@ func (a *SpecArgs) Done() error {
 	if len(unknown) > 0 {
 		sort.Strings(unknown)
 		sort.Strings(known)
-		return fmt.Errorf("view %q: unknown argument %q (this family takes: %s)", a.spec, unknown[0], strings.Join(known, ", "))
+		return fmt.Errorf("unknown argument %q (this family takes: %s)", unknown[0], strings.Join(known, ", "))
 	}
 	return nil
 }

@@ -15,11 +15,10 @@ func init() { RegisterFamily("gabor", gaborFamily) }
 // filter times a column filter, which makes it 5× cheaper than a 2-D convolution.
 // Defaults (3 scales, 6 orientations, 4-pixel cells) on 28×28 give 18·7·7 = 882 values.
 func gaborFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	a, err := ParseSpecArgs("gabor", args)
+	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err
 	}
-	spec := a.Spec()
 	scales, err1 := a.Int("scales", 3, 1, 5)
 	orients, err2 := a.Int("orientations", 6, 1, 16)
 	cell, err3 := a.Int("cell", 4, 2, 16)
@@ -29,11 +28,11 @@ func gaborFamily(args string, im Images, progress func(done, total int)) (Featur
 		}
 	}
 	if cell%2 != 0 {
-		return Features{}, fmt.Errorf("view %q: cell=%d: want an even number (responses are sampled every 2 pixels)", spec, cell)
+		return Features{}, fmt.Errorf("cell=%d: want an even number (responses are sampled every 2 pixels)", cell)
 	}
 	cy, cx := im.H/cell, im.W/cell
 	if cy < 1 || cx < 1 {
-		return Features{}, fmt.Errorf("view %q: cells of %d pixels do not fit %d×%d images", spec, cell, im.H, im.W)
+		return Features{}, fmt.Errorf("cells of %d pixels do not fit %d×%d images", cell, im.H, im.W)
 	}
 	bank := makeGaborBank(scales, orients)
 	dim := len(bank) * cy * cx

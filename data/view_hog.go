@@ -16,7 +16,7 @@ func init() { RegisterFamily("hog", hogFamily) }
 // probe at 1000 labels, 4-pixel cells score 0.826 and 7-pixel cells (hog:cell=7,
 // 324 values) 0.765; DESIGN.md's 0.820 is the former's regime.
 func hogFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	a, err := ParseSpecArgs("hog", args)
+	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err
 	}
@@ -31,7 +31,7 @@ func hogFamily(args string, im Images, progress func(done, total int)) (Features
 	cy, cx := im.H/cell, im.W/cell
 	by, bx := cy-block+1, cx-block+1
 	if by < 1 || bx < 1 {
-		return Features{}, fmt.Errorf("view %q: %d×%d images hold %d×%d cells of %d pixels, too few for blocks of %d", a.Spec(), im.H, im.W, cy, cx, cell, block)
+		return Features{}, fmt.Errorf("%d×%d images hold %d×%d cells of %d pixels, too few for blocks of %d", im.H, im.W, cy, cx, cell, block)
 	}
 	dim := by * bx * block * block * bins
 	out := make([]float32, im.N*dim)

@@ -30,11 +30,10 @@ var lbpUniform = func() [256]uint8 {
 // radius 1) over a grid×grid partition of the image interior, each histogram
 // normalised to sum to one. Default grid 4 gives 16·59 = 944 values.
 func lbpFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	a, err := ParseSpecArgs("lbp", args)
+	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err
 	}
-	spec := a.Spec()
 	grid, err := a.Int("grid", 4, 1, 8)
 	if err != nil {
 		return Features{}, err
@@ -44,7 +43,7 @@ func lbpFamily(args string, im Images, progress func(done, total int)) (Features
 	}
 	ih, iw := im.H-2, im.W-2
 	if ih < grid || iw < grid {
-		return Features{}, fmt.Errorf("view %q: %d×%d images are too small for a %d×%d grid", spec, im.H, im.W, grid, grid)
+		return Features{}, fmt.Errorf("%d×%d images are too small for a %d×%d grid", im.H, im.W, grid, grid)
 	}
 	const bins = 59
 	dim := grid * grid * bins

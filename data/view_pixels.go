@@ -4,7 +4,7 @@ func init() { RegisterFamily("pixels", pixelsFamily) }
 
 // pixelsFamily is the raw image, H·W values scaled to [0, 1].
 func pixelsFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	a, err := ParseSpecArgs("pixels", args)
+	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err
 	}

@@ -18,11 +18,10 @@ func init() { RegisterFamily("randconv", randconvFamily) }
 // every response are averaged over a pool×pool grid. Defaults (32 filters 5×5,
 // 4×4 grid) on 28×28 give 32·2·16 = 1024 values.
 func randconvFamily(args string, im Images, progress func(done, total int)) (Features, error) {
-	a, err := ParseSpecArgs("randconv", args)
+	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err
 	}
-	spec := a.Spec()
 	nf, err1 := a.Int("filters", 32, 1, 1024)
 	size, err2 := a.Int("size", 5, 1, 15)
 	pool, err3 := a.Int("pool", 4, 1, 16)
@@ -34,7 +33,7 @@ func randconvFamily(args string, im Images, progress func(done, total int)) (Fea
 	}
 	oh, ow := im.H-size+1, im.W-size+1
 	if oh < pool || ow < pool {
-		return Features{}, fmt.Errorf("view %q: %d×%d images leave %d×%d responses, too few for a %d×%d pool", spec, im.H, im.W, oh, ow, pool, pool)
+		return Features{}, fmt.Errorf("%d×%d images leave %d×%d responses, too few for a %d×%d pool", im.H, im.W, oh, ow, pool, pool)
 	}
 	taps := size * size
 	w := randomFilters(nf, taps, seed)

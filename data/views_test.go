@@ -100,25 +100,22 @@ func TestFamilyArgs(t *testing.T) {
 		{"lbp:grid=1", 59, ""},
 		{"pixels", 784, ""},
 		{"hog:cells=7", 0, `view "hog:cells=7": unknown argument "cells" (this family takes: bins, block, cell)`},
-		{"hog:cell=20", 0, "too few for blocks of 2"},
-		{"gabor:cell=3", 0, "want an even number"},
-		{"randconv:seed=-1", 0, "want a non-negative integer"},
-		{"lbp:grid", 0, `argument "grid": want key=value`},
-		{"pixels:x=1", 0, `unknown argument "x"`},
+		{"hog:cell=20", 0, `view "hog:cell=20": 28×28 images hold 1×1 cells of 20 pixels, too few for blocks of 2`},
+		{"gabor:cell=3", 0, `view "gabor:cell=3": cell=3: want an even number`},
+		{"randconv:seed=-1", 0, `view "randconv:seed=-1": seed=-1: want a non-negative integer`},
+		{"lbp:grid", 0, `view "lbp:grid": argument "grid": want key=value`},
+		{"pixels:x=1", 0, `view "pixels:x=1": unknown argument "x"`},
 	} {
-		f, args, err := lookupFamily(tc.spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		feat, err := f(args, im, nil)
+		// Through buildView, which names the view in a family's errors.
+		v, err := buildView(tc.spec, im, Images{H: im.H, W: im.W}, nil)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.spec, err, tc.err)
 			}
 			continue
 		}
-		if err != nil || feat.Dim != tc.dim || len(feat.Data) != feat.Dim {
-			t.Errorf("%s: dim %d (want %d), %v", tc.spec, feat.Dim, tc.dim, err)
+		if err != nil || v.Dim != tc.dim || len(v.Train) != v.Dim {
+			t.Errorf("%s: dim %d (want %d), %v", tc.spec, v.Dim, tc.dim, err)
 		}
 	}
 	// Different seeds give different random filters; the same seed the same ones.

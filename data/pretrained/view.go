@@ -72,7 +72,7 @@ func ParseSpec(network, args string) (layer string, size int, err error) {
 	if hasSize {
 		size, err = strconv.Atoi(sz)
 		if err != nil || size < 32 || size > 1024 {
-			return "", 0, fmt.Errorf("view %q: size %q: want an integer from 32 to 1024 (pixels)", viewSpec(network, args), sz)
+			return "", 0, fmt.Errorf("size %q: want an integer from 32 to 1024 (pixels)", sz)
 		}
 	}
 	return layer, size, nil
@@ -80,7 +80,6 @@ func ParseSpec(network, args string) (layer string, size int, err error) {
 
 func family(network string) data.Family {
 	return func(args string, im data.Images, progress func(done, total int)) (data.Features, error) {
-		spec := viewSpec(network, args)
 		layer, size, err := ParseSpec(network, args)
 		if err != nil {
 			return data.Features{}, err
@@ -91,15 +90,15 @@ func family(network string) data.Family {
 		}
 		m, err := Load(cache, network)
 		if err != nil {
-			return data.Features{}, fmt.Errorf("view %q: %w", spec, err)
+			return data.Features{}, err
 		}
 		net, err := m.Compile(layer, size)
 		if err != nil {
-			return data.Features{}, fmt.Errorf("view %q: %w", spec, err)
+			return data.Features{}, err
 		}
 		feats, err := net.EmbedImages(im, filepath.Join(cache, "partial"), progress)
 		if err != nil {
-			return data.Features{}, fmt.Errorf("view %q: %w", spec, err)
+			return data.Features{}, err
 		}
 		return data.Features{Dim: net.OutC, Data: feats, Params: map[string]any{
 			"package":        Package + "@" + Version,
@@ -111,14 +110,6 @@ func family(network string) data.Family {
 			"pooling":        "global average over the layer's spatial positions",
 		}}, nil
 	}
-}
-
-// viewSpec is the spec as the user wrote it: no colon without args.
-func viewSpec(network, args string) string {
-	if args == "" {
-		return network
-	}
-	return network + ":" + args
 }
 
 // EmbedImages embeds grey images with Preprocess and Embed, ChunkImages at a
