@@ -21,6 +21,7 @@ import (
 
 	"mct/ckpt"
 	"mct/data"
+	"mct/internal/testenv"
 	"mct/train"
 )
 
@@ -103,10 +104,7 @@ func mct(t *testing.T, np int, args ...string) (string, error) {
 func mpirun(t *testing.T, np int, args ...string) *exec.Cmd {
 	t.Helper()
 	if _, err := exec.LookPath("mpirun"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("mpirun not found: CI must install openmpi-bin (scripts/setup.sh)")
-		}
-		t.Skip("mpirun not found (apt-get install openmpi-bin)")
+		testenv.Missing(t, "mpirun not found (apt-get install openmpi-bin)")
 	}
 	cmd := exec.Command("mpirun", append([]string{"--oversubscribe", "-np", fmt.Sprint(np), bin}, args...)...)
 	cmd.Env = append(os.Environ(), "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"mct/internal/testenv"
 )
 
 // specials holds values whose bits a careless encoder would change.
@@ -166,14 +168,8 @@ print(json.dumps({"read": got, "meta": meta, "wrote": expect}))
 `
 
 func TestSafetensorsAgainstPyTorch(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		// CI installs python3-torch: there a missing oracle is a failure, not a skip.
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s cannot import torch (CI must install python3-torch): %v", py, err)
-		}
-		t.Skipf("%s with torch is not available (apt-get install python3-torch): %v", py, err)
-	}
+	const py = testenv.Python
+	testenv.Torch(t, py)
 	dir := t.TempDir()
 	goFile, pyFile := filepath.Join(dir, "go.safetensors"), filepath.Join(dir, "py.safetensors")
 	in := probeTensors()

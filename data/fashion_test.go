@@ -1,20 +1,14 @@
 package data
 
 import (
-	"os"
 	"testing"
+
+	"mct/internal/testenv"
 )
 
 // skipUnlessCI ends a test whose real input (Fashion-MNIST, MNIST, NumPy, PyTorch) is
-// not installed: a skip on a developer's machine, a failure under CI (CI set), whose
-// setup installs them all, so a check there can never pass by not running.
-func skipUnlessCI(tb testing.TB, why any) {
-	tb.Helper()
-	if os.Getenv("CI") != "" {
-		tb.Fatalf("%v (CI installs this: scripts/setup.sh test)", why)
-	}
-	tb.Skip(why)
-}
+// not installed (testenv.Missing).
+func skipUnlessCI(tb testing.TB, why any) { tb.Helper(); testenv.Missing(tb, "%v", why) }
 
 // fashionMNISTDir is the folder of the installed Fashion-MNIST files
 // (locateFashionMNIST's error, on a skip, says where it looked).

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mct/internal/testenv"
 )
 
 // torchPython is Debian's interpreter, the one python3-torch is installed for.
@@ -158,7 +160,7 @@ func TestOracleTorch(t *testing.T) {
 	}
 	out, err := exec.Command(torchPython, append([]string{script}, dirs...)...).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 77 || errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
-		t.Skipf("%s cannot run PyTorch (%s): install Debian's python3-torch to run the oracle", torchPython, strings.TrimSpace(string(out)))
+		testenv.Missing(t, "%s cannot run PyTorch (%s): install Debian's python3-torch to run the oracle", torchPython, strings.TrimSpace(string(out)))
 	}
 	if err != nil {
 		t.Fatalf("PyTorch oracle failed: %v\n%s", err, out)

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"mct/data"
+	"mct/internal/testenv"
 	"mct/nn"
 )
 
@@ -20,20 +21,8 @@ var pyTorchOracle = filepath.Join("..", "bench", "mct", "mct_step.py")
 // systemPython is Debian's interpreter, the one python3-torch is installed for.
 const systemPython = "/usr/bin/python3"
 
-// needTorch skips the test when PyTorch cannot be imported, except under CI, where a
-// missing oracle is a failure (the CI image installs python3-torch).
-func needTorch(t *testing.T) {
-	t.Helper()
-	out, err := exec.Command(systemPython, "-c", "import torch, numpy").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("%s cannot import torch and numpy (apt-get install python3-torch): %v\n%s", systemPython, err, out)
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
+// needTorch ends the test unless PyTorch can be imported: a skip, or under CI a failure.
+func needTorch(t *testing.T) { t.Helper(); testenv.Torch(t, systemPython) }
 
 type oracleCase struct {
 	name     string

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"mct/internal/testenv"
 )
 
 // repoRoot is where bench/device-check.sh runs its commands from.
@@ -65,13 +67,7 @@ func torchCommand(t *testing.T, out string) []string {
 // precision, and reads its JSON as the device check's table does. A baseline script that
 // fails or changes its output is then caught here, not on a lent GPU machine.
 func TestDeviceCheckTorchCommand(t *testing.T) {
-	if out, err := exec.Command(*python, "-c", "import torch, numpy").CombinedOutput(); err != nil {
-		msg := *python + " cannot import torch and numpy (apt-get install python3-torch): " + err.Error() + "\n" + string(out)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	testenv.Torch(t, *python)
 	out := filepath.Join(t.TempDir(), "torch.json")
 	// argparse keeps an option's last value: these replace the device's device, length
 	// and batch (the probes keep the device's shapes); one thread spares a loaded CI.

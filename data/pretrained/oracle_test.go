@@ -5,12 +5,12 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"mct/data"
 	"mct/data/pretrained/oracle"
+	"mct/internal/testenv"
 )
 
 // The oracle (package oracle): TensorFlow.js with its wasm backend, installed
@@ -34,10 +34,7 @@ func testCache(t testing.TB) string {
 // failure under CI (where they must be there), a skip on a developer machine.
 func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI=true and the oracle cannot run: %v", err)
-	}
-	t.Skipf("oracle unavailable (set CI=true to make this fail): %v", err)
+	testenv.Missing(t, "the oracle cannot run: %v", err)
 }
 
 // fashionImages returns the first n Fashion-MNIST test images (28×28).
