@@ -17,7 +17,7 @@ import (
 )
 
 // torchPython is Debian's interpreter, the one python3-torch is installed for.
-const torchPython = "/usr/bin/python3"
+const torchPython = testenv.Python
 
 func writeF32(t *testing.T, path string, x []float32) {
 	t.Helper()

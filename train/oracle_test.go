@@ -19,7 +19,7 @@ import (
 var pyTorchOracle = filepath.Join("..", "bench", "mct", "mct_step.py")
 
 // systemPython is Debian's interpreter, the one python3-torch is installed for.
-const systemPython = "/usr/bin/python3"
+const systemPython = testenv.Python
 
 // needTorch ends the test unless PyTorch can be imported: a skip, or under CI a failure.
 func needTorch(t *testing.T) { t.Helper(); testenv.Torch(t, systemPython) }
