@@ -9,13 +9,14 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+
+	"mct/internal/atomicfile"
 )
 
 const runID = "cfg-3f2a9c"

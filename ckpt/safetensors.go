@@ -8,9 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"mct/internal/atomicfile"
 	"os"
 	"sort"
+
+	"mct/internal/atomicfile"
 )
 
 // Tensor is a named float32 array in row-major order, the unit of the

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"mct/internal/atomicfile"
 )
 
 // ErrNoCheckpoint is returned (wrapped) by Latest and LatestForView when the

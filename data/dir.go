@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"mct/internal/atomicfile"
 )
 
 // manifestFormat names the version of the dataset directory layout.

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mct/internal/atomicfile"
 	"os"
 	"strconv"
 	"strings"
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
+	"mct/internal/atomicfile"
 )
 
 // Dtype is a NumPy array-protocol type string as it appears in an NPY header.

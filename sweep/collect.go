@@ -7,7 +7,6 @@ import (
 	"image/color"
 	"io/fs"
 	"math"
-	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"mct/internal/atomicfile"
 )
 
 // Names of the files Collect writes.

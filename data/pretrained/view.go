@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
-	"mct/internal/atomicfile"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"sync"
 
 	"mct/data"
+	"mct/internal/atomicfile"
 )
 
 // View families "mobilenet_v2" and "inception_v3": specs are
