@@ -93,7 +93,11 @@ func mainErr(args []string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("--np: %w", err)
 	}
-	views := len(strings.Split(*dims, ","))
+	widths, err := list.PositiveInts(*dims)
+	if err != nil {
+		return fmt.Errorf("--dims: %w", err)
+	}
+	views := len(widths)
 	if views < 2 {
 		return fmt.Errorf("--dims %s: one view; MCT needs at least 2", *dims)
 	}
