@@ -74,9 +74,15 @@
 // results.csv (one row per configuration: mean ± sample standard deviation
 // over seeds of the ensemble's and each view's test accuracy), runs.csv (one
 // row per run) and accuracy.png (ensemble accuracy against labeled fraction,
-// a line per algorithm and configuration, error bars over seeds). Report(run
-// directories) returns the same table for `mct report`. Runs that differ
-// only by seed form one row; any other setting that differs between runs —
+// a line per algorithm and configuration, error bars over seeds). When the
+// summaries report them, a second table under the accuracies gives, per
+// configuration and pair of views, the % of test examples both views get
+// wrong, the % if their errors were independent, the % both get wrong with
+// the same class, and the first after the warmup (the CSV files get these
+// as columns); summaries from before the trainer measured shared errors
+// leave that table out or its cells "-". Report(run directories) returns
+// the same tables for `mct report`. Runs that differ only by seed form one
+// row; any other setting that differs between runs —
 // in their summaries' config, or varied in the grid — becomes a column of
 // its own, so a learning-rate sweep shows an lr column rather than averaging
 // over learning rates.

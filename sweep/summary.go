@@ -16,10 +16,25 @@ import (
 // directory when, and only when, the run finished.
 const SummaryFile = "summary.json"
 
-// Accuracy is an accuracy of the views' ensemble and of each view.
+// Accuracy is an accuracy of the views' ensemble and of each view, and how
+// alike the views' errors were (absent from summaries written before the
+// trainer measured it, and empty for a single view).
 type Accuracy struct {
-	Ensemble float64            `json:"ensemble"`
-	PerView  map[string]float64 `json:"per_view"`
+	Ensemble     float64            `json:"ensemble"`
+	PerView      map[string]float64 `json:"per_view"`
+	SharedErrors []SharedErrors     `json:"shared_errors"`
+}
+
+// SharedErrors is, for views A and B, the fraction of the split's examples
+// that both get wrong, that fraction if their errors were independent (the
+// product of their error rates), and the fraction both get wrong with the
+// same class: the trainer's train.SharedErrors as summary.json stores it.
+type SharedErrors struct {
+	A           string  `json:"a"`
+	B           string  `json:"b"`
+	BothWrong   float64 `json:"both_wrong"`
+	Independent float64 `json:"if_independent"`
+	SameWrong   float64 `json:"same_wrong_class"`
 }
 
 // Summary is the summary.json of a finished run.
@@ -118,7 +133,36 @@ func (a *Accuracy) check(views []string) error {
 	if len(a.PerView) != len(views) {
 		return fmt.Errorf("per_view: %d entries for %d views", len(a.PerView), len(views))
 	}
+	for i, e := range a.SharedErrors {
+		_, okA := a.PerView[e.A]
+		_, okB := a.PerView[e.B]
+		if !okA || !okB || e.A == e.B {
+			return fmt.Errorf("shared_errors[%d]: views %q and %q, want two different views of the run", i, e.A, e.B)
+		}
+		for _, f := range []struct {
+			name string
+			x    float64
+		}{{"both_wrong", e.BothWrong}, {"if_independent", e.Independent}, {"same_wrong_class", e.SameWrong}} {
+			if !validAccuracy(f.x) {
+				return fmt.Errorf("shared_errors[%d].%s: %v, want a fraction in [0, 1]", i, f.name, f.x)
+			}
+		}
+	}
 	return nil
+}
+
+// pairErrors returns the shared errors a reports for views x and y, in
+// either order (they are symmetric).
+func (a *Accuracy) pairErrors(x, y string) (SharedErrors, bool) {
+	if a == nil {
+		return SharedErrors{}, false
+	}
+	for _, e := range a.SharedErrors {
+		if e.A == x && e.B == y || e.A == y && e.B == x {
+			return e, true
+		}
+	}
+	return SharedErrors{}, false
 }
 
 func validAccuracy(x float64) bool { return x >= 0 && x <= 1 && !math.IsNaN(x) }

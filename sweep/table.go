@@ -1,6 +1,7 @@
 package sweep
 
 import (
+	"cmp"
 	"encoding/csv"
 	"fmt"
 	"io"
@@ -52,6 +53,57 @@ type Group struct {
 	// views'.
 	Test        Stat
 	TestPerView map[string]Stat
+	// Shared is every pair of the group's views, in view order, with how
+	// alike their test errors were.
+	Shared []PairErrors
+}
+
+// PairErrors is how alike two views' test errors were over a group's runs,
+// as fractions of the test examples (see SharedErrors). Each Stat's N counts
+// the runs that report the pair: summaries written before the trainer
+// measured it have none.
+type PairErrors struct {
+	A, B                              string
+	BothWrong, Independent, SameWrong Stat
+	// WarmupBothWrong is BothWrong after the warmup, which supervised runs
+	// do not have: co-training and MCT should make it fall, not rise.
+	WarmupBothWrong Stat
+}
+
+func pairStats(runs []Result, x, y string) PairErrors {
+	var both, indep, same, warm []float64
+	for _, r := range runs {
+		if e, ok := r.Summary.TestAccuracy.pairErrors(x, y); ok {
+			both, indep, same = append(both, e.BothWrong), append(indep, e.Independent), append(same, e.SameWrong)
+		}
+		if e, ok := r.Summary.WarmupTestAccuracy.pairErrors(x, y); ok {
+			warm = append(warm, e.BothWrong)
+		}
+	}
+	return PairErrors{A: x, B: y, BothWrong: stat(both), Independent: stat(indep), SameWrong: stat(same), WarmupBothWrong: stat(warm)}
+}
+
+// viewPair is two view names in sorted order: CSV columns are per pair, and
+// groups may list the same two views in either order.
+type viewPair [2]string
+
+func sortedPair(x, y string) viewPair {
+	if y < x {
+		x, y = y, x
+	}
+	return viewPair{x, y}
+}
+
+func (p viewPair) String() string { return p[0] + "+" + p[1] }
+
+// pair returns the group's PairErrors for views x and y, in either order.
+func (g Group) pair(p viewPair) (PairErrors, bool) {
+	for _, e := range g.Shared {
+		if sortedPair(e.A, e.B) == p {
+			return e, true
+		}
+	}
+	return PairErrors{}, false
 }
 
 // Seeds lists the seeds of the group's runs, in run order.
@@ -113,6 +165,11 @@ func Tabulate(runs []Result) Table {
 			}
 			g.TestPerView[v] = stat(xs)
 		}
+		for a := range g.Views {
+			for b := a + 1; b < len(g.Views); b++ {
+				g.Shared = append(g.Shared, pairStats(g.Runs, g.Views[a], g.Views[b]))
+			}
+		}
 	}
 	sort.SliceStable(t.Groups, func(a, b int) bool { return lessGroup(t.Groups[a], t.Groups[b]) })
 	return t
@@ -160,26 +217,51 @@ func seedsText(g Group) string {
 	return strings.Join(parts, ",")
 }
 
+// sharedPairs lists, sorted, every pair of views some run reports shared
+// errors for (none when every summary predates them).
+func (t Table) sharedPairs() []viewPair {
+	seen := map[viewPair]bool{}
+	for _, g := range t.Groups {
+		for _, p := range g.Shared {
+			if p.BothWrong.N > 0 || p.WarmupBothWrong.N > 0 {
+				seen[sortedPair(p.A, p.B)] = true
+			}
+		}
+	}
+	return slices.SortedFunc(maps.Keys(seen), func(a, b viewPair) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+}
+
+// mdRow writes one row of a Markdown table.
+func mdRow(b *strings.Builder, cells []string) {
+	for i, c := range cells {
+		cells[i] = strings.ReplaceAll(c, "|", `\|`)
+	}
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+// mdAlign is a table's alignment row: left, but right for the numeric columns.
+func mdAlign(n int, right ...int) []string {
+	align := make([]string, n)
+	for i := range align {
+		align[i] = "---"
+	}
+	for _, i := range right {
+		align[i] = "---:"
+	}
+	return align
+}
+
 // Markdown renders the table: one row per configuration, test accuracy in
-// percent as mean ± sample standard deviation over its seeds.
+// percent as mean ± sample standard deviation over its seeds; then, when some
+// run reports them, the shared errors of each pair of views (sharedMarkdown).
 func (t Table) Markdown() string {
 	var b strings.Builder
 	head := append([]string{"algo", "views", "labeled"}, t.Keys...)
 	head = append(head, "seeds", "test acc. ensemble (%)", "test acc. per view (%)")
-	align := make([]string, len(head))
-	for i := range align {
-		align[i] = "---"
-	}
-	align[2] = "---:"
-	align[len(align)-2] = "---:"
-	row := func(cells []string) {
-		for i, c := range cells {
-			cells[i] = strings.ReplaceAll(c, "|", `\|`)
-		}
-		b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
-	}
-	row(head)
-	row(align)
+	mdRow(&b, head)
+	mdRow(&b, mdAlign(len(head), 2, len(head)-2))
 	for _, g := range t.Groups {
 		per := make([]string, len(g.Views))
 		for i, v := range g.Views {
@@ -187,9 +269,85 @@ func (t Table) Markdown() string {
 		}
 		cells := append([]string{g.Algo, strings.Join(g.Views, "+"), fracText(g.LabeledFraction)}, g.Extra...)
 		cells = append(cells, fmt.Sprintf("%d (%s)", len(g.Runs), seedsText(g)), pct(g.Test), strings.Join(per, ", "))
-		row(cells)
+		mdRow(&b, cells)
 	}
+	t.sharedMarkdown(&b)
 	return b.String()
+}
+
+// sharedMarkdown writes a second table, under the accuracies, with a row per
+// configuration and pair of views: a table of its own because a column per
+// pair would not fit a terminal once there are three views. It writes nothing
+// when no run reports shared errors, so reports of older runs do not change.
+func (t Table) sharedMarkdown(b *strings.Builder) {
+	if len(t.sharedPairs()) == 0 {
+		return
+	}
+	warmup := false
+	for _, g := range t.Groups {
+		for _, p := range g.Shared {
+			warmup = warmup || p.WarmupBothWrong.N > 0
+		}
+	}
+	b.WriteString("\nShared errors on test, per pair of views (mean ± std over seeds, - where no run reports it):\n" +
+		"% of the test examples both get wrong, that % if their errors were independent,\n" +
+		"and % both get wrong with the same class")
+	if warmup {
+		b.WriteString("; after warmup: both wrong after the warmup")
+	}
+	b.WriteString(".\n\n")
+	head := append([]string{"algo", "views", "labeled"}, t.Keys...)
+	head = append(head, "pair", "both wrong", "if independent", "same class")
+	if warmup {
+		head = append(head, "after warmup")
+	}
+	right := []int{2}
+	for i := len(t.Keys) + 4; i < len(head); i++ {
+		right = append(right, i)
+	}
+	mdRow(b, head)
+	mdRow(b, mdAlign(len(head), right...))
+	for _, g := range t.Groups {
+		for i, p := range g.Shared {
+			// A configuration's further pairs leave its columns blank, so
+			// the pairs read as one block.
+			cells := make([]string, 3+len(g.Extra))
+			if i == 0 {
+				cells = append([]string{g.Algo, strings.Join(g.Views, "+"), fracText(g.LabeledFraction)}, g.Extra...)
+			}
+			// The test columns come from the same runs; the pair says how
+			// many when not all of the configuration's, and the warmup
+			// column when its runs are fewer still.
+			n := len(g.Runs)
+			cells = append(cells, p.A+"+"+p.B+runsNote(p.BothWrong.N, n),
+				shareCell(p.BothWrong), shareCell(p.Independent), shareCell(p.SameWrong))
+			if warmup {
+				w := shareCell(p.WarmupBothWrong)
+				if p.WarmupBothWrong.N != p.BothWrong.N {
+					w += runsNote(p.WarmupBothWrong.N, n)
+				}
+				cells = append(cells, w)
+			}
+			mdRow(b, cells)
+		}
+	}
+}
+
+// shareCell is a shared-errors cell in percent, "-" when no run reports it.
+func shareCell(s Stat) string {
+	if s.N == 0 {
+		return "-"
+	}
+	return pct(s)
+}
+
+// runsNote says over how many of a configuration's runs a cell averages,
+// when some but not all of them report it (older summaries lack shared errors).
+func runsNote(n, runs int) string {
+	if n == 0 || n == runs {
+		return ""
+	}
+	return fmt.Sprintf(" (%d of %d runs)", n, runs)
 }
 
 // num prints 10 significant digits: more than any accuracy carries, and
@@ -198,12 +356,24 @@ func num(x float64) string { return strconv.FormatFloat(x, 'g', 10, 64) }
 
 // WriteCSV writes the table with one row per configuration: mean, sample
 // standard deviation (empty for one run) and count, accuracies as fractions.
+// When some run reports shared errors, each pair of views (named in sorted
+// order, e.g. gabor+hog) adds the test both-wrong, if-independent and
+// same-wrong-class fractions and the warmup's both-wrong fraction (mean and
+// std over the runs that report them, empty where none does) and how many
+// runs report the pair on test.
 func (t Table) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	head := append([]string{"algo", "views", "labeled_fraction"}, t.Keys...)
 	head = append(head, "runs", "seeds", "test_ensemble_mean", "test_ensemble_std")
 	for _, v := range t.Views {
 		head = append(head, "test_"+v+"_mean", "test_"+v+"_std")
+	}
+	pairs := t.sharedPairs()
+	for _, p := range pairs {
+		for _, f := range []string{"test_both_wrong_", "test_if_independent_", "test_same_wrong_class_", "warmup_test_both_wrong_"} {
+			head = append(head, f+p.String()+"_mean", f+p.String()+"_std")
+		}
+		head = append(head, "test_shared_errors_"+p.String()+"_runs")
 	}
 	if err := cw.Write(head); err != nil {
 		return err
@@ -213,6 +383,12 @@ func (t Table) WriteCSV(w io.Writer) error {
 			return ""
 		}
 		return num(s.Std)
+	}
+	mean := func(s Stat) string {
+		if s.N == 0 {
+			return ""
+		}
+		return num(s.Mean)
 	}
 	for _, g := range t.Groups {
 		rec := append([]string{g.Algo, strings.Join(g.Views, "+"), fracText(g.LabeledFraction)}, g.Extra...)
@@ -224,6 +400,17 @@ func (t Table) WriteCSV(w io.Writer) error {
 				rec = append(rec, "", "")
 			}
 		}
+		for _, vp := range pairs {
+			p, ok := g.pair(vp)
+			if !ok {
+				rec = append(rec, "", "", "", "", "", "", "", "", "")
+				continue
+			}
+			for _, s := range []Stat{p.BothWrong, p.Independent, p.SameWrong, p.WarmupBothWrong} {
+				rec = append(rec, mean(s), std(s))
+			}
+			rec = append(rec, strconv.Itoa(p.BothWrong.N))
+		}
 		if err := cw.Write(rec); err != nil {
 			return err
 		}
@@ -233,7 +420,8 @@ func (t Table) WriteCSV(w io.Writer) error {
 }
 
 // WriteRunsCSV writes one row per run with everything its summary reports,
-// for analyses the grouped table does not cover.
+// for analyses the grouped table does not cover; shared errors as in
+// WriteCSV, empty where a run does not report the pair.
 func (t Table) WriteRunsCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	head := append([]string{"run", "algo", "views", "labeled_fraction"}, t.Keys...)
@@ -242,6 +430,11 @@ func (t Table) WriteRunsCSV(w io.Writer) error {
 		head = append(head, "test_"+v)
 	}
 	head = append(head, "val_ensemble", "warmup_test_ensemble", "updates", "wall_seconds", "examples_per_second_per_view")
+	pairs := t.sharedPairs()
+	for _, p := range pairs {
+		k := p.String()
+		head = append(head, "test_both_wrong_"+k, "test_if_independent_"+k, "test_same_wrong_class_"+k, "warmup_test_both_wrong_"+k)
+	}
 	if err := cw.Write(head); err != nil {
 		return err
 	}
@@ -265,6 +458,18 @@ func (t Table) WriteRunsCSV(w io.Writer) error {
 			}
 			rec = append(rec, opt(s.ValAccuracy), opt(s.WarmupTestAccuracy), strconv.FormatInt(s.Updates, 10),
 				num(s.WallSeconds), num(s.ExamplesPerSecondPerView))
+			for _, p := range pairs {
+				if test, ok := s.TestAccuracy.pairErrors(p[0], p[1]); ok {
+					rec = append(rec, num(test.BothWrong), num(test.Independent), num(test.SameWrong))
+				} else {
+					rec = append(rec, "", "", "")
+				}
+				if w, ok := s.WarmupTestAccuracy.pairErrors(p[0], p[1]); ok {
+					rec = append(rec, num(w.BothWrong))
+				} else {
+					rec = append(rec, "")
+				}
+			}
 			if err := cw.Write(rec); err != nil {
 				return err
 			}
@@ -276,7 +481,8 @@ func (t Table) WriteRunsCSV(w io.Writer) error {
 
 // Report reads the summary.json of each run directory and returns the
 // Markdown table of `mct report`: mean ± std over seeds of the ensemble's and
-// each view's test accuracy, per algorithm, view set and labeled fraction.
+// each view's test accuracy, per algorithm, view set and labeled fraction,
+// and under it the shared errors of each pair of views (Table.Markdown).
 func Report(runDirs []string) (string, error) {
 	if len(runDirs) == 0 {
 		return "", fmt.Errorf("report: no run directories given")

@@ -21,6 +21,11 @@ func writeSummary(t *testing.T, dir, algo string, frac float64, seed int64, ens,
 		"examples_per_second_per_view": 100.0, "param_checksum": map[string]string{"hog": "00", "gabor": "11"},
 		"config": config,
 	}
+	writeJSONSummary(t, dir, s)
+}
+
+func writeJSONSummary(t *testing.T, dir string, s map[string]any) {
+	t.Helper()
 	b, err := json.Marshal(s)
 	if err != nil {
 		t.Fatal(err)
@@ -30,6 +35,219 @@ func writeSummary(t *testing.T, dir, algo string, frac float64, seed int64, ens,
 	}
 	if err := os.WriteFile(filepath.Join(dir, SummaryFile), b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// writeSharedSummary writes dir/summary.json for a run whose test (and, when
+// warmup is not nil, warmup test) accuracy reports the shared errors given;
+// nil test shared errors leave the field out, as older trainers did.
+func writeSharedSummary(t *testing.T, dir, algo string, views []string, frac float64, seed int64, test, warmup []SharedErrors) {
+	t.Helper()
+	per := map[string]float64{}
+	for _, v := range views {
+		per[v] = 0.8
+	}
+	acc := func(shared []SharedErrors) map[string]any {
+		a := map[string]any{"ensemble": 0.85, "per_view": per}
+		if shared != nil {
+			a["shared_errors"] = shared
+		}
+		return a
+	}
+	s := map[string]any{"algo": algo, "views": views, "labeled_fraction": frac, "seed": seed, "test_accuracy": acc(test)}
+	if warmup != nil {
+		s["warmup_test_accuracy"] = acc(warmup)
+	}
+	writeJSONSummary(t, dir, s)
+}
+
+// sharedFixture is runs of five configurations: mct over two seeds with
+// warmup, supervised without a warmup, a three-view run whose summary lists
+// one pair in the other order, cotrain where one of two seeds predates shared
+// errors, and a one-view run, which has no pair.
+func sharedFixture(t *testing.T) []string {
+	root := t.TempDir()
+	hg := []string{"hog", "gabor"}
+	var dirs []string
+	add := func(name, algo string, views []string, seed int64, test, warmup []SharedErrors) {
+		d := filepath.Join(root, name)
+		writeSharedSummary(t, d, algo, views, 0.1, seed, test, warmup)
+		dirs = append(dirs, d)
+	}
+	add("m1", "mct", hg, 1, []SharedErrors{{"hog", "gabor", 0.115, 0.0205, 0.09}}, []SharedErrors{{"hog", "gabor", 0.14, 0.03, 0.1}})
+	add("m2", "mct", hg, 2, []SharedErrors{{"hog", "gabor", 0.125, 0.0215, 0.10}}, []SharedErrors{{"hog", "gabor", 0.15, 0.03, 0.1}})
+	add("s1", "supervised", hg, 1, []SharedErrors{{"hog", "gabor", 0.2, 0.05, 0.125}}, nil)
+	add("t1", "mct", []string{"hog", "gabor", "raw"}, 1, []SharedErrors{
+		{"hog", "gabor", 0.1, 0.02, 0.05}, {"raw", "hog", 0.0625, 0.04, 0.03}, {"gabor", "raw", 0.075, 0.035, 0.04},
+	}, nil)
+	add("c1", "cotrain", hg, 1, []SharedErrors{{"hog", "gabor", 0.13, 0.025, 0.11}}, []SharedErrors{{"hog", "gabor", 0.16, 0.03, 0.1}})
+	add("c2", "cotrain", hg, 2, nil, nil)
+	add("o1", "supervised", []string{"hog"}, 1, nil, nil)
+	return dirs
+}
+
+func TestReportSharedErrors(t *testing.T) {
+	md, err := Report(sharedFixture(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `| algo | views | labeled | seeds | test acc. ensemble (%) | test acc. per view (%) |
+| --- | --- | ---: | --- | ---: | --- |
+| supervised | hog | 0.1 | 1 (1) | 85.00 | hog 80.00 |
+| supervised | hog+gabor | 0.1 | 1 (1) | 85.00 | hog 80.00, gabor 80.00 |
+| cotrain | hog+gabor | 0.1 | 2 (1,2) | 85.00 ± 0.00 | hog 80.00 ± 0.00, gabor 80.00 ± 0.00 |
+| mct | hog+gabor | 0.1 | 2 (1,2) | 85.00 ± 0.00 | hog 80.00 ± 0.00, gabor 80.00 ± 0.00 |
+| mct | hog+gabor+raw | 0.1 | 1 (1) | 85.00 | hog 80.00, gabor 80.00, raw 80.00 |
+
+Shared errors on test, per pair of views (mean ± std over seeds, - where no run reports it):
+% of the test examples both get wrong, that % if their errors were independent,
+and % both get wrong with the same class; after warmup: both wrong after the warmup.
+
+| algo | views | labeled | pair | both wrong | if independent | same class | after warmup |
+| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |
+| supervised | hog+gabor | 0.1 | hog+gabor | 20.00 | 5.00 | 12.50 | - |
+| cotrain | hog+gabor | 0.1 | hog+gabor (1 of 2 runs) | 13.00 | 2.50 | 11.00 | 16.00 |
+| mct | hog+gabor | 0.1 | hog+gabor | 12.00 ± 0.71 | 2.10 ± 0.07 | 9.50 ± 0.71 | 14.50 ± 0.71 |
+| mct | hog+gabor+raw | 0.1 | hog+gabor | 10.00 | 2.00 | 5.00 | - |
+|  |  |  | hog+raw | 6.25 | 4.00 | 3.00 | - |
+|  |  |  | gabor+raw | 7.50 | 3.50 | 4.00 | - |
+`
+	if md != want {
+		t.Errorf("report\n got:\n%s\nwant:\n%s", md, want)
+	}
+}
+
+// TestReportSharedErrorsWithoutWarmup: no warmup column when no run has a
+// warmup, a pair shown in the run's view order whatever order its summary
+// lists it in, and one-line errors for bad shared errors.
+func TestReportSharedErrorsWithoutWarmup(t *testing.T) {
+	root := t.TempDir()
+	d := filepath.Join(root, "s")
+	writeSharedSummary(t, d, "supervised", []string{"hog", "gabor"}, 0.5, 7, []SharedErrors{{"gabor", "hog", 0.0115, 0.000205, 0.01}}, nil)
+	md, err := Report([]string{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(md, "\n")
+	want := []string{
+		"| algo | views | labeled | pair | both wrong | if independent | same class |",
+		"| --- | --- | ---: | --- | ---: | ---: | ---: |",
+		"| supervised | hog+gabor | 0.5 | hog+gabor | 1.15 | 0.02 | 1.00 |",
+		"",
+	}
+	if len(lines) < len(want) || !reflect.DeepEqual(lines[len(lines)-len(want):], want) {
+		t.Errorf("report:\n%s", md)
+	}
+	if strings.Contains(md, "warmup") {
+		t.Errorf("report of a run without warmup mentions it:\n%s", md)
+	}
+
+	writeSharedSummary(t, d, "mct", []string{"hog", "gabor"}, 0.5, 7, []SharedErrors{{"hog", "raw", 0.1, 0.01, 0.1}}, nil)
+	if _, err := Report([]string{d}); err == nil || !strings.Contains(err.Error(),
+		`field test_accuracy.shared_errors[0]: views "hog" and "raw", want two different views of the run`) {
+		t.Errorf("unknown view: %v", err)
+	}
+	writeSharedSummary(t, d, "mct", []string{"hog", "gabor"}, 0.5, 7, nil, []SharedErrors{{"hog", "gabor", 1.5, 0.01, 0.1}})
+	if _, err := Report([]string{d}); err == nil || !strings.Contains(err.Error(),
+		"field warmup_test_accuracy.shared_errors[0].both_wrong: 1.5, want a fraction in [0, 1]") {
+		t.Errorf("fraction out of range: %v", err)
+	}
+}
+
+func TestCSVSharedErrors(t *testing.T) {
+	var runs []Result
+	for _, d := range sharedFixture(t) {
+		r, err := ReadResult(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	tab := Tabulate(runs)
+	var b strings.Builder
+	if err := tab.WriteCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	// Columns are per pair named in sorted order, whatever order a run lists it in.
+	pairs := []string{"gabor+hog", "gabor+raw", "hog+raw"}
+	for _, p := range pairs {
+		for _, f := range []string{"test_both_wrong_%s_mean", "test_if_independent_%s_std", "test_same_wrong_class_%s_mean", "warmup_test_both_wrong_%s_std", "test_shared_errors_%s_runs"} {
+			if _, ok := col[strings.Replace(f, "%s", p, 1)]; !ok {
+				t.Errorf("results.csv has no column %s: %q", strings.Replace(f, "%s", p, 1), recs[0])
+			}
+		}
+	}
+	if len(recs[0]) != 7+2*3+3*9 {
+		t.Errorf("results.csv has %d columns, want %d: %q", len(recs[0]), 7+2*3+3*9, recs[0])
+	}
+	cell := func(row int, name string) string { return recs[row][col[name]] }
+	// Rows follow the Markdown table: supervised hog, supervised hog+gabor,
+	// cotrain, mct hog+gabor, mct hog+gabor+raw.
+	for _, c := range []struct {
+		row        int
+		name, want string
+	}{
+		{1, "test_both_wrong_gabor+hog_mean", ""},
+		{1, "test_shared_errors_gabor+hog_runs", ""},
+		{2, "test_both_wrong_gabor+hog_mean", "0.2"},
+		{2, "warmup_test_both_wrong_gabor+hog_mean", ""},
+		{3, "test_shared_errors_gabor+hog_runs", "1"},
+		{3, "warmup_test_both_wrong_gabor+hog_mean", "0.16"},
+		{4, "test_both_wrong_gabor+hog_mean", "0.12"},
+		{4, "test_both_wrong_gabor+hog_std", "0.007071067812"},
+		{4, "test_if_independent_gabor+hog_mean", "0.021"},
+		{4, "test_same_wrong_class_gabor+hog_mean", "0.095"},
+		{4, "warmup_test_both_wrong_gabor+hog_mean", "0.145"},
+		{4, "test_shared_errors_gabor+hog_runs", "2"},
+		{4, "test_both_wrong_hog+raw_mean", ""},
+		{5, "test_both_wrong_hog+raw_mean", "0.0625"},
+		{5, "test_if_independent_gabor+raw_mean", "0.035"},
+	} {
+		if got := cell(c.row, c.name); got != c.want {
+			t.Errorf("results.csv row %d %s = %q, want %q", c.row, c.name, got, c.want)
+		}
+	}
+
+	b.Reset()
+	if err := tab.WriteRunsCSV(&b); err != nil {
+		t.Fatal(err)
+	}
+	recs, err = csv.NewReader(strings.NewReader(b.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col = map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	// Run rows: o1, s1, c1, c2, m1, m2, t1.
+	for _, c := range []struct {
+		row        int
+		name, want string
+	}{
+		{3, "test_both_wrong_gabor+hog", "0.13"},
+		{3, "warmup_test_both_wrong_gabor+hog", "0.16"},
+		{4, "test_both_wrong_gabor+hog", ""},
+		{6, "test_if_independent_gabor+hog", "0.0215"},
+		{6, "test_same_wrong_class_gabor+hog", "0.1"},
+		{7, "test_both_wrong_hog+raw", "0.0625"},
+	} {
+		i, ok := col[c.name]
+		if !ok {
+			t.Errorf("runs.csv has no column %s: %q", c.name, recs[0])
+			continue
+		}
+		if got := recs[c.row][i]; got != c.want {
+			t.Errorf("runs.csv row %d %s = %q, want %q", c.row, c.name, got, c.want)
+		}
 	}
 }
 
