@@ -95,6 +95,8 @@ type Backend struct {
 	closed  bool
 	// workspace is cuBLAS's fixed workspace (cudalib.Handle.SetWorkspace).
 	workspace cu.DevicePtr
+	// marks are the events of Mark and After (nn.Sharer).
+	marks [nn.Marks]cu.Event
 	// rec collects the ops of the Record call under way (nil outside Record); graphs
 	// are the recorded segments by key, and graphStats counts their use (graph.go).
 	rec        *recording
@@ -121,6 +123,7 @@ const cublasWorkspace = 32 << 20
 const npart = 256
 
 var _ nn.Backend = (*Backend)(nil)
+var _ nn.Sharer = (*Backend)(nil)
 
 // train finds these optional methods by their signatures (resident features, `mct
 // bench`'s upload bytes); a change here would quietly turn those off.
@@ -171,6 +174,11 @@ func New(o Options) (_ *Backend, err error) {
 	}
 	if b.stream, err = cu.MakeStream(cu.NonBlocking); err != nil {
 		return nil, fmt.Errorf("cudaops: create stream: %v", err)
+	}
+	for k := range b.marks {
+		if b.marks[k], err = cu.MakeEvent(cu.DisableTiming); err != nil {
+			return nil, fmt.Errorf("cudaops: create event: %v", err)
+		}
 	}
 	drvMajor := b.info.Driver / 1000
 	if err := b.buildKernels(drvMajor, major, minor); err != nil {
@@ -304,6 +312,11 @@ func (b *Backend) release() error {
 	b.cache = nil
 	if b.mod != (cu.Module{}) {
 		b.mod.Unload()
+	}
+	for k := range b.marks {
+		if b.marks[k] != (cu.Event{}) {
+			cu.DestroyEvent(&b.marks[k])
+		}
 	}
 	if b.stream != (cu.Stream{}) {
 		b.stream.Destroy()
@@ -439,6 +452,35 @@ func (b *Backend) Copy(dst, src nn.Buf, n int) {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	b.copyD(d.ptr, s.ptr, 4*n)
+}
+
+// Shares implements nn.Sharer: o is a backend of the same GPU, so its buffers live in
+// this backend's context (both use the device's primary context).
+func (b *Backend) Shares(o nn.Backend) bool {
+	ob, ok := o.(*Backend)
+	return ok && ob.ctx == b.ctx
+}
+
+// Mark implements nn.Sharer: an event recorded on the stream.
+func (b *Backend) Mark(k int) {
+	b.notRecording("Mark")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	check("record an event", b.marks[k].Record(b.stream))
+	b.launches++
+}
+
+// After implements nn.Sharer: the stream waits, on the device, for o's event.
+func (b *Backend) After(o nn.Backend, k int) {
+	b.notRecording("After")
+	ob, ok := o.(*Backend)
+	if !ok || !b.Shares(o) {
+		panic(fmt.Sprintf("cudaops: After a backend (%s) that does not share this one's context", o.Name()))
+	}
+	b.enter()
+	defer runtime.UnlockOSThread()
+	check("wait for an event", b.stream.Wait(ob.marks[k], 0))
+	b.launches++
 }
 
 func (b *Backend) Fill(x nn.Buf, n int, v float32) {

@@ -164,3 +164,70 @@ func TestMemInfo(t *testing.T) {
 	}
 	t.Logf("%s: %.1f of %.1f GiB free", gpu.Info().Device, float64(free)/(1<<30), float64(total)/(1<<30))
 }
+
+// TestMarksOrderTwoBackends: two backends of one GPU (two streams) read each other's
+// buffers (nn.Sharer), ordered by marks, as train's views pass their teacher logits:
+// a copy waits for the owner's work before its mark (a Fill queued behind long GEMMs),
+// and the owner's later write waits for the reader's copy, itself queued behind long
+// GEMMs. Without the waits each copy would see the other value.
+func TestMarksOrderTwoBackends(t *testing.T) {
+	const n, m = 4096, 1 << 20
+	gpu.SetPrecision(FP32)
+	other, err := New(Options{Device: 0, Precision: FP32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if !gpu.Shares(other) || !other.Shares(gpu) || gpu.Shares(nn.NewCPU()) {
+		t.Fatalf("Shares: %v, %v between two backends of device 0; %v with the CPU backend",
+			gpu.Shares(other), other.Shares(gpu), gpu.Shares(nn.NewCPU()))
+	}
+	long := func(b *Backend, a, c nn.Buf) {
+		for i := 0; i < 20; i++ { // 20 × 137 GFLOP in fp32: tens of milliseconds on any GPU
+			b.Gemm(false, false, n, n, n, 1, a, a, 0, c)
+		}
+	}
+	a, c, src := gpu.Alloc(n*n), gpu.Alloc(n*n), gpu.Alloc(m)
+	oa, oc, dst := other.Alloc(n*n), other.Alloc(n*n), other.Alloc(m)
+	defer func() {
+		gpu.Free(a)
+		gpu.Free(c)
+		gpu.Free(src)
+		other.Free(oa)
+		other.Free(oc)
+		other.Free(dst)
+	}()
+	gpu.Fill(a, n*n, 1e-3)
+	other.Fill(oa, n*n, 1e-3)
+	gpu.Sync()
+	other.Sync()
+	h := make([]float32, m)
+	check := func(what string, want float32) {
+		t.Helper()
+		other.Download(h, dst)
+		for i, v := range h {
+			if v != want {
+				t.Fatalf("%s: element %d is %g, want %g", what, i, v, want)
+			}
+		}
+	}
+
+	l0, o0 := gpu.Launches(), other.Launches()
+	long(gpu, a, c)
+	gpu.Fill(src, m, 7)
+	gpu.Mark(0)
+	other.After(gpu, 0)
+	other.Copy(dst, src, m)
+	check("a copy after the owner's mark", 7)
+
+	long(other, oa, oc)
+	other.Copy(dst, src, m)
+	other.Mark(1)
+	gpu.After(other, 1)
+	gpu.Fill(src, m, 9)
+	check("a copy the owner waited for", 7)
+	gpu.Sync()
+	if dl, ol := gpu.Launches()-l0, other.Launches()-o0; dl != 20+1+1+1+1 || ol != 1+1+20+1+1 {
+		t.Errorf("launches counted: %d and %d, want 24 each (a mark and a wait count one each)", dl, ol)
+	}
+}

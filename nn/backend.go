@@ -56,7 +56,8 @@ type Backend interface {
 	Upload(dst Buf, src []float32)
 	// Download copies src[0:len(dst)] into dst, waiting for pending work on src.
 	Download(dst []float32, src Buf)
-	// Copy copies src[0:n] into dst[0:n]; dst and src must not overlap.
+	// Copy copies src[0:n] into dst[0:n]; dst and src must not overlap. src may belong
+	// to another backend that this one shares with (Sharer).
 	Copy(dst, src Buf, n int)
 	// Fill sets x[0:n] to v.
 	Fill(x Buf, n int, v float32)
@@ -223,6 +224,27 @@ type Backend interface {
 type Recorder interface {
 	Record(key string, f func()) error
 }
+
+// Sharer is implemented by a backend whose Copy can read the buffers of other backends
+// of this process, on its own queue: the CPU backend (host memory) and cudaops backends
+// of one GPU (one context). Views that share a process pass the MCT teacher logits to
+// each other this way, without the host. The marks order the two queues: after
+// o.Mark(k), a.After(o, k) makes the work a queues next wait for the work o had queued
+// before the mark. For a backend that finishes every call before returning (CPU), Mark
+// and After do nothing.
+type Sharer interface {
+	// Shares reports whether Copy on this backend may read o's buffers.
+	Shares(o Backend) bool
+	// Mark records mark k (0 ≤ k < Marks) at the end of the work queued so far,
+	// replacing this backend's previous mark k.
+	Mark(k int)
+	// After makes the work queued on this backend from now on wait for o's latest
+	// Mark(k); o.Mark(k) must not run again until After has returned.
+	After(o Backend, k int)
+}
+
+// Marks is the number of marks a Sharer keeps.
+const Marks = 2
 
 // Adopter is implemented by a backend whose buffers are host memory (the CPU backend):
 // Adopt returns host itself as a Buf, without a copy, so that a caller can give the

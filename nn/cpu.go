@@ -19,6 +19,11 @@ type CPU struct {
 	uploaded atomic.Int64 // bytes copied in by Upload (UploadedBytes)
 }
 
+var (
+	_ Sharer  = (*CPU)(nil)
+	_ Adopter = (*CPU)(nil)
+)
+
 // NewCPU returns the CPU backend and sizes the BLAS thread pool to GOMAXPROCS.
 func NewCPU() *CPU {
 	blas.SetThreads(runtime.GOMAXPROCS(0))
@@ -104,6 +109,25 @@ func (c *CPU) UploadedBytes() int64 { return c.uploaded.Load() }
 
 // Adopt implements Adopter: host becomes a Buf as it is.
 func (*CPU) Adopt(host []float32) Buf { return HostBuf(host) }
+
+// Shares implements Sharer: Copy reads any buffer that is host memory, and o's are
+// when o can adopt host slices (CPU, or a backend built on it).
+func (*CPU) Shares(o Backend) bool {
+	_, ok := o.(Adopter)
+	return ok
+}
+
+// Mark implements Sharer; every CPU call has finished when it returns.
+func (*CPU) Mark(k int) { checkMark(k) }
+
+// After implements Sharer.
+func (*CPU) After(o Backend, k int) { checkMark(k) }
+
+func checkMark(k int) {
+	if k < 0 || k >= Marks {
+		panic(fmt.Sprintf("nn: mark %d outside [0, %d)", k, Marks))
+	}
+}
 
 // Download implements Backend.
 func (*CPU) Download(dst []float32, src Buf) { copy(dst, need(src, len(dst), "download source")) }
