@@ -67,6 +67,16 @@ type Comm interface {
 	Close() error
 }
 
+// InProcess is implemented by the communicators of the local transport, whose ranks
+// are goroutines of one process: they can hand each other Go values, device buffers
+// included, instead of copies of bytes.
+type InProcess interface {
+	Comm
+	// Share is a collective that returns every rank's v in rank order: the values
+	// themselves, not copies.
+	Share(v any) []any
+}
+
 // Undefined, as a color passed to Split, means "in no new group" (MPI_UNDEFINED).
 const Undefined = -1
 

@@ -165,6 +165,8 @@ func (g *group) markDead(worldRank int) {
 	})
 }
 
+var _ InProcess = (*localComm)(nil)
+
 // localComm is one rank's handle on a group.
 type localComm struct {
 	g      *group
@@ -242,6 +244,17 @@ func localAllgather[T any](c *localComm, op string, send, recv []T) {
 		copy(dst, d.data.([]T))
 	}
 	c.sync() // senders may not reuse send until everyone has copied it
+}
+
+// Share implements InProcess.
+func (c *localComm) Share(v any) []any {
+	c.enter(deposit{op: "Share", data: v})
+	all := make([]any, c.Size())
+	for r, d := range c.g.slots {
+		all[r] = d.data
+	}
+	c.sync() // a rank may rewrite its slot only after everyone has read it
+	return all
 }
 
 func (c *localComm) AllreduceF32(buf []float32) { localAllreduce(c, "AllreduceF32", buf, Sum) }

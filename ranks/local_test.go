@@ -177,3 +177,43 @@ func TestRunLocalNeedsRanks(t *testing.T) {
 		t.Error("RunLocal(0) succeeded")
 	}
 }
+
+// Share hands every rank the others' values themselves, in rank order, also on a
+// communicator from Split; a pointer shared is the rank's own pointer.
+func TestLocalShare(t *testing.T) {
+	const n = 4
+	own := make([]*int, n)
+	got := make([][]any, n)
+	sub := make([][]any, n)
+	within(t, 10*time.Second, func() {
+		err := RunLocal(n, func(c Comm) error {
+			p := new(int)
+			*p = 10 * c.Rank()
+			own[c.Rank()] = p
+			got[c.Rank()] = c.(InProcess).Share(p)
+			odd, err := c.Split(c.Rank()%2, -c.Rank()) // reversed order within each color
+			if err != nil {
+				return err
+			}
+			sub[c.Rank()] = odd.(InProcess).Share(c.Rank())
+			return odd.Close()
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	for r := range n {
+		for q := range n {
+			if got[r][q] != any(own[q]) {
+				t.Errorf("rank %d: Share gave %v for rank %d, want its pointer %p", r, got[r][q], q, own[q])
+			}
+		}
+		want := []any{3, 1}
+		if r%2 == 0 {
+			want = []any{2, 0}
+		}
+		if len(sub[r]) != 2 || sub[r][0] != want[0] || sub[r][1] != want[1] {
+			t.Errorf("rank %d: Share on its Split group gave %v, want %v", r, sub[r], want)
+		}
+	}
+}
