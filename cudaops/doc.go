@@ -1,11 +1,18 @@
 // Package cudaops is the CUDA implementation of nn.Backend: every operation of
 // the probe and of the MCT step runs on one GPU, on one stream, so an update
-// leaves the device only for the all-gathered logits and one small download of
-// the scalars the host needs (losses, pseudo-label hits, the exact-h product):
-// clipping reads its norm on the device, and uploads go through page-locked
-// staging (pinned.go), so with one replica per view the host waits twice per
-// update. Launches counts the stream operations issued (mct bench reports them
-// per update): with waits gone, their fixed cost is what bounds a small update.
+// leaves the device only for one small download of the scalars the host needs
+// (losses, pseudo-label hits, the exact-h product) and, under MPI, for the
+// all-gathered logits: clipping reads its norm on the device, and uploads go
+// through page-locked staging (pinned.go). With one replica per view the host
+// waits once per update (twice under MPI). Launches counts the stream operations
+// issued (mct bench reports them per update): with waits gone, their fixed cost
+// is what bounds a small update.
+//
+// Views in one process (mct without mpirun) on one GPU each have a backend, and so
+// a stream, of the same context: nn.Sharer lets one backend's Copy read another's
+// buffers, and Mark and After (an event recorded on one stream, waited for on
+// another) order the two streams without the host. train passes the teacher logits
+// from view to view this way (train/exchange.go).
 //
 // Batches: train keeps each view's training features resident in device memory when
 // they take at most half of the free memory (MemInfo) and gathers every batch there

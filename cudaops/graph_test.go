@@ -117,7 +117,8 @@ func TestGraphReplay(t *testing.T) {
 // (MCT_CUDA_GRAPHS=0) from the same start, and the graphs were really replayed; and so
 // do N updates with each batch gathered on the host (MCT_RESIDENT=0) instead of on the
 // device from the resident features, which upload the features once and then only the
-// batches' row indices.
+// batches' row indices; and N updates with the teacher logits passed through the host
+// (MCT_DEVICE_EXCHANGE=0) instead of from one backend's stream to the other's.
 func TestGraphsMCTBitIdentical(t *testing.T) {
 	const updates = 5
 	defer gpu.SetPrecision(FP32)
@@ -142,9 +143,10 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 			cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Seed = []int{128, 128, 128}, 64, 32, 11
 			tc.edit(&cfg)
 			var uploaded int64 // view 0's bytes uploaded by the last run
-			run := func(graphs, resident string) ([]string, []GraphStats) {
+			run := func(graphs, resident, exchange string) ([]string, []GraphStats) {
 				t.Setenv("MCT_CUDA_GRAPHS", graphs)
 				t.Setenv("MCT_RESIDENT", resident)
+				t.Setenv("MCT_DEVICE_EXCHANGE", exchange)
 				before := make([]GraphStats, len(views))
 				for v, b := range views {
 					b.SetPrecision(tc.prec)
@@ -164,12 +166,16 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 				}
 				return sums, delta
 			}
-			off, offStats := run("0", "1")
-			host, hostStats := run("1", "0")
+			off, offStats := run("0", "1", "1")
+			host, hostStats := run("1", "0", "1")
 			hostUp := uploaded
-			on, onStats := run("1", "1")
+			viaHost, _ := run("1", "1", "0")
+			on, onStats := run("1", "1", "1")
 			if !slices.Equal(on, off) {
 				t.Errorf("weights after %d updates: with graphs %v, without %v", updates, on, off)
+			}
+			if !slices.Equal(viaHost, on) {
+				t.Errorf("weights after %d updates: logits through the host %v, device to device %v", updates, viaHost, on)
 			}
 			if !slices.Equal(host, on) {
 				t.Errorf("weights after %d updates: batches gathered on the host %v, on the device %v", updates, host, on)

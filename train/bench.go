@@ -35,14 +35,19 @@ type BenchResult struct {
 	LaunchesPerUpdate float64 `json:"launches_per_update,omitempty"`
 	// UploadBytesPerUpdate is what rank 0 copies from the host to its backend per update
 	// (Upload): the batch (its row indices with resident features, else its rows), the
-	// gathered logits, the feedback weights, and with replicas the all-reduced sums.
+	// other views' logits unless LogitsOnDevice, the feedback weights, and with replicas
+	// the all-reduced sums.
 	UploadBytesPerUpdate float64 `json:"upload_bytes_per_update"`
 	// FeaturesResident says rank 0 kept its view's training features on its backend and
 	// gathered each batch there (train.resident; MCT_RESIDENT=0 turns it off).
 	FeaturesResident bool `json:"features_resident"`
 	// CUDAGraphs says rank 0 replayed the update's segments as CUDA graphs to the end
 	// (a backend that records them, one replica per view, MCT_CUDA_GRAPHS not 0).
-	CUDAGraphs       bool    `json:"cuda_graphs"`
+	CUDAGraphs bool `json:"cuda_graphs"`
+	// LogitsOnDevice says the views passed their teacher logits from backend to backend
+	// (peerLogits: one process, shared memory or one GPU; MCT_DEVICE_EXCHANGE=0 turns it
+	// off), not through the host.
+	LogitsOnDevice   bool    `json:"logits_on_device"`
 	RooflineFraction float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 }
 
@@ -135,6 +140,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		res.FeaturesResident = r.res != nil
 		res.CUDAGraphs = r.rec != nil
+		res.LogitsOnDevice = r.xchg != nil
 		for k, b := range meter.bytes {
 			res.BytesPerUpdate[k] = b / int64(n)
 		}
@@ -220,7 +226,11 @@ func (m *meter) wrap(c ranks.Comm, on bool) ranks.Comm {
 	if !on {
 		return c
 	}
-	return &meteredComm{Comm: c, m: m}
+	mc := &meteredComm{Comm: c, m: m}
+	if in, ok := c.(ranks.InProcess); ok {
+		return &meteredInProcess{meteredComm: mc, in: in}
+	}
+	return mc
 }
 
 func (m *meter) add(op string, bytes int, start time.Time) {
@@ -277,6 +287,15 @@ func (c *meteredComm) Barrier() {
 	c.Comm.Barrier()
 	c.m.add("barrier", 0, t)
 }
+
+// meteredInProcess is a meteredComm of the local transport: the views still hand each
+// other their buffers (peerLogits), and the exchange's barriers are metered.
+type meteredInProcess struct {
+	*meteredComm
+	in ranks.InProcess
+}
+
+func (c *meteredInProcess) Share(v any) []any { return c.in.Share(v) }
 
 // onLocalRanks runs fn on every rank of a local world of the given layout (one goroutine
 // each), with a backend from open(world rank) and every row of ds in both the labeled

@@ -77,6 +77,8 @@ type rank struct {
 	zAll     nn.Buf                           // every view's logits on the unlabeled batch (V×n×C)
 	mEns     nn.Buf                           // the other views' ensemble logits, per view (V×n×C)
 	yHat     nn.Buf                           // pseudo-labels of every view (V×n)
+	yArg     nn.Buf                           // every view's argmax on the unlabeled batch (V×n)
+	xchg     *peerLogits                      // the logits' exchange on the devices; nil: through the host
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.
@@ -123,11 +125,12 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	r.xU, r.xLStep = be.View(r.stepIn, r.offX, nU*r.dim), be.View(r.stepIn, r.offXL, nL*r.dim)
 	r.uKey, r.lKey = be.View(r.stepIn, 0, nU), be.View(r.stepIn, r.offLKey, nL)
 	r.yLStep, r.uTruth = be.View(r.stepIn, r.offYL, nL), be.View(r.stepIn, r.offTruth, nU)
-	r.scalHost = make([]float32, slotHits0+r.V)
+	r.scalHost = make([]float32, scalars(r.V))
 	r.scal = be.Alloc(len(r.scalHost))
 	r.yL, r.dz = be.Alloc(max(nL, evalChunk)), be.Alloc(maxRows*r.C)
 	r.zAll, r.mEns = be.Alloc(r.V*nU*r.C), be.Alloc(r.V*nU*r.C)
-	r.yHat = be.Alloc(r.V * nU)
+	r.yHat, r.yArg = be.Alloc(r.V*nU), be.Alloc(r.V*nU)
+	r.xchg = newPeerLogits(r)
 	r.loss = nn.NewLoss(be, maxRows)
 	return r, nil
 }

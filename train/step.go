@@ -22,8 +22,13 @@ const (
 	slotLossBefore = iota
 	slotLossAfter
 	slotDot   // --exact-h: ⟨g_sup(θ'), g_student⟩
-	slotHits0 // then one per view: pseudo-labels equal to the true label
+	slotHits0 // then one per view: pseudo-labels equal to the true label, then one per
+	// pair of views a < b (in the order of pairs): rows where their teacher logits have the
+	// same argmax
 )
+
+// scalars is the length of rank.scal for V views.
+func scalars(V int) int { return slotHits0 + V + V*(V-1)/2 }
 
 // Slots of the update's per-step values (stepIn from offDyn, viewed by rank.dynView):
 // they change from one update to the next, so the kernels read them from device memory
@@ -45,12 +50,14 @@ const (
 // exchanges exactly two things with the peers (the other views): the teacher logits on
 // this replica's unlabeled rows, and the scalar feedback h.
 //
-// On a device the host waits twice per update with one replica (TestHostWaitsPerUpdate):
-// for the teacher logits, which the all-gather needs, and for one download of the scalars
-// the host needs (losses, the exact-h product, pseudo-label hits) before h is exchanged.
-// The host uploads three times, each before the device work that needs it: the batch with
-// the update's per-step values, the other views' gathered logits (in two pieces, before
-// and after its own, for a view between the first and the last), and the teacher's
+// The teacher logits go from view to view on the devices when the views share a process
+// and their backends share memory (rank.xchg, peerLogits); the host then waits once per
+// update with one replica (TestHostWaitsPerUpdate), for one download of the scalars it
+// needs (losses, the exact-h product, pseudo-label hits, agreement) before h is exchanged.
+// Otherwise (MPI) it also waits for the teacher logits, which the all-gather needs, and
+// uploads the other views' logits (in two pieces, before and after its own, for a view
+// between the first and the last). The host uploads twice more, each before the device
+// work that needs it: the batch with the update's per-step values, and the teacher's
 // feedback weights.
 // With the view's features resident on the device (rank.res) the batch is its row indices
 // and labels, and segments A and B gather the rows there (GatherRows) before using them.
@@ -83,16 +90,20 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		// This view's block of the gathered logits never leaves the device.
 		be.Copy(be.View(r.zAll, r.view*n*C, n*C), z, n*C)
 	})
-	all := r.host[:V*n*C]
-	lo, hi := r.view*n*C, (r.view+1)*n*C
-	be.Download(all[lo:hi], z)
-	r.peer.AllgatherF32(all[lo:hi], all)
-	// Only the other views' logits go up: before this view's block and after it.
-	if lo > 0 {
-		be.Upload(be.View(r.zAll, 0, lo), all[:lo])
-	}
-	if hi < len(all) {
-		be.Upload(be.View(r.zAll, hi, len(all)-hi), all[hi:])
+	if r.xchg != nil {
+		r.xchg.exchange(r, n)
+	} else {
+		all := r.host[:V*n*C]
+		lo, hi := r.view*n*C, (r.view+1)*n*C
+		be.Download(all[lo:hi], z)
+		r.peer.AllgatherF32(all[lo:hi], all)
+		// Only the other views' logits go up: before this view's block and after it.
+		if lo > 0 {
+			be.Upload(be.View(r.zAll, 0, lo), all[:lo])
+		}
+		if hi < len(all) {
+			be.Upload(be.View(r.zAll, hi, len(all)-hi), all[hi:])
+		}
 	}
 
 	invT := 1 / r.cfg.PseudoT
@@ -109,6 +120,12 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 			}
 		}
 		be.CountEqual(be.View(r.scal, slotHits0, V), r.yHat, r.uTruth, V, n)
+		// The views' agreement (monitoring only): view a's argmax against every later view's.
+		be.Argmax(r.yArg, r.zAll, V*n, C)
+		for a, k := 0, slotHits0+V; a < V-1; a++ {
+			be.CountEqual(be.View(r.scal, k, V-1-a), be.View(r.yArg, (a+1)*n, (V-1-a)*n), be.View(r.yArg, a*n, n), V-1-a, n)
+			k += V - 1 - a
+		}
 
 		// 3. Student step on this view's own pseudo-labels, L_before measured first.
 		if r.res != nil {
@@ -140,8 +157,6 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 			be.DotTo(be.View(r.scal, slotDot, 1), r.g.Flat(), r.gs.Flat(), r.g.Len())
 		}
 	})
-	// The views' agreement (monitoring only) is computed while the device runs B.
-	agree := agreement(all, V, n, C)
 	sc := r.scalHost
 	be.Download(sc, r.scal)
 	loss := []float64{float64(sc[slotLossBefore]), float64(sc[slotLossAfter])}
@@ -191,6 +206,14 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	hits := make([]float64, V)
 	for w := range hits {
 		hits[w] = float64(sc[slotHits0+w])
+	}
+	agree := 1.0
+	if pairs := V * (V - 1) / 2; pairs > 0 && n > 0 {
+		var same float64
+		for _, c := range sc[slotHits0+V:] {
+			same += float64(c)
+		}
+		agree = same / float64(pairs*n)
 	}
 	known := 0
 	for _, e := range uRows {
@@ -253,26 +276,6 @@ func (r *rank) uploadStep(step int, uRows, lRows []int, truth []int32) {
 	data.Gather(h[r.offX:r.offX+n*d], r.feat, d, uRows)
 	data.Gather(h[r.offXL:r.offXL+nl*d], r.feat, d, lRows)
 	r.be.Upload(r.stepIn, h)
-}
-
-// agreement is the mean over view pairs of the fraction of rows whose argmax logits agree;
-// z is view-major (V×n×C).
-func agreement(z []float32, views, n, c int) float64 {
-	if views < 2 || n == 0 {
-		return 1
-	}
-	var same, pairs int
-	for a := 0; a < views; a++ {
-		for b := a + 1; b < views; b++ {
-			for i := 0; i < n; i++ {
-				if argmax(z[(a*n+i)*c:(a*n+i+1)*c]) == argmax(z[(b*n+i)*c:(b*n+i+1)*c]) {
-					same++
-				}
-			}
-			pairs++
-		}
-	}
-	return float64(same) / float64(pairs*n)
 }
 
 func argmax(row []float32) int {

@@ -64,6 +64,13 @@ func (c *countingBackend) Dot(x, y nn.Buf, n int) float64 {
 	return c.CPU.Dot(x, y, n)
 }
 
+// Mark and After are an event record and a stream wait on a GPU.
+func (c *countingBackend) Mark(k int) { c.count(0, 1, ""); c.CPU.Mark(k) }
+func (c *countingBackend) After(o nn.Backend, k int) {
+	c.count(0, 1, "")
+	c.CPU.After(o, k)
+}
+
 func (c *countingBackend) Copy(dst, src nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Copy(dst, src, n) }
 func (c *countingBackend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
 	c.count(0, 1, "")
@@ -172,10 +179,10 @@ func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched n
 	c.CPU.Adam(w, g, m, v, n, h, sched)
 }
 
-// TestCountingBackendCountsAll: countingBackend counts every nn.Backend method that
-// queues device work or waits; one it does not override would pass through *nn.CPU
-// uncounted, and the tallies below would miss it. Name, Alloc, Free and View launch
-// nothing in a step (buffers are allocated before it).
+// TestCountingBackendCountsAll: countingBackend counts every nn.Backend and nn.Sharer
+// method that queues device work or waits; one it does not override would pass through
+// *nn.CPU uncounted, and the tallies below would miss it. Name, Alloc, Free, View and
+// Shares launch nothing in a step (buffers are allocated before it).
 func TestCountingBackendCountsAll(t *testing.T) {
 	f, err := parser.ParseFile(token.NewFileSet(), "syncs_test.go", nil, 0)
 	if err != nil {
@@ -191,11 +198,12 @@ func TestCountingBackendCountsAll(t *testing.T) {
 			counted = append(counted, fd.Name.Name)
 		}
 	}
-	iface := reflect.TypeFor[nn.Backend]()
-	for i := range iface.NumMethod() {
-		name := iface.Method(i).Name
-		if !slices.Contains([]string{"Name", "Alloc", "Free", "View"}, name) && !slices.Contains(counted, name) {
-			t.Errorf("countingBackend does not count nn.Backend.%s: override it with its host waits and launches", name)
+	for _, iface := range []reflect.Type{reflect.TypeFor[nn.Backend](), reflect.TypeFor[nn.Sharer]()} {
+		for i := range iface.NumMethod() {
+			name := iface.Method(i).Name
+			if !slices.Contains([]string{"Name", "Alloc", "Free", "View", "Shares"}, name) && !slices.Contains(counted, name) {
+				t.Errorf("countingBackend does not count %s.%s: override it with its host waits and launches", iface, name)
+			}
 		}
 	}
 }
@@ -228,13 +236,16 @@ func countUpdate(t *testing.T, cfg Config, V, R int) []*countingBackend {
 }
 
 // TestHostWaitsPerUpdate counts what one MCT update makes the host wait for. With one
-// replica per view the step waits twice: for its teacher logits (the all-gather needs
-// them on the host) and for one small download of the scalars the host needs (losses,
-// the exact-h dot product, pseudo-label hits). A regression (a loss, a norm or a count
-// read back on its own) fails here. It also counts the bytes uploaded, with the view's
-// features resident on the backend (the default where they fit) and without
-// (MCT_RESIDENT=0): resident, the batch is uploaded as row indices, so the features of
-// its rows, 4·dim bytes per row, no longer cross.
+// replica per view and the views in one process (the local transport: the logits go
+// from backend to backend, peerLogits) the step waits once, for one small download of
+// the scalars the host needs (losses, the exact-h dot product, pseudo-label hits,
+// agreement); with the logits through the host (MPI; here MCT_DEVICE_EXCHANGE=0) it
+// also waits for its teacher logits, which the all-gather needs on the host, and
+// uploads the others'. A regression (a loss, a norm or a count read back on its own)
+// fails here. It also counts the bytes uploaded, with the view's features resident on
+// the backend (the default where they fit) and without (MCT_RESIDENT=0): resident, the
+// batch is uploaded as row indices, so the features of its rows, 4·dim bytes per row,
+// no longer cross.
 func TestHostWaitsPerUpdate(t *testing.T) {
 	base := Config{Arch: "fcnn", Hidden: []int{8, 8, 8}, Temperature: 1, Seed: 7, Batch: 16, LabeledBatch: 8,
 		MCTLR: 0.01, Clip: 1, PseudoT: 1}
@@ -246,58 +257,80 @@ func TestHostWaitsPerUpdate(t *testing.T) {
 		wantWaits  int
 		wantUpload int
 	}{
-		// Three uploads: the batch with its per-update values, the other views' gathered
-		// logits, the teacher's feedback weights.
-		{name: "V2", V: 2, R: 1, wantWaits: 2, wantUpload: 3},
-		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 2, wantUpload: 3},
-		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 2, wantUpload: 3},
+		// Two uploads: the batch with its per-update values, the teacher's feedback
+		// weights.
+		{name: "V2", V: 2, R: 1, wantWaits: 1, wantUpload: 2},
+		{name: "V3-hard-exact", V: 3, R: 1, hard: true, xh: true, wantWaits: 1, wantUpload: 2},
+		{name: "V4-dropout", V: 4, R: 1, dropout: 0.1, wantWaits: 1, wantUpload: 2},
 		// Replicas all-reduce through the host: each BatchNorm sum (2 BN layers, in 3
 		// Train forwards and 3 backwards: 12) and each gradient (student and teacher: 2)
-		// is a download and an upload, besides the 2 waits and 3 uploads of the step: 16
-		// and 3 + 14.
-		{name: "V2-2replicas", V: 2, R: 2, wantWaits: 16, wantUpload: 17},
+		// is a download and an upload, besides the wait and 2 uploads of the step: 15
+		// and 2 + 14.
+		{name: "V2-2replicas", V: 2, R: 2, wantWaits: 15, wantUpload: 16},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := base
-			cfg.Hard, cfg.ExactH, cfg.Dropout = tc.hard, tc.xh, tc.dropout
-			tallies := countUpdate(t, cfg, tc.V, tc.R)
-			c := tallies[0]
-			t.Setenv("MCT_RESIDENT", "0")
-			host := countUpdate(t, cfg, tc.V, tc.R)[0]
-			t.Logf("%s: %d host waits %v, %d uploads (%d B; %d B with the host gather), %d launches per update",
-				tc.name, c.waits, c.waitNames, c.uploads, c.upBytes, host.upBytes, c.launches)
-			for _, c := range []*countingBackend{c, host} {
-				if c.waits != tc.wantWaits {
-					t.Errorf("%d host waits per update (%v), want %d", c.waits, c.waitNames, tc.wantWaits)
+		for _, viaHost := range []bool{false, true} {
+			name := tc.name
+			if viaHost {
+				name += "-logits-via-host"
+			}
+			t.Run(name, func(t *testing.T) {
+				if viaHost {
+					t.Setenv("MCT_DEVICE_EXCHANGE", "0")
 				}
-				if c.uploads != tc.wantUpload {
-					t.Errorf("%d uploads per update, want %d", c.uploads, tc.wantUpload)
+				cfg := base
+				cfg.Hard, cfg.ExactH, cfg.Dropout = tc.hard, tc.xh, tc.dropout
+				tallies := countUpdate(t, cfg, tc.V, tc.R)
+				c := tallies[0]
+				t.Setenv("MCT_RESIDENT", "0")
+				host := countUpdate(t, cfg, tc.V, tc.R)[0]
+				t.Logf("%s: %d host waits %v, %d uploads (%d B; %d B with the host gather), %d launches per update",
+					name, c.waits, c.waitNames, c.uploads, c.upBytes, host.upBytes, c.launches)
+				// Through the host: a wait for this view's logits and an upload of the others'.
+				wantWaits, wantUploads := tc.wantWaits, tc.wantUpload
+				if viaHost {
+					wantWaits, wantUploads = wantWaits+1, wantUploads+1
 				}
-			}
-			// Rank 0 (view 0, 5 features) holds n unlabeled and nl labeled rows of the batch.
-			const dim, classes, dyn = 5, 4, 8
-			n, nl := 16/tc.R, 8/tc.R
-			if d := host.upBytes - c.upBytes; d != int64(4*(n+nl)*dim) {
-				t.Errorf("the host gather uploads %d B more than resident features, want the rows' features, %d B", d, 4*(n+nl)*dim)
-			}
-			if tc.R > 1 {
-				return
-			}
-			// The batch's indices, labels and true labels and the per-update values; the
-			// other views' gathered logits (this view's stay on the device); the feedback
-			// weights.
-			if want := int64(4*(2*n+2*nl+dyn) + 4*(tc.V-1)*n*classes + 4*tc.V); c.upBytes != want {
-				t.Errorf("%d B uploaded per update with resident features, want %d", c.upBytes, want)
-			}
-			// A view between the first and the last uploads the others' logits in two
-			// pieces, around its own, and waits no more.
-			if tc.V > 2 {
-				if mid := tallies[1]; mid.uploads != 4 || mid.upBytes != c.upBytes || mid.waits != 2 {
-					t.Errorf("view 1: %d uploads of %d B and %d waits per update, want 4 of %d B and 2",
-						mid.uploads, mid.upBytes, mid.waits, c.upBytes)
+				for _, c := range []*countingBackend{c, host} {
+					if c.waits != wantWaits {
+						t.Errorf("%d host waits per update (%v), want %d", c.waits, c.waitNames, wantWaits)
+					}
+					if c.uploads != wantUploads {
+						t.Errorf("%d uploads per update, want %d", c.uploads, wantUploads)
+					}
 				}
-			}
-		})
+				// Rank 0 (view 0, 5 features) holds n unlabeled and nl labeled rows of the batch.
+				const dim, classes, dyn = 5, 4, 8
+				n, nl := 16/tc.R, 8/tc.R
+				if d := host.upBytes - c.upBytes; d != int64(4*(n+nl)*dim) {
+					t.Errorf("the host gather uploads %d B more than resident features, want the rows' features, %d B", d, 4*(n+nl)*dim)
+				}
+				if tc.R > 1 {
+					return
+				}
+				// The batch's indices, labels and true labels and the per-update values; the
+				// feedback weights; through the host, the other views' gathered logits (this
+				// view's stay on the device).
+				want := int64(4*(2*n+2*nl+dyn) + 4*tc.V)
+				if viaHost {
+					want += int64(4 * (tc.V - 1) * n * classes)
+				}
+				if c.upBytes != want {
+					t.Errorf("%d B uploaded per update with resident features, want %d", c.upBytes, want)
+				}
+				// Through the host, a view between the first and the last uploads the
+				// others' logits in two pieces, around its own, and waits no more.
+				if tc.V > 2 {
+					wantMid := wantUploads
+					if viaHost {
+						wantMid++
+					}
+					if mid := tallies[1]; mid.uploads != wantMid || mid.upBytes != c.upBytes || mid.waits != wantWaits {
+						t.Errorf("view 1: %d uploads of %d B and %d waits per update, want %d of %d B and %d",
+							mid.uploads, mid.upBytes, mid.waits, wantMid, c.upBytes, wantWaits)
+					}
+				}
+			})
+		}
 	}
 }
 
