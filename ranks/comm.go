@@ -77,6 +77,17 @@ type InProcess interface {
 	Share(v any) []any
 }
 
+// AddrComm is implemented by the MPI transport's communicators: collectives on memory
+// outside Go's heap, given by address. With a CUDA-aware MPI library (CUDAAware) that
+// memory may be a GPU's, which a CUDA backend then passes as it is instead of staging
+// it through the host.
+type AddrComm interface {
+	Comm
+	// AllgatherAddrF32 is AllgatherF32 on n float32 per rank at the addresses send
+	// and recv, which must not be Go memory. send = recv + 4·n·Rank() is in place.
+	AllgatherAddrF32(send, recv uintptr, n int)
+}
+
 // Undefined, as a color passed to Split, means "in no new group" (MPI_UNDEFINED).
 const Undefined = -1
 

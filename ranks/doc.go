@@ -62,4 +62,9 @@
 //
 // LocalRank and LocalSize say where a rank sits on its node, for GPU
 // placement; CUDAAware and LibraryVersion describe the MPI library.
+//
+// Two optional interfaces let train move device buffers without copying them
+// through Go memory: InProcess (the local transport: ranks hand each other Go
+// values, such as a backend and its buffers) and AddrComm (MPI: an all-gather on
+// addresses outside Go's heap, which a CUDA-aware library reads on the GPU).
 package ranks

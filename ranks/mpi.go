@@ -6,6 +6,7 @@ package ranks
 #cgo LDFLAGS: -ldl
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <mpi.h>
 
@@ -80,6 +81,12 @@ static int mct_rank_size(int h, int *rank, int *size) {
 
 static int mct_allgather(int h, int t, void *send, int n, void *recv) {
 	return MPI_Allgather(send == NULL ? MPI_IN_PLACE : send, n, mct_type(t), recv, n, mct_type(t), mct_comms[h]);
+}
+
+// mct_allgather_addr is mct_allgather on addresses that Go holds as integers: memory
+// outside Go's heap (a GPU's, for a CUDA-aware MPI).
+static int mct_allgather_addr(int h, uintptr_t send, int n, uintptr_t recv) {
+	return MPI_Allgather(send == 0 ? MPI_IN_PLACE : (void *)send, n, MPI_FLOAT, (void *)recv, n, MPI_FLOAT, mct_comms[h]);
 }
 
 static int mct_alltoallv(int h, int t, void *send, int *scounts, int *sdispls, void *recv, int *rcounts, int *rdispls) {
@@ -306,6 +313,8 @@ func LibraryVersion() string {
 	return strings.TrimSpace(strings.TrimRight(string(buf[:n]), "\x00"))
 }
 
+var _ AddrComm = (*mpiComm)(nil)
+
 // mpiComm is a communicator of the MPI transport: an index into the C table.
 type mpiComm struct {
 	h          C.int
@@ -368,6 +377,21 @@ func mpiAllgather[T float32 | float64 | int64](c *mpiComm, name string, send, re
 		sp = nil // MPI_IN_PLACE: MPI forbids overlapping send and receive buffers
 	}
 	call(func() { C.mct_allgather(c.h, typeCode[T](), sp, C.int(n), ptr(recv)) })
+}
+
+// AllgatherAddrF32 implements AddrComm.
+func (c *mpiComm) AllgatherAddrF32(send, recv uintptr, n int) {
+	c.check()
+	if n < 0 || n > maxCount || recv == 0 {
+		panic(fmt.Sprintf("ranks: AllgatherAddrF32 of %d elements per rank into address %#x", n, recv))
+	}
+	if n == 0 {
+		return
+	}
+	if send == recv+uintptr(4*n*c.rank) {
+		send = 0 // MPI_IN_PLACE
+	}
+	call(func() { C.mct_allgather_addr(c.h, C.uintptr_t(send), C.int(n), C.uintptr_t(recv)) })
 }
 
 func (c *mpiComm) AllreduceF32(buf []float32) { mpiSum(c, buf, &c.scratchF32) }

@@ -97,6 +97,16 @@ func TestMPIEqualsLocal(t *testing.T) {
 	}
 }
 
+// TestMPIAllgatherAddr: the all-gather on addresses (what a CUDA backend passes to a
+// CUDA-aware MPI) on memory outside Go's heap, in and out of place.
+func TestMPIAllgatherAddr(t *testing.T) {
+	for _, np := range []int{2, 3} {
+		if run := launch(t, np, os.Args[0], "addr", 60*time.Second); run.code != 0 {
+			t.Errorf("mpirun -np %d exited %d:\n%s", np, run.code, run.out)
+		}
+	}
+}
+
 func TestMPIInfo(t *testing.T) {
 	run := launch(t, 2, os.Args[0], "info", 60*time.Second)
 	if run.code != 0 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"unsafe"
 )
 
 // workerEnv names the scenario that a test binary started by mpirun plays
@@ -74,6 +75,10 @@ func worker(scenario string) int {
 		if err := nilDeref(); err == nil {
 			return fail(fmt.Errorf("a nil dereference did not panic"))
 		}
+	case "addr":
+		if err := allgatherAddr(world); err != nil {
+			return fail(err)
+		}
 	default:
 		return fail(fmt.Errorf("unknown scenario %q", scenario))
 	}
@@ -92,4 +97,52 @@ func nilDeref() (err error) {
 		}
 	}()
 	return fmt.Errorf("read %d", *nilPointer)
+}
+
+// allgatherAddr checks AllgatherAddrF32 on memory outside Go's heap (an anonymous
+// mapping, standing in for a GPU's memory under a CUDA-aware MPI), out of place and in
+// place, and on an empty block.
+func allgatherAddr(world Comm) error {
+	c, ok := world.(AddrComm)
+	if !ok {
+		return fmt.Errorf("the MPI communicator %T has no AllgatherAddrF32", world)
+	}
+	const n = 1000
+	r, p := c.Rank(), c.Size()
+	mem, err := syscall.Mmap(-1, 0, 4*n*(p+1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		return err
+	}
+	defer syscall.Munmap(mem)
+	f := unsafe.Slice((*float32)(unsafe.Pointer(&mem[0])), n*(p+1))
+	send, recv := f[:n], f[n:]
+	base := uintptr(unsafe.Pointer(&f[0]))
+	value := func(rank, i int) float32 { return float32(rank*n+i) + 0.25 }
+	check := func(how string) error {
+		for k := range p {
+			for i := range n {
+				if got := recv[k*n+i]; got != value(k, i) {
+					return fmt.Errorf("%s: element %d of rank %d's block is %g, want %g", how, i, k, got, value(k, i))
+				}
+			}
+		}
+		return nil
+	}
+	for i := range n {
+		send[i] = value(r, i)
+	}
+	c.AllgatherAddrF32(base, base+4*n, n)
+	if err := check("out of place"); err != nil {
+		return err
+	}
+	clear(recv)
+	for i := range n {
+		recv[r*n+i] = value(r, i)
+	}
+	c.AllgatherAddrF32(base+4*n+uintptr(4*n*r), base+4*n, n)
+	if err := check("in place"); err != nil {
+		return err
+	}
+	c.AllgatherAddrF32(0, base, 0)
+	return nil
 }
