@@ -123,7 +123,10 @@ const cublasWorkspace = 32 << 20
 const npart = 256
 
 var _ nn.Backend = (*Backend)(nil)
-var _ nn.Sharer = (*Backend)(nil)
+var (
+	_ nn.Sharer    = (*Backend)(nil)
+	_ nn.Addresser = (*Backend)(nil)
+)
 
 // train finds these optional methods by their signatures (resident features, `mct
 // bench`'s upload bytes); a change here would quietly turn those off.
@@ -453,6 +456,9 @@ func (b *Backend) Copy(dst, src nn.Buf, n int) {
 	defer runtime.UnlockOSThread()
 	b.copyD(d.ptr, s.ptr, 4*n)
 }
+
+// Addr implements nn.Addresser: x's device address, for a CUDA-aware MPI.
+func (b *Backend) Addr(x nn.Buf) uintptr { return uintptr(dev(x).ptr) }
 
 // Shares implements nn.Sharer: o is a backend of the same GPU, so its buffers live in
 // this backend's context (both use the device's primary context).

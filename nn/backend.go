@@ -246,6 +246,14 @@ type Sharer interface {
 // Marks is the number of marks a Sharer keeps.
 const Marks = 2
 
+// Addresser is implemented by a backend whose buffers live outside Go's heap (cudaops:
+// GPU memory): Addr is b's address, for a collective that takes memory by address (a
+// CUDA-aware MPI library, ranks.AddrComm). The work queued on b must have finished
+// (Sync) before the collective reads or writes it.
+type Addresser interface {
+	Addr(b Buf) uintptr
+}
+
 // Adopter is implemented by a backend whose buffers are host memory (the CPU backend):
 // Adopt returns host itself as a Buf, without a copy, so that a caller can give the
 // backend a large array it already holds (a view's training features, read by
