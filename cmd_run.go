@@ -152,7 +152,7 @@ CUDA-aware, and the GPU this rank would use. Under mpirun every rank reports its
 		if aware, why := ranks.CUDAAware(); aware {
 			rep.MPI.CUDAAware = "yes"
 		} else {
-			rep.MPI.CUDAAware = "no (" + why + "): device buffers are staged through host memory"
+			rep.MPI.CUDAAware = "no (" + why + "): the MCT logits are all-gathered through host memory"
 		}
 		defer world.Close()
 	}

@@ -47,7 +47,8 @@ step "4. full MCT run on Fashion-MNIST, default flags, on the GPU"
 timeout ${T_FMNIST:-90} "$bin/mct-cuda" train --device cuda --out "$out/fmnist" > "$out/fmnist.log" 2>&1
 echo "exit $?"; tail -9 "$out/fmnist.log"
 
-step "5. mpirun -np 2, both ranks on the one GPU"
+step "5. mpirun -np 2, both ranks on the one GPU (the logits all-gathered on the device if the MPI is CUDA-aware, else through the host)"
+timeout 20 mpirun --oversubscribe -np 1 "$bin/mct-cuda" probe 2>&1 | grep '^mpi:'
 timeout ${T_NP2:-45} mpirun --oversubscribe -np 2 "$bin/mct-cuda" train --device cuda --epochs 1 --warmup-epochs 5 \
   --out "$out/np2" > "$out/np2.log" 2>&1
 echo "exit $?"; tail -7 "$out/np2.log"
@@ -74,13 +75,13 @@ for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits
         roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else f"{'':13s}"
         launches = f"{m['launches_per_update']:16.0f}" if m.get('launches_per_update') else f"{'':16s}"
         upload = f"{m['upload_bytes_per_update']/1e6:17.3f}" if 'upload_bytes_per_update' in m else ""
-        label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}, {'resident' if m.get('features_resident') else 'host gather'}, logits {'on device' if m.get('logits_on_device') else 'via host'}"
+        label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}, {'resident' if m.get('features_resident') else 'host gather'}, logits {m.get('logits_exchange', '?')}"
         print(f"mct cuda {label:50s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches} {upload}")
     if tv and run in ("fp32", "bf16"): print(f"torch {p:53s} {tv:10.1f}")
 s = load("fmnist/summary.json")
 if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))
 s = load("np2/summary.json")
-if s: print("np2 on one gpu: test ensemble %.4f, transport %s, backend %s" % (s["test_accuracy"]["ensemble"], s["transport"], s["backend"]))
+if s: print("np2 on one gpu: test ensemble %.4f, transport %s, backend %s, logits via %s" % (s["test_accuracy"]["ensemble"], s["transport"], s["backend"], s.get("logits_exchange")))
 syncs = [r.get("host_syncs_per_update") for r in t.get("results", [])]
 print("gpu:", t.get("device"), "torch", t.get("torch"), "host syncs per torch update", syncs)
 PY

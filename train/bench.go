@@ -35,7 +35,7 @@ type BenchResult struct {
 	LaunchesPerUpdate float64 `json:"launches_per_update,omitempty"`
 	// UploadBytesPerUpdate is what rank 0 copies from the host to its backend per update
 	// (Upload): the batch (its row indices with resident features, else its rows), the
-	// other views' logits unless LogitsOnDevice, the feedback weights, and with replicas
+	// other views' logits if LogitsExchange is "host", the feedback weights, and with replicas
 	// the all-reduced sums.
 	UploadBytesPerUpdate float64 `json:"upload_bytes_per_update"`
 	// FeaturesResident says rank 0 kept its view's training features on its backend and
@@ -44,10 +44,11 @@ type BenchResult struct {
 	// CUDAGraphs says rank 0 replayed the update's segments as CUDA graphs to the end
 	// (a backend that records them, one replica per view, MCT_CUDA_GRAPHS not 0).
 	CUDAGraphs bool `json:"cuda_graphs"`
-	// LogitsOnDevice says the views passed their teacher logits from backend to backend
-	// (peerLogits: one process, shared memory or one GPU; MCT_DEVICE_EXCHANGE=0 turns it
-	// off), not through the host.
-	LogitsOnDevice   bool    `json:"logits_on_device"`
+	// LogitsExchange says how the teacher logits went from view to view: "backends"
+	// (one process, backends that read each other's buffers: host memory or one GPU),
+	// "mpi-device" (a CUDA-aware MPI on device buffers) or "host" (downloaded, gathered,
+	// uploaded; MCT_DEVICE_EXCHANGE=0 forces it).
+	LogitsExchange   string  `json:"logits_exchange"`
 	RooflineFraction float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 }
 
@@ -140,7 +141,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		res.FeaturesResident = r.res != nil
 		res.CUDAGraphs = r.rec != nil
-		res.LogitsOnDevice = r.xchg != nil
+		res.LogitsExchange = r.exchange
 		for k, b := range meter.bytes {
 			res.BytesPerUpdate[k] = b / int64(n)
 		}
@@ -227,8 +228,11 @@ func (m *meter) wrap(c ranks.Comm, on bool) ranks.Comm {
 		return c
 	}
 	mc := &meteredComm{Comm: c, m: m}
-	if in, ok := c.(ranks.InProcess); ok {
-		return &meteredInProcess{meteredComm: mc, in: in}
+	switch c := c.(type) {
+	case ranks.InProcess:
+		return &meteredInProcess{meteredComm: mc, in: c}
+	case ranks.AddrComm:
+		return &meteredAddr{meteredComm: mc, ac: c}
 	}
 	return mc
 }
@@ -296,6 +300,19 @@ type meteredInProcess struct {
 }
 
 func (c *meteredInProcess) Share(v any) []any { return c.in.Share(v) }
+
+// meteredAddr is a meteredComm of the MPI transport, whose all-gather on addresses a
+// CUDA-aware library runs on device buffers (exchangeMPIDevice).
+type meteredAddr struct {
+	*meteredComm
+	ac ranks.AddrComm
+}
+
+func (c *meteredAddr) AllgatherAddrF32(send, recv uintptr, n int) {
+	t := time.Now()
+	c.ac.AllgatherAddrF32(send, recv, n)
+	c.m.add("allgather", 4*n*c.Size(), t)
+}
 
 // onLocalRanks runs fn on every rank of a local world of the given layout (one goroutine
 // each), with a backend from open(world rank) and every row of ds in both the labeled

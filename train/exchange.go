@@ -7,15 +7,80 @@ import (
 	"mct/ranks"
 )
 
+// How an update's teacher logits reach the other views (rank.exchange, in summary.json
+// and mct bench's JSON as logits_exchange).
+const (
+	// exchangeHost: each view downloads its logits, the host all-gathers them (MPI or
+	// the local transport) and uploads the others'.
+	exchangeHost = "host"
+	// exchangeBackends: the views share a process and their backends read each other's
+	// buffers (peerLogits): one GPU, or host memory.
+	exchangeBackends = "backends"
+	// exchangeMPIDevice: a CUDA-aware MPI library all-gathers the device buffers.
+	exchangeMPIDevice = "mpi-device"
+)
+
+// chooseExchange sets r.exchange and what it needs, the same on every view of the
+// replica: it is a collective over r.peer. MCT_DEVICE_EXCHANGE=0 keeps the logits on the
+// host path; MCT_CUDA_AWARE=1 or 0 overrides what the MPI library says of itself
+// (ranks.CUDAAware).
+func (r *rank) chooseExchange() {
+	r.exchange = exchangeHost
+	if os.Getenv("MCT_DEVICE_EXCHANGE") == "0" {
+		return
+	}
+	in, local := r.peer.(ranks.InProcess)
+	ac, addrComm := r.peer.(ranks.AddrComm)
+	ad, addr := r.be.(nn.Addresser)
+	can := []int64{0, 0}
+	if local {
+		can[0] = 1
+	}
+	if addrComm && addr && cudaAwareMPI() {
+		can[1] = 1
+	}
+	r.peer.AllreduceI64(can, ranks.Min)
+	switch {
+	case can[0] == 1:
+		// Share is a collective: every view calls it, as every view saw can[0] = 1.
+		if r.xchg = newPeerLogits(r, in); r.xchg != nil {
+			r.exchange = exchangeBackends
+		}
+	case can[1] == 1:
+		r.mpiDev, r.addr, r.exchange = ac, ad, exchangeMPIDevice
+	}
+}
+
+// cudaAwareMPI says whether the MPI library moves GPU memory: MCT_CUDA_AWARE=1 or 0
+// when set, else the library's own answer.
+func cudaAwareMPI() bool {
+	switch os.Getenv("MCT_CUDA_AWARE") {
+	case "1":
+		return true
+	case "0":
+		return false
+	}
+	ok, _ := ranks.CUDAAware()
+	return ok
+}
+
+// allgatherOnDevice all-gathers the views' blocks of r.zAll (n rows of r.C logits each)
+// in place through a CUDA-aware MPI library. MPI knows nothing of the stream, so the
+// host first waits for the teacher forward that wrote this view's block.
+func (r *rank) allgatherOnDevice(n int) {
+	r.be.Sync()
+	blk := n * r.C
+	base := r.addr.Addr(r.zAll)
+	r.mpiDev.AllgatherAddrF32(base+uintptr(4*r.view*blk), base, blk)
+}
+
 // peerLogits passes the teacher logits between the views of one replica on their
 // backends, without the host: used when the views are goroutines of one process (the
 // local transport) on backends whose Copy reads each other's buffers (nn.Sharer: host
 // memory, or one GPU). Every view pulls the other views' blocks of their zAll into its
 // own, on its own queue. Two marks order the queues without a host wait: a view's copy
 // waits for the owner's teacher forward (mark 0), and the owner's next write of its block
-// waits for every view's copies (mark 1). Otherwise — MPI, views on different GPUs, or
-// MCT_DEVICE_EXCHANGE=0 — the logits go through the host (mctUpdate: download,
-// all-gather, upload).
+// waits for every view's copies (mark 1).
 type peerLogits struct {
 	peer  ranks.InProcess
 	own   nn.Sharer
@@ -28,19 +93,11 @@ type peerView struct {
 	zAll nn.Buf
 }
 
-// newPeerLogits returns the exchange for r, or nil when the logits must go through the
-// host. It is a collective over r.peer on the local transport.
-func newPeerLogits(r *rank) *peerLogits {
-	in, ok := r.peer.(ranks.InProcess)
-	can := []int64{0}
-	if ok && os.Getenv("MCT_DEVICE_EXCHANGE") != "0" {
-		can[0] = 1
-	}
-	// Share is a collective: call it only if every view will.
-	if r.peer.AllreduceI64(can, ranks.Min); can[0] == 0 {
-		return nil
-	}
-	shared := in.Share(peerView{be: r.be, zAll: r.zAll})
+// newPeerLogits returns the exchange for r, or nil when some view's backend cannot read
+// another's buffers (views on different GPUs, a CPU next to a GPU). It is a collective
+// over r.peer.
+func newPeerLogits(r *rank, peer ranks.InProcess) *peerLogits {
+	shared := peer.Share(peerView{be: r.be, zAll: r.zAll})
 	views := make([]peerView, len(shared))
 	for i, s := range shared {
 		views[i] = s.(peerView)
@@ -57,7 +114,7 @@ func newPeerLogits(r *rank) *peerLogits {
 			}
 		}
 	}
-	return &peerLogits{peer: in, own: r.be.(nn.Sharer), views: views}
+	return &peerLogits{peer: peer, own: r.be.(nn.Sharer), views: views}
 }
 
 // exchange fills the other views' blocks of r.zAll (n rows of r.C logits each, in view

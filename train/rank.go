@@ -78,7 +78,12 @@ type rank struct {
 	mEns     nn.Buf                           // the other views' ensemble logits, per view (V×n×C)
 	yHat     nn.Buf                           // pseudo-labels of every view (V×n)
 	yArg     nn.Buf                           // every view's argmax on the unlabeled batch (V×n)
-	xchg     *peerLogits                      // the logits' exchange on the devices; nil: through the host
+	// exchange says how the teacher logits reach the other views (exchange.go), with
+	// what it needs: xchg (exchangeBackends), mpiDev and addr (exchangeMPIDevice).
+	exchange string
+	xchg     *peerLogits
+	mpiDev   ranks.AddrComm
+	addr     nn.Addresser
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.
@@ -130,7 +135,7 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	r.yL, r.dz = be.Alloc(max(nL, evalChunk)), be.Alloc(maxRows*r.C)
 	r.zAll, r.mEns = be.Alloc(r.V*nU*r.C), be.Alloc(r.V*nU*r.C)
 	r.yHat, r.yArg = be.Alloc(r.V*nU), be.Alloc(r.V*nU)
-	r.xchg = newPeerLogits(r)
+	r.chooseExchange()
 	r.loss = nn.NewLoss(be, maxRows)
 	return r, nil
 }

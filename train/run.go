@@ -38,8 +38,11 @@ type Summary struct {
 	Replicas                 int               `json:"replicas"`
 	Transport                string            `json:"transport"`
 	Backend                  string            `json:"backend"`
-	RunID                    string            `json:"run_id"`
-	Config                   Config            `json:"config"`
+	// LogitsExchange is how the MCT teacher logits went from view to view: "backends",
+	// "mpi-device" or "host" (train/exchange.go).
+	LogitsExchange string `json:"logits_exchange"`
+	RunID          string `json:"run_id"`
+	Config         Config `json:"config"`
 }
 
 // Run runs cfg to the end and returns the summary (also written to cfg.Out). Launched
@@ -168,12 +171,12 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if out.on {
 		r.metricsLen = func() int64 { return out.written }
 	}
-	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s",
+	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s, logits via %s",
 		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
-		len(split.Val), len(ds.TestLabels), be.Name())
+		len(split.Val), len(ds.TestLabels), be.Name(), r.exchange)
 
 	sum := &Summary{Algo: cfg.Algo, Views: cfg.Views, LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
-		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport,
+		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport, LogitsExchange: r.exchange,
 		Backend: be.Name(), RunID: cfg.RunID(), Config: cfg}
 	names := cfg.Views
 	label := func(e int) int32 { return ds.TrainLabels[e] }

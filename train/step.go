@@ -51,14 +51,15 @@ const (
 // this replica's unlabeled rows, and the scalar feedback h.
 //
 // The teacher logits go from view to view on the devices when the views share a process
-// and their backends share memory (rank.xchg, peerLogits); the host then waits once per
-// update with one replica (TestHostWaitsPerUpdate), for one download of the scalars it
-// needs (losses, the exact-h product, pseudo-label hits, agreement) before h is exchanged.
-// Otherwise (MPI) it also waits for the teacher logits, which the all-gather needs, and
-// uploads the other views' logits (in two pieces, before and after its own, for a view
-// between the first and the last). The host uploads twice more, each before the device
-// work that needs it: the batch with the update's per-step values, and the teacher's
-// feedback weights.
+// and their backends share memory (exchangeBackends, peerLogits); the host then waits
+// once per update with one replica (TestHostWaitsPerUpdate), for one download of the
+// scalars it needs (losses, the exact-h product, pseudo-label hits, agreement) before h
+// is exchanged. Under MPI it also waits for the teacher logits, which MPI all-gathers on
+// the device with a CUDA-aware library (exchangeMPIDevice) or else on the host, from
+// where the other views' logits are uploaded (in two pieces, before and after its own,
+// for a view between the first and the last). The host uploads twice more, each before
+// the device work that needs it: the batch with the update's per-step values, and the
+// teacher's feedback weights.
 // With the view's features resident on the device (rank.res) the batch is its row indices
 // and labels, and segments A and B gather the rows there (GatherRows) before using them.
 // Between them lie three segments that only queue device work — A (teacher forward), B
@@ -90,9 +91,12 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		// This view's block of the gathered logits never leaves the device.
 		be.Copy(be.View(r.zAll, r.view*n*C, n*C), z, n*C)
 	})
-	if r.xchg != nil {
+	switch r.exchange {
+	case exchangeBackends:
 		r.xchg.exchange(r, n)
-	} else {
+	case exchangeMPIDevice:
+		r.allgatherOnDevice(n)
+	default:
 		all := r.host[:V*n*C]
 		lo, hi := r.view*n*C, (r.view+1)*n*C
 		be.Download(all[lo:hi], z)

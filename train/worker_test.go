@@ -1,0 +1,79 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"syscall"
+	"unsafe"
+
+	"testing"
+
+	"mct/nn"
+)
+
+// workerEnv holds the job (JSON: workerJob) that a test binary started by mpirun runs as one rank
+// instead of running the tests (mpidevice_test.go).
+const workerEnv = "MCT_TRAIN_WORKER"
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(workerEnv); cfg != "" {
+		os.Exit(worker(cfg))
+	}
+	os.Exit(m.Run())
+}
+
+// workerJob is what a worker runs: a Config, with the fields config.json leaves out.
+type workerJob struct {
+	Config      Config
+	Out, Device string
+	Quiet       bool
+}
+
+func jobJSON(cfg Config) ([]byte, error) {
+	return json.Marshal(workerJob{Config: cfg, Out: cfg.Out, Device: cfg.Device, Quiet: cfg.Quiet})
+}
+
+// worker runs one rank of the workerJob in jobJSON, with the test devices registered.
+func worker(jobJSON string) int {
+	var job workerJob
+	if err := json.Unmarshal([]byte(jobJSON), &job); err != nil {
+		fmt.Fprintln(os.Stderr, "worker job:", err)
+		return 1
+	}
+	cfg := job.Config
+	cfg.Out, cfg.Device, cfg.Quiet = job.Out, job.Device, job.Quiet
+	RegisterDevice(addrCPUName, openAddrCPU)
+	if _, err := Run(context.Background(), cfg, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// addrCPU is the CPU backend with its buffers outside Go's heap (anonymous mappings) and
+// their addresses given out (nn.Addresser), as a GPU backend's device memory is: under
+// MPI with MCT_CUDA_AWARE=1 the teacher logits are then all-gathered by address
+// (exchangeMPIDevice), the path a CUDA-aware MPI takes with cudaops.
+type addrCPU struct{ *nn.CPU }
+
+const addrCPUName = "cpu-addr"
+
+func openAddrCPU(int, int, string) (nn.Backend, error) { return addrCPU{nn.NewCPU()}, nil }
+
+// Alloc maps n zeroed floats; the mapping lives until the process ends (tests only).
+func (addrCPU) Alloc(n int) nn.Buf {
+	if n == 0 {
+		return nn.HostBuf(nil)
+	}
+	m, err := syscall.Mmap(-1, 0, 4*n, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_ANON|syscall.MAP_PRIVATE)
+	if err != nil {
+		panic(err)
+	}
+	return nn.HostBuf(unsafe.Slice((*float32)(unsafe.Pointer(&m[0])), n))
+}
+
+func (addrCPU) Free(nn.Buf) {}
+
+func (addrCPU) Addr(b nn.Buf) uintptr { return uintptr(unsafe.Pointer(&b.(nn.HostBuf)[0])) }
