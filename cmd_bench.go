@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strings"
 
 	"mct/internal/list"
@@ -77,8 +78,9 @@ transport, one rank per view and replica; the communication time and bytes are r
 	for k, v := range res.BytesPerUpdate {
 		bytes = append(bytes, fmt.Sprintf("%s %d B", k, v))
 	}
-	fmt.Fprintf(os.Stdout, "%d views × %d replicas (%s, %s), batch %d, %d params/view: %.4f s/update (%.2f updates/s, %.0f examples/s/view), comm %.4f s/update (%s), %.1f GFLOP/s\n",
-		res.Views, res.Replicas, res.Transport, res.Backend, res.Batch, res.ParamsPerView, res.SecondsPerUpdate,
+	slices.Sort(bytes) // map order is random
+	fmt.Fprintf(os.Stdout, "%d views × %d replicas (%s, %s, logits via %s), batch %d, %d params/view: %.4f s/update (%.2f updates/s, %.0f examples/s/view), comm %.4f s/update (%s), %.1f GFLOP/s\n",
+		res.Views, res.Replicas, res.Transport, res.Backend, res.LogitsExchange, res.Batch, res.ParamsPerView, res.SecondsPerUpdate,
 		res.UpdatesPerSecond, res.UpdatesPerSecond*float64(res.Batch), res.CommPerUpdate, strings.Join(bytes, ", "),
 		res.FLOPsPerUpdate/res.SecondsPerUpdate/1e9)
 	if res.LaunchesPerUpdate > 0 {
