@@ -26,18 +26,20 @@ const (
 // (ranks.CUDAAware).
 func (r *rank) chooseExchange() {
 	r.exchange = exchangeHost
-	if os.Getenv("MCT_DEVICE_EXCHANGE") == "0" {
-		return
-	}
 	in, local := r.peer.(ranks.InProcess)
 	ac, addrComm := r.peer.(ranks.AddrComm)
 	ad, addr := r.be.(nn.Addresser)
 	can := []int64{0, 0}
-	if local {
-		can[0] = 1
-	}
-	if addrComm && addr && cudaAwareMPI() {
-		can[1] = 1
+	// MCT_DEVICE_EXCHANGE=0 votes for the host path instead of skipping the vote: a rank
+	// that skipped the all-reduce would hang the others, and under mpirun a rank on
+	// another node sees the variable only if it is exported (-x).
+	if os.Getenv("MCT_DEVICE_EXCHANGE") != "0" {
+		if local {
+			can[0] = 1
+		}
+		if addrComm && addr && cudaAwareMPI() {
+			can[1] = 1
+		}
 	}
 	r.peer.AllreduceI64(can, ranks.Min)
 	switch {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"syscall"
 	"unsafe"
 
@@ -24,15 +25,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// workerJob is what a worker runs: a Config, with the fields config.json leaves out.
+// workerJob is what a worker runs: a Config, with the fields config.json leaves out, and
+// HostLogitsRank, a world rank (-1: none) that runs with MCT_DEVICE_EXCHANGE=0 alone.
 type workerJob struct {
-	Config      Config
-	Out, Device string
-	Quiet       bool
+	Config         Config
+	Out, Device    string
+	Quiet          bool
+	HostLogitsRank int
 }
 
-func jobJSON(cfg Config) ([]byte, error) {
-	return json.Marshal(workerJob{Config: cfg, Out: cfg.Out, Device: cfg.Device, Quiet: cfg.Quiet})
+func jobJSON(cfg Config, hostLogitsRank int) ([]byte, error) {
+	return json.Marshal(workerJob{Config: cfg, Out: cfg.Out, Device: cfg.Device, Quiet: cfg.Quiet, HostLogitsRank: hostLogitsRank})
 }
 
 // worker runs one rank of the workerJob in jobJSON, with the test devices registered.
@@ -44,6 +47,9 @@ func worker(jobJSON string) int {
 	}
 	cfg := job.Config
 	cfg.Out, cfg.Device, cfg.Quiet = job.Out, job.Device, job.Quiet
+	if os.Getenv("OMPI_COMM_WORLD_RANK") == strconv.Itoa(job.HostLogitsRank) {
+		os.Setenv("MCT_DEVICE_EXCHANGE", "0")
+	}
 	RegisterDevice(addrCPUName, openAddrCPU)
 	if _, err := Run(context.Background(), cfg, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
