@@ -170,12 +170,20 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 			host, hostStats := run("1", "0", "1")
 			hostUp := uploaded
 			viaHost, _ := run("1", "1", "0")
+			viaHostUp := uploaded
 			on, onStats := run("1", "1", "1")
 			if !slices.Equal(on, off) {
 				t.Errorf("weights after %d updates: with graphs %v, without %v", updates, on, off)
 			}
 			if !slices.Equal(viaHost, on) {
 				t.Errorf("weights after %d updates: logits through the host %v, device to device %v", updates, viaHost, on)
+			}
+			// Through the host view 0 also uploads view 1's logits (64 rows of 10) every
+			// update; device to device they never cross, which shows the backends really
+			// passed them (a fallback to the host path would upload the same).
+			if want := int64(updates * 4 * 64 * 10); viaHostUp-uploaded != want {
+				t.Errorf("view 0 uploaded %d B with the logits through the host, %d B device to device: difference %d, want %d",
+					viaHostUp, uploaded, viaHostUp-uploaded, want)
 			}
 			if !slices.Equal(host, on) {
 				t.Errorf("weights after %d updates: batches gathered on the host %v, on the device %v", updates, host, on)
