@@ -22,8 +22,9 @@ import (
 //
 // Two buffers are used in turn, each guarded by an event: one is rewritten
 // only after the copy from it (two uploads ago) has completed. An MCT update
-// uploads its inputs, then under MPI the other views' logits (in two pieces for
-// a view between the first and the last), then the feedback weights, and waits
+// uploads its inputs, then, when they pass through the host (MPI that is not
+// CUDA-aware), the other views' logits (in two pieces for a view between the
+// first and the last), then the feedback weights, and waits
 // for the device (a download) at least once between any upload and the one
 // after the next, so the copy from the buffer an upload reuses has completed:
 // uploads never wait.

@@ -120,8 +120,15 @@ func newPeerLogits(r *rank, peer ranks.InProcess) *peerLogits {
 }
 
 // exchange fills the other views' blocks of r.zAll (n rows of r.C logits each, in view
-// order) from their owners' zAll, once every view's teacher forward is queued. The two
-// barriers keep a mark from being recorded again before every view has waited for it.
+// order) from their owners' zAll, once every view's teacher forward is queued. The first
+// barrier puts every After(o, 0) after o's Mark(0) of this update (waiting on the previous
+// update's mark instead, a copy could read o's block before the teacher forward wrote it);
+// the second does the same for mark 1. Neither mark is recorded again before every view
+// has called After on it: Mark(1) follows the first barrier, which every view reaches
+// after the previous update's After(·, 1), and Mark(0) the previous update's second
+// barrier. Mark 1 is also implied by the update itself: every view downloads its scalars,
+// so waits for its copies, before the all-gather of h, and writes its block again only
+// after it; the exchange does not rely on that.
 func (p *peerLogits) exchange(r *rank, n int) {
 	be, blk := r.be, n*r.C
 	p.own.Mark(0)
