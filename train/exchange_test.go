@@ -17,7 +17,10 @@ import (
 func TestExchangeSameRun(t *testing.T) {
 	dir, all := synthDir(t)
 	run := func(viaHost bool) (*Summary, []byte) {
+		want := exchangeBackends
+		t.Setenv("MCT_DEVICE_EXCHANGE", "1")
 		if viaHost {
+			want = exchangeHost
 			t.Setenv("MCT_DEVICE_EXCHANGE", "0")
 		}
 		cfg := tinyRun(t, "mct", dir, all[:3], 5)
@@ -26,8 +29,8 @@ func TestExchangeSameRun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.Updates == 0 {
-			t.Fatal("no MCT updates ran")
+		if s.Updates == 0 || s.LogitsExchange != want {
+			t.Fatalf("%d MCT updates, logits via %q; want some, via %q", s.Updates, s.LogitsExchange, want)
 		}
 		m, err := os.ReadFile(filepath.Join(cfg.Out, "metrics.jsonl"))
 		if err != nil {

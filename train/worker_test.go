@@ -7,9 +7,8 @@ import (
 	"os"
 	"strconv"
 	"syscall"
-	"unsafe"
-
 	"testing"
+	"unsafe"
 
 	"mct/nn"
 )
