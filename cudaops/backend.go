@@ -460,6 +460,14 @@ func (b *Backend) Copy(dst, src nn.Buf, n int) {
 // Addr implements nn.Addresser: x's device address, for a CUDA-aware MPI.
 func (b *Backend) Addr(x nn.Buf) uintptr { return uintptr(dev(x).ptr) }
 
+// InContext implements nn.Addresser: f runs on a locked thread with the backend's
+// context current.
+func (b *Backend) InContext(f func()) {
+	b.enter()
+	defer runtime.UnlockOSThread()
+	f()
+}
+
 // Shares implements nn.Sharer: o is a backend of the same GPU, so its buffers live in
 // this backend's context (both use the device's primary context).
 func (b *Backend) Shares(o nn.Backend) bool {

@@ -252,6 +252,10 @@ const Marks = 2
 // (Sync) before the collective reads or writes it.
 type Addresser interface {
 	Addr(b Buf) uintptr
+	// InContext runs f, such a collective, with the backend's device current on the
+	// calling thread (CUDA: its context), which CUDA-aware MPI libraries may need to
+	// reach the memory.
+	InContext(f func())
 }
 
 // Adopter is implemented by a backend whose buffers are host memory (the CPU backend):

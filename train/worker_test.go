@@ -82,3 +82,5 @@ func (addrCPU) Alloc(n int) nn.Buf {
 func (addrCPU) Free(nn.Buf) {}
 
 func (addrCPU) Addr(b nn.Buf) uintptr { return uintptr(unsafe.Pointer(&b.(nn.HostBuf)[0])) }
+
+func (addrCPU) InContext(f func()) { f() }
