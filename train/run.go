@@ -38,9 +38,9 @@ type Summary struct {
 	Replicas                 int               `json:"replicas"`
 	Transport                string            `json:"transport"`
 	Backend                  string            `json:"backend"`
-	// LogitsExchange is how the MCT teacher logits went from view to view: "backends",
+	// LogitsExchange is how the MCT teacher logits went from view to view (MCT only): "backends",
 	// "mpi-device" or "host" (train/exchange.go).
-	LogitsExchange string `json:"logits_exchange"`
+	LogitsExchange string `json:"logits_exchange,omitempty"`
 	RunID          string `json:"run_id"`
 	Config         Config `json:"config"`
 }
@@ -171,12 +171,16 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if out.on {
 		r.metricsLen = func() int64 { return out.written }
 	}
-	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s, logits via %s",
+	var exchange, via string // only MCT exchanges logits
+	if cfg.Algo == "mct" {
+		exchange, via = r.exchange, ", logits via "+r.exchange
+	}
+	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s%s",
 		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
-		len(split.Val), len(ds.TestLabels), be.Name(), r.exchange)
+		len(split.Val), len(ds.TestLabels), be.Name(), via)
 
 	sum := &Summary{Algo: cfg.Algo, Views: cfg.Views, LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
-		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport, LogitsExchange: r.exchange,
+		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport, LogitsExchange: exchange,
 		Backend: be.Name(), RunID: cfg.RunID(), Config: cfg}
 	names := cfg.Views
 	label := func(e int) int32 { return ds.TrainLabels[e] }
