@@ -231,3 +231,28 @@ func TestMarksOrderTwoBackends(t *testing.T) {
 		t.Errorf("launches counted: %d and %d, want 24 each (a mark and a wait count one each)", dl, ol)
 	}
 }
+
+// TestLargeUpload: an upload larger than a staging buffer goes in pieces of stageMax
+// bytes (page-locked memory stays small) and arrives whole, its last piece short.
+func TestLargeUpload(t *testing.T) {
+	n := 2*stageMax/4 + 1234
+	src := make([]float32, n)
+	for i := range src {
+		src[i] = float32(i%4099) - 7.5
+	}
+	x := gpu.Alloc(n)
+	defer gpu.Free(x)
+	gpu.Upload(x, src)
+	got := make([]float32, n)
+	gpu.Download(got, x)
+	for i := range got {
+		if got[i] != src[i] {
+			t.Fatalf("element %d of %d arrived as %g, want %g", i, n, got[i], src[i])
+		}
+	}
+	for k, s := range gpu.stage.slot {
+		if s.n > stageMax {
+			t.Errorf("staging buffer %d holds %d bytes, more than stageMax %d", k, s.n, stageMax)
+		}
+	}
+}

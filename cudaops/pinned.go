@@ -40,9 +40,21 @@ type stageSlot struct {
 	used bool
 }
 
-// upload copies src to dst (device) through the next staging buffer, on
-// stream. The caller has called enter.
+// stageMax bounds a staging buffer (bytes): a larger upload (a view's training
+// features, made resident once) goes in pieces of this size, so that page-locked
+// memory stays small instead of growing to the dataset.
+const stageMax = 16 << 20
+
+// upload copies src to dst (device) through the staging buffers, on stream, in
+// pieces of at most stageMax bytes. The caller has called enter.
 func (st *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) {
+	for off := 0; off < bytes; off += stageMax {
+		st.uploadPiece(dst+cu.DevicePtr(off), unsafe.Add(src, off), min(stageMax, bytes-off), stream)
+	}
+}
+
+// uploadPiece copies bytes ≤ stageMax from src to dst through the next staging buffer.
+func (st *staging) uploadPiece(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) {
 	s := &st.slot[st.next]
 	st.next ^= 1
 	if s.used {

@@ -226,11 +226,6 @@ func (r *rank) localRange(n int) (lo, hi int) {
 // model, its tapes and buffers, and to other ranks placed on the same GPU.
 const residentShare = 0.5
 
-// residentChunk bounds one upload of resident features (floats): the backend stages
-// uploads through page-locked host memory sized to the largest one, which should stay
-// small (16 MiB) rather than grow to the dataset.
-const residentChunk = 1 << 22
-
 // resident returns feat on be, for gathering batches there (GatherRows): on a backend
 // whose memory is the host's (nn.Adopter: the CPU), feat itself, not a copy; on a device
 // that reports its memory (cudaops: MemInfo), a copy when feat takes at most
@@ -254,10 +249,7 @@ func resident(be nn.Backend, feat []float32) nn.Buf {
 		return nil
 	}
 	buf := be.Alloc(len(feat))
-	for lo := 0; lo < len(feat); lo += residentChunk {
-		hi := min(lo+residentChunk, len(feat))
-		be.Upload(be.View(buf, lo, hi-lo), feat[lo:hi])
-	}
+	be.Upload(buf, feat)
 	return buf
 }
 
