@@ -27,7 +27,8 @@ import (
 // first and the last), then the feedback weights, and waits
 // for the device (a download) at least once between any upload and the one
 // after the next, so the copy from the buffer an upload reuses has completed:
-// uploads never wait.
+// uploads never wait. (The pieces of an upload larger than stageMax
+// do wait for each other: that happens once, when features are made resident.)
 type staging struct {
 	slot [2]stageSlot
 	next int
