@@ -9,6 +9,7 @@ import (
 
 	"mct/blas"
 	"mct/nn"
+	"mct/probe"
 	"mct/ranks"
 )
 
@@ -71,4 +72,26 @@ func openDevice(name string, localRank, localSize int, precision string) (nn.Bac
 		return nil, fmt.Errorf("--device %q: expected auto or one of %s", name, strings.Join(names, ", "))
 	}
 	return open(localRank, localSize, precision)
+}
+
+// idleGPUs is a note for rank 0 when --device auto settled on the CPU because this mct
+// was built without CUDA while the node has GPUs (inventory: probe.Inventory, NVML) that
+// the run leaves idle; "" otherwise.
+func idleGPUs(device string, be nn.Backend, inventory func() (probe.Report, error)) string {
+	devicesMu.Lock()
+	_, hasCUDA := devices["cuda"]
+	devicesMu.Unlock()
+	if device != "auto" || hasCUDA || be.Name() != "cpu" {
+		return ""
+	}
+	rep, err := inventory()
+	if err != nil {
+		return ""
+	}
+	gpus, _ := rep.Visible()
+	if len(gpus) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("note: this node has %d GPU(s) (%s) that this mct, built without CUDA, leaves idle: build ./mct-cuda (make cuda) and run it instead",
+		len(gpus), gpus[0].Name)
 }

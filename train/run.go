@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"mct/data"
+	"mct/probe"
 	"mct/ranks"
 )
 
@@ -170,6 +171,11 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	r.warn = out.line
 	if out.on {
 		r.metricsLen = func() int64 { return out.written }
+	}
+	if out.on {
+		if note := idleGPUs(cfg.Device, be, probe.Inventory); note != "" {
+			out.line("%s", note)
+		}
 	}
 	var exchange, via string // only MCT exchanges logits
 	if cfg.Algo == "mct" {
