@@ -69,6 +69,9 @@ transport, one rank per view and replica; the communication time and bytes are r
 		}
 		res.RooflineFraction = res.FLOPsPerUpdate / res.SecondsPerUpdate / res.GEMMRate
 	}
+	if res.Note != "" {
+		fmt.Fprintln(os.Stderr, res.Note)
+	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(res, "", "  ")
 		fmt.Println(string(b))

@@ -50,6 +50,8 @@ type BenchResult struct {
 	// uploaded; MCT_DEVICE_EXCHANGE=0 forces it).
 	LogitsExchange   string  `json:"logits_exchange"`
 	RooflineFraction float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
+	// Note says why --device auto ran on the CPU when there were GPUs to use.
+	Note string `json:"note,omitempty"`
 }
 
 // RandomViews is a dataset of rows train examples with one view per entry of dims
@@ -92,7 +94,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		defer peer.Close()
 		defer pool.Close()
-		be, err := rankDevice(cfg, world, layout, transport)
+		be, note, err := rankDevice(cfg, world, layout, transport)
 		if err != nil {
 			return err
 		}
@@ -141,7 +143,7 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		res.FeaturesResident = r.res != nil
 		res.CUDAGraphs = r.rec != nil
-		res.LogitsExchange = r.exchange
+		res.LogitsExchange, res.Note = r.exchange, note
 		for k, b := range meter.bytes {
 			res.BytesPerUpdate[k] = b / int64(n)
 		}

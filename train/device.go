@@ -34,25 +34,30 @@ func RegisterDevice(name string, open Opener) {
 
 // rankDevice opens this rank's compute backend (the GPU its node-local rank is placed
 // on, or the CPU) and sizes the BLAS threads; collective, so all ranks fail together.
-func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport string) (nn.Backend, error) {
+// note, for rank 0 to print, says why --device auto runs on the CPU when GPUs were there
+// to use ("" otherwise).
+func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport string) (be nn.Backend, note string, err error) {
 	localRank, localSize := world.Rank(), world.Size()
 	if transport == "mpi" {
 		localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
 	}
-	be, err := openDevice(cfg.Device, localRank, localSize, cfg.Precision)
+	be, note, err = openDevice(cfg.Device, localRank, localSize, cfg.Precision)
 	if !r0OK(world, err) {
 		if transport == "mpi" { // the local transport names the failing rank itself
-			return nil, fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
+			return nil, "", fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
 		}
-		return nil, orOther(err)
+		return nil, "", orOther(err)
+	}
+	if note == "" && world.Rank() == 0 {
+		note = idleGPUs(cfg.Device, be, probe.Inventory)
 	}
 	blas.SetThreads(blasThreads(transport, layout))
-	return be, nil
+	return be, note, nil
 }
 
 // openDevice resolves --device: "auto" takes cuda when this binary has it and a GPU opens,
-// else the CPU.
-func openDevice(name string, localRank, localSize int, precision string) (nn.Backend, error) {
+// else the CPU, with a note when the GPU did not open.
+func openDevice(name string, localRank, localSize int, precision string) (nn.Backend, string, error) {
 	devicesMu.Lock()
 	open, ok := devices[name]
 	cuda, hasCUDA := devices["cuda"]
@@ -60,18 +65,20 @@ func openDevice(name string, localRank, localSize int, precision string) (nn.Bac
 	devicesMu.Unlock()
 	switch {
 	case name == "auto" && hasCUDA:
-		if b, err := cuda(localRank, localSize, precision); err == nil {
-			return b, nil
+		b, err := cuda(localRank, localSize, precision)
+		if err == nil {
+			return b, "", nil
 		}
-		return nn.NewCPU(), nil
+		return nn.NewCPU(), fmt.Sprintf("note: --device auto runs on the CPU: the GPU did not open (%v); --device cuda makes that an error", err), nil
 	case name == "auto":
-		return nn.NewCPU(), nil
+		return nn.NewCPU(), "", nil
 	case name == "cuda" && !ok:
-		return nil, fmt.Errorf("--device cuda: this mct was built without CUDA: build ./mct-cuda with make cuda")
+		return nil, "", fmt.Errorf("--device cuda: this mct was built without CUDA: build ./mct-cuda with make cuda")
 	case !ok:
-		return nil, fmt.Errorf("--device %q: expected auto or one of %s", name, strings.Join(names, ", "))
+		return nil, "", fmt.Errorf("--device %q: expected auto or one of %s", name, strings.Join(names, ", "))
 	}
-	return open(localRank, localSize, precision)
+	b, err := open(localRank, localSize, precision)
+	return b, "", err
 }
 
 // idleGPUs is a note for rank 0 when --device auto settled on the CPU because this mct

@@ -33,3 +33,28 @@ func TestIdleGPUs(t *testing.T) {
 		}
 	}
 }
+
+// TestAutoFallbackSaysWhy: in a CUDA build whose GPU does not open, --device auto runs on
+// the CPU and says why; --device cuda fails with the opener's error.
+func TestAutoFallbackSaysWhy(t *testing.T) {
+	devicesMu.Lock()
+	old, had := devices["cuda"]
+	devices["cuda"] = func(int, int, string) (nn.Backend, error) { return nil, errors.New("no CUDA device visible") }
+	devicesMu.Unlock()
+	t.Cleanup(func() {
+		devicesMu.Lock()
+		defer devicesMu.Unlock()
+		if had {
+			devices["cuda"] = old
+		} else {
+			delete(devices, "cuda")
+		}
+	})
+	be, note, err := openDevice("auto", 0, 1, "bf16")
+	if err != nil || be.Name() != "cpu" || !strings.Contains(note, "GPU did not open (no CUDA device visible)") {
+		t.Errorf("--device auto: backend %v, note %q, error %v; want the CPU and the reason", be, note, err)
+	}
+	if _, _, err := openDevice("cuda", 0, 1, "bf16"); err == nil || !strings.Contains(err.Error(), "no CUDA device visible") {
+		t.Errorf("--device cuda: error %v, want the opener's", err)
+	}
+}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"mct/data"
-	"mct/probe"
 	"mct/ranks"
 )
 
@@ -152,7 +151,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if cfg.Algo != "supervised" && len(split.Unlabeled) == 0 {
 		return nil, fmt.Errorf("--algo %s: no unlabeled examples left (every known label is in the labeled or validation set and the data has no -1 labels): use a smaller --labeled or --val", cfg.Algo)
 	}
-	be, err := rankDevice(cfg, world, layout, transport)
+	be, note, err := rankDevice(cfg, world, layout, transport)
 	if err != nil {
 		return nil, err
 	}
@@ -172,10 +171,8 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if out.on {
 		r.metricsLen = func() int64 { return out.written }
 	}
-	if out.on {
-		if note := idleGPUs(cfg.Device, be, probe.Inventory); note != "" {
-			out.line("%s", note)
-		}
+	if note != "" {
+		out.line("%s", note)
 	}
 	var exchange, via string // only MCT exchanges logits
 	if cfg.Algo == "mct" {
