@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"os"
 
 	"mct/nn"
@@ -50,6 +51,9 @@ func (r *rank) chooseExchange() {
 		}
 	case can[1] == 1:
 		r.mpiDev, r.addr, r.exchange = ac, ad, exchangeMPIDevice
+		if ok, why := ranks.CUDAAware(); !ok {
+			r.exchangeNote = fmt.Sprintf("note: MCT_CUDA_AWARE=1 passes GPU buffers to an MPI library that says it is not CUDA-aware (%s); if MPI crashes, it was right: unset MCT_CUDA_AWARE", why)
+		}
 	}
 }
 

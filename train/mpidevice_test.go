@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,7 +46,7 @@ func TestMPIDeviceExchange(t *testing.T) {
 		want     string
 	}{{"1", -1, exchangeMPIDevice}, {"0", -1, exchangeHost}, {"1", 1, exchangeHost}} {
 		c := cfg
-		c.Out = t.TempDir()
+		c.Out, c.Quiet = t.TempDir(), false // rank 0's notes are checked below
 		js, err := jobJSON(c, tc.hostRank)
 		if err != nil {
 			t.Fatal(err)
@@ -55,8 +56,20 @@ func TestMPIDeviceExchange(t *testing.T) {
 		cmd := exec.CommandContext(ctx, mpirun, "--oversubscribe", "-np", "2", os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), workerEnv+"="+string(js), "MCT_CUDA_AWARE="+tc.aware,
 			"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		out, err := cmd.CombinedOutput()
+		if err != nil {
 			t.Fatalf("mpirun -np 2 with MCT_CUDA_AWARE=%s, rank %d with MCT_DEVICE_EXCHANGE=0: %v\n%s", tc.aware, tc.hostRank, err, out)
+		}
+		// Rank 0 warns once when MCT_CUDA_AWARE=1 sends device buffers to a library that
+		// denies CUDA support (Debian's Open MPI), and never otherwise.
+		libAware := strings.Contains(string(out), "worker: library cuda-aware=true")
+		wantNote := 0
+		if tc.want == exchangeMPIDevice && !libAware {
+			wantNote = 1
+		}
+		if n := strings.Count(string(out), "note: MCT_CUDA_AWARE=1 passes GPU buffers"); n != wantNote {
+			t.Errorf("MCT_CUDA_AWARE=%s (library CUDA-aware: %v), logits via %s: the override's note %d times, want %d\n%s",
+				tc.aware, libAware, tc.want, n, wantNote, out)
 		}
 		var s Summary
 		b, err := os.ReadFile(filepath.Join(c.Out, "summary.json"))

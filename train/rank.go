@@ -81,9 +81,11 @@ type rank struct {
 	// exchange says how the teacher logits reach the other views (exchange.go), with
 	// what it needs: xchg (exchangeBackends), mpiDev and addr (exchangeMPIDevice).
 	exchange string
-	xchg     *peerLogits
-	mpiDev   ranks.AddrComm
-	addr     nn.Addresser
+	// exchangeNote, for rank 0 to print, warns of an MCT_CUDA_AWARE=1 the library denies.
+	exchangeNote string
+	xchg         *peerLogits
+	mpiDev       ranks.AddrComm
+	addr         nn.Addresser
 }
 
 // evalChunk bounds the rows of one evaluation forward pass.

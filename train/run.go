@@ -171,8 +171,10 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if out.on {
 		r.metricsLen = func() int64 { return out.written }
 	}
-	if note != "" {
-		out.line("%s", note)
+	for _, n := range []string{note, r.exchangeNote} {
+		if n != "" {
+			out.line("%s", n)
+		}
 	}
 	var exchange, via string // only MCT exchanges logits
 	if cfg.Algo == "mct" {

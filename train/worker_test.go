@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"mct/nn"
+	"mct/ranks"
 )
 
 // workerEnv holds the job (JSON: workerJob) that a test binary started by mpirun runs as one rank
@@ -65,7 +66,15 @@ type addrCPU struct{ *nn.CPU }
 
 const addrCPUName = "cpu-addr"
 
-func openAddrCPU(int, int, string) (nn.Backend, error) { return addrCPU{nn.NewCPU()}, nil }
+// openAddrCPU opens an addrCPU; in a worker it also prints what the MPI library says of
+// its CUDA support (MPI is running by then), for the test to compare with the notes.
+func openAddrCPU(int, int, string) (nn.Backend, error) {
+	if os.Getenv(workerEnv) != "" {
+		aware, _ := ranks.CUDAAware()
+		fmt.Fprintf(os.Stderr, "worker: library cuda-aware=%v\n", aware)
+	}
+	return addrCPU{nn.NewCPU()}, nil
+}
 
 // Alloc maps n zeroed floats; the mapping lives until the process ends (tests only).
 func (addrCPU) Alloc(n int) nn.Buf {
