@@ -3,6 +3,7 @@ package sweep
 import (
 	"encoding/csv"
 	"encoding/json"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -154,24 +155,37 @@ func TestReportSharedErrorsWithoutWarmup(t *testing.T) {
 	}
 }
 
-func TestCSVSharedErrors(t *testing.T) {
+// readResults reads the finished runs in dirs.
+func readResults(t *testing.T, dirs []string) []Result {
+	t.Helper()
 	var runs []Result
-	for _, d := range sharedFixture(t) {
+	for _, d := range dirs {
 		r, err := ReadResult(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		runs = append(runs, r)
 	}
-	tab := Tabulate(runs)
+	return runs
+}
+
+// csvRecords parses what write writes (WriteCSV or WriteRunsCSV).
+func csvRecords(t *testing.T, write func(io.Writer) error) [][]string {
+	t.Helper()
 	var b strings.Builder
-	if err := tab.WriteCSV(&b); err != nil {
+	if err := write(&b); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return recs
+}
+
+func TestCSVSharedErrors(t *testing.T) {
+	tab := Tabulate(readResults(t, sharedFixture(t)))
+	recs := csvRecords(t, tab.WriteCSV)
 	col := map[string]int{}
 	for i, h := range recs[0] {
 		col[h] = i
@@ -216,14 +230,7 @@ func TestCSVSharedErrors(t *testing.T) {
 		}
 	}
 
-	b.Reset()
-	if err := tab.WriteRunsCSV(&b); err != nil {
-		t.Fatal(err)
-	}
-	recs, err = csv.NewReader(strings.NewReader(b.String())).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs = csvRecords(t, tab.WriteRunsCSV)
 	col = map[string]int{}
 	for i, h := range recs[0] {
 		col[h] = i
@@ -325,25 +332,14 @@ func TestReportErrors(t *testing.T) {
 
 func TestCSV(t *testing.T) {
 	root := t.TempDir()
-	var runs []Result
+	var dirs []string
 	for i, ens := range []float64{0.6, 0.7} {
 		d := filepath.Join(root, string(rune('a'+i)))
 		writeSummary(t, d, "cotrain", 0.05, int64(i+1), ens, ens, ens, nil)
-		r, err := ReadResult(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		runs = append(runs, r)
+		dirs = append(dirs, d)
 	}
-	tab := Tabulate(runs)
-	var b strings.Builder
-	if err := tab.WriteCSV(&b); err != nil {
-		t.Fatal(err)
-	}
-	recs, err := csv.NewReader(strings.NewReader(b.String())).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tab := Tabulate(readResults(t, dirs))
+	recs := csvRecords(t, tab.WriteCSV)
 	head := strings.Join(recs[0], ",")
 	if head != "algo,views,labeled_fraction,runs,seeds,test_ensemble_mean,test_ensemble_std,test_gabor_mean,test_gabor_std,test_hog_mean,test_hog_std" {
 		t.Errorf("header %s", head)
@@ -352,12 +348,7 @@ func TestCSV(t *testing.T) {
 	if !reflect.DeepEqual(recs[1], want) {
 		t.Errorf("row\n got %q\nwant %q", recs[1], want)
 	}
-	b.Reset()
-	if err := tab.WriteRunsCSV(&b); err != nil {
-		t.Fatal(err)
-	}
-	recs, err = csv.NewReader(strings.NewReader(b.String())).ReadAll()
-	if err != nil || len(recs) != 3 || recs[2][5] != "0.7" || recs[2][4] != "2" {
-		t.Errorf("runs.csv %v %q", err, recs)
+	if recs = csvRecords(t, tab.WriteRunsCSV); len(recs) != 3 || recs[2][5] != "0.7" || recs[2][4] != "2" {
+		t.Errorf("runs.csv %q", recs)
 	}
 }
