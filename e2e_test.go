@@ -89,16 +89,32 @@ func readSummary(t *testing.T, dir string) summary {
 // mct runs the binary (under mpirun when np > 0) and returns its combined output.
 func mct(t *testing.T, np int, args ...string) (string, error) {
 	t.Helper()
-	var cmd *exec.Cmd
+	cmd, out := mctCmd(t, np, args...)
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// mctCmd is the command mct runs, its combined output going to out.
+func mctCmd(t *testing.T, np int, args ...string) (cmd *exec.Cmd, out *bytes.Buffer) {
+	t.Helper()
 	if np > 0 {
 		cmd = mpirun(t, np, args...)
 	} else {
 		cmd = exec.Command(bin, args...)
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.String(), err
+	out = new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = out, out
+	return cmd, out
+}
+
+// startMCT starts mctCmd for a test that signals or kills the run while it works.
+func startMCT(t *testing.T, np int, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd, out := mctCmd(t, np, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
 
 func mpirun(t *testing.T, np int, args ...string) *exec.Cmd {
@@ -300,12 +316,7 @@ func TestMPIKillAndResume(t *testing.T) {
 	ref := reference(t)
 	dir := t.TempDir()
 	args := append([]string{"train", "--out", dir, "--checkpoint-every", "5", "--keep", "3"}, small...)
-	cmd := mpirun(t, 2, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startMCT(t, 2, args...)
 	waitFor(t, 120*time.Second, func() bool { return committedAfter(dir, 10) })
 	pids, _ := exec.Command("pgrep", "-f", "^"+bin+" train --out "+dir).Output()
 	fields := strings.Fields(string(pids))
@@ -359,12 +370,7 @@ func TestSignalCheckpointsAndExitsZero(t *testing.T) {
 	ref := reference(t)
 	dir := t.TempDir()
 	args := append([]string{"train", "--out", dir}, small...)
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startMCT(t, 0, args...)
 	waitFor(t, 120*time.Second, func() bool { return committedAfter(dir, -1) })
 	cmd.Process.Signal(syscall.SIGUSR1)
 	if err := cmd.Wait(); err != nil {
@@ -396,12 +402,7 @@ func TestSignalDuringCotrain(t *testing.T) {
 	ref := readSummary(t, refDir)
 	dir := t.TempDir()
 	args := append([]string{"train", "--out", dir}, flags...)
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startMCT(t, 0, args...)
 	// After the first round's record, rounds 2 and 3 (seconds of training) remain.
 	waitFor(t, 120*time.Second, func() bool {
 		b, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl"))
@@ -463,12 +464,7 @@ func waitFor(t *testing.T, limit time.Duration, ok func() bool) {
 func TestMPIResumeWithMoreReplicas(t *testing.T) {
 	dir := t.TempDir()
 	args := append([]string{"train", "--out", dir, "--checkpoint-every", "5"}, small...)
-	cmd := mpirun(t, 2, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := startMCT(t, 2, args...)
 	waitFor(t, 120*time.Second, func() bool { return committedAfter(dir, 5) })
 	cmd.Process.Signal(syscall.SIGUSR1)
 	if err := cmd.Wait(); err != nil {
