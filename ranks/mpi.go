@@ -86,7 +86,7 @@ static int mct_allgather(int h, int t, void *send, int n, void *recv) {
 // mct_allgather_addr is mct_allgather on addresses that Go holds as integers: memory
 // outside Go's heap (a GPU's, for a CUDA-aware MPI).
 static int mct_allgather_addr(int h, uintptr_t send, int n, uintptr_t recv) {
-	return MPI_Allgather(send == 0 ? MPI_IN_PLACE : (void *)send, n, MPI_FLOAT, (void *)recv, n, MPI_FLOAT, mct_comms[h]);
+	return mct_allgather(h, MCT_F32, (void *)send, n, (void *)recv);
 }
 
 static int mct_alltoallv(int h, int t, void *send, int *scounts, int *sdispls, void *recv, int *rcounts, int *rdispls) {
