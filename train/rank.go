@@ -105,7 +105,6 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	}
 	nU, nL := r.localCount(cfg.Batch), r.localCount(r.labeledBatch())
 	maxRows := max(nU, nL, evalChunk)
-	r.host = make([]float32, maxRows*r.dim)
 	r.xL = be.Alloc(max(nL, evalChunk) * r.dim)
 	if r.res = resident(be, r.feat); r.res != nil {
 		r.rowIdx = be.Alloc(max(nL, evalChunk))
@@ -138,9 +137,11 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 	r.zAll, r.mEns = be.Alloc(r.V*nU*r.C), be.Alloc(r.V*nU*r.C)
 	r.yHat, r.yArg = be.Alloc(r.V*nU), be.Alloc(r.V*nU)
 	r.chooseExchange()
+	hostLen := maxRows * r.dim
 	if r.exchange == exchangeHost { // the all-gathered logits pass through r.host
-		r.host = make([]float32, max(len(r.host), r.V*nU*r.C))
+		hostLen = max(hostLen, r.V*nU*r.C)
 	}
+	r.host = make([]float32, hostLen)
 	r.loss = nn.NewLoss(be, maxRows)
 	return r, nil
 }
