@@ -169,7 +169,8 @@ func TestMemInfo(t *testing.T) {
 // buffers (nn.Sharer), ordered by marks, as train's views pass their teacher logits:
 // a copy waits for the owner's work before its mark (a Fill queued behind long GEMMs),
 // and the owner's later write waits for the reader's copy, itself queued behind long
-// GEMMs. Without the waits each copy would see the other value.
+// GEMMs. Without the waits the first copy would see 0 (the Fill not yet run) and the
+// second 9 (the owner's next Fill already run).
 func TestMarksOrderTwoBackends(t *testing.T) {
 	const n, m = 4096, 1 << 20
 	gpu.SetPrecision(FP32)
