@@ -85,7 +85,10 @@ type AddrComm interface {
 	Comm
 	// AllgatherAddrF32 is AllgatherF32 on n float32 per rank at the addresses send
 	// and recv, which must not be Go memory. send = recv + 4·n·Rank() is in place.
-	AllgatherAddrF32(send, recv uintptr, n int)
+	// around, unless nil, runs the MPI call on the thread that makes it, which is
+	// not the caller's under MPI_THREAD_FUNNELED: a CUDA backend's InContext, so
+	// that the library finds the device's context current there.
+	AllgatherAddrF32(send, recv uintptr, n int, around func(func()))
 }
 
 // Undefined, as a color passed to Split, means "in no new group" (MPI_UNDEFINED).

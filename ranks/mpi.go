@@ -380,7 +380,7 @@ func mpiAllgather[T float32 | float64 | int64](c *mpiComm, name string, send, re
 }
 
 // AllgatherAddrF32 implements AddrComm.
-func (c *mpiComm) AllgatherAddrF32(send, recv uintptr, n int) {
+func (c *mpiComm) AllgatherAddrF32(send, recv uintptr, n int, around func(func())) {
 	c.check()
 	if n < 0 || n > maxCount || recv == 0 {
 		panic(fmt.Sprintf("ranks: AllgatherAddrF32 of %d elements per rank into address %#x", n, recv))
@@ -391,7 +391,12 @@ func (c *mpiComm) AllgatherAddrF32(send, recv uintptr, n int) {
 	if send == recv+uintptr(4*n*c.rank) {
 		send = 0 // MPI_IN_PLACE
 	}
-	call(func() { C.mct_allgather_addr(c.h, C.uintptr_t(send), C.int(n), C.uintptr_t(recv)) })
+	gather := func() { C.mct_allgather_addr(c.h, C.uintptr_t(send), C.int(n), C.uintptr_t(recv)) }
+	if around == nil {
+		call(gather)
+		return
+	}
+	call(func() { around(gather) })
 }
 
 func (c *mpiComm) AllreduceF32(buf []float32) { mpiSum(c, buf, &c.scratchF32) }

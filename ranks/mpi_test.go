@@ -98,11 +98,15 @@ func TestMPIEqualsLocal(t *testing.T) {
 }
 
 // TestMPIAllgatherAddr: the all-gather on addresses (what a CUDA backend passes to a
-// CUDA-aware MPI) on memory outside Go's heap, in and out of place.
+// CUDA-aware MPI) on memory outside Go's heap, in and out of place, with MPI called
+// from the caller's thread and from the MPI thread (MCT_MPI_FUNNELED=1).
 func TestMPIAllgatherAddr(t *testing.T) {
-	for _, np := range []int{2, 3} {
-		if run := launch(t, np, os.Args[0], "addr", 60*time.Second); run.code != 0 {
-			t.Errorf("mpirun -np %d exited %d:\n%s", np, run.code, run.out)
+	for _, tc := range []struct {
+		np       int
+		funneled string
+	}{{2, "0"}, {3, "0"}, {2, "1"}} {
+		if run := launch(t, tc.np, os.Args[0], "addr", 60*time.Second, "MCT_MPI_FUNNELED="+tc.funneled); run.code != 0 {
+			t.Errorf("mpirun -np %d (MCT_MPI_FUNNELED=%s) exited %d:\n%s", tc.np, tc.funneled, run.code, run.out)
 		}
 	}
 }

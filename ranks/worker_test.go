@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -101,7 +102,9 @@ func nilDeref() (err error) {
 
 // allgatherAddr checks AllgatherAddrF32 on memory outside Go's heap (an anonymous
 // mapping, standing in for a GPU's memory under a CUDA-aware MPI), out of place and in
-// place, and on an empty block.
+// place, and on an empty block; and that its around function runs on the thread that
+// makes the MPI call (the MPI thread under MCT_MPI_FUNNELED=1), as a CUDA backend's
+// InContext must for the library to find the device's context current.
 func allgatherAddr(world Comm) error {
 	c, ok := world.(AddrComm)
 	if !ok {
@@ -128,10 +131,17 @@ func allgatherAddr(world Comm) error {
 		}
 		return nil
 	}
+	var arounds []int // the thread each call of around ran on
+	around := func(gather func()) {
+		runtime.LockOSThread() // as InContext does: gather runs on this very thread
+		defer runtime.UnlockOSThread()
+		arounds = append(arounds, syscall.Gettid())
+		gather()
+	}
 	for i := range n {
 		send[i] = value(r, i)
 	}
-	c.AllgatherAddrF32(base, base+4*n, n)
+	c.AllgatherAddrF32(base, base+4*n, n, around)
 	if err := check("out of place"); err != nil {
 		return err
 	}
@@ -139,10 +149,33 @@ func allgatherAddr(world Comm) error {
 	for i := range n {
 		recv[r*n+i] = value(r, i)
 	}
-	c.AllgatherAddrF32(base+4*n+uintptr(4*n*r), base+4*n, n)
+	c.AllgatherAddrF32(base+4*n+uintptr(4*n*r), base+4*n, n, around)
 	if err := check("in place"); err != nil {
 		return err
 	}
-	c.AllgatherAddrF32(0, base, 0)
+	clear(recv)
+	c.AllgatherAddrF32(base, base+4*n, n, nil)
+	if err := check("out of place, nothing around"); err != nil {
+		return err
+	}
+	c.AllgatherAddrF32(0, base, 0, around) // nothing to gather: no MPI call
+	if len(arounds) != 2 {
+		return fmt.Errorf("around ran %d times for 2 all-gathers", len(arounds))
+	}
+	mpi.mu.Lock()
+	direct := mpi.direct
+	mpi.mu.Unlock()
+	if funneled := os.Getenv("MCT_MPI_FUNNELED") == "1"; funneled == direct {
+		return fmt.Errorf("MCT_MPI_FUNNELED=%v, yet MPI calls made by the caller itself: %v", funneled, direct)
+	}
+	if !direct {
+		var mpiThread int
+		call(func() { mpiThread = syscall.Gettid() })
+		for _, tid := range arounds {
+			if tid != mpiThread {
+				return fmt.Errorf("around ran on thread %d, the MPI calls on thread %d", tid, mpiThread)
+			}
+		}
+	}
 	return nil
 }

@@ -310,9 +310,9 @@ type meteredAddr struct {
 	ac ranks.AddrComm
 }
 
-func (c *meteredAddr) AllgatherAddrF32(send, recv uintptr, n int) {
+func (c *meteredAddr) AllgatherAddrF32(send, recv uintptr, n int, around func(func())) {
 	t := time.Now()
-	c.ac.AllgatherAddrF32(send, recv, n)
+	c.ac.AllgatherAddrF32(send, recv, n, around)
 	c.m.add("allgather", 4*n*c.Size(), t)
 }
 

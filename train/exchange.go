@@ -71,15 +71,15 @@ func cudaAwareMPI() bool {
 }
 
 // allgatherOnDevice all-gathers the views' blocks of r.zAll (n rows of r.C logits each)
-// in place through a CUDA-aware MPI library, on a thread where the device's context is
-// current (under MCT_MPI_FUNNELED=1 MPI calls run on the MPI thread instead, which has
-// none). MPI knows nothing of the stream, so the host first waits for the teacher
-// forward that wrote this view's block.
+// in place through a CUDA-aware MPI library, with the device's context current on the
+// thread that makes the MPI call (the MPI thread under MCT_MPI_FUNNELED=1). MPI knows
+// nothing of the stream, so the host first waits for the teacher forward that wrote
+// this view's block.
 func (r *rank) allgatherOnDevice(n int) {
 	r.be.Sync()
 	blk := n * r.C
 	base := r.addr.Addr(r.zAll)
-	r.addr.InContext(func() { r.mpiDev.AllgatherAddrF32(base+uintptr(4*r.view*blk), base, blk) })
+	r.mpiDev.AllgatherAddrF32(base+uintptr(4*r.view*blk), base, blk, r.addr.InContext)
 }
 
 // peerLogits passes the teacher logits between the views of one replica on their
