@@ -175,3 +175,25 @@ func TestMPIBuildWithoutMPI(t *testing.T) {
 		t.Errorf("exit %d, want non-zero and %q from both ranks in:\n%s", run.code, want, run.out)
 	}
 }
+
+// onMPIThread checks that the threads in tids are the one making MPI calls under
+// MCT_MPI_FUNNELED=1 (the MPI thread), and that the setting took effect.
+func onMPIThread(tids []int) error {
+	mpi.mu.Lock()
+	direct := mpi.direct
+	mpi.mu.Unlock()
+	if funneled := os.Getenv("MCT_MPI_FUNNELED") == "1"; funneled == direct {
+		return fmt.Errorf("MCT_MPI_FUNNELED=%v, yet MPI calls made by the caller itself: %v", funneled, direct)
+	}
+	if direct {
+		return nil
+	}
+	var mpiThread int
+	call(func() { mpiThread = syscall.Gettid() })
+	for _, tid := range tids {
+		if tid != mpiThread {
+			return fmt.Errorf("around ran on thread %d, the MPI calls on thread %d", tid, mpiThread)
+		}
+	}
+	return nil
+}

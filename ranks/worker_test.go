@@ -162,20 +162,5 @@ func allgatherAddr(world Comm) error {
 	if len(arounds) != 2 {
 		return fmt.Errorf("around ran %d times for 2 all-gathers", len(arounds))
 	}
-	mpi.mu.Lock()
-	direct := mpi.direct
-	mpi.mu.Unlock()
-	if funneled := os.Getenv("MCT_MPI_FUNNELED") == "1"; funneled == direct {
-		return fmt.Errorf("MCT_MPI_FUNNELED=%v, yet MPI calls made by the caller itself: %v", funneled, direct)
-	}
-	if !direct {
-		var mpiThread int
-		call(func() { mpiThread = syscall.Gettid() })
-		for _, tid := range arounds {
-			if tid != mpiThread {
-				return fmt.Errorf("around ran on thread %d, the MPI calls on thread %d", tid, mpiThread)
-			}
-		}
-	}
-	return nil
+	return onMPIThread(arounds)
 }
