@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -32,6 +33,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 	asJSON := fs.Bool("json", false, "print JSON")
 	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>); read it with go tool pprof -symbolize=none -top FILE (re-symbolizing from the binary misplaces the OpenBLAS samples)")
 	roof := fs.Bool("roofline", false, "also measure the GPU's bf16 GEMM rate and report the update's fraction of it (cuda build)")
+	segments := fs.Bool("segment-times", false, "also time each replayed segment of the update on the GPU (teacher forward, steps 2–4, teacher step): how busy the device is (cuda build, CUDA graphs on)")
 	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
 		h, err := list.PositiveInts(s)
 		cfg.Hidden = h
@@ -56,7 +58,8 @@ transport, one rank per view and replica; the communication time and bytes are r
 		}
 		defer stop()
 	}
-	res, err := train.Bench(cfg, train.RandomViews(d, *classes, *rows, cfg.Seed), *warmup, *updates)
+	res, err := train.Bench(cfg, train.RandomViews(d, *classes, *rows, cfg.Seed),
+		train.BenchOptions{Warmup: *warmup, Updates: *updates, SegmentTimes: *segments})
 	if err != nil || res == nil {
 		return err // res is nil on ranks other than 0
 	}
@@ -71,6 +74,9 @@ transport, one rank per view and replica; the communication time and bytes are r
 	}
 	if res.Note != "" {
 		fmt.Fprintln(os.Stderr, res.Note)
+	}
+	if *segments && len(res.SegmentsPerUpdate) == 0 {
+		fmt.Fprintf(os.Stderr, "--segment-times: no segment was timed: %s times none, or CUDA graphs were off (only replayed segments are timed)\n", res.Backend)
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(res, "", "  ")
@@ -93,6 +99,21 @@ transport, one rank per view and replica; the communication time and bytes are r
 		}
 		fmt.Printf("%.0f stream operations (kernels, GEMMs, memsets, copies, graph launches) per update on rank 0; CUDA graphs %s\n",
 			res.LaunchesPerUpdate, graphs)
+	}
+	if res.HostWaitPerUpdate > 0 {
+		fmt.Printf("rank 0 waited %.3f ms per update for its device (%.0f%% of the update)\n",
+			1e3*res.HostWaitPerUpdate, 100*res.HostWaitPerUpdate/res.SecondsPerUpdate)
+	}
+	if len(res.SegmentsPerUpdate) > 0 {
+		var parts []string
+		var sum float64
+		for _, name := range slices.Sorted(maps.Keys(res.SegmentsPerUpdate)) {
+			sec := res.SegmentsPerUpdate[name]
+			parts = append(parts, fmt.Sprintf("%s %.3f ms", name, 1e3*sec))
+			sum += sec
+		}
+		fmt.Printf("device time per update on rank 0: %s; %.3f ms in all, %.0f%% of the update (A teacher forward, B steps 2-4, C teacher step)\n",
+			strings.Join(parts, ", "), 1e3*sum, 100*sum/res.SecondsPerUpdate)
 	}
 	if *roof {
 		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)

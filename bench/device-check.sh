@@ -32,14 +32,14 @@ step "2. PyTorch, the same MCT update on this GPU"
 # bench/mct's TestDeviceCheckTorchCommand runs this very line on the CPU.
 timeout ${T_TORCH:-40} python3 bench/mct/mct_step.py bench --device cuda --dims 1024,1024 --classes 1000 --hidden 1024,1024,1024 --batch 1024 --labeled-batch 1024 --precision fp32,bf16 --updates 30 --warmup 3 --repeats 1 --out "$out/torch.json" 2>&1 | tail -4
 
-step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN); bf16 also without CUDA graphs, with the batch gathered on the host (MCT_RESIDENT=0), and with the logits exchanged through the host (MCT_DEVICE_EXCHANGE=0)"
-for run in bf16 fp32 bf16-nographs bf16-hostgather bf16-hostlogits; do
+step "3. mct bench --device cuda (2 views of 1024, 1000 classes, B=1024, reference FCNN); bf16 also without CUDA graphs, with the batch gathered on the host (MCT_RESIDENT=0), with the logits exchanged through the host (MCT_DEVICE_EXCHANGE=0), and with each segment timed on the device"
+for run in bf16 fp32 bf16-nographs bf16-hostgather bf16-hostlogits bf16-segments; do
   p=${run%%-*}
   MCT_CUDA_GRAPHS=$([ $run = bf16-nographs ] && echo 0 || echo 1) MCT_RESIDENT=$([ $run = bf16-hostgather ] && echo 0 || echo 1) \
     MCT_DEVICE_EXCHANGE=$([ $run = bf16-hostlogits ] && echo 0 || echo 1) \
     timeout ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda \
     --precision $p --dims 1024,1024 --classes 1000 --batch 1024 --updates 30 --warmup 3 --json \
-    $([ $run = bf16 ] && echo --roofline) > "$out/mct-$run.json" 2> "$out/mct-$run.err"
+    $([ $run = bf16 ] && echo --roofline) $([ $run = bf16-segments ] && echo --segment-times) > "$out/mct-$run.json" 2> "$out/mct-$run.err"
   echo "$run exit $?"; tail -2 "$out/mct-$run.err"
 done
 
@@ -61,12 +61,14 @@ def load(f):
     try: return json.load(open(os.path.join(d, f)))
     except Exception as e: return None
 t = load("torch.json") or {}
-print(f"{'':59s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'launches/update':>16s} {'upload MB/update':>17s}")
+print(f"{'':59s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'launches/update':>16s} {'upload MB/update':>17s} {'host wait':>10s}")
 # launches/update counts rank 0's stream operations; a replayed graph counts as one.
 # upload MB/update is what rank 0 copies host to device per update; with the features
 # resident the batch is its row indices, and with the logits exchanged on the device
 # nothing else but the feedback weights (via host: plus the other view's logits).
-for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits"):
+# host wait is the share of the update rank 0 spent blocked on the GPU: high when the
+# GPU's work bounds the update, low when launches or host work do.
+for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits", "bf16-segments"):
     p = run.split("-")[0]
     m = load(f"mct-{run}.json")
     tv = next((r["updates_per_s"] for r in t.get("results", []) if r.get("precision") == p), None)
@@ -74,9 +76,15 @@ for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits
         ratio = f"{m['updates_per_second']/tv:8.1f}x" if tv else "      n/a"
         roof = f"{100*m.get('roofline_fraction',0):12.1f}%" if m.get('roofline_fraction') else f"{'':13s}"
         launches = f"{m['launches_per_update']:16.0f}" if m.get('launches_per_update') else f"{'':16s}"
-        upload = f"{m['upload_bytes_per_update']/1e6:17.3f}" if 'upload_bytes_per_update' in m else ""
+        upload = f"{m['upload_bytes_per_update']/1e6:17.3f}" if 'upload_bytes_per_update' in m else f"{'':17s}"
+        wait = f"{100*m.get('host_wait_seconds_per_update',0)/m['seconds_per_update']:9.0f}%"
         label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}, {'resident' if m.get('features_resident') else 'host gather'}, logits {m.get('logits_exchange', '?')}"
-        print(f"mct cuda {label:50s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches} {upload}")
+        if run == "bf16-segments": label += ", timed"
+        print(f"mct cuda {label:50s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches} {upload} {wait}")
+        seg = m.get("segment_seconds_per_update")
+        if seg:
+            parts = ", ".join(f"{k} {1e3*v:.3f} ms" for k, v in sorted(seg.items()))
+            print(f"  device time per update, rank 0: {parts}: {100*sum(seg.values())/m['seconds_per_update']:.0f}% busy (A teacher fwd, B steps 2-4, C teacher step)")
     if tv and run in ("fp32", "bf16"): print(f"torch {p:53s} {tv:10.1f}")
 s = load("fmnist/summary.json")
 if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))

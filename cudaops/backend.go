@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -83,8 +84,9 @@ type Backend struct {
 	part  cu.DevicePtr
 	stage staging
 	// launches counts stream operations (Launches), uploaded the bytes of Upload
-	// (UploadedBytes).
+	// (UploadedBytes), waited the host's waits for the device (HostWaitSeconds).
 	launches, uploaded int64
+	waited             time.Duration
 	// cache holds freed allocations by element count for reuse. All work
 	// runs on one stream, so memory freed by the host can be handed out
 	// again at once: whatever still uses it was queued before whatever will.
@@ -102,6 +104,8 @@ type Backend struct {
 	rec        *recording
 	graphs     map[string]*graph
 	graphStats GraphStats
+	// segs times the recorded segments on the device (timing.go).
+	segs segmentTimer
 }
 
 // Info describes what New found.
@@ -129,11 +133,15 @@ var (
 )
 
 // train finds these optional methods by their signatures (resident features, `mct
-// bench`'s upload bytes); a change here would quietly turn those off.
+// bench`'s upload bytes, waits and segment times); a change here would quietly turn
+// those off.
 var _ interface {
 	MemInfo() (free, total int64, err error)
 	UploadedBytes() int64
 	Launches() int64
+	HostWaitSeconds() float64
+	TimeSegments()
+	SegmentSeconds() map[string]float64
 } = (*Backend)(nil)
 
 // New opens the GPU, builds the kernels and opens cuBLAS. Errors say what is
@@ -321,6 +329,7 @@ func (b *Backend) release() error {
 			cu.DestroyEvent(&b.marks[k])
 		}
 	}
+	b.dropSegmentTimes()
 	if b.stream != (cu.Stream{}) {
 		b.stream.Destroy()
 	}
@@ -415,7 +424,7 @@ func (b *Backend) Upload(dst nn.Buf, src []float32) {
 	defer runtime.UnlockOSThread()
 	// Through page-locked staging (pinned.go): from pageable memory the driver
 	// would first wait for the stream to drain. src may change on return.
-	b.stage.upload(d.ptr, unsafe.Pointer(&src[0]), 4*len(src), b.stream)
+	b.waited += b.stage.upload(d.ptr, unsafe.Pointer(&src[0]), 4*len(src), b.stream)
 	b.uploaded += 4 * int64(len(src))
 }
 
@@ -444,7 +453,7 @@ func (b *Backend) Download(dst []float32, src nn.Buf) {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	check("download", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), s.ptr, int64(4*len(dst)), b.stream))
-	check("download: synchronize", b.stream.Synchronize())
+	b.synchronize("download: synchronize")
 }
 
 func (b *Backend) Copy(dst, src nn.Buf, n int) {
@@ -511,5 +520,5 @@ func (b *Backend) Sync() {
 	b.notRecording("Sync")
 	b.enter()
 	defer runtime.UnlockOSThread()
-	check("synchronize", b.stream.Synchronize())
+	b.synchronize("synchronize")
 }

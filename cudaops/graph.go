@@ -78,13 +78,22 @@ func (b *Backend) Record(key string, f func()) error {
 }
 
 // replay launches the graph of key if it was recorded from ops, else captures ops
-// anew. On an error the ops have been issued directly.
+// anew, timed on the device when TimeSegments is on. On an error the ops have been
+// issued directly.
 func (b *Backend) replay(key string, ops []op) error {
 	if len(ops) == 0 {
 		return nil
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
+	timed := b.segmentStart(key)
+	err := b.launchSegment(key, ops)
+	b.segmentEnd(timed)
+	return err
+}
+
+// launchSegment is replay's launch, capture or direct issue; the context is current.
+func (b *Backend) launchSegment(key string, ops []op) error {
 	g := b.graphs[key]
 	if g != nil && slices.Equal(g.ops, ops) {
 		check(fmt.Sprintf("launch graph %q", key), cuErr("cuGraphLaunch", C.cuGraphLaunch(g.exec, b.cstream())))

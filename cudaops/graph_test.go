@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"mct/nn"
 	"mct/train"
@@ -208,4 +209,51 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSegmentTimes: with TimeSegments, a replayed segment's device time lies between
+// the time its GEMMs need at 1 PFLOP/s (beyond any GPU's fp32 rate: so the events do
+// bracket the work) and the host's wall time around it; the host's wait for it is
+// counted; and the timing events do not count as launches.
+func TestSegmentTimes(t *testing.T) {
+	b, err := New(Options{Device: 0, Precision: FP32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n, gemms, calls = 2048, 10, 3
+	x, y := b.Alloc(n*n), b.Alloc(n*n)
+	defer b.Free(x)
+	defer b.Free(y)
+	b.Fill(x, n*n, 1e-3)
+	seg := func() {
+		for range gemms {
+			b.Gemm(false, false, n, n, n, 1, x, x, 0, y)
+		}
+	}
+	b.Sync()
+	b.TimeSegments()
+	launches, waited := b.Launches(), b.HostWaitSeconds()
+	var wall time.Duration
+	for range calls {
+		start := time.Now()
+		if err := b.Record("gemms", seg); err != nil {
+			t.Fatal(err)
+		}
+		b.Sync()
+		wall += time.Since(start)
+	}
+	w := b.HostWaitSeconds() - waited
+	got := b.SegmentSeconds()
+	dev, floor := got["gemms"], calls*gemms*2*math.Pow(n, 3)/1e15
+	if len(got) != 1 || dev < floor || dev > wall.Seconds() {
+		t.Errorf("segment times %v: want gemms between %g s (1 PFLOP/s) and the wall time %g s", got, floor, wall.Seconds())
+	}
+	if w < dev/2 || w > wall.Seconds() {
+		t.Errorf("the host waited %g s for %g s of device work in %g s", w, dev, wall.Seconds())
+	}
+	if l := b.Launches() - launches; l != calls {
+		t.Errorf("%d launches for %d graph launches: the timing events were counted", l, calls)
+	}
+	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*dev, 1e3*wall.Seconds())
 }

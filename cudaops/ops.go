@@ -135,7 +135,7 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	b.launch(b.k.sumPartials, dim{1, 1}, dim{threads, 1}, total, b.part, int32(npart))
 	var out float64
 	check("Dot: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&out), total, 8, b.stream))
-	check("Dot: synchronize", b.stream.Synchronize())
+	b.synchronize("Dot: synchronize")
 	return out
 }
 
@@ -342,6 +342,6 @@ func (b *Backend) philox(n int, k [2]uint32) []uint32 {
 	b.launch(b.k.philoxTest, g, t, dev(out).ptr, k[0], k[1], int32(n))
 	u := make([]uint32, n)
 	check("philox: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&u[0]), dev(out).ptr, int64(4*n), b.stream))
-	check("philox: synchronize", b.stream.Synchronize())
+	b.synchronize("philox: synchronize")
 	return u
 }

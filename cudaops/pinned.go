@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"fmt"
+	"time"
 	"unsafe"
 
 	"gorgonia.org/cu"
@@ -47,19 +48,23 @@ type stageSlot struct {
 const stageMax = 16 << 20
 
 // upload copies src to dst (device) through the staging buffers, on stream, in
-// pieces of at most stageMax bytes. The caller has called enter.
-func (st *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) {
+// pieces of at most stageMax bytes, and returns how long it waited for the device.
+// The caller has called enter.
+func (st *staging) upload(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) (waited time.Duration) {
 	for off := 0; off < bytes; off += stageMax {
-		st.uploadPiece(dst+cu.DevicePtr(off), unsafe.Add(src, off), min(stageMax, bytes-off), stream)
+		waited += st.uploadPiece(dst+cu.DevicePtr(off), unsafe.Add(src, off), min(stageMax, bytes-off), stream)
 	}
+	return waited
 }
 
 // uploadPiece copies bytes ≤ stageMax from src to dst through the next staging buffer.
-func (st *staging) uploadPiece(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) {
+func (st *staging) uploadPiece(dst cu.DevicePtr, src unsafe.Pointer, bytes int, stream cu.Stream) (waited time.Duration) {
 	s := &st.slot[st.next]
 	st.next ^= 1
 	if s.used {
+		t := time.Now()
 		check("staging: wait for the copy before the last", s.done.Synchronize())
+		waited = time.Since(t)
 	}
 	if bytes > s.n {
 		if s.p != nil {
@@ -78,6 +83,7 @@ func (st *staging) uploadPiece(dst cu.DevicePtr, src unsafe.Pointer, bytes int, 
 	check("staging: upload", cu.MemcpyHtoDAsync(dst, s.p, int64(bytes), stream))
 	check("staging: record", s.done.Record(stream))
 	s.used = true
+	return waited
 }
 
 func (st *staging) free() {

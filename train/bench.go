@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,10 +49,33 @@ type BenchResult struct {
 	// (one process, backends that read each other's buffers: host memory or one GPU),
 	// "mpi-device" (a CUDA-aware MPI on device buffers) or "host" (downloaded, gathered,
 	// uploaded; MCT_DEVICE_EXCHANGE=0 forces it).
-	LogitsExchange   string  `json:"logits_exchange"`
-	RooflineFraction float64 `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
+	LogitsExchange string `json:"logits_exchange"`
+	// HostWaitPerUpdate is rank 0's time per update blocked on its device (downloads,
+	// syncs), for a backend that counts it (cudaops): near SecondsPerUpdate when the
+	// device's work bounds the update, near 0 when launches or host work do.
+	HostWaitPerUpdate float64 `json:"host_wait_seconds_per_update,omitempty"`
+	// SegmentsPerUpdate is rank 0's device time per update in each segment it replayed
+	// (A: teacher forward, B: steps 2–4, C: teacher step; train/step.go), with
+	// BenchOptions.SegmentTimes on a backend that times them (cudaops). Their sum
+	// against SecondsPerUpdate is how busy the device was.
+	SegmentsPerUpdate map[string]float64 `json:"segment_seconds_per_update,omitempty"`
+	RooflineFraction  float64            `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 	// Note says why --device auto ran on the CPU when there were GPUs to use.
 	Note string `json:"note,omitempty"`
+}
+
+// segmentsPerUpdate turns a backend's segment times by Record key ("mct/A/u…/l…",
+// train/step.go) into seconds per update by segment name ("A").
+func segmentsPerUpdate(byKey map[string]float64, n int) map[string]float64 {
+	out := map[string]float64{}
+	for key, sec := range byKey {
+		name := key
+		if parts := strings.Split(key, "/"); len(parts) > 2 && parts[0] == "mct" {
+			name = parts[1]
+		}
+		out[name] += sec / float64(n)
+	}
+	return out
 }
 
 // RandomViews is a dataset of rows train examples with one view per entry of dims
@@ -73,10 +97,25 @@ func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
 	return ds
 }
 
-// Bench times n MCT updates (after warmup more) of every view of ds with cfg's probe,
-// batches and device. Launched by mpirun it measures the MPI transport (views × replicas
-// = world size; ds must hold every view in every process); otherwise the local one.
-func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
+// BenchOptions says what Bench times: Updates timed updates after Warmup untimed ones.
+// SegmentTimes also times each recorded segment on the device, on a backend that can
+// (cudaops: two events around each graph launch, not counted as launches).
+type BenchOptions struct {
+	Warmup, Updates int
+	SegmentTimes    bool
+}
+
+// segmentTimer is a backend that times its recorded segments on the device (cudaops).
+type segmentTimer interface {
+	TimeSegments()
+	SegmentSeconds() map[string]float64 // by Record key, since TimeSegments
+}
+
+// Bench times the MCT updates o asks for, of every view of ds with cfg's probe, batches
+// and device. Launched by mpirun it measures the MPI transport (views × replicas = world
+// size; ds must hold every view in every process); otherwise the local one.
+func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
+	warmup, n := o.Warmup, o.Updates
 	cfg, err := updatesSetup("bench", cfg, ds)
 	if err != nil {
 		return nil, err
@@ -115,12 +154,22 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		meter.reset()
 		counter, counts := be.(interface{ Launches() int64 })
 		up, upCounts := be.(interface{ UploadedBytes() int64 })
+		waiter, waits := be.(interface{ HostWaitSeconds() float64 })
+		timer, timed := be.(segmentTimer)
+		timed = timed && o.SegmentTimes && on
 		var launches0, up0 int64
+		var waited0 float64
 		if counts {
 			launches0 = counter.Launches()
 		}
 		if upCounts {
 			up0 = up.UploadedBytes()
+		}
+		if waits {
+			waited0 = waiter.HostWaitSeconds()
+		}
+		if timed {
+			timer.TimeSegments()
 		}
 		start := time.Now()
 		for s := warmup; s < warmup+n; s++ {
@@ -140,6 +189,12 @@ func Bench(cfg Config, ds *data.Dataset, warmup, n int) (*BenchResult, error) {
 		}
 		if upCounts {
 			res.UploadBytesPerUpdate = float64(up.UploadedBytes()-up0) / float64(n)
+		}
+		if waits {
+			res.HostWaitPerUpdate = (waiter.HostWaitSeconds() - waited0) / float64(n)
+		}
+		if timed {
+			res.SegmentsPerUpdate = segmentsPerUpdate(timer.SegmentSeconds(), n)
 		}
 		res.FeaturesResident = r.res != nil
 		res.CUDAGraphs = r.rec != nil

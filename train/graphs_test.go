@@ -3,10 +3,12 @@ package train
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"mct/nn"
 	"mct/ranks"
@@ -193,5 +195,103 @@ func TestRecordedSegmentsExactH(t *testing.T) {
 		if !slices.Equal(rec.keys, slices.Concat(wantKeys, wantKeys)) {
 			t.Errorf("view %d recorded %v, want %v per update", v, rec.keys, wantKeys)
 		}
+	}
+}
+
+// timedRecorder is a fakeRecorder that times like cudaops: its waits for the "device"
+// (Download, Sync: immediate on the CPU) and, after TimeSegments, each segment's run by
+// key (on the CPU a segment's device time is its wall time).
+type timedRecorder struct {
+	fakeRecorder
+	on           bool
+	seconds      map[string]float64
+	waited       float64
+	waitedAtTime float64 // waited when TimeSegments was called
+}
+
+func (f *timedRecorder) Record(key string, fn func()) error {
+	t := time.Now()
+	err := f.fakeRecorder.Record(key, fn)
+	if f.on {
+		f.seconds[key] += time.Since(t).Seconds()
+	}
+	return err
+}
+
+func (f *timedRecorder) Download(dst []float32, src nn.Buf) {
+	t := time.Now()
+	f.fakeRecorder.Download(dst, src)
+	f.waited += time.Since(t).Seconds()
+}
+
+func (f *timedRecorder) Sync() {
+	t := time.Now()
+	f.fakeRecorder.Sync()
+	f.waited += time.Since(t).Seconds()
+}
+
+func (f *timedRecorder) HostWaitSeconds() float64 { return f.waited }
+func (f *timedRecorder) TimeSegments() {
+	f.on, f.seconds, f.waitedAtTime = true, map[string]float64{}, f.waited
+}
+func (f *timedRecorder) SegmentSeconds() map[string]float64 { return maps.Clone(f.seconds) }
+
+// TestBenchSegmentTimes: with SegmentTimes, Bench reports rank 0's recorded segments'
+// times per timed update under their names (A, B, C) and its host waits per timed
+// update; without it, it turns no timing on.
+func TestBenchSegmentTimes(t *testing.T) {
+	var mu sync.Mutex
+	var opened []*timedRecorder
+	RegisterDevice("timed", func(int, int, string) (nn.Backend, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		f := &timedRecorder{fakeRecorder: fakeRecorder{CPU: nn.NewCPU()}}
+		opened = append(opened, f)
+		return f, nil
+	})
+	cfg := Defaults()
+	cfg.Device, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = "timed", []int{8, 8, 8}, 16, 8
+	ds := RandomViews([]int{5, 6}, 4, 64, 3)
+	const updates = 3
+	res, err := Bench(cfg, ds, BenchOptions{Warmup: 1, Updates: updates, SegmentTimes: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var timed []*timedRecorder
+	for _, f := range opened {
+		if f.on {
+			timed = append(timed, f)
+		}
+	}
+	if len(timed) != 1 || !res.CUDAGraphs {
+		t.Fatalf("%d of %d backends timed their segments (want rank 0's alone); segments recorded: %v", len(timed), len(opened), res.CUDAGraphs)
+	}
+	f := timed[0]
+	var sum float64
+	for _, name := range []string{"A", "B", "C"} {
+		want := f.seconds["mct/"+name+"/u16-16/l8-8"] / updates
+		if got := res.SegmentsPerUpdate[name]; got != want || got <= 0 {
+			t.Errorf("segment %s: %g s per update reported, the backend timed %g", name, got, want)
+		}
+		sum += res.SegmentsPerUpdate[name]
+	}
+	if len(res.SegmentsPerUpdate) != 3 || sum > res.SecondsPerUpdate {
+		t.Errorf("segments %v (sum %g s) of an update of %g s", res.SegmentsPerUpdate, sum, res.SecondsPerUpdate)
+	}
+	if want := (f.waited - f.waitedAtTime) / updates; res.HostWaitPerUpdate != want || want <= 0 {
+		t.Errorf("host wait %g s per update reported, the backend counted %g", res.HostWaitPerUpdate, want)
+	}
+
+	opened = nil
+	if res, err = Bench(cfg, ds, BenchOptions{Warmup: 1, Updates: updates}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range opened {
+		if f.on {
+			t.Errorf("segments timed without SegmentTimes")
+		}
+	}
+	if res.SegmentsPerUpdate != nil || res.HostWaitPerUpdate <= 0 {
+		t.Errorf("without SegmentTimes: segments %v, host wait %g s per update", res.SegmentsPerUpdate, res.HostWaitPerUpdate)
 	}
 }

@@ -349,7 +349,7 @@ func TestBenchLaunchesPerUpdate(t *testing.T) {
 	})
 	cfg := Defaults()
 	cfg.Device, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = "counting", []int{8, 8, 8}, 16, 8
-	res, err := Bench(cfg, RandomViews([]int{5, 6}, 4, 64, 3), 1, 2)
+	res, err := Bench(cfg, RandomViews([]int{5, 6}, 4, 64, 3), BenchOptions{Warmup: 1, Updates: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

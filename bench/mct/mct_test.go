@@ -45,7 +45,7 @@ func BenchmarkMCT(b *testing.B) {
 	cfg.MCTLR, cfg.Hard, cfg.ExactH = cfg.LR/8, *hard, *exactH
 
 	b.StopTimer()
-	goRes, err := train.Bench(cfg, ds, 1, b.N)
+	goRes, err := train.Bench(cfg, ds, train.BenchOptions{Warmup: 1, Updates: b.N})
 	if err != nil {
 		b.Fatal(err)
 	}
