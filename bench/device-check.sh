@@ -22,7 +22,7 @@ s=$SECONDS
 step() { echo "== $1 ($((SECONDS - s)) s)"; }
 
 step "1. cudaops tests: every op and the probe vs the CPU backend (fp32 1e-5, bf16 1e-2); CUDA graphs = direct, bit for bit"
-timeout ${T_OPS:-60} "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
+timeout ${T_OPS:-90} "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 2>&1
 # The cudaops: line names the GPU, NVRTC and cuBLAS, or says every test was skipped (no device).
 echo "exit $?"; grep '^cudaops:' "$out/ops.log"; grep -E '^(--- FAIL|FAIL|ok|PASS)' "$out/ops.log" | tail -5; grep -c -- '--- PASS' "$out/ops.log"
 grep -E -- '--- (FAIL|SKIP)' "$out/ops.log" | head -20
