@@ -42,7 +42,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 	fs.StringVar(&cfg.Arch, "arch", cfg.Arch, "probe: fcnn, mlp or linear")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "unlabeled examples per update (global)")
 	fs.IntVar(&cfg.LabeledBatch, "labeled-batch", cfg.LabeledBatch, "labeled examples per update (0: batch)")
-	fs.StringVar(&cfg.Device, "device", cfg.Device, "cpu, cuda or auto")
+	fs.StringVar(&cfg.Device, "device", cfg.Device, "auto (the GPU in a make cuda build when one opens, else the CPU), cpu or cuda")
 	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "GEMM precision on a GPU: bf16, tf32 or fp32")
 	if err := parseFlags(fs, args); err != nil {
 		return err

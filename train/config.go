@@ -62,7 +62,7 @@ func Defaults() Config {
 		Batch: 1024, LR: 1e-3, Clip: 1,
 		WarmupEpochs: 100, Patience: 10, Epochs: 3, PseudoT: 0.5,
 		CotrainRounds: 5, CotrainK: 100,
-		Keep: 2, Device: "cpu", Precision: "bf16",
+		Keep: 2, Device: "auto", Precision: "bf16",
 	}
 }
 
