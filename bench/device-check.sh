@@ -52,6 +52,10 @@ timeout 20 mpirun --oversubscribe -np 1 "$bin/mct-cuda" probe 2>&1 | grep '^mpi:
 timeout ${T_NP2:-45} mpirun --oversubscribe -np 2 "$bin/mct-cuda" train --device cuda --epochs 1 --warmup-epochs 5 \
   --out "$out/np2" > "$out/np2.log" 2>&1
 echo "exit $?"; tail -7 "$out/np2.log"
+# The same update as step 3 under mpirun, one rank per view on the one GPU: what the MPI path costs.
+timeout ${T_BENCH:-30} mpirun --oversubscribe -np 2 "$bin/mct-cuda" bench --device cuda --precision bf16 --dims 1024,1024 \
+  --classes 1000 --batch 1024 --updates 30 --warmup 3 --json > "$out/mct-bf16-np2.json" 2> "$out/mct-bf16-np2.err"
+echo "bench np2 exit $?"; tail -2 "$out/mct-bf16-np2.err"
 
 step "table"
 python3 - "$out" <<'PY'
@@ -68,7 +72,7 @@ print(f"{'':59s} {'updates/s':>10s} {'vs torch':>9s} {'of bf16 GEMM':>13s} {'lau
 # nothing else but the feedback weights (via host: plus the other view's logits).
 # host wait is the share of the update rank 0 spent blocked on the GPU: high when the
 # GPU's work bounds the update, low when launches or host work do.
-for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits", "bf16-segments"):
+for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits", "bf16-segments", "bf16-np2"):
     p = run.split("-")[0]
     m = load(f"mct-{run}.json")
     tv = next((r["updates_per_s"] for r in t.get("results", []) if r.get("precision") == p), None)
@@ -80,6 +84,7 @@ for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits
         wait = f"{100*m.get('host_wait_seconds_per_update',0)/m['seconds_per_update']:9.0f}%"
         label = f"{p}, graphs {'on' if m.get('cuda_graphs') else 'off'}, {'resident' if m.get('features_resident') else 'host gather'}, logits {m.get('logits_exchange', '?')}"
         if run == "bf16-segments": label += ", timed"
+        if run == "bf16-np2": label += f", mpirun -np 2"
         print(f"mct cuda {label:50s} {m['updates_per_second']:10.1f} {ratio} {roof} {launches} {upload} {wait}")
         seg = m.get("segment_seconds_per_update")
         if seg:
