@@ -257,3 +257,46 @@ func TestSegmentTimes(t *testing.T) {
 	}
 	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*dev, 1e3*wall.Seconds())
 }
+
+// TestDeviceOperandsReplay: a segment whose per-update values reach the kernels through
+// device operands (Adam's sched, the dropout and sampling steps' stepAt, SoftmaxCE's
+// scaleAt) is replayed when only the host-side values its caller still computes change,
+// as they do every MCT update (nn.Adam.StepAt's step size, the dropout key's forward
+// count): the kernels read the operand, so the ops are the same.
+func TestDeviceOperandsReplay(t *testing.T) {
+	const rows, cols = 8, 16
+	bufs := map[string]nn.Buf{}
+	for name, n := range map[string]int{"w": rows * cols, "g": rows * cols, "m": rows * cols, "v": rows * cols,
+		"mask": rows * cols, "x": rows * cols, "dx": rows * cols, "labels": rows, "idx": rows, "dst": rows, "at": 2} {
+		bufs[name] = gpu.Alloc(n)
+	}
+	defer func() {
+		for _, b := range bufs {
+			gpu.Free(b)
+		}
+	}()
+	at := bufs["at"]
+	gpu.Upload(at, []float32{1e-3, 1})
+	seg := func(i int) func() {
+		return func() {
+			h := nn.AdamHyper{StepSize: float32(i), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: float32(i) / 10,
+				OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
+			gpu.Adam(bufs["w"], bufs["g"], bufs["m"], bufs["v"], rows*cols, h, at)
+			key := nn.RNGKey{Seed: 7, Step: uint32(i)}
+			gpu.DropoutMask(bufs["mask"], rows, cols, 0.5, key, 0, at)
+			gpu.SampleGumbel(bufs["dst"], bufs["x"], rows, cols, 1, key, bufs["idx"], at)
+			gpu.SoftmaxCE(nil, bufs["dx"], bufs["x"], bufs["labels"], rows, cols, 1, float32(i), 0, at)
+		}
+	}
+	st0 := gpu.GraphStats()
+	for i := 1; i <= 3; i++ {
+		if err := gpu.Record("device operands", seg(i)); err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+	}
+	gpu.Sync()
+	if st := gpu.GraphStats(); st.Captures-st0.Captures != 1 || st.Replays-st0.Replays != 2 {
+		t.Errorf("3 calls differing only in values the kernels read from device memory: %d captures, %d replays; want 1, 2",
+			st.Captures-st0.Captures, st.Replays-st0.Replays)
+	}
+}

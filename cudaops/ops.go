@@ -275,7 +275,7 @@ func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNG
 		return
 	}
 	g, t := b.flat(rows * cols)
-	b.kernel(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, key.Step, key.Stream, rowBase, ps)
+	b.kernel(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, unlessAt(key.Step, ps), key.Stream, rowBase, ps)
 }
 
 func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
@@ -286,7 +286,7 @@ func (b *Backend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, sc
 		return
 	}
 	g, t := rowShape(rows)
-	b.kernel(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, scale, beta, psc)
+	b.kernel(b.k.softmaxCE, g, t, plo, pdx, px.ptr, pl.ptr, int32(cols), invT, unlessAt(scale, psc), beta, psc)
 }
 
 func (b *Backend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
@@ -315,7 +315,7 @@ func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key 
 		return
 	}
 	g, t := rowShape(rows)
-	b.kernel(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, key.Step, key.Stream, ps)
+	b.kernel(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, unlessAt(key.Step, ps), key.Stream, ps)
 }
 
 func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
@@ -325,8 +325,20 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 		return
 	}
 	gr, t := b.flat(n)
-	b.kernel(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), h.StepSize, h.Beta1, h.Beta2, h.Eps, h.WeightDecay, h.BC2Sqrt,
-		h.OneMinusBeta1, h.OneMinusBeta2, ps)
+	b.kernel(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), unlessAt(h.StepSize, ps), h.Beta1, h.Beta2, h.Eps, h.WeightDecay,
+		unlessAt(h.BC2Sqrt, ps), h.OneMinusBeta1, h.OneMinusBeta2, ps)
+}
+
+// unlessAt is the kernel argument v, or 0 when the kernel reads that value from the
+// device operand at instead (at != 0: stepAt, scaleAt, sched). Callers still compute v
+// for each call (nn.Adam's step size, the dropout step), and passed through it would
+// make every update's op differ from the last, so that Record captured the segment
+// anew each time and, after maxRecaptures, refused it; the kernel never reads it.
+func unlessAt[T uint32 | float32](v T, at cu.DevicePtr) T {
+	if at != 0 {
+		return 0
+	}
+	return v
 }
 
 // philox runs the device Philox4x32-10 on counters (i, i+1, i+2, i+3), i < n,
