@@ -452,8 +452,7 @@ func (b *Backend) Download(dst []float32, src nn.Buf) {
 	b.notRecording("Download")
 	b.enter()
 	defer runtime.UnlockOSThread()
-	check("download", cu.MemcpyDtoHAsync(unsafe.Pointer(&dst[0]), s.ptr, int64(4*len(dst)), b.stream))
-	b.synchronize("download: synchronize")
+	b.download(unsafe.Pointer(&dst[0]), s.ptr, 4*len(dst), "download")
 }
 
 func (b *Backend) Copy(dst, src nn.Buf, n int) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"gorgonia.org/cu"
 
@@ -255,5 +256,26 @@ func TestLargeUpload(t *testing.T) {
 		if s.n > stageMax {
 			t.Errorf("staging buffer %d holds %d bytes, more than stageMax %d", k, s.n, stageMax)
 		}
+	}
+}
+
+// TestDownloadWaitCounted: a Download queued behind long GPU work counts the host's wait
+// for that work (HostWaitSeconds), which to pageable memory happens inside the copy call.
+func TestDownloadWaitCounted(t *testing.T) {
+	const n = 4096
+	gpu.SetPrecision(FP32)
+	a, c := gpu.Alloc(n*n), gpu.Alloc(n*n)
+	defer gpu.Free(a)
+	defer gpu.Free(c)
+	gpu.Fill(a, n*n, 1e-3)
+	gpu.Sync()
+	w0, start := gpu.HostWaitSeconds(), time.Now()
+	for i := 0; i < 20; i++ { // 20 × 137 GFLOP in fp32: tens of milliseconds on any GPU
+		gpu.Gemm(false, false, n, n, n, 1, a, a, 0, c)
+	}
+	gpu.Download(make([]float32, 1), c)
+	wall, waited := time.Since(start).Seconds(), gpu.HostWaitSeconds()-w0
+	if waited < wall/2 || waited > wall {
+		t.Errorf("a Download behind %.1f ms of GEMMs counted %.1f ms of host wait; want most of it", 1e3*wall, 1e3*waited)
 	}
 }

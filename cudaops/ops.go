@@ -134,8 +134,7 @@ func (b *Backend) Dot(x, y nn.Buf, n int) float64 {
 	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, py.ptr, int64(n))
 	b.launch(b.k.sumPartials, dim{1, 1}, dim{threads, 1}, total, b.part, int32(npart))
 	var out float64
-	check("Dot: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&out), total, 8, b.stream))
-	b.synchronize("Dot: synchronize")
+	b.download(unsafe.Pointer(&out), total, 8, "Dot: download")
 	return out
 }
 
@@ -353,7 +352,6 @@ func (b *Backend) philox(n int, k [2]uint32) []uint32 {
 	g, t := b.flat(n)
 	b.launch(b.k.philoxTest, g, t, dev(out).ptr, k[0], k[1], int32(n))
 	u := make([]uint32, n)
-	check("philox: download", cu.MemcpyDtoHAsync(unsafe.Pointer(&u[0]), dev(out).ptr, int64(4*n), b.stream))
-	b.synchronize("philox: synchronize")
+	b.download(unsafe.Pointer(&u[0]), dev(out).ptr, 4*n, "philox: download")
 	return u
 }

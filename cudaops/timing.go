@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"gorgonia.org/cu"
 )
@@ -60,6 +61,18 @@ func (b *Backend) HostWaitSeconds() float64 { return b.waited.Seconds() }
 func (b *Backend) synchronize(what string) {
 	t := time.Now()
 	check(what, b.stream.Synchronize())
+	b.waited += time.Since(t)
+}
+
+// download copies bytes from the device at src to the host at dst once the work queued
+// before it has run, counting the wait; the caller has called enter. To pageable memory
+// (Go's) cuMemcpyDtoHAsync itself returns only when the copy has completed, so the wait
+// lies inside that call, not in the synchronize after it (CUDA driver API, "API
+// synchronization behavior"): timing only the synchronize would count none of it.
+func (b *Backend) download(dst unsafe.Pointer, src cu.DevicePtr, bytes int, what string) {
+	t := time.Now()
+	check(what, cu.MemcpyDtoHAsync(dst, src, int64(bytes), b.stream))
+	check(what+": synchronize", b.stream.Synchronize())
 	b.waited += time.Since(t)
 }
 
