@@ -218,6 +218,9 @@ func New(o Options) (_ *Backend, err error) {
 	if b.part, err = cu.MemAlloc(8 * (npart + 1)); err != nil {
 		return nil, fmt.Errorf("cudaops: allocate reduction scratch: %v", err)
 	}
+	if err := b.stage.alloc(); err != nil {
+		return nil, fmt.Errorf("cudaops: %v", err)
+	}
 	return b, nil
 }
 

@@ -30,22 +30,44 @@ import (
 // after the next, so the copy from the buffer an upload reuses has completed:
 // uploads never wait. (The pieces of an upload larger than stageMax
 // do wait for each other: that happens once, when features are made resident.)
+//
+// New allocates both buffers, at stageMax bytes, so that no upload allocates or
+// frees page-locked memory: those calls may synchronise with the whole device, and
+// with views in one process (train's local transport) one view's could fall inside
+// another view's stream capture (graph.go), which a synchronisation of the device
+// from another thread can invalidate. Growing buffers also reallocated them in the
+// first updates whenever uploads of different sizes took turns.
 type staging struct {
 	slot [2]stageSlot
 	next int
 }
 
 type stageSlot struct {
-	p    unsafe.Pointer
-	n    int // bytes
+	p    unsafe.Pointer // stageMax bytes
 	done cu.Event
 	used bool
 }
 
-// stageMax bounds a staging buffer (bytes): a larger upload (a view's training
-// features, made resident once) goes in pieces of this size, so that page-locked
-// memory stays small instead of growing to the dataset.
+// stageMax is the size of a staging buffer (bytes): a larger upload (a view's
+// training features, made resident once) goes in pieces of this size, so that
+// page-locked memory stays small instead of growing to the dataset.
 const stageMax = 16 << 20
+
+// alloc makes the buffers and their events (New); the caller has called enter.
+func (st *staging) alloc() error {
+	for i := range st.slot {
+		s := &st.slot[i]
+		if err := cuErr("cuMemAllocHost", C.cuMemAllocHost(&s.p, C.size_t(stageMax))); err != nil {
+			return fmt.Errorf("staging: %d MiB of page-locked memory: %v", stageMax>>20, err)
+		}
+		ev, err := cu.MakeEvent(cu.DisableTiming)
+		if err != nil {
+			return fmt.Errorf("staging: create event: %v", err)
+		}
+		s.done = ev
+	}
+	return nil
+}
 
 // upload copies src to dst (device) through the staging buffers, on stream, in
 // pieces of at most stageMax bytes, and returns how long it waited for the device.
@@ -65,19 +87,6 @@ func (st *staging) uploadPiece(dst cu.DevicePtr, src unsafe.Pointer, bytes int, 
 		t := time.Now()
 		check("staging: wait for the copy before the last", s.done.Synchronize())
 		waited = time.Since(t)
-	}
-	if bytes > s.n {
-		if s.p != nil {
-			C.cuMemFreeHost(s.p)
-			s.p, s.n = nil, 0
-		}
-		check(fmt.Sprintf("staging: %d bytes of page-locked memory", bytes), cuErr("cuMemAllocHost", C.cuMemAllocHost(&s.p, C.size_t(bytes))))
-		s.n = bytes
-	}
-	if s.done == (cu.Event{}) {
-		ev, err := cu.MakeEvent(cu.DisableTiming)
-		check("staging event", err)
-		s.done = ev
 	}
 	copy(unsafe.Slice((*byte)(s.p), bytes), unsafe.Slice((*byte)(src), bytes))
 	check("staging: upload", cu.MemcpyHtoDAsync(dst, s.p, int64(bytes), stream))
