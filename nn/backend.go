@@ -33,7 +33,9 @@ type Buf interface {
 // instead of as an argument: the optional stepAt, scaleAt and sched operands. A step
 // that uploads them with its inputs then issues the same calls, with the same
 // arguments, every update, which is what lets a backend record the calls once and
-// replay them (cudaops' CUDA graphs). nil means the argument is used.
+// replay them (cudaops' CUDA graphs); so callers pass 0 for an argument an operand
+// replaces (train's TestRecordedSegmentsSameCalls checks the MCT step). nil means the
+// argument is used.
 //
 // Conventions shared by all backends so results agree across them:
 //   - Labels and class indices are float32 holding small non-negative integers.

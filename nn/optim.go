@@ -53,6 +53,9 @@ func (a *Adam) step(g *Grads, sched Buf) {
 		panic("nn: Adam step with another probe's gradients")
 	}
 	stepSize, bc2Sqrt := a.Scalars(1)
+	if sched != nil {
+		stepSize, bc2Sqrt = 0, 0 // read from sched: the call stays the same from step to step
+	}
 	a.t++
 	b1, b2 := asDouble(a.Beta1), asDouble(a.Beta2)
 	h := AdamHyper{

@@ -201,6 +201,9 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		}
 		if bl.dropout && mode == Train {
 			key := RNGKey{Seed: p.seed, Step: uint32(p.forwards), Stream: StreamDropout + uint32(i)}
+			if p.DropoutStepAt != nil {
+				key.Step = 0 // read from DropoutStepAt: the call stays the same from forward to forward
+			}
 			b.DropoutMask(t.mask[i], n, bl.out, c.Dropout, key, p.DropoutRowBase, p.DropoutStepAt)
 			b.Copy(t.h[i], t.o[i], n*bl.out)
 			b.Mul(t.h[i], t.mask[i], n*bl.out)

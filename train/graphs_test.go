@@ -295,3 +295,73 @@ func TestBenchSegmentTimes(t *testing.T) {
 		t.Errorf("without SegmentTimes: segments %v, host wait %g s per update", res.SegmentsPerUpdate, res.HostWaitPerUpdate)
 	}
 }
+
+// callRecorder is a recording backend that compares what cudaops compares: the calls of
+// each Record, with every argument, against those of the key's last recording.
+type callRecorder struct {
+	*countingBackend
+	last    map[string][]string
+	changed []string // key: the first call that differed from the last recording
+}
+
+func (r *callRecorder) Record(key string, f func()) error {
+	var calls []string
+	r.calls = &calls
+	f()
+	r.calls = nil
+	if last, ok := r.last[key]; ok && !slices.Equal(last, calls) {
+		i := 0
+		for i < min(len(last), len(calls)) && last[i] == calls[i] {
+			i++
+		}
+		was, now := "(none)", "(none)"
+		if i < len(last) {
+			was = last[i]
+		}
+		if i < len(calls) {
+			now = calls[i]
+		}
+		r.changed = append(r.changed, fmt.Sprintf("%s, call %d: %s, then %s", key, i, was, now))
+	}
+	r.last[key] = calls
+	return nil
+}
+
+// TestRecordedSegmentsSameCalls: from one update to the next, each recorded segment of
+// the MCT step makes exactly the same backend calls with the same arguments (buffers,
+// shapes, every scalar), so cudaops replays its graph instead of capturing it anew —
+// the values that change per update (RNG steps, Adam's step size, the feedback weights)
+// reach the kernels through device operands. With dropout, hard labels and exact h too.
+func TestRecordedSegmentsSameCalls(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+	}{
+		{"sampled, dropout", func(c *Config) { c.Dropout = 0.1 }},
+		{"hard, exact h", func(c *Config) { c.Hard, c.ExactH = true, true }},
+	} {
+		cfg := Defaults()
+		cfg.Hidden, cfg.Batch, cfg.LabeledBatch, cfg.Seed = []int{8, 8, 8}, 16, 8, 3
+		tc.set(&cfg)
+		var mu sync.Mutex
+		var recs []*callRecorder
+		_, err := Updates(cfg, RandomViews([]int{5, 6}, 4, 64, 3), 4, func(int) (nn.Backend, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			r := &callRecorder{countingBackend: &countingBackend{CPU: nn.NewCPU()}, last: map[string][]string{}}
+			recs = append(recs, r)
+			return r, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for v, r := range recs {
+			if len(r.last) != 3 || len(r.last["mct/B/u16-16/l8-8"]) < 20 {
+				t.Errorf("%s: view %d recorded %d segments, B with %d calls", tc.name, v, len(r.last), len(r.last["mct/B/u16-16/l8-8"]))
+			}
+			for _, c := range r.changed {
+				t.Errorf("%s: view %d: %s", tc.name, v, c)
+			}
+		}
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"go/token"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"mct/nn"
 	"mct/ranks"
@@ -19,7 +21,8 @@ import (
 // that returns a host value) and launches (the stream operations cudaops issues for each
 // call: a kernel, a cuBLAS GEMM, a memset or a device copy). Uploads are counted apart,
 // with their bytes: cudaops stages them through pinned memory, so they queue without
-// waiting, but every byte crosses the host-device link.
+// waiting, but every byte crosses the host-device link. While calls is set, it also
+// logs every call that queues device work with its arguments (log).
 type countingBackend struct {
 	*nn.CPU
 	mu                       sync.Mutex
@@ -27,6 +30,7 @@ type countingBackend struct {
 	upBytes                  int64
 	on                       bool
 	waitNames                []string
+	calls                    *[]string
 }
 
 func (c *countingBackend) count(waits, launches int, name string) {
@@ -40,6 +44,27 @@ func (c *countingBackend) count(waits, launches int, name string) {
 	if waits > 0 {
 		c.waitNames = append(c.waitNames, name)
 	}
+}
+
+// log appends a call to calls, if set: its name and arguments, buffers by address and
+// length (their contents change, their identity must not), everything else by value —
+// what cudaops compares to replay a recorded segment.
+func (c *countingBackend) log(name string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls == nil {
+		return
+	}
+	var b strings.Builder
+	b.WriteString(name)
+	for _, a := range args {
+		if h, ok := a.(nn.HostBuf); ok {
+			fmt.Fprintf(&b, " %p:%d", unsafe.SliceData(h), len(h))
+		} else {
+			fmt.Fprintf(&b, " %+v", a)
+		}
+	}
+	*c.calls = append(*c.calls, b.String())
 }
 
 func (c *countingBackend) Upload(dst nn.Buf, src []float32) {
@@ -71,111 +96,149 @@ func (c *countingBackend) After(o nn.Backend, k int) {
 	c.CPU.After(o, k)
 }
 
-func (c *countingBackend) Copy(dst, src nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Copy(dst, src, n) }
+func (c *countingBackend) Copy(dst, src nn.Buf, n int) {
+	c.count(0, 1, "")
+	c.log("Copy", dst, src, n)
+	c.CPU.Copy(dst, src, n)
+}
 func (c *countingBackend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
 	c.count(0, 1, "")
+	c.log("GatherRows", dst, src, cols, idx, n)
 	c.CPU.GatherRows(dst, src, cols, idx, n)
 }
 func (c *countingBackend) Fill(x nn.Buf, n int, v float32) {
 	c.count(0, 1, "")
+	c.log("Fill", x, n, v)
 	c.CPU.Fill(x, n, v)
 }
 func (c *countingBackend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b nn.Buf, beta float32, cc nn.Buf) {
 	c.count(0, 1, "")
+	c.log("Gemm", tA, tB, m, n, k, alpha, a, b, beta, cc)
 	c.CPU.Gemm(tA, tB, m, n, k, alpha, a, b, beta, cc)
 }
 func (c *countingBackend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
 	c.count(0, 1, "")
+	c.log("CopyCols", dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta)
 	c.CPU.CopyCols(dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta)
 }
 func (c *countingBackend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
 	c.count(0, 1, "")
+	c.log("FoldCols", dst, dstCols, src, srcCols, rows, off)
 	c.CPU.FoldCols(dst, dstCols, src, srcCols, rows, off)
 }
 func (c *countingBackend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
 	c.count(0, 1, "")
+	c.log("UnfoldCols", dst, dstCols, src, srcCols, rows, off, beta)
 	c.CPU.UnfoldCols(dst, dstCols, src, srcCols, rows, off, beta)
 }
 func (c *countingBackend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
 	c.count(0, 1, "")
+	c.log("Axpy", y, alpha, x, n)
 	c.CPU.Axpy(y, alpha, x, n)
 }
 func (c *countingBackend) Scale(x nn.Buf, n int, alpha float32) {
 	c.count(0, 1, "")
+	c.log("Scale", x, n, alpha)
 	c.CPU.Scale(x, n, alpha)
 }
-func (c *countingBackend) Mul(x, y nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Mul(x, y, n) }
+func (c *countingBackend) Mul(x, y nn.Buf, n int) {
+	c.count(0, 1, "")
+	c.log("Mul", x, y, n)
+	c.CPU.Mul(x, y, n)
+}
 func (c *countingBackend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
 	c.count(0, 1, "")
+	c.log("AddBiasLeakyReLU", x, bias, rows, cols, slope)
 	c.CPU.AddBiasLeakyReLU(x, bias, rows, cols, slope)
 }
 func (c *countingBackend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
 	c.count(0, 1, "")
+	c.log("LeakyReLUBackward", dy, y, n, slope)
 	c.CPU.LeakyReLUBackward(dy, y, n, slope)
 }
 func (c *countingBackend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {
 	c.count(0, 1, "")
+	c.log("ColSums", dst, x, rows, cols, beta)
 	c.CPU.ColSums(dst, x, rows, cols, beta)
 }
 func (c *countingBackend) BNStats(stats, x, runMean nn.Buf, rows, cols int) {
 	c.count(0, 1, "")
+	c.log("BNStats", stats, x, runMean, rows, cols)
 	c.CPU.BNStats(stats, x, runMean, rows, cols)
 }
 func (c *countingBackend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols int, momentum float32) {
 	c.count(0, 1, "")
+	c.log("BNMoments", mean, variance, runMean, runVar, stats, cols, momentum)
 	c.CPU.BNMoments(mean, variance, runMean, runVar, stats, cols, momentum)
 }
 func (c *countingBackend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
 	c.count(0, 1, "")
+	c.log("BNNormalize", y, x, mean, variance, gamma, beta, rows, cols, eps)
 	c.CPU.BNNormalize(y, x, mean, variance, gamma, beta, rows, cols, eps)
 }
 func (c *countingBackend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
 	c.count(0, 1, "")
+	c.log("BNBackwardStats", stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps)
 	c.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps)
 }
 func (c *countingBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	c.count(0, 1, "")
+	c.log("BNBackward", dx, dy, x, mean, variance, gamma, stats, rows, cols, eps, slope)
 	c.CPU.BNBackward(dx, dy, x, mean, variance, gamma, stats, rows, cols, eps, slope)
 }
 func (c *countingBackend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32, stepAt nn.Buf) {
 	c.count(0, 1, "")
+	c.log("DropoutMask", mask, rows, cols, p, key, rowBase, stepAt)
 	c.CPU.DropoutMask(mask, rows, cols, p, key, rowBase, stepAt)
 }
 func (c *countingBackend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
 	c.count(0, 1, "")
+	c.log("SoftmaxCE", loss, dx, x, labels, rows, cols, invT, scale, beta, scaleAt)
 	c.CPU.SoftmaxCE(loss, dx, x, labels, rows, cols, invT, scale, beta, scaleAt)
 }
 func (c *countingBackend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
 	c.count(0, 1, "")
+	c.log("Softmax", y, x, rows, cols, invT)
 	c.CPU.Softmax(y, x, rows, cols, invT)
 }
 func (c *countingBackend) Argmax(dst, x nn.Buf, rows, cols int) {
 	c.count(0, 1, "")
+	c.log("Argmax", dst, x, rows, cols)
 	c.CPU.Argmax(dst, x, rows, cols)
 }
 func (c *countingBackend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex, stepAt nn.Buf) {
 	c.count(0, 1, "")
+	c.log("SampleGumbel", dst, x, rows, cols, invT, key, rowIndex, stepAt)
 	c.CPU.SampleGumbel(dst, x, rows, cols, invT, key, rowIndex, stepAt)
 }
 func (c *countingBackend) DotTo(dst, x, y nn.Buf, n int) {
 	c.count(0, 2, "") // partial sums, then the total
+	c.log("DotTo", dst, x, y, n)
 	c.CPU.DotTo(dst, x, y, n)
 }
-func (c *countingBackend) Mean(dst, x nn.Buf, n int) { c.count(0, 1, ""); c.CPU.Mean(dst, x, n) }
+func (c *countingBackend) Mean(dst, x nn.Buf, n int) {
+	c.count(0, 1, "")
+	c.log("Mean", dst, x, n)
+	c.CPU.Mean(dst, x, n)
+}
 func (c *countingBackend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
 	c.count(0, 2, "") // partial sums, then the scaling kernel that totals them itself
+	c.log("ClipNorm", x, n, maxNorm, norm)
 	c.CPU.ClipNorm(x, n, maxNorm, norm)
 }
 func (c *countingBackend) CountEqual(dst, a, b nn.Buf, rows, cols int) {
 	c.count(0, 1, "")
+	c.log("CountEqual", dst, a, b, rows, cols)
 	c.CPU.CountEqual(dst, a, b, rows, cols)
 }
 func (c *countingBackend) MeanOthers(dst, src nn.Buf, views, n int) {
 	c.count(0, 1, "")
+	c.log("MeanOthers", dst, src, views, n)
 	c.CPU.MeanOthers(dst, src, views, n)
 }
 func (c *countingBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	c.count(0, 1, "")
+	c.log("Adam", w, g, m, v, n, h, sched)
 	c.CPU.Adam(w, g, m, v, n, h, sched)
 }
 
