@@ -251,6 +251,28 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
+// TestBadEnvironment: a misspelt value of an environment switch is one error line naming
+// it, not a silent default.
+func TestBadEnvironment(t *testing.T) {
+	for _, c := range []struct {
+		env, value string
+		args       []string
+		want       string
+	}{
+		{"MCT_CUDA_GRAPHS", "no", []string{"train"}, "environment: MCT_CUDA_GRAPHS=no: expected 1 or 0 (or unset for the default)"},
+		{"MCT_RESIDENT", "yes", []string{"bench", "--updates", "1"}, "MCT_RESIDENT=yes: expected 1 or 0"},
+		{"MCT_BLAS_THREADS", "four", []string{"train"}, "MCT_BLAS_THREADS=four: expected a positive number of threads"},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Setenv(c.env, c.value)
+			o, err := mct(t, 0, c.args...)
+			if err == nil || !strings.Contains(o, c.want) || strings.Count(strings.TrimSpace(o), "\n") > 0 {
+				t.Errorf("%s=%s mct %v: err %v, output %q; want one error line mentioning %q", c.env, c.value, c.args, err, o, c.want)
+			}
+		})
+	}
+}
+
 // The MPI transport gives the same bits as the local one: that equality is the main test
 // of the MPI code (DESIGN.md).
 func TestMPIMatchesLocal(t *testing.T) {

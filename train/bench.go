@@ -257,6 +257,9 @@ func updatesSetup(what string, cfg Config, ds *data.Dataset) (Config, error) {
 	if len(ds.Views) < 2 {
 		return cfg, fmt.Errorf("%s: %d views, need at least 2", what, len(ds.Views))
 	}
+	if err := CheckEnv(); err != nil {
+		return cfg, err
+	}
 	if cfg.MCTLR == 0 {
 		cfg.MCTLR = cfg.LR / 8
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 )
 
@@ -112,4 +114,25 @@ func (c Config) RunID() string {
 	b, _ := json.Marshal(c)
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:8])
+}
+
+// switches are the environment variables that turn one of mct's mechanisms off or on
+// (README, "Environment variables"): each takes 1 or 0, and unset or empty keeps the
+// default.
+var switches = []string{"MCT_CUDA_GRAPHS", "MCT_RESIDENT", "MCT_DEVICE_EXCHANGE", "MCT_CUDA_AWARE", "MCT_MPI_FUNNELED"}
+
+// CheckEnv rejects a value of mct's environment variables that would otherwise count
+// as unset without a word (MCT_CUDA_GRAPHS=no, MCT_BLAS_THREADS=four).
+func CheckEnv() error {
+	for _, k := range switches {
+		if v := os.Getenv(k); v != "" && v != "0" && v != "1" {
+			return fmt.Errorf("environment: %s=%s: expected 1 or 0 (or unset for the default)", k, v)
+		}
+	}
+	if v := os.Getenv("MCT_BLAS_THREADS"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			return fmt.Errorf("environment: MCT_BLAS_THREADS=%s: expected a positive number of threads (or unset: cores ÷ ranks)", v)
+		}
+	}
+	return nil
 }

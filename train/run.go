@@ -52,6 +52,9 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := CheckEnv(); err != nil {
+		return nil, err
+	}
 	opts := data.Options{CacheDir: cfg.CacheDir}
 	if ranks.Launched() {
 		world, err := ranks.World()
