@@ -1,8 +1,10 @@
 package train
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -302,6 +304,13 @@ type callRecorder struct {
 	*countingBackend
 	last    map[string][]string
 	changed []string // key: the first call that differed from the last recording
+	records int
+	inARow  map[string]int // the key's changes in a row, up to its latest call
+	maxRow  int            // the most changes in a row of any key (cudaops gives up after 4)
+}
+
+func newCallRecorder() *callRecorder {
+	return &callRecorder{countingBackend: &countingBackend{CPU: nn.NewCPU()}, last: map[string][]string{}, inARow: map[string]int{}}
 }
 
 func (r *callRecorder) Record(key string, f func()) error {
@@ -309,6 +318,12 @@ func (r *callRecorder) Record(key string, f func()) error {
 	r.calls = &calls
 	f()
 	r.calls = nil
+	r.records++
+	r.inARow[key]++
+	if last, ok := r.last[key]; ok && slices.Equal(last, calls) {
+		r.inARow[key] = 0
+	}
+	r.maxRow = max(r.maxRow, r.inARow[key]-1) // a key's first recording is no change
 	if last, ok := r.last[key]; ok && !slices.Equal(last, calls) {
 		i := 0
 		for i < min(len(last), len(calls)) && last[i] == calls[i] {
@@ -348,7 +363,7 @@ func TestRecordedSegmentsSameCalls(t *testing.T) {
 		_, err := Updates(cfg, RandomViews([]int{5, 6}, 4, 64, 3), 4, func(int) (nn.Backend, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			r := &callRecorder{countingBackend: &countingBackend{CPU: nn.NewCPU()}, last: map[string][]string{}}
+			r := newCallRecorder()
 			recs = append(recs, r)
 			return r, nil
 		})
@@ -362,6 +377,39 @@ func TestRecordedSegmentsSameCalls(t *testing.T) {
 			for _, c := range r.changed {
 				t.Errorf("%s: view %d: %s", tc.name, v, c)
 			}
+		}
+	}
+}
+
+// TestRunReplaysSegments: in a whole MCT run (train.Run: warmup, MCT epochs with their
+// evaluations and restore-best, a smaller last batch) no recorded segment's calls change
+// in two recordings in a row, so cudaops replays nearly every segment and never gives up
+// on one (which it does after 4 changes in a row).
+func TestRunReplaysSegments(t *testing.T) {
+	var mu sync.Mutex
+	var recs []*callRecorder
+	RegisterDevice("callrec", func(int, int, string) (nn.Backend, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		r := newCallRecorder()
+		recs = append(recs, r)
+		return r, nil
+	})
+	dir, all := synthDir(t)
+	cfg := tinyRun(t, "mct", dir, all[:2], 5)
+	cfg.Device, cfg.Dropout, cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = "callrec", 0.1, 3, 2, 3
+	s, err := Run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || s.Updates < 6 {
+		t.Fatalf("%d backends, %d MCT updates; want 2 and several", len(recs), s.Updates)
+	}
+	for v, r := range recs {
+		t.Logf("view %d: %d recordings of %d keys over %d updates, %d changes, at most %d in a row", v, r.records, len(r.last), s.Updates, len(r.changed), r.maxRow)
+		if r.records != 3*s.Updates || r.maxRow > 1 || len(r.changed) > len(r.last) {
+			t.Errorf("view %d: %d recordings of %d keys for %d updates; %d changed, at most %d in a row: %v",
+				v, r.records, len(r.last), s.Updates, len(r.changed), r.maxRow, r.changed)
 		}
 	}
 }
