@@ -19,7 +19,7 @@ import (
 // fakeRecorder is the CPU backend posing as a backend that records (nn.Recorder), the
 // test double of cudaops' CUDA graphs: it runs f directly, logs the keys, fails where
 // told, and panics if f does anything a recorded segment must not (wait for the
-// device, upload, allocate), which is what would break a capture on a GPU.
+// device, upload, allocate, order streams by marks), as cudaops does.
 type fakeRecorder struct {
 	*nn.CPU
 	mu     sync.Mutex
@@ -55,6 +55,8 @@ func (f *fakeRecorder) Upload(dst nn.Buf, src []float32) { f.forbid("Upload"); f
 func (f *fakeRecorder) Sync()                            { f.forbid("Sync"); f.CPU.Sync() }
 func (f *fakeRecorder) Alloc(n int) nn.Buf               { f.forbid("Alloc"); return f.CPU.Alloc(n) }
 func (f *fakeRecorder) Free(b nn.Buf)                    { f.forbid("Free"); f.CPU.Free(b) }
+func (f *fakeRecorder) Mark(k int)                       { f.forbid("Mark"); f.CPU.Mark(k) }
+func (f *fakeRecorder) After(o nn.Backend, k int)        { f.forbid("After"); f.CPU.After(o, k) }
 func (f *fakeRecorder) Dot(x, y nn.Buf, n int) float64 {
 	f.forbid("Dot")
 	return f.CPU.Dot(x, y, n)
