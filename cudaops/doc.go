@@ -27,7 +27,8 @@
 // graph launches instead of ~120 operations per view. Record runs the step's code
 // every time with the backend collecting the operations instead of issuing them, and
 // launches the graph captured under the key only if the operations are identical
-// (kernels, shapes, pointers, every argument); otherwise it captures a new one. A
+// (kernels, shapes, pointers, every argument); new operations are issued one by one
+// the first time (their kernels load outside any capture) and captured the next. A
 // replay therefore never uses stale arguments. If capture fails, the operations are
 // issued directly and Record returns the error; train then turns graphs off with one
 // warning. MCT_CUDA_GRAPHS=0 turns them off for comparison. cuBLAS gets a fixed

@@ -23,18 +23,19 @@ import (
 // through 13).
 //
 // Record runs its function every time with the backend collecting ops instead of
-// issuing them (do), then compares them with the graph recorded under the key: equal
-// (same kernels, shapes, pointers and argument values) → one cuGraphLaunch; different
-// or absent → capture the ops on the stream into a new graph, instantiate and launch
-// it. A graph is therefore never replayed with stale arguments, whatever the key; the
-// key only says which recording to compare with. Capturing costs more than issuing the
-// ops once, so a key whose ops change in more than maxRecaptures calls in a row is
-// refused (Record returns an error naming the first difference, and the caller stops
-// recording).
+// issuing them (do), then compares them with the ops recorded under the key: equal
+// (same kernels, shapes, pointers and argument values) → one cuGraphLaunch of their
+// graph, captured on the stream and instantiated the first time they are equal;
+// different or absent → issue them one by one and remember them (their kernels load
+// outside any capture: see launchSegment). A graph is therefore never replayed with
+// stale arguments, whatever the key; the key only says which recording to compare
+// with. A key whose ops change in more than maxRecaptures calls in a row is refused
+// (Record returns an error naming the first difference, and the caller stops
+// recording): it would never be replayed.
 
 var _ nn.Recorder = (*Backend)(nil)
 
-// maxRecaptures bounds how often in a row one key is captured anew before Record gives
+// maxRecaptures bounds how often in a row one key's ops may change before Record gives
 // up on it.
 const maxRecaptures = 4
 
@@ -44,18 +45,20 @@ type recording struct {
 	ops []op
 }
 
-// graph is one recorded segment: its ops and their instantiated graph.
+// graph is one recorded segment: its ops and their instantiated graph (nil until the
+// ops are seen a second time).
 type graph struct {
 	ops        []op
 	exec       C.CUgraphExec
 	recaptures int
 }
 
-// GraphStats counts what Record did: Captures (graphs captured and instantiated),
-// Replays (launches of a recorded graph) and Direct (calls whose ops were issued one
-// by one because recording failed or was refused).
+// GraphStats counts what Record did: Warmups (calls whose ops were new, issued one by
+// one and remembered), Captures (graphs captured and instantiated, at the second call
+// with the same ops), Replays (launches of a captured graph) and Direct (calls whose ops
+// were issued one by one because capturing failed or was refused).
 type GraphStats struct {
-	Captures, Replays, Direct int64
+	Warmups, Captures, Replays, Direct int64
 }
 
 // GraphStats reports Record's counts so far.
@@ -93,13 +96,28 @@ func (b *Backend) replay(key string, ops []op) error {
 }
 
 // launchSegment is replay's launch, capture or direct issue; the context is current.
+// Ops seen for the first time (a new key, or a key whose ops changed) are issued
+// directly and only remembered: their kernels, cuBLAS's among them, then load outside
+// any capture, which drivers before CUDA 12.3 cannot do inside one when modules load
+// lazily (the default on Linux since 12.2). The next identical call captures them.
 func (b *Backend) launchSegment(key string, ops []op) error {
 	g := b.graphs[key]
 	if g != nil && slices.Equal(g.ops, ops) {
+		g.recaptures = 0
+		if g.exec == nil {
+			exec, err := b.capture(ops)
+			if err != nil {
+				b.issueAll(ops)
+				b.graphStats.Direct++
+				return fmt.Errorf("cudaops: capture segment %q of %d operations: %v", key, len(ops), err)
+			}
+			g.exec = exec
+			b.graphStats.Captures++
+		} else {
+			b.graphStats.Replays++
+		}
 		check(fmt.Sprintf("launch graph %q", key), cuErr("cuGraphLaunch", C.cuGraphLaunch(g.exec, b.cstream())))
 		b.launches++
-		b.graphStats.Replays++
-		g.recaptures = 0
 		return nil
 	}
 	recaptures := 0
@@ -108,30 +126,24 @@ func (b *Backend) launchSegment(key string, ops []op) error {
 		diff := firstDiff(b, g.ops, ops)
 		b.dropGraph(key)
 		if recaptures > maxRecaptures {
-			b.direct(ops)
-			return fmt.Errorf("cudaops: segment %q changed in %d calls in a row (%s): graphs would be captured anew every time",
+			b.issueAll(ops)
+			b.graphStats.Direct++
+			return fmt.Errorf("cudaops: segment %q changed in %d calls in a row (%s): its graph would never be replayed",
 				key, recaptures, diff)
 		}
 	}
-	exec, err := b.capture(ops)
-	if err != nil {
-		b.direct(ops)
-		return fmt.Errorf("cudaops: capture segment %q of %d operations: %v", key, len(ops), err)
-	}
-	b.graphs[key] = &graph{ops: ops, exec: exec, recaptures: recaptures}
-	b.graphStats.Captures++
-	check(fmt.Sprintf("launch graph %q", key), cuErr("cuGraphLaunch", C.cuGraphLaunch(exec, b.cstream())))
-	b.launches++
+	b.issueAll(ops)
+	b.graphStats.Warmups++
+	b.graphs[key] = &graph{ops: ops, recaptures: recaptures}
 	return nil
 }
 
-// direct issues ops one by one.
-func (b *Backend) direct(ops []op) {
+// issueAll issues ops one by one.
+func (b *Backend) issueAll(ops []op) {
 	for _, o := range ops {
 		check(b.describe(o), b.issue(o))
 		b.launches++
 	}
-	b.graphStats.Direct++
 }
 
 // capture records ops on the stream into a graph and instantiates it. The capture is
@@ -172,7 +184,9 @@ func (b *Backend) capture(ops []op) (C.CUgraphExec, error) {
 // frees an executable graph in flight when it completes.
 func (b *Backend) dropGraph(key string) {
 	if g := b.graphs[key]; g != nil {
-		C.cuGraphExecDestroy(g.exec)
+		if g.exec != nil {
+			C.cuGraphExecDestroy(g.exec)
+		}
 		delete(b.graphs, key)
 	}
 }

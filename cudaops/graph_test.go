@@ -70,22 +70,28 @@ func TestGraphReplay(t *testing.T) {
 			}
 		}
 	}
+	// The first call issues the ops one by one, the second captures them, the third
+	// replays the graph.
 	st0 := gpu.GraphStats()
 	for i := 0; i < 3; i++ {
 		xs := randn(n * n)
 		same(fmt.Sprintf("input %d", i), result(n, 0.5, xs, "t"), result(n, 0.5, xs, ""))
 	}
 	st := gpu.GraphStats()
-	if st.Captures-st0.Captures != 1 || st.Replays-st0.Replays != 2 || st.Direct != st0.Direct {
-		t.Errorf("3 calls of one segment: %d captures, %d replays, %d direct; want 1, 2, 0",
-			st.Captures-st0.Captures, st.Replays-st0.Replays, st.Direct-st0.Direct)
+	if d := gpu.statsSince(st0); d != (GraphStats{Warmups: 1, Captures: 1, Replays: 1}) {
+		t.Errorf("3 calls of one segment: %+v; want 1 warm-up, 1 capture, 1 replay", d)
 	}
-	// Another shape, then another argument, under the same key: captured anew.
+	// Another shape, then another argument, under the same key: each issued one by one,
+	// then captured anew, never replayed stale.
 	xs := randn(n * n)
-	same("smaller shape", result(n/2, 0.5, xs, "t"), result(n/2, 0.5, xs, ""))
-	same("other argument", result(n/2, -2, xs, "t"), result(n/2, -2, xs, ""))
-	if st2 := gpu.GraphStats(); st2.Captures-st.Captures != 2 || st2.Replays != st.Replays {
-		t.Errorf("changed shape and argument: %d captures, %d replays; want 2, 0", st2.Captures-st.Captures, st2.Replays-st.Replays)
+	for i := range 2 {
+		same(fmt.Sprintf("smaller shape, call %d", i), result(n/2, 0.5, xs, "t"), result(n/2, 0.5, xs, ""))
+	}
+	for i := range 2 {
+		same(fmt.Sprintf("other argument, call %d", i), result(n/2, -2, xs, "t"), result(n/2, -2, xs, ""))
+	}
+	if d := gpu.statsSince(st); d != (GraphStats{Warmups: 2, Captures: 2}) {
+		t.Errorf("changed shape and argument, twice each: %+v; want 2 warm-ups and 2 captures", d)
 	}
 	// An argument that changes every call: after maxRecaptures the key is refused,
 	// with the difference named, and the work is still done.
@@ -161,9 +167,7 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 				}
 				delta := make([]GraphStats, len(views))
 				for v, b := range views {
-					s := b.GraphStats()
-					delta[v] = GraphStats{Captures: s.Captures - before[v].Captures, Replays: s.Replays - before[v].Replays,
-						Direct: s.Direct - before[v].Direct}
+					delta[v] = b.statsSince(before[v])
 				}
 				return sums, delta
 			}
@@ -195,16 +199,18 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 				t.Errorf("view 0 uploaded %d B with resident features, %d B with the host gather: difference %d, want %d",
 					uploaded, hostUp, uploaded-hostUp, want)
 			}
-			if s := hostStats[0]; s.Captures != 3 || s.Replays != 3*(updates-1) {
-				t.Errorf("view 0 with graphs and the host gather: %+v, want 3 captures and %d replays", s, 3*(updates-1))
+			// Three segments per update: issued one by one in the first (new buffers, so
+			// new ops), captured in the second, replayed after.
+			want := GraphStats{Warmups: 3, Captures: 3, Replays: 3 * (updates - 2)}
+			if s := hostStats[0]; s != want {
+				t.Errorf("view 0 with graphs and the host gather: %+v, want %+v", s, want)
 			}
 			for v := range views {
-				if s := offStats[v]; s.Captures+s.Replays+s.Direct != 0 {
+				if s := offStats[v]; s != (GraphStats{}) {
 					t.Errorf("view %d recorded with MCT_CUDA_GRAPHS=0: %+v", v, s)
 				}
-				// Three segments per update: captured in the first, replayed after.
-				if s := onStats[v]; s.Captures != 3 || s.Replays != 3*(updates-1) || s.Direct != 0 {
-					t.Errorf("view %d with graphs: %+v, want 3 captures and %d replays", v, s, 3*(updates-1))
+				if s := onStats[v]; s != want {
+					t.Errorf("view %d with graphs: %+v, want %+v", v, s, want)
 				}
 			}
 		})
@@ -252,8 +258,9 @@ func TestSegmentTimes(t *testing.T) {
 	if w < dev/2 || w > wall.Seconds() {
 		t.Errorf("the host waited %g s for %g s of device work in %g s", w, dev, wall.Seconds())
 	}
-	if l := b.Launches() - launches; l != calls {
-		t.Errorf("%d launches for %d graph launches: the timing events were counted", l, calls)
+	// The first call issues the GEMMs one by one, the others launch the graph.
+	if l := b.Launches() - launches; l != gemms+calls-1 {
+		t.Errorf("%d launches for %d GEMMs and %d graph launches: the timing events were counted", l, gemms, calls-1)
 	}
 	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*dev, 1e3*wall.Seconds())
 }
@@ -295,8 +302,14 @@ func TestDeviceOperandsReplay(t *testing.T) {
 		}
 	}
 	gpu.Sync()
-	if st := gpu.GraphStats(); st.Captures-st0.Captures != 1 || st.Replays-st0.Replays != 2 {
-		t.Errorf("3 calls differing only in values the kernels read from device memory: %d captures, %d replays; want 1, 2",
-			st.Captures-st0.Captures, st.Replays-st0.Replays)
+	if d := gpu.statsSince(st0); d != (GraphStats{Warmups: 1, Captures: 1, Replays: 1}) {
+		t.Errorf("3 calls differing only in values the kernels read from device memory: %+v; want 1 warm-up, 1 capture, 1 replay", d)
 	}
+}
+
+// statsSince is what Record did since it reported was.
+func (b *Backend) statsSince(was GraphStats) GraphStats {
+	now := b.GraphStats()
+	return GraphStats{Warmups: now.Warmups - was.Warmups, Captures: now.Captures - was.Captures,
+		Replays: now.Replays - was.Replays, Direct: now.Direct - was.Direct}
 }
