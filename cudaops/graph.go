@@ -80,9 +80,9 @@ func (b *Backend) Record(key string, f func()) error {
 	return b.replay(key, ops)
 }
 
-// replay launches the graph of key if it was recorded from ops, else captures ops
-// anew, timed on the device when TimeSegments is on. On an error the ops have been
-// issued directly.
+// replay launches the graph of key if it was recorded from ops (capturing it at the
+// second identical call), else issues ops one by one and remembers them, timed on the
+// device when TimeSegments is on. On an error the ops have been issued directly.
 func (b *Backend) replay(key string, ops []op) error {
 	if len(ops) == 0 {
 		return nil

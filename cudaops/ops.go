@@ -331,8 +331,9 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 // unlessAt is the kernel argument v, or 0 when the kernel reads that value from the
 // device operand at instead (at != 0: stepAt, scaleAt, sched). Callers still compute v
 // for each call (nn.Adam's step size, the dropout step), and passed through it would
-// make every update's op differ from the last, so that Record captured the segment
-// anew each time and, after maxRecaptures, refused it; the kernel never reads it.
+// make every update's op differ from the last, so that Record never replayed the
+// segment and, after maxRecaptures changes in a row, refused it; the kernel never
+// reads it.
 func unlessAt[T uint32 | float32](v T, at cu.DevicePtr) T {
 	if at != 0 {
 		return 0
