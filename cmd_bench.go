@@ -28,7 +28,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 	dims := fs.String("dims", "784,324", "view widths (one view each) of the random data")
 	classes := fs.Int("classes", 10, "classes")
 	rows := fs.Int("rows", 8192, "rows of random data batches are drawn from")
-	warmup := fs.Int("warmup", 2, "untimed updates first")
+	warmup := fs.Int("warmup", 2, "untimed updates first (on a GPU at least 2: an update's segments run one by one the first time and are captured as CUDA graphs the second)")
 	updates := fs.Int("updates", 10, "timed updates")
 	asJSON := fs.Bool("json", false, "print JSON")
 	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>); read it with go tool pprof -symbolize=none -top FILE (re-symbolizing from the binary misplaces the OpenBLAS samples)")

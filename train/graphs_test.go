@@ -346,7 +346,7 @@ func (r *callRecorder) Record(key string, f func()) error {
 
 // TestRecordedSegmentsSameCalls: from one update to the next, each recorded segment of
 // the MCT step makes exactly the same backend calls with the same arguments (buffers,
-// shapes, every scalar), so cudaops replays its graph instead of capturing it anew —
+// shapes, every scalar), so cudaops replays its graph instead of issuing it anew —
 // the values that change per update (RNG steps, Adam's step size, the feedback weights)
 // reach the kernels through device operands. With dropout, hard labels and exact h too.
 func TestRecordedSegmentsSameCalls(t *testing.T) {
