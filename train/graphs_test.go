@@ -244,15 +244,7 @@ func (f *timedRecorder) SegmentSeconds() map[string]float64 { return maps.Clone(
 // times per timed update under their names (A, B, C) and its host waits per timed
 // update; without it, it turns no timing on.
 func TestBenchSegmentTimes(t *testing.T) {
-	var mu sync.Mutex
-	var opened []*timedRecorder
-	RegisterDevice("timed", func(int, int, string) (nn.Backend, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		f := &timedRecorder{fakeRecorder: fakeRecorder{CPU: nn.NewCPU()}}
-		opened = append(opened, f)
-		return f, nil
-	})
+	opened := registerCollecting("timed", func() *timedRecorder { return &timedRecorder{fakeRecorder: fakeRecorder{CPU: nn.NewCPU()}} })
 	cfg := Defaults()
 	cfg.Device, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = "timed", []int{8, 8, 8}, 16, 8
 	ds := RandomViews([]int{5, 6}, 4, 64, 3)
@@ -262,13 +254,13 @@ func TestBenchSegmentTimes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var timed []*timedRecorder
-	for _, f := range opened {
+	for _, f := range *opened {
 		if f.on {
 			timed = append(timed, f)
 		}
 	}
 	if len(timed) != 1 || !res.CUDAGraphs {
-		t.Fatalf("%d of %d backends timed their segments (want rank 0's alone); segments recorded: %v", len(timed), len(opened), res.CUDAGraphs)
+		t.Fatalf("%d of %d backends timed their segments (want rank 0's alone); segments recorded: %v", len(timed), len(*opened), res.CUDAGraphs)
 	}
 	f := timed[0]
 	var sum float64
@@ -286,11 +278,11 @@ func TestBenchSegmentTimes(t *testing.T) {
 		t.Errorf("host wait %g s per update reported, the backend counted %g", res.HostWaitPerUpdate, want)
 	}
 
-	opened = nil
+	*opened = nil
 	if res, err = Bench(cfg, ds, BenchOptions{Warmup: 1, Updates: updates}); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range opened {
+	for _, f := range *opened {
 		if f.on {
 			t.Errorf("segments timed without SegmentTimes")
 		}
@@ -388,15 +380,7 @@ func TestRecordedSegmentsSameCalls(t *testing.T) {
 // in two recordings in a row, so cudaops replays nearly every segment and never gives up
 // on one (which it does after 4 changes in a row).
 func TestRunReplaysSegments(t *testing.T) {
-	var mu sync.Mutex
-	var recs []*callRecorder
-	RegisterDevice("callrec", func(int, int, string) (nn.Backend, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		r := newCallRecorder()
-		recs = append(recs, r)
-		return r, nil
-	})
+	opened := registerCollecting("callrec", newCallRecorder)
 	dir, all := synthDir(t)
 	cfg := tinyRun(t, "mct", dir, all[:2], 5)
 	cfg.Device, cfg.Dropout, cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = "callrec", 0.1, 3, 2, 3
@@ -404,6 +388,7 @@ func TestRunReplaysSegments(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	recs := *opened
 	if len(recs) != 2 || s.Updates < 6 {
 		t.Fatalf("%d backends, %d MCT updates; want 2 and several", len(recs), s.Updates)
 	}
@@ -414,4 +399,19 @@ func TestRunReplaysSegments(t *testing.T) {
 				v, r.records, len(r.last), s.Updates, len(r.changed), r.maxRow, r.changed)
 		}
 	}
+}
+
+// registerCollecting registers the test device name, whose backends mk makes; the list
+// it returns holds them in the order they were opened.
+func registerCollecting[B nn.Backend](name string, mk func() B) *[]B {
+	var mu sync.Mutex
+	opened := new([]B)
+	RegisterDevice(name, func(int, int, string) (nn.Backend, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		b := mk()
+		*opened = append(*opened, b)
+		return b, nil
+	})
+	return opened
 }
