@@ -175,6 +175,7 @@ func (d *deferredBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched n
 // backend: no host code reads a result before waiting for it, and every copy of another
 // view's logits waits for them (peerLogits' marks). Without exchange's After(o, 0) the
 // views copy stale logits here, while every test on the eager CPU backend still passes.
+// The same holds with the logits and the batches through the host.
 func TestDeferredSameRun(t *testing.T) {
 	opened := registerCollecting("deferred", newDeferred)
 	dir, all := synthDir(t)
@@ -197,4 +198,18 @@ func TestDeferredSameRun(t *testing.T) {
 	if got.TestAccuracy.Ensemble != want.TestAccuracy.Ensemble {
 		t.Errorf("test ensemble %.4f deferred, %.4f eager", got.TestAccuracy.Ensemble, want.TestAccuracy.Ensemble)
 	}
+
+	// The paths of MPI without a CUDA-aware library and of features left on the host: the
+	// logits and every batch go through host memory (download, then upload).
+	t.Setenv("MCT_DEVICE_EXCHANGE", "0")
+	t.Setenv("MCT_RESIDENT", "0")
+	cfg.Out = t.TempDir()
+	host, err := Run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if host.LogitsExchange != exchangeHost {
+		t.Fatalf("logits via %q under MCT_DEVICE_EXCHANGE=0, want %q", host.LogitsExchange, exchangeHost)
+	}
+	sameParams(t, "deferred through the host", host, "cpu", want)
 }
