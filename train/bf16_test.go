@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"math"
-	"os"
 	"testing"
 
 	"mct/data"
@@ -67,16 +66,16 @@ func TestToBF16(t *testing.T) {
 	}
 }
 
-// TestBF16FashionMNIST runs the device check's step 4 (`mct train`, every flag at its
+// BenchmarkBF16FashionMNIST runs the device check's step 4 (`mct train`, every flag at its
 // default: Fashion-MNIST, hog+gabor, MCT) twice on the CPU, in fp32 and with the GEMMs of
 // --precision bf16 (bf16Backend), and compares the test accuracies, which step 4 wants
 // within 0.5 points of each other. Measured on two cores: 0.8616 in fp32 and 0.8594 with
 // bf16 GEMMs (seed 1; seeds 2 and 3: 0.8539 and 0.8550, 0.8585 and 0.8599), 40 s for
-// both runs. It needs the built views, so it runs only with MCT_BF16_RUN=1.
-func TestBF16FashionMNIST(t *testing.T) {
-	if os.Getenv("MCT_BF16_RUN") != "1" {
-		t.Skip("MCT_BF16_RUN=1 runs the default Fashion-MNIST run in fp32 and emulated bf16 (40 s)")
-	}
+// both runs: a measurement, not a CI test, run once by
+// `go test ./train -run '^$' -bench BF16 -benchtime 1x`.
+func BenchmarkBF16FashionMNIST(b *testing.B) { bf16FashionMNIST(b) }
+
+func bf16FashionMNIST(t testing.TB) {
 	registerCollecting("bf16emu", func() *bf16Backend { return &bf16Backend{CPU: nn.NewCPU()} })
 	run := func(device string) *Summary {
 		cfg := Defaults()
@@ -96,16 +95,15 @@ func TestBF16FashionMNIST(t *testing.T) {
 	}
 }
 
-// TestBF16Feedback measures what bf16 GEMMs do to the meta-feedback h = L_before − L_after,
+// BenchmarkBF16Feedback measures what bf16 GEMMs do to the meta-feedback h = L_before − L_after,
 // a difference of two labeled losses around one student step of lr/8: on the default
 // Fashion-MNIST run's data and probes, after an fp32 warmup, every MCT update of one epoch
 // runs first with bf16 GEMMs, then again from the same state in fp32 (which the run
-// continues from), and the two h of every view must agree in sign and correlate. Runs with
-// MCT_BF16_RUN=1.
-func TestBF16Feedback(t *testing.T) {
-	if os.Getenv("MCT_BF16_RUN") != "1" {
-		t.Skip("MCT_BF16_RUN=1 compares h in fp32 and emulated bf16 on Fashion-MNIST (25 s)")
-	}
+// continues from), and the two h of every view must agree in sign and correlate. A
+// measurement like BenchmarkBF16FashionMNIST, run the same way.
+func BenchmarkBF16Feedback(b *testing.B) { bf16Feedback(b) }
+
+func bf16Feedback(t testing.TB) {
 	cfg := Defaults()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
