@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -414,4 +415,40 @@ func registerCollecting[B nn.Backend](name string, mk func() B) *[]B {
 		return b, nil
 	})
 	return opened
+}
+
+// TestRunSaysGraphsOffOnAnyRank: when the recording of one rank other than 0 fails (its
+// CUDA graphs turn off), the run's output says so.
+func TestRunSaysGraphsOffOnAnyRank(t *testing.T) {
+	RegisterDevice("failrank1", func(localRank, _ int, _ string) (nn.Backend, error) {
+		return &fakeRecorder{CPU: nn.NewCPU(), fail: localRank == 1}, nil
+	})
+	dir, all := synthDir(t)
+	cfg := tinyRun(t, "mct", dir, all[:2], 5)
+	cfg.Device, cfg.WarmupEpochs, cfg.Epochs = "failrank1", 2, 1
+	var out lockedBuffer
+	if _, err := Run(context.Background(), cfg, &out); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "CUDA graphs off"); n != 1 {
+		t.Errorf("%d lines say CUDA graphs are off, want 1; output:\n%s", n, out.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that ranks may write to concurrently.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

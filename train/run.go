@@ -171,6 +171,13 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	}
 	defer out.close()
 	r.warn = out.line
+	if !out.on {
+		// Rank 0 alone reports; another rank's warning (its CUDA graphs turned off) would be
+		// lost there, so it goes to stderr itself, with its rank.
+		r.warn = func(format string, args ...any) {
+			fmt.Fprintf(stderr, "rank %d: %s\n", world.Rank(), fmt.Sprintf(format, args...))
+		}
+	}
 	if out.on {
 		r.metricsLen = func() int64 { return out.written }
 	}
