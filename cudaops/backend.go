@@ -5,6 +5,7 @@ package cudaops
 import (
 	"fmt"
 	"math"
+	"reflect"
 	"runtime"
 	"time"
 	"unsafe"
@@ -118,6 +119,18 @@ type Info struct {
 	Arch          string // the NVRTC target the kernels were built for
 }
 
+// unavailable explains CUDA_ERROR_DEVICE_UNAVAILABLE (46 in cuda.h), which
+// gorgonia.org/cu names only by its number: the GPU is in exclusive-process (or
+// prohibited) compute mode and another process holds it, as when several ranks
+// share one GPU. "" for any other error.
+func unavailable(err error) string {
+	const deviceUnavailable = 46
+	if v := reflect.ValueOf(err); v.Kind() == reflect.Int && v.Int() == deviceUnavailable {
+		return " (the GPU is busy or unavailable: in exclusive-process compute mode one process alone may use it; run one rank per GPU, or have the mode set to default: nvidia-smi -c DEFAULT)"
+	}
+	return ""
+}
+
 // cublasWorkspace is the bytes of cuBLAS's workspace: NVIDIA's recommendation for
 // Hopper (32 MiB; 4 MiB suffice for older GPUs), where cuBLAS's own default is smaller.
 const cublasWorkspace = 32 << 20
@@ -173,7 +186,7 @@ func New(o Options) (_ *Backend, err error) {
 	// The primary context is the one the CUDA runtime (and so cuBLAS and any
 	// CUDA-aware MPI) uses on this device; sharing it avoids a second context.
 	if b.ctx, err = b.dev.RetainPrimaryCtx(); err != nil {
-		return nil, fmt.Errorf("cudaops: device %d: retain primary context: %v", o.Device, err)
+		return nil, fmt.Errorf("cudaops: device %d: retain primary context: %v%s", o.Device, err, unavailable(err))
 	}
 	defer func() {
 		if err != nil {
