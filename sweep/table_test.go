@@ -202,13 +202,9 @@ func TestCSVSharedErrors(t *testing.T) {
 	if len(recs[0]) != 7+2*3+3*9 {
 		t.Errorf("results.csv has %d columns, want %d: %q", len(recs[0]), 7+2*3+3*9, recs[0])
 	}
-	cell := func(row int, name string) string { return recs[row][col[name]] }
 	// Rows follow the Markdown table: supervised hog, supervised hog+gabor,
 	// cotrain, mct hog+gabor, mct hog+gabor+raw.
-	for _, c := range []struct {
-		row        int
-		name, want string
-	}{
+	checkCells(t, "results.csv", recs, []cellWant{
 		{1, "test_both_wrong_gabor+hog_mean", ""},
 		{1, "test_shared_errors_gabor+hog_runs", ""},
 		{2, "test_both_wrong_gabor+hog_mean", "0.2"},
@@ -224,36 +220,40 @@ func TestCSVSharedErrors(t *testing.T) {
 		{4, "test_both_wrong_hog+raw_mean", ""},
 		{5, "test_both_wrong_hog+raw_mean", "0.0625"},
 		{5, "test_if_independent_gabor+raw_mean", "0.035"},
-	} {
-		if got := cell(c.row, c.name); got != c.want {
-			t.Errorf("results.csv row %d %s = %q, want %q", c.row, c.name, got, c.want)
-		}
-	}
-
-	recs = csvRecords(t, tab.WriteRunsCSV)
-	col = map[string]int{}
-	for i, h := range recs[0] {
-		col[h] = i
-	}
+	})
 	// Run rows: o1, s1, c1, c2, m1, m2, t1.
-	for _, c := range []struct {
-		row        int
-		name, want string
-	}{
+	checkCells(t, "runs.csv", csvRecords(t, tab.WriteRunsCSV), []cellWant{
 		{3, "test_both_wrong_gabor+hog", "0.13"},
 		{3, "warmup_test_both_wrong_gabor+hog", "0.16"},
 		{4, "test_both_wrong_gabor+hog", ""},
 		{6, "test_if_independent_gabor+hog", "0.0215"},
 		{6, "test_same_wrong_class_gabor+hog", "0.1"},
 		{7, "test_both_wrong_hog+raw", "0.0625"},
-	} {
+	})
+}
+
+// cellWant is one cell of a CSV table: its row (1: the first under the header), the
+// name of its column and its text.
+type cellWant struct {
+	row        int
+	name, want string
+}
+
+// checkCells compares cells of recs (a header, then rows) found by column name.
+func checkCells(t *testing.T, file string, recs [][]string, cells []cellWant) {
+	t.Helper()
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	for _, c := range cells {
 		i, ok := col[c.name]
 		if !ok {
-			t.Errorf("runs.csv has no column %s: %q", c.name, recs[0])
+			t.Errorf("%s has no column %s: %q", file, c.name, recs[0])
 			continue
 		}
 		if got := recs[c.row][i]; got != c.want {
-			t.Errorf("runs.csv row %d %s = %q, want %q", c.row, c.name, got, c.want)
+			t.Errorf("%s row %d %s = %q, want %q", file, c.row, c.name, got, c.want)
 		}
 	}
 }
