@@ -20,7 +20,7 @@ import (
 // buffer without After, sees stale values (and, under -race, a data race), as on a GPU;
 // the eager CPU backend hides both.
 type deferredBackend struct {
-	*nn.CPU
+	interposer
 	mu    sync.Mutex // guards queue and marks
 	queue []func()
 	marks [nn.Marks]int
@@ -28,7 +28,11 @@ type deferredBackend struct {
 	done  atomic.Int64 // queued calls finished so far
 }
 
-func newDeferred() *deferredBackend { return &deferredBackend{CPU: nn.NewCPU()} }
+func newDeferred() *deferredBackend {
+	d := &deferredBackend{}
+	d.interposer = interposer{CPU: nn.NewCPU(), through: func(_ string, _ int, _ []any, call func()) { d.q(call) }}
+	return d
+}
 
 func (d *deferredBackend) q(f func()) {
 	d.mu.Lock()
@@ -84,88 +88,6 @@ func (d *deferredBackend) After(o nn.Backend, k int) {
 	n := od.marks[k] // the mark as it is now, as cuStreamWaitEvent takes the event's latest record
 	od.mu.Unlock()
 	d.q(func() { od.runTo(n) })
-}
-
-func (d *deferredBackend) Copy(dst, src nn.Buf, n int) { d.q(func() { d.CPU.Copy(dst, src, n) }) }
-func (d *deferredBackend) Fill(x nn.Buf, n int, v float32) {
-	d.q(func() { d.CPU.Fill(x, n, v) })
-}
-func (d *deferredBackend) GatherRows(dst, src nn.Buf, cols int, idx nn.Buf, n int) {
-	d.q(func() { d.CPU.GatherRows(dst, src, cols, idx, n) })
-}
-func (d *deferredBackend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b nn.Buf, beta float32, c nn.Buf) {
-	d.q(func() { d.CPU.Gemm(tA, tB, m, n, k, alpha, a, b, beta, c) })
-}
-func (d *deferredBackend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
-	d.q(func() { d.CPU.CopyCols(dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta) })
-}
-func (d *deferredBackend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int) {
-	d.q(func() { d.CPU.FoldCols(dst, dstCols, src, srcCols, rows, off) })
-}
-func (d *deferredBackend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off int, beta float32) {
-	d.q(func() { d.CPU.UnfoldCols(dst, dstCols, src, srcCols, rows, off, beta) })
-}
-func (d *deferredBackend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
-	d.q(func() { d.CPU.Axpy(y, alpha, x, n) })
-}
-func (d *deferredBackend) Scale(x nn.Buf, n int, alpha float32) {
-	d.q(func() { d.CPU.Scale(x, n, alpha) })
-}
-func (d *deferredBackend) Mul(x, y nn.Buf, n int) { d.q(func() { d.CPU.Mul(x, y, n) }) }
-func (d *deferredBackend) DotTo(dst, x, y nn.Buf, n int) {
-	d.q(func() { d.CPU.DotTo(dst, x, y, n) })
-}
-func (d *deferredBackend) Mean(dst, x nn.Buf, n int) { d.q(func() { d.CPU.Mean(dst, x, n) }) }
-func (d *deferredBackend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
-	d.q(func() { d.CPU.ClipNorm(x, n, maxNorm, norm) })
-}
-func (d *deferredBackend) CountEqual(dst, a, b nn.Buf, rows, cols int) {
-	d.q(func() { d.CPU.CountEqual(dst, a, b, rows, cols) })
-}
-func (d *deferredBackend) MeanOthers(dst, src nn.Buf, views, n int) {
-	d.q(func() { d.CPU.MeanOthers(dst, src, views, n) })
-}
-func (d *deferredBackend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) {
-	d.q(func() { d.CPU.AddBiasLeakyReLU(x, bias, rows, cols, slope) })
-}
-func (d *deferredBackend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
-	d.q(func() { d.CPU.LeakyReLUBackward(dy, y, n, slope) })
-}
-func (d *deferredBackend) ColSums(dst nn.Buf, x nn.Buf, rows, cols int, beta float32) {
-	d.q(func() { d.CPU.ColSums(dst, x, rows, cols, beta) })
-}
-func (d *deferredBackend) BNStats(stats, x, runMean nn.Buf, rows, cols int) {
-	d.q(func() { d.CPU.BNStats(stats, x, runMean, rows, cols) })
-}
-func (d *deferredBackend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols int, momentum float32) {
-	d.q(func() { d.CPU.BNMoments(mean, variance, runMean, runVar, stats, cols, momentum) })
-}
-func (d *deferredBackend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
-	d.q(func() { d.CPU.BNNormalize(y, x, mean, variance, gamma, beta, rows, cols, eps) })
-}
-func (d *deferredBackend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
-	d.q(func() { d.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps) })
-}
-func (d *deferredBackend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
-	d.q(func() { d.CPU.BNBackward(dx, dy, x, mean, variance, gamma, stats, rows, cols, eps, slope) })
-}
-func (d *deferredBackend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNGKey, rowBase uint32, stepAt nn.Buf) {
-	d.q(func() { d.CPU.DropoutMask(mask, rows, cols, p, key, rowBase, stepAt) })
-}
-func (d *deferredBackend) SoftmaxCE(loss, dx, x, labels nn.Buf, rows, cols int, invT, scale, beta float32, scaleAt nn.Buf) {
-	d.q(func() { d.CPU.SoftmaxCE(loss, dx, x, labels, rows, cols, invT, scale, beta, scaleAt) })
-}
-func (d *deferredBackend) Softmax(y, x nn.Buf, rows, cols int, invT float32) {
-	d.q(func() { d.CPU.Softmax(y, x, rows, cols, invT) })
-}
-func (d *deferredBackend) Argmax(dst, x nn.Buf, rows, cols int) {
-	d.q(func() { d.CPU.Argmax(dst, x, rows, cols) })
-}
-func (d *deferredBackend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn.RNGKey, rowIndex, stepAt nn.Buf) {
-	d.q(func() { d.CPU.SampleGumbel(dst, x, rows, cols, invT, key, rowIndex, stepAt) })
-}
-func (d *deferredBackend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
-	d.q(func() { d.CPU.Adam(w, g, m, v, n, h, sched) })
 }
 
 // TestDeferredSameRun: a whole MCT run (train.Run: warmup with early stopping and
