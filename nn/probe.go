@@ -352,6 +352,24 @@ func (p *Probe) NumBatchesTracked() int64 { return p.forwards }
 // NumParams is the number of learnable scalars.
 func (p *Probe) NumParams() int { return p.nParams }
 
+// GemmFLOPs is the arithmetic of the matrix products that one Forward and one Backward
+// over rows examples issue, 2·m·n·k per product: a block with a repeated input
+// multiplies by its folded weight once, and no gradient is formed for the input x. mct
+// bench's FLOPs per update and its fraction of the GEMM rate are built from it; DESIGN.md's
+// estimate, 18·params·rows per view and update, overcounts the reference fcnn by 1.6×
+// (its fc1 and fc2 weights are 2048 and 3072 wide, their products 1024 and 2048).
+func (p *Probe) GemmFLOPs(rows int) (forward, backward float64) {
+	for _, bl := range p.blocks {
+		f := 2 * float64(rows) * float64(bl.out) * float64(bl.uniqW)
+		forward += f
+		backward += f // the weight's gradient
+		if len(bl.uniq) > 1 || bl.uniq[0] >= 0 {
+			backward += f // the gradient of the block's input, unless that is x alone
+		}
+	}
+	return forward, backward
+}
+
 // Flat is the buffer holding all parameters, in Params order.
 func (p *Probe) Flat() Buf { return p.flat }
 

@@ -29,7 +29,7 @@ type BenchResult struct {
 	CommPerUpdate    float64          `json:"comm_seconds_per_update"` // rank 0, waiting included
 	BytesPerUpdate   map[string]int64 `json:"bytes_per_update"`        // received by rank 0, per collective
 	ParamsPerView    int64            `json:"params_per_view_max"`
-	FLOPsPerUpdate   float64          `json:"flops_per_update"`    // ≈ 18·params·B per view (DESIGN.md)
+	FLOPsPerUpdate   float64          `json:"flops_per_update"`    // the matrix products' 2·m·n·k, all views (updateFLOPs)
 	GEMMRate         float64          `json:"gemm_rate,omitempty"` // measured bf16 GEMM FLOP/s (GPU)
 	// LaunchesPerUpdate is rank 0's stream operations per update (kernels, GEMMs,
 	// memsets, device copies), for a backend that counts them (cudaops).
@@ -208,7 +208,7 @@ func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 				return err
 			}
 			res.ParamsPerView = max(res.ParamsPerView, int64(p.NumParams()))
-			res.FLOPsPerUpdate += 18 * float64(p.NumParams()) * float64(cfg.Batch)
+			res.FLOPsPerUpdate += updateFLOPs(p, cfg.Batch, r.labeledBatch(), r.feedback())
 		}
 		return nil
 	}

@@ -182,7 +182,7 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 	// 5. Teacher step: δ_v = Σ_{w≠v} h_w/(V−1)·(softmax(m_w/T) − onehot(ŷ_w))/B through the
 	// step-1 activations at the pre-update weights, added to g_sup. The weights h_w/(V−1)/B
 	// reach the kernels through device memory (one upload), like the other per-update values.
-	feedback := !r.cfg.NoFeedback && V > 1
+	feedback := r.feedback()
 	if feedback {
 		for w := range hs {
 			r.hScaleHost[w] = float32(hs[w]) / float32(V-1) * invB
@@ -226,6 +226,24 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		}
 	}
 	return stepStats{H: hs, LossBefore: loss[0], LossAfter: loss[1], PseudoHits: hits, Known: known, Agreement: agree}
+}
+
+// feedback reports whether the teacher step takes the other views' feedback (step 5).
+func (r *rank) feedback() bool { return !r.cfg.NoFeedback && r.V > 1 }
+
+// updateFLOPs is the arithmetic of the matrix products of one view's mctUpdate with
+// probe p, batch unlabeled and labeled rows: the teacher forward on the unlabeled batch
+// and the student's backward through it, the labeled forwards before and after the
+// student step and the supervised backward, and the teacher's backward through the
+// step-1 activations when there is feedback. Everything else an update computes is
+// elementwise, a few operations per value, and not counted.
+func updateFLOPs(p *nn.Probe, batch, labeled int, feedback bool) float64 {
+	fu, bu := p.GemmFLOPs(batch)
+	fl, bl := p.GemmFLOPs(labeled)
+	if feedback {
+		bu *= 2
+	}
+	return fu + bu + 2*fl + bl
 }
 
 // segment runs f, a part of the update that only queues device work, through the

@@ -26,6 +26,7 @@ type bench struct {
 	CommPerUpdate    float64          `json:"comm_seconds_per_update"`
 	BytesPerUpdate   map[string]int64 `json:"bytes_per_update"`
 	ParamsPerView    int64            `json:"params_per_view_max"`
+	LogitsExchange   string           `json:"logits_exchange"`
 }
 
 // run is one measured layout: the best (fastest) of the repeats.
@@ -71,7 +72,7 @@ func mainErr(args []string, out io.Writer) error {
 	bw := fs.Float64("bw", 25e9, "model: bandwidth per rank and direction, bytes/s (HDR InfiniBand 200 Gb/s)")
 	lat := fs.Float64("latency", 5e-6, "model: seconds per ring step")
 	gpuMS := fs.Float64("gpu-ms", 12.1, "model: measured ms per update on one GPU per view (H200, bf16, bench/RESULTS.md)")
-	floorMS := fs.Float64("floor-ms", 0.26, "model: arithmetic floor of that update, ms (229 GFLOP at 870 TFLOP/s)")
+	floorMS := fs.Float64("floor-ms", 0.080, "model: arithmetic floor of one view's update on its GPU, ms (70 GFLOP of products, half of mct bench's flops_per_update, at 870 TFLOP/s)")
 	refBatch := fs.Int("ref-batch", 1024, "model: the batch those ms were measured at, and the weak-scaling rows per replica")
 	refClasses := fs.Int("ref-classes", 1000, "model: classes of the reference workload")
 	refParams := fs.Int64("ref-params", 6224872, "model: parameters per view of the reference workload (mct bench --dims 1024,1024 --classes 1000)")
@@ -162,11 +163,12 @@ func mainErr(args []string, out io.Writer) error {
 		return fmt.Errorf("--np %s: no layout with 2 or more replicas, so the BatchNorm all-reduces cannot be counted; add --np %d", *npList, 2*views)
 	}
 	for _, r := range runs {
-		rows := r.Batch / r.Replicas
-		want := int64(4*r.Views*rows*classes + 8*r.Views)
-		if got := r.BytesPerUpdate["allgather"]; got != want {
-			return fmt.Errorf("%s: all-gather moved %d bytes, the model says 4·%d views·%d rows·%d classes + 8·%d = %d; update Predict to match train/step.go",
-				r.layout(), got, r.Views, rows, classes, r.Views, want)
+		// Views of one process pass their logits through their backends; the all-gather
+		// then carries only h.
+		rows, logits := r.Batch/r.Replicas, r.LogitsExchange != "backends"
+		if got, want := r.BytesPerUpdate["allgather"], allgatherBytes(r.Views, rows, classes, logits); got != want {
+			return fmt.Errorf("%s: all-gather moved %d bytes, the model says %d (%d views, %d rows, %d classes, logits %v); update allgatherBytes to match train/step.go",
+				r.layout(), got, want, r.Views, rows, classes, logits)
 		}
 	}
 

@@ -90,7 +90,7 @@ func Predict(w Workload, net Network, c Compute, gpus, rows int) (Prediction, er
 	p := Prediction{GPUs: gpus, Replicas: R, Rows: rows, GlobalBatch: rows * R, Compute: c.seconds(rows)}
 	logits := 4 * float64(w.Views*rows*w.Classes)
 	hs := 8 * float64(w.Views)
-	p.GatherBytes = logits + hs
+	p.GatherBytes = float64(allgatherBytes(w.Views, rows, w.Classes, true))
 	p.Gather = ringAllgather(logits, w.Views, net) + ringAllgather(hs, w.Views, net)
 	if R > 1 {
 		grad := 4 * float64(w.Params)
@@ -105,6 +105,17 @@ func Predict(w Workload, net Network, c Compute, gpus, rows int) (Prediction, er
 		p.Reduce += ringAllreduce(loss, R, net)
 	}
 	return p, nil
+}
+
+// allgatherBytes is what one update's peer all-gathers carry in all: every view's h
+// (a float64) and, unless the views pass them through their backends (views of one
+// process), every view's rows×classes float32 teacher logits.
+func allgatherBytes(views, rows, classes int, logits bool) int64 {
+	b := int64(8 * views)
+	if logits {
+		b += int64(4 * views * rows * classes)
+	}
+	return b
 }
 
 // bnReducesPerLayer recovers how many BatchNorm all-reduces each layer makes per update
