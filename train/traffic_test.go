@@ -149,7 +149,7 @@ func BenchmarkDeviceTraffic(b *testing.B) {
 		fmt.Printf("at %.2f TB/s and %.0f TFLOP/s: an update takes at least %.3f ms (%.0f updates/s), %.1f %% of the GEMM rate;\n"+
 			"its products alone %.3f ms, its bytes alone %.3f ms\n",
 			*trafficBW/1e12, *trafficRate/1e12, floor*1e3, 1/floor, 100*total.flops/floor / *trafficRate,
-			total.flops / *trafficRate*1e3, total.bytes / *trafficBW*1e3)
+			total.flops / *trafficRate * 1e3, total.bytes / *trafficBW * 1e3)
 	}
 }
 
