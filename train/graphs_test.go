@@ -3,10 +3,13 @@ package train
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -393,6 +396,9 @@ func TestRunReplaysSegments(t *testing.T) {
 	if len(recs) != 2 || s.Updates < 6 {
 		t.Fatalf("%d backends, %d MCT updates; want 2 and several", len(recs), s.Updates)
 	}
+	if s.CUDAGraphs == nil || !*s.CUDAGraphs {
+		t.Errorf("summary: cuda_graphs %s, want true", graphsField(s.CUDAGraphs))
+	}
 	for v, r := range recs {
 		t.Logf("view %d: %d recordings of %d keys over %d updates, %d changes, at most %d in a row", v, r.records, len(r.last), s.Updates, len(r.changed), r.maxRow)
 		if r.records != 3*s.Updates || r.maxRow > 1 || len(r.changed) > len(r.last) {
@@ -433,6 +439,30 @@ func TestRunSaysGraphsOffOnAnyRank(t *testing.T) {
 	if n := strings.Count(out.String(), "CUDA graphs off"); n != 1 {
 		t.Errorf("%d lines say CUDA graphs are off, want 1; output:\n%s", n, out.String())
 	}
+	if s := readSummary(t, cfg.Out); s.CUDAGraphs == nil || *s.CUDAGraphs {
+		t.Errorf("summary.json: cuda_graphs %s with graphs off on rank 1, want false", graphsField(s.CUDAGraphs))
+	}
+}
+
+// graphsField is the summary's cuda_graphs as JSON shows it.
+func graphsField(on *bool) string {
+	if on == nil {
+		return "absent"
+	}
+	return fmt.Sprint(*on)
+}
+
+func readSummary(t *testing.T, dir string) Summary {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // lockedBuffer is a bytes.Buffer that ranks may write to concurrently.

@@ -4,12 +4,10 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,17 +69,10 @@ func TestMPIDeviceExchange(t *testing.T) {
 			t.Errorf("MCT_CUDA_AWARE=%s (library CUDA-aware: %v), logits via %s: the override's note %d times, want %d\n%s",
 				tc.aware, libAware, tc.want, n, wantNote, out)
 		}
-		var s Summary
-		b, err := os.ReadFile(filepath.Join(c.Out, "summary.json"))
-		if err == nil {
-			err = json.Unmarshal(b, &s)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.LogitsExchange != tc.want || s.Transport != "mpi" {
-			t.Errorf("MCT_CUDA_AWARE=%s, rank %d with MCT_DEVICE_EXCHANGE=0: logits via %q over %q, want %q over mpi",
-				tc.aware, tc.hostRank, s.LogitsExchange, s.Transport, tc.want)
+		s := readSummary(t, c.Out)
+		if s.LogitsExchange != tc.want || s.Transport != "mpi" || s.CUDAGraphs != nil {
+			t.Errorf("MCT_CUDA_AWARE=%s, rank %d with MCT_DEVICE_EXCHANGE=0: logits via %q over %q, cuda_graphs %s; want %q over mpi, absent",
+				tc.aware, tc.hostRank, s.LogitsExchange, s.Transport, graphsField(s.CUDAGraphs), tc.want)
 		}
 		sameParams(t, "one process", local, fmt.Sprintf("mpirun -np 2, logits via %s", s.LogitsExchange), &s)
 	}

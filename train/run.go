@@ -41,8 +41,12 @@ type Summary struct {
 	// LogitsExchange is how the MCT teacher logits went from view to view (MCT only): "backends",
 	// "mpi-device" or "host" (train/exchange.go).
 	LogitsExchange string `json:"logits_exchange,omitempty"`
-	RunID          string `json:"run_id"`
-	Config         Config `json:"config"`
+	// CUDAGraphs, on a backend that records (cudaops), says whether every rank replayed
+	// the MCT update's segments as CUDA graphs to the end (false: some rank turned them
+	// off, with a warning, or replicas or MCT_CUDA_GRAPHS=0 kept them off); absent elsewhere.
+	CUDAGraphs *bool  `json:"cuda_graphs,omitempty"`
+	RunID      string `json:"run_id"`
+	Config     Config `json:"config"`
 }
 
 // Run runs cfg to the end and returns the summary (also written to cfg.Out). Launched
@@ -292,6 +296,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 			return nil, err
 		}
 		sum.Updates = st.Updates
+		if cfg.Algo == "mct" {
+			sum.CUDAGraphs = r.graphsEverywhere()
+		}
 		phase = time.Duration((r.priorSeconds + time.Since(r.phaseStart).Seconds()) * float64(time.Second))
 		examples = float64(st.Updates * cfg.Batch)
 	case "cotrain":

@@ -5,6 +5,7 @@ import (
 
 	"mct/data"
 	"mct/nn"
+	"mct/ranks"
 )
 
 // stepStats is what one MCT update reports, identical on every rank after the exchange.
@@ -261,6 +262,25 @@ func (r *rank) segment(key string, f func()) {
 			r.warn("warning: CUDA graphs off, launching kernels one by one: %v", err)
 		}
 	}
+}
+
+// graphsEverywhere is, when some rank's backend records segments, whether every such
+// rank still does (nil when none does): collective.
+func (r *rank) graphsEverywhere() *bool {
+	_, records := r.be.(nn.Recorder)
+	n := []int64{0, 0} // ranks whose backend records, and those of them recording now
+	if records {
+		n[0] = 1
+	}
+	if r.rec != nil {
+		n[1] = 1
+	}
+	r.world.AllreduceI64(n, ranks.Sum)
+	if n[0] == 0 {
+		return nil
+	}
+	on := n[1] == n[0]
+	return &on
 }
 
 // uploadStep sends everything the host contributes to one update before h in one upload,
