@@ -105,9 +105,9 @@ for run in ("fp32", "bf16", "bf16-nographs", "bf16-hostgather", "bf16-hostlogits
             print(f"  device time per update, rank 0: {parts}: {100*sum(seg.values())/m['seconds_per_update']:.0f}% busy (A teacher fwd, B steps 2-4, C teacher step)")
     if tv and run in ("fp32", "bf16"): print(f"torch {p:53s} {tv:10.1f}")
 s = load("fmnist/summary.json")
-if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"]))
+if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s, cuda graphs %s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"], s.get("cuda_graphs")))
 s = load("np2/summary.json")
-if s: print("np2 on one gpu: test ensemble %.4f, transport %s, backend %s, logits via %s" % (s["test_accuracy"]["ensemble"], s["transport"], s["backend"], s.get("logits_exchange")))
+if s: print("np2 on one gpu: test ensemble %.4f, transport %s, backend %s, logits via %s, cuda graphs %s" % (s["test_accuracy"]["ensemble"], s["transport"], s["backend"], s.get("logits_exchange"), s.get("cuda_graphs")))
 syncs = [r.get("host_syncs_per_update") for r in t.get("results", [])]
 print("gpu:", t.get("device"), "torch", t.get("torch"), "host syncs per torch update", syncs)
 PY
