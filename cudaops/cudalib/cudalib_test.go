@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"mct/internal/testenv"
 )
 
 // cacheLib is where scripts/cuda-headers.sh puts NVRTC 11.8 and the stub
@@ -30,7 +32,7 @@ func loadNVRTC(t *testing.T) *NVRTC {
 	t.Helper()
 	n, err := LoadNVRTC(0, filepath.Join(cacheLib(), "libnvrtc.so.11.2"))
 	if err != nil {
-		t.Skipf("no NVRTC here (run scripts/cuda-headers.sh to get NVRTC 11.8): %v", err)
+		testenv.Missing(t, "no NVRTC here (run scripts/cuda-headers.sh to get NVRTC 11.8): %v", err)
 	}
 	return n
 }
@@ -79,7 +81,7 @@ func TestCompileErrorCarriesLog(t *testing.T) {
 func TestCUBLASSymbols(t *testing.T) {
 	stub := filepath.Join(cacheLib(), "stubs/libcublas.so")
 	if _, err := os.Stat(stub); err != nil {
-		t.Skipf("no stub libcublas (run scripts/cuda-headers.sh): %v", err)
+		testenv.Missing(t, "no stub libcublas (run scripts/cuda-headers.sh): %v", err)
 	}
 	c, err := LoadCUBLAS(0, stub)
 	if err != nil {
