@@ -13,6 +13,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -20,37 +21,53 @@ import (
 )
 
 func main() {
-	local := flag.Int("local", 2, "ranks to run as goroutines when not started by mpirun or srun")
-	rows := flag.Int("rows", 1024, "AllgatherF32: rows per rank (batch size)")
-	cols := flag.Int("cols", 10, "AllgatherF32: floats per row (classes)")
-	params := flag.Int("params", 3_000_000, "AllreduceF32: floats (model parameters)")
-	iters := flag.Int("iters", 20, "timed calls per collective")
-	flag.Parse()
-
-	bench := func(c ranks.Comm) error {
-		run(c, "AllgatherF32", *rows**cols, *iters, gatherBytes, func(buf, recv []float32) { c.AllgatherF32(buf, recv) })
-		run(c, "AllreduceF32", *params, *iters, reduceBytes, func(buf, _ []float32) { c.AllreduceF32(buf) })
-		return nil
-	}
-	var err error
-	if ranks.Launched() {
-		var world ranks.Comm
-		if world, err = ranks.World(); err == nil {
-			transport = "mpi"
-			err = bench(world)
-			world.Close()
-		}
-	} else {
-		transport = "local"
-		err = ranks.RunLocal(*local, bench)
-	}
-	if err != nil {
+	if err := mainErr(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "comm:", err)
 		os.Exit(1)
 	}
 }
 
-var transport string
+// mainErr runs the program with the command-line arguments args and writes rank 0's
+// lines to out.
+func mainErr(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("comm", flag.ContinueOnError)
+	local := fs.Int("local", 2, "ranks to run as goroutines when not started by mpirun or srun")
+	rows := fs.Int("rows", 1024, "AllgatherF32: rows per rank (batch size)")
+	cols := fs.Int("cols", 10, "AllgatherF32: floats per row (classes)")
+	params := fs.Int("params", 3_000_000, "AllreduceF32: floats (model parameters)")
+	iters := fs.Int("iters", 20, "timed calls per collective")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags only; see -h)", fs.Arg(0))
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"rows", *rows}, {"cols", *cols}, {"params", *params}, {"iters", *iters}} {
+		if f.v < 1 {
+			return fmt.Errorf("-%s %d: want at least 1", f.name, f.v)
+		}
+	}
+
+	bench := func(transport string) func(c ranks.Comm) error {
+		return func(c ranks.Comm) error {
+			run(c, out, transport, "AllgatherF32", *rows**cols, *iters, gatherBytes, func(buf, recv []float32) { c.AllgatherF32(buf, recv) })
+			run(c, out, transport, "AllreduceF32", *params, *iters, reduceBytes, func(buf, _ []float32) { c.AllreduceF32(buf) })
+			return nil
+		}
+	}
+	if !ranks.Launched() {
+		return ranks.RunLocal(*local, bench("local"))
+	}
+	world, err := ranks.World()
+	if err != nil {
+		return err
+	}
+	defer world.Close()
+	return bench("mpi")(world)
+}
 
 // gatherBytes is what one rank receives in an allgather of n floats per rank.
 func gatherBytes(n, p int) int { return (p - 1) * n * 4 }
@@ -59,7 +76,7 @@ func gatherBytes(n, p int) int { return (p - 1) * n * 4 }
 // chunk from every other rank, then every other chunk, 2(p−1)/p of the buffer.
 func reduceBytes(n, p int) int { return 2 * (p - 1) * n / p * 4 }
 
-func run(c ranks.Comm, name string, n, iters int, bytes func(n, p int) int, op func(buf, recv []float32)) {
+func run(c ranks.Comm, out io.Writer, transport, name string, n, iters int, bytes func(n, p int) int, op func(buf, recv []float32)) {
 	buf := make([]float32, n)
 	for i := range buf {
 		buf[i] = float32(i%97) * 1e-3
@@ -80,6 +97,6 @@ func run(c ranks.Comm, name string, n, iters int, bytes func(n, p int) int, op f
 	}
 	per := time.Duration(elapsed[0] / int64(iters))
 	b := bytes(n, c.Size())
-	fmt.Printf("%-5s np=%d %s n=%d: %v per call, %d bytes received per rank, %.2f GB/s\n",
+	fmt.Fprintf(out, "%-5s np=%d %s n=%d: %v per call, %d bytes received per rank, %.2f GB/s\n",
 		transport, c.Size(), name, n, per.Round(time.Microsecond), b, float64(b)/per.Seconds()/1e9)
 }
