@@ -16,11 +16,15 @@
 //	  "fixed": {"data": "data/fmnist", "epochs": 50},
 //	  "vary": {
 //	    "algo": ["supervised", "cotrain", "mct"],
-//	    "views": [["hog", "gabor"], {"name": "nets", "value": ["mobilenet", "inception"]}],
+//	    "views": [["hog", "gabor"], {"name": "nets", "value": ["mobilenet_v2", "inception_v3"]}],
 //	    "labeled": [0.01, 0.05, 0.1],
 //	    "seed": [1, 2, 3]
 //	  }
 //	}
+//
+// Its data/fmnist, beside the grid file, is a dataset directory with those four views:
+// `mct data build --views hog,gabor,mobilenet_v2,inception_v3 --out data/fmnist`.
+// (TestDocGrids expands both examples of this comment and checks their views.)
 //
 // Values are strings, numbers (kept as written: 0.010 stays 0.010), booleans,
 // or lists of them, which become comma-separated flag values (a view set).
@@ -41,7 +45,7 @@
 //	epochs = 50
 //	[vary]
 //	algo = ["supervised", "cotrain", "mct"]
-//	views = [["hog", "gabor"], {name = "nets", value = ["mobilenet", "inception"]}]
+//	views = [["hog", "gabor"], {name = "nets", value = ["mobilenet_v2", "inception_v3"]}]
 //	labeled = [0.01, 0.05, 0.1]
 //	seed = [1, 2, 3]
 //
