@@ -4,5 +4,10 @@
 //
 //	go test ./bench/probe/ -run '^$' -bench . -benchtime 5x
 //
+// PyTorch is Debian's /usr/bin/python3 with python3-torch, on as many BLAS threads as
+// GOMAXPROCS; without torch the benchmark times Go alone and says so. TestUpdateBothSides
+// runs one update of each side at a small batch, so plain `go test` catches a benchmark
+// that no longer runs.
+//
 // Results and the machine they came from are in bench/RESULTS-probe.md.
 package probe
