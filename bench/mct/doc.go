@@ -19,6 +19,8 @@
 // TestDeviceCheckTorchCommand runs device-check.sh's command line on the CPU (one
 // update of a small batch at fp32, tf32 and bf16) and reads the JSON the device
 // check's table reads, so a broken GPU baseline fails here, not on a lent GPU.
+// TestBenchmarkMCTSmall runs both sides of BenchmarkMCT for one update of a tiny
+// problem, so a benchmark that no longer runs fails plain `go test` too.
 //
 // Fairness: Go runs with GOMAXPROCS cores (one goroutine per view, the BLAS threads
 // split between them, as `mct train` does); PyTorch gets torch.set_num_threads with
