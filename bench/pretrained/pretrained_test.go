@@ -1,17 +1,7 @@
-// Package pretrained benchmarks the Go forward pass of mct/data/pretrained
-// against TensorFlow.js 4.22.0 (wasm backend, node) on the same models, the
-// same layers and the same input size, in one command:
-//
-//	go test ./bench/pretrained -run '^$' -bench . -benchtime 5x
-//
-// Each network reports wall ms/image, images/s and CPU ms/image (process
-// user+system time, which load from other users does not inflate) for Go on
-// all cores (GOMAXPROCS), Go on one core, and TF.js. Inputs are 64 images at 96 px in
-// batches of 32 (Go's Embed) or one batch of 64 (TF.js). The nsfwjs package
-// and TF.js come from the cache (MCT_CACHE_DIR), fetched with npm on first use.
 package pretrained
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"syscall"
@@ -20,6 +10,7 @@ import (
 
 	"mct/data/pretrained"
 	"mct/data/pretrained/oracle"
+	"mct/internal/testenv"
 )
 
 const (
@@ -103,4 +94,52 @@ func report(b *testing.B, msPerImage, cpuMSPerImage float64) {
 	b.ReportMetric(cpuMSPerImage, "cpu-ms/image")
 	b.ReportMetric(1000/msPerImage, "images/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// TestViewsSmall runs what BenchmarkViews times, once, on 2 images: Go's Embed of each
+// network's view layer and the TF.js timing through node, so that plain `go test` catches
+// a benchmark that no longer runs (the TF.js oracle test, TestMatchesTFJS in
+// data/pretrained, checks the values; this checks the timing command and its output).
+func TestViewsSmall(t *testing.T) {
+	cache, err := pretrained.CacheDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tfjs, err := oracle.EnsureTFJS(cache)
+	if err != nil {
+		testenv.Missing(t, "TF.js cannot run: %v", err)
+	}
+	const n = 2
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := make([]float32, n*size*size*3)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	for _, network := range []string{"mobilenet_v2", "inception_v3"} {
+		m, err := pretrained.Load(cache, network)
+		if err != nil {
+			testenv.Missing(t, "%s cannot be fetched: %v", network, err)
+		}
+		layer := pretrained.DefaultLayers[network]
+		net, err := m.Compile(layer, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		emb := net.Embed(x, n)
+		if len(emb) != n*net.OutC {
+			t.Errorf("%s: Embed gave %d floats, want %d×%d", network, len(emb), n, net.OutC)
+		}
+		for i, v := range emb {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%s: embedding %d is %v", network, i, v)
+			}
+		}
+		r, err := oracle.Bench(tfjs, m.Dir, layer, size, n)
+		if err != nil {
+			t.Fatalf("%s: TF.js timing: %v", network, err)
+		}
+		if !(r.MSPerImage > 0) || !(r.CPUMSPerImage > 0) || r.Threads < 1 {
+			t.Errorf("%s: TF.js timing %+v, want positive times and at least one thread", network, r)
+		}
+	}
 }
