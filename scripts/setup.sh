@@ -19,7 +19,16 @@ missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-command -v npm >/dev/null || echo "setup: npm not found: pretrained views and their tests need Node.js with npm" >&2
+# Pretrained views fetch nsfwjs with npm, and their oracle tests run TF.js under node,
+# which fail under CI when absent. Any Node.js with npm will do (this VM has 20 from
+# NodeSource), so Debian's npm (with its nodejs 18) comes in only when none is found.
+if ! command -v npm >/dev/null; then
+  if [ "${1:-test}" = test ]; then
+    missing+=(npm)
+  else
+    echo "setup: npm not found: pretrained views need Node.js with npm (apt-get install npm)" >&2
+  fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${missing[*]}" >&2
