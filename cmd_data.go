@@ -87,6 +87,10 @@ from the rest of them). Test labels must all be known.
 		}
 		return data.Import(views, [2]string{l[0], l[1]}, *classes, *out)
 	case "info":
+		if len(args) == 2 && isHelp(args[1]) {
+			fmt.Fprintln(os.Stderr, "usage: mct data info DIR\n\nDescribes a dataset directory: its views, splits, classes and provenance.")
+			return flag.ErrHelp
+		}
 		if len(args) != 2 {
 			return fmt.Errorf("info: expected one dataset directory")
 		}

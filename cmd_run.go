@@ -188,7 +188,8 @@ func cmdSweep(args []string) error {
   list GRID                 print the grid's combinations, one per line, with their index
   run GRID --index I        run combination I (e.g. $SLURM_ARRAY_TASK_ID); a finished one is
                             skipped, a half-done one resumes
-  collect GRID|DIR          gather every summary.json into results.md, results.csv, accuracy.png
+  collect GRID|DIR          gather every summary.json into results.md, results.csv, runs.csv,
+                            accuracy.png
 `
 	if len(args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
@@ -196,6 +197,10 @@ func cmdSweep(args []string) error {
 			return flag.ErrHelp
 		}
 		return fmt.Errorf("expected a subcommand and a grid")
+	}
+	if isHelp(args[1]) && args[0] != "run" { // run's flag set prints its own usage
+		fmt.Fprint(os.Stderr, usage)
+		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "list":
@@ -213,7 +218,11 @@ func cmdSweep(args []string) error {
 Runs one combination of the grid (mct sweep list GRID numbers them); inside a SLURM job
 array the index is $SLURM_ARRAY_TASK_ID.`)
 		index := fs.Int("index", -1, "combination index (default $SLURM_ARRAY_TASK_ID)")
-		if err := parseFlags(fs, args[2:]); err != nil {
+		flags := args[2:]
+		if isHelp(args[1]) { // in the grid's place
+			flags = args[1:]
+		}
+		if err := parseFlags(fs, flags); err != nil {
 			return err
 		}
 		if *index < 0 {

@@ -60,7 +60,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.IntVar(&cfg.CotrainK, "cotrain-k", cfg.CotrainK, "examples per class each view labels per co-training round")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run directory (default runs/<algo>-<views>-<labeled>-s<seed>)")
 	fs.StringVar(&cfg.CacheDir, "cache", cfg.CacheDir, "cache of built views (default $MCT_CACHE_DIR or ~/.cache/mct)")
-	fs.StringVar(&cfg.Device, "device", cfg.Device, "compute device: auto (the GPU placed for this rank in a make cuda build when one opens, else the CPU), cpu, or cuda (an error without a GPU)")
+	fs.StringVar(&cfg.Device, "device", cfg.Device, "compute device: auto (in a make cuda build, the GPU placed for this rank, or the CPU if it does not open; a make cuda build needs the NVIDIA driver to start), cpu, or cuda (an error if the GPU does not open)")
 	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "GEMM precision on a GPU: bf16, tf32 or fp32 (exact)")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress output")
 	fs.BoolVar(&cfg.Resume, "resume", cfg.Resume, "continue from the run directory's last committed checkpoint")

@@ -251,6 +251,32 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
+// TestHelpEverywhere: -h or --help after any command, also where an operand (a grid, a
+// directory) is expected, prints that command's usage and exits 0; it is never taken for
+// a file name.
+func TestHelpEverywhere(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"train", "-h"}, "-device"},
+		{[]string{"sweep", "--help"}, "usage: mct sweep"},
+		{[]string{"sweep", "list", "--help"}, "usage: mct sweep"},
+		{[]string{"sweep", "collect", "-h"}, "usage: mct sweep"},
+		{[]string{"sweep", "run", "--help"}, "usage: mct sweep run GRID"},
+		{[]string{"sweep", "run", "grid.json", "-h"}, "usage: mct sweep run GRID"},
+		{[]string{"data", "--help"}, "usage: mct data"},
+		{[]string{"data", "info", "--help"}, "usage: mct data info DIR"},
+		{[]string{"data", "import", "-h"}, "usage: mct data import"},
+		{[]string{"bench", "--help"}, "-segment-times"},
+	} {
+		o, err := mct(t, 0, c.args...)
+		if err != nil || !strings.Contains(o, c.want) {
+			t.Errorf("mct %v: err %v, output %q; want success and %q", c.args, err, o, c.want)
+		}
+	}
+}
+
 // TestBadEnvironment: a misspelt value of an environment switch is one error line naming
 // it, not a silent default.
 func TestBadEnvironment(t *testing.T) {

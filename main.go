@@ -33,7 +33,7 @@ func commands() []command {
 		{"report", "compare runs: a Markdown table of mean ± std accuracy", cmdReport},
 		{"export", "export a view's probe (safetensors) for PyTorch", cmdExport},
 		{"probe", "show the CPU and BLAS kernel, GPUs, MPI library and this rank's GPU placement (each rank's under mpirun)", cmdProbe},
-		{"sweep", "expand, run and collect a grid of runs (SLURM job arrays)", cmdSweep},
+		{"sweep", "list, run and collect a grid of runs (SLURM job arrays)", cmdSweep},
 		{"bench", "time the MCT update on random data (any device, under mpirun too)", cmdBench},
 		{"version", "print the version", func([]string) error { fmt.Println("mct", version); return nil }},
 	}
@@ -66,6 +66,10 @@ func newFlags(name, help string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// isHelp reports whether a command-line word asks for help, where a command expects an
+// operand (a grid, a directory) rather than flags.
+func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" }
 
 // parseFlags parses a command's flags quietly: -h prints the command's usage, and a bad
 // flag is one error line (main prefixes the command) instead of the error plus the usage.

@@ -84,11 +84,15 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 	}
 	left := known - n
 	if val > left {
-		if len(unknown) > 0 {
-			return Split{}, fmt.Errorf("split: validation size %d exceeds the %d examples with a known label left after %d labeled (%d of the train labels are -1, unknown): take a smaller labeled fraction of the known labels and a validation size that fits, e.g. --labeled 0.8 --val %d",
-				val, left, n, len(unknown), known/5)
+		fix := "a smaller --labeled"
+		if left > 0 {
+			fix = fmt.Sprintf("--val %d or less, or a smaller --labeled", left)
 		}
-		return Split{}, fmt.Errorf("split: validation size %d exceeds the %d train examples left after %d labeled", val, left, n)
+		if len(unknown) > 0 {
+			return Split{}, fmt.Errorf("split: validation size %d exceeds the %d examples with a known label left after %d labeled (%d of the train labels are -1, unknown): use %s",
+				val, left, n, len(unknown), fix)
+		}
+		return Split{}, fmt.Errorf("split: validation size %d exceeds the %d train examples left after %d labeled: use %s", val, left, n, fix)
 	}
 	for c := range rest {
 		shuffle(rest[c], seed, streamVal+uint64(c))
