@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sync"
 	"testing"
 
 	"mct/nn"
@@ -105,21 +104,12 @@ func BenchmarkDeviceTraffic(b *testing.B) {
 	ds := RandomViews([]int{1024, 1024}, 1000, 4096, 1)
 	type tally struct{ calls, bytes, flops float64 }
 	count := func(updates int) map[string]tally {
-		var mu sync.Mutex
 		t := map[string]tally{}
-		_, err := Updates(cfg, ds, updates, func(int) (nn.Backend, error) {
-			return &interposer{CPU: nn.NewCPU(), through: func(name string, _ int, a []any, call func()) {
-				by, fl := opBytes(name, a)
-				mu.Lock()
-				x := t[name]
-				t[name] = tally{x.calls + 1, x.bytes + by, x.flops + fl}
-				mu.Unlock()
-				call()
-			}}, nil
+		eachOp(b, cfg, ds, updates, func(name string, a []any) {
+			by, fl := opBytes(name, a)
+			x := t[name]
+			t[name] = tally{x.calls + 1, x.bytes + by, x.flops + fl}
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
 		return t
 	}
 	for b.Loop() {
@@ -165,28 +155,14 @@ func TestTrafficModelCovers(t *testing.T) {
 		cfg.Hidden, cfg.Batch, cfg.LabeledBatch = []int{8, 8, 8}, 16, 8
 		set(&cfg)
 		ds := RandomViews([]int{5, 6}, 4, 64, 3)
-		var mu sync.Mutex
 		var adam float64
-		_, err := Updates(cfg, ds, 1, func(int) (nn.Backend, error) {
-			return &interposer{CPU: nn.NewCPU(), through: func(name string, _ int, a []any, call func()) {
-				by, _ := opBytes(name, a)
-				if name == "Adam" {
-					mu.Lock()
-					adam += by
-					mu.Unlock()
-				}
-				call()
-			}}, nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want float64
-		for _, v := range ds.Views {
-			p, err := nn.NewProbe(nn.NewCPU(), nn.Config{Arch: cfg.Arch, In: v.Dim, Classes: ds.Classes, Hidden: cfg.Hidden}, 0)
-			if err != nil {
-				t.Fatal(err)
+		eachOp(t, cfg, ds, 1, func(name string, a []any) {
+			if by, _ := opBytes(name, a); name == "Adam" {
+				adam += by
 			}
+		})
+		var want float64
+		for _, p := range viewProbes(t, cfg, ds) {
 			want += 2 * 28 * float64(p.NumParams())
 		}
 		if adam != want {
