@@ -64,7 +64,7 @@ np2() { # np2 NAME SECONDS COMMAND...: stdout to $out/NAME.out (the retry's repl
   fi
 }
 np2 np2 ${T_NP2:-45} "$bin/mct-cuda" train --device cuda --epochs 1 --warmup-epochs 5 --out "$out/np2"
-tail -3 "$out/np2.err"; tail -4 "$out/np2.out"; grep -h 'warning' "$out/np2.err" | head -3
+tail -3 "$out/np2.err"; tail -4 "$out/np2.out"; grep -h -e 'warning' -e 'GPU placement' "$out/np2.err" | head -3
 # The same update as step 3 under mpirun, one rank per view on the one GPU: what the MPI path costs.
 np2 mct-bf16-np2 ${T_BENCH:-30} "$bin/mct-cuda" bench --device cuda --precision bf16 --dims 1024,1024 \
   --classes 1000 --batch 1024 --updates 30 --warmup 3 --json

@@ -35,7 +35,7 @@ func RegisterDevice(name string, open Opener) {
 // rankDevice opens this rank's compute backend (the GPU its node-local rank is placed
 // on, or the CPU) and sizes the BLAS threads; collective, so all ranks fail together.
 // note, for rank 0 to print, says why --device auto runs on the CPU when GPUs were there
-// to use ("" otherwise).
+// to use, or, under mpirun, what is unusual in rank 0's node's GPU placement ("" otherwise).
 func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport string) (be nn.Backend, note string, err error) {
 	localRank, localSize := world.Rank(), world.Size()
 	if transport == "mpi" {
@@ -50,6 +50,9 @@ func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport str
 	}
 	if note == "" && world.Rank() == 0 {
 		note = idleGPUs(cfg.Device, be, probe.Inventory)
+	}
+	if note == "" && world.Rank() == 0 && transport == "mpi" {
+		note = placementNote(be, localRank, localSize, probe.Inventory)
 	}
 	blas.SetThreads(blasThreads(transport, layout))
 	return be, note, nil
@@ -101,4 +104,24 @@ func idleGPUs(device string, be nn.Backend, inventory func() (probe.Report, erro
 	}
 	return fmt.Sprintf("note: this node has %d GPU(s) (%s) that this mct, built without CUDA, leaves idle: build ./mct-cuda (make cuda) and run it instead",
 		len(gpus), gpus[0].Name)
+}
+
+// placementNote is one line with the notes of a GPU rank's placement (probe.Plan: local
+// ranks sharing its GPU, visible GPUs that get no rank, GPUs of mixed models), so that a
+// user who launched more or fewer ranks than the node has GPUs sees it; "" when there is
+// nothing to say or be is not a GPU. Only for ranks launched by mpirun: views of one
+// process share their GPU by design.
+func placementNote(be nn.Backend, localRank, localSize int, inventory func() (probe.Report, error)) string {
+	if !strings.HasPrefix(be.Name(), "cuda") {
+		return ""
+	}
+	rep, err := inventory()
+	if err != nil {
+		return ""
+	}
+	pl, err := probe.Plan(localRank, localSize, rep)
+	if err != nil || len(pl.Notes) == 0 {
+		return ""
+	}
+	return "note: GPU placement on this node: " + strings.Join(pl.Notes, "; ")
 }

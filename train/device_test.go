@@ -58,3 +58,40 @@ func TestAutoFallbackSaysWhy(t *testing.T) {
 		t.Errorf("--device cuda: error %v, want the opener's", err)
 	}
 }
+
+// gpuNamed is the CPU backend under a GPU backend's name.
+type gpuNamed struct{ *nn.CPU }
+
+func (gpuNamed) Name() string { return "cuda:0" }
+
+// TestPlacementNote: under mpirun, rank 0 says when ranks share its GPU or GPUs get no
+// rank, in one line; nothing when each rank has its own GPU, on the CPU, or when NVML
+// cannot answer.
+func TestPlacementNote(t *testing.T) {
+	gpus := []probe.GPU{
+		{Index: 0, Name: "NVIDIA H200", UUID: "GPU-a", PCIBusID: "00000000:19:00.0"},
+		{Index: 1, Name: "NVIDIA H200", UUID: "GPU-b", PCIBusID: "00000000:3b:00.0"},
+	}
+	with := func(gpus []probe.GPU) func() (probe.Report, error) {
+		return func() (probe.Report, error) { return probe.Report{GPUs: gpus}, nil }
+	}
+	gpu := gpuNamed{nn.NewCPU()}
+	for _, tc := range []struct {
+		name          string
+		be            nn.Backend
+		size          int
+		inventory     func() (probe.Report, error)
+		want, wantNot string
+	}{
+		{"4 ranks on 2 GPUs", gpu, 4, with(gpus), "note: GPU placement on this node: 2 local ranks share GPU 0 (GPU-a)", "\n"},
+		{"1 rank on 2 GPUs", gpu, 1, with(gpus), "1 of 2 visible GPUs get no rank", "share"},
+		{"2 ranks on 2 GPUs", gpu, 2, with(gpus), "", ""},
+		{"the CPU", nn.NewCPU(), 4, with(gpus), "", ""},
+		{"NVML fails", gpu, 4, func() (probe.Report, error) { return probe.Report{}, errors.New("no NVML") }, "", ""},
+	} {
+		got := placementNote(tc.be, 0, tc.size, tc.inventory)
+		if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) || (tc.wantNot != "" && strings.Contains(got, tc.wantNot)) {
+			t.Errorf("%s: note %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
