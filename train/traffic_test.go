@@ -94,8 +94,9 @@ func opBytes(name string, a []any) (bytes, flops float64) {
 // check's shape (2 views of 1024, 1000 classes, reference fcnn, B = 1024 unlabeled and
 // 1024 labeled rows), from the operations the update issues, counted on the CPU: each
 // operation takes at least its bytes at the memory bandwidth or its FLOPs at the GEMM
-// rate. Views sharing one GPU share both, so their floors add. Prints a table by
-// operation; nothing is timed.
+// rate. Views sharing one GPU share both, so their floors add. Every byte is taken to go
+// to device memory: an L2 cache that keeps a block between two kernels lowers the true
+// floor. Prints a table by operation; nothing is timed.
 //
 //	go test ./train -run '^$' -bench DeviceTraffic -benchtime 1x [-args -traffic.bw 3.35e12]
 func BenchmarkDeviceTraffic(b *testing.B) {
