@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -34,6 +35,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 	profile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole bench (set-up included) to `FILE` (under mpirun: FILE.<local rank>); read it with go tool pprof -symbolize=none -top FILE (re-symbolizing from the binary misplaces the OpenBLAS samples)")
 	roof := fs.Bool("roofline", false, "also measure the GPU's bf16 GEMM rate and report the update's fraction of it (cuda build)")
 	segments := fs.Bool("segment-times", false, "also time each replayed segment of the update on the GPU (teacher forward, steps 2–4, teacher step): how busy the device is (cuda build, CUDA graphs on)")
+	opTimes := fs.Bool("op-times", false, "time every operation of the update's segments on the GPU, one by one instead of as CUDA graphs: which kernels the device time goes to (cuda build; slows the update, so its time is not the untimed one)")
 	fs.Func("hidden", "probe hidden widths (default 1024,1024,1024, the reference FCNN)", func(s string) error {
 		h, err := list.PositiveInts(s)
 		cfg.Hidden = h
@@ -58,8 +60,11 @@ transport, one rank per view and replica; the communication time and bytes are r
 		}
 		defer stop()
 	}
+	if *segments && *opTimes {
+		return fmt.Errorf("--segment-times and --op-times: choose one (timing every operation replaces the segments' graphs)")
+	}
 	res, err := train.Bench(cfg, train.RandomViews(d, *classes, *rows, cfg.Seed),
-		train.BenchOptions{Warmup: *warmup, Updates: *updates, SegmentTimes: *segments})
+		train.BenchOptions{Warmup: *warmup, Updates: *updates, SegmentTimes: *segments, OpTimes: *opTimes})
 	if err != nil || res == nil {
 		return err // res is nil on ranks other than 0
 	}
@@ -77,6 +82,9 @@ transport, one rank per view and replica; the communication time and bytes are r
 	}
 	if *segments && len(res.SegmentsPerUpdate) == 0 {
 		fmt.Fprintf(os.Stderr, "--segment-times: no segment was timed: %s times none, or CUDA graphs were off (only replayed segments are timed)\n", res.Backend)
+	}
+	if *opTimes && len(res.OpsPerUpdate) == 0 {
+		fmt.Fprintf(os.Stderr, "--op-times: no operation was timed: %s times none, or CUDA graphs were off (only recorded segments are timed)\n", res.Backend)
 	}
 	if *asJSON {
 		b, _ := json.MarshalIndent(res, "", "  ")
@@ -115,10 +123,30 @@ transport, one rank per view and replica; the communication time and bytes are r
 		fmt.Printf("device time per update on rank 0: %s; %.3f ms in all, %.0f%% of the update (A teacher forward, B steps 2-4, C teacher step)\n",
 			strings.Join(parts, ", "), 1e3*sum, 100*sum/res.SecondsPerUpdate)
 	}
+	if len(res.OpsPerUpdate) > 0 {
+		printOpTimes(res)
+	}
 	if *roof {
 		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)
 	}
 	return nil
+}
+
+// printOpTimes prints rank 0's device time per update by operation, the largest first.
+func printOpTimes(res *train.BenchResult) {
+	var sum float64
+	for _, sec := range res.OpsPerUpdate {
+		sum += sec
+	}
+	fmt.Printf("device time per update by operation on rank 0: %.3f ms in all (operations one by one, not as graphs; %d of %d segments late, their times may include launch gaps)\n",
+		1e3*sum, res.OpSegmentsLate, res.OpSegments)
+	names := slices.SortedFunc(maps.Keys(res.OpsPerUpdate), func(a, b string) int {
+		return cmp.Compare(res.OpsPerUpdate[b], res.OpsPerUpdate[a])
+	})
+	for _, name := range names {
+		sec := res.OpsPerUpdate[name]
+		fmt.Printf("  %-40s %8.1f µs %5.1f%%\n", name, 1e6*sec, 100*sec/sum)
+	}
 }
 
 // startCPUProfile starts pprof's CPU profile into path (suffixed with the local rank

@@ -237,6 +237,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},
+		{[]string{"bench", "--op-times", "--segment-times"}, "--segment-times and --op-times: choose one"},
 		{[]string{"train", "--labeled", "1"}, "--labeled 1: expected a fraction in (0, 1)"},
 		{[]string{"train", "--val", "0"}, "--val 0: at least 1 validation example is needed"},
 		{append(append([]string{"train", "--labeled", "0.5", "--out", t.TempDir()}, small...), "--val", "30000"), "no unlabeled examples left (every known label is in the labeled or validation set"},

@@ -4,8 +4,8 @@
 #   carry build/device, then run: bash bench/device-check.sh
 # Prints a short table: op agreement with the CPU backend, the MCT update vs PyTorch on
 # the same GPU and as a fraction of the bf16 GEMM rate, a full Fashion-MNIST MCT run on
-# the GPU, and mpirun -np 2 with both ranks on the one GPU; then, with Nsight Systems
-# there and time left, the update's device time per kernel.
+# the GPU, and mpirun -np 2 with both ranks on the one GPU; then, while time is left, the
+# update's device time per operation (mct's own timing, and Nsight Systems if there).
 set -u
 cd "$(dirname "$0")/.."
 dev=build/device
@@ -114,15 +114,24 @@ print("gpu:", t.get("device"), "torch", t.get("torch"), "host syncs per torch up
 PY
 
 # Which kernels the update's device time goes to (set against BenchmarkDeviceTraffic's
-# floors in bench/RESULTS.md): Nsight Systems, when the machine has it and time is left.
+# floors in bench/RESULTS.md): mct's own timing of every operation of the bf16 update,
+# then Nsight Systems when the machine has it, each only while time is left.
+if [ $((SECONDS - s)) -lt ${T_OPTIMES_START:-480} ]; then
+  step "6. device time per operation of the bf16 update, timed one by one (mct bench --op-times)"
+  timeout ${T_OPTIMES:-40} "$bin/mct-cuda" bench --device cuda --precision bf16 --dims 1024,1024 --classes 1000 \
+    --batch 1024 --updates 10 --warmup 3 --op-times > "$out/optimes.log" 2>&1
+  echo "exit $?"; grep -A22 '^device time per update by operation' "$out/optimes.log" || tail -3 "$out/optimes.log"
+else
+  step "6. skipped: too little time left"
+fi
 nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
 if [ -n "$nsys" ] && [ $((SECONDS - s)) -lt ${T_NSYS_START:-450} ]; then
-  step "6. per-kernel device time of 20 bf16 updates with CUDA graphs (nsys, graph nodes traced)"
+  step "7. per-kernel device time of 20 bf16 updates with CUDA graphs (nsys, graph nodes traced)"
   timeout ${T_NSYS:-60} "$nsys" profile --cuda-graph-trace=node --sample=none --cpuctxsw=none -o "$out/prof" \
     "$bin/mct-cuda" bench --device cuda --precision bf16 --dims 1024,1024 --classes 1000 --batch 1024 \
     --updates 20 --warmup 3 > "$out/nsys.log" 2>&1
   echo "exit $?"
   timeout ${T_NSYS_STATS:-40} "$nsys" stats --report cuda_gpu_kern_sum "$out/prof.nsys-rep" 2>&1 | grep -v '^$' | head -24
 else
-  step "6. skipped: no nsys on this machine, or too little time left"
+  step "7. skipped: no nsys on this machine, or too little time left"
 fi

@@ -105,8 +105,10 @@ type Backend struct {
 	rec        *recording
 	graphs     map[string]*graph
 	graphStats GraphStats
-	// segs times the recorded segments on the device (timing.go).
-	segs segmentTimer
+	// segs times the recorded segments on the device (timing.go), opTimes their
+	// operations one by one (optiming.go).
+	segs    segmentTimer
+	opTimes opTimer
 }
 
 // Info describes what New found.
@@ -346,6 +348,7 @@ func (b *Backend) release() error {
 		}
 	}
 	b.dropSegmentTimes()
+	b.dropOpTimes()
 	if b.stream != (cu.Stream{}) {
 		b.stream.Destroy()
 	}

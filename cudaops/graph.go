@@ -82,13 +82,18 @@ func (b *Backend) Record(key string, f func()) error {
 
 // replay launches the graph of key if it was recorded from ops (capturing it at the
 // second identical call), else issues ops one by one and remembers them, timed on the
-// device when TimeSegments is on. On an error the ops have been issued directly.
+// device when TimeSegments is on. With TimeOps on it issues them one by one, each timed
+// (optiming.go), and uses no graph. On an error the ops have been issued directly.
 func (b *Backend) replay(key string, ops []op) error {
 	if len(ops) == 0 {
 		return nil
 	}
 	b.enter()
 	defer runtime.UnlockOSThread()
+	if b.opTimes.on {
+		b.timeSegment(ops)
+		return nil
+	}
 	timed := b.segmentStart(key)
 	err := b.launchSegment(key, ops)
 	b.segmentEnd(timed)

@@ -265,6 +265,59 @@ func TestSegmentTimes(t *testing.T) {
 	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*dev, 1e3*wall.Seconds())
 }
 
+// TestOpTimes: with TimeOps, Record issues a segment's operations one by one, no graph,
+// each between timing events behind the spacer: 10 GEMMs of 2048³ take between their
+// time at 1 PFLOP/s and the wall time, the Scale kernel a positive time, no segment is
+// late (the spacer holds the GPU while the host queues 11 operations), and the operations
+// alone, not the spacer or the events, count as launches.
+func TestOpTimes(t *testing.T) {
+	b, err := New(Options{Device: 0, Precision: FP32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const n, gemms, calls = 2048, 10, 3
+	x, y := b.Alloc(n*n), b.Alloc(n*n)
+	defer b.Free(x)
+	defer b.Free(y)
+	b.Fill(x, n*n, 1e-3)
+	seg := func() {
+		for range gemms {
+			b.Gemm(false, false, n, n, n, 1, x, x, 0, y)
+		}
+		b.Scale(y, n*n, 0.5)
+	}
+	if err := b.TimeOps(); err != nil {
+		t.Fatal(err)
+	}
+	b.Sync()
+	launches := b.Launches()
+	var wall time.Duration
+	for range calls {
+		start := time.Now()
+		if err := b.Record("ops", seg); err != nil {
+			t.Fatal(err)
+		}
+		b.Sync()
+		wall += time.Since(start)
+	}
+	got, segments, late := b.OpSeconds()
+	gemm, floor := got[fmt.Sprintf("Gemm %dx%dx%d", n, n, n)], calls*gemms*2*math.Pow(n, 3)/1e15
+	if gemm < floor || gemm > wall.Seconds() || got["kernel scale"] <= 0 || len(got) != 2 {
+		t.Errorf("operation times %v: want the GEMMs between %g s (1 PFLOP/s) and the wall time %g s, and the scale kernel's", got, floor, wall.Seconds())
+	}
+	if segments != calls || late != 0 {
+		t.Errorf("%d segments timed, %d late; want %d, none late", segments, late, calls)
+	}
+	if l := b.Launches() - launches; l != calls*(gemms+1) {
+		t.Errorf("%d launches for %d calls of %d operations", l, calls, gemms+1)
+	}
+	if st := b.GraphStats(); st != (GraphStats{}) {
+		t.Errorf("graph stats %+v with every operation timed, want none", st)
+	}
+	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*gemm, 1e3*wall.Seconds())
+}
+
 // TestDeviceOperandsReplay: a segment whose per-update values reach the kernels through
 // device operands (Adam's sched, the dropout and sampling steps' stepAt, SoftmaxCE's
 // scaleAt) is replayed when only the host-side values its caller still computes change,

@@ -59,7 +59,14 @@ type BenchResult struct {
 	// BenchOptions.SegmentTimes on a backend that times them (cudaops). Their sum
 	// against SecondsPerUpdate is how busy the device was.
 	SegmentsPerUpdate map[string]float64 `json:"segment_seconds_per_update,omitempty"`
-	RooflineFraction  float64            `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
+	// OpsPerUpdate is rank 0's device time per update by operation (kernel name, or GEMM
+	// and its shape) in its recorded segments, with BenchOptions.OpTimes on a backend
+	// that times them (cudaops); OpSegmentsLate of OpSegments timed may include launch
+	// gaps. Timing each operation slows the update: SecondsPerUpdate is not the untimed one.
+	OpsPerUpdate     map[string]float64 `json:"op_seconds_per_update,omitempty"`
+	OpSegments       int                `json:"op_segments,omitempty"`
+	OpSegmentsLate   int                `json:"op_segments_late,omitempty"`
+	RooflineFraction float64            `json:"roofline_fraction,omitempty"` // FLOPs/update ÷ time ÷ GEMMRate
 	// Note says why --device auto ran on the CPU when there were GPUs to use.
 	Note string `json:"note,omitempty"`
 }
@@ -100,15 +107,28 @@ func RandomViews(dims []int, classes, rows int, seed uint64) *data.Dataset {
 // BenchOptions says what Bench times: Updates timed updates after Warmup untimed ones.
 // SegmentTimes also times each recorded segment on the device, on a backend that can
 // (cudaops: two events around each graph launch, not counted as launches).
+// OpTimes instead times every operation of the recorded segments on the device, on a
+// backend that can (cudaops: one by one, not as graphs, so the update takes longer than
+// it does untimed).
 type BenchOptions struct {
 	Warmup, Updates int
 	SegmentTimes    bool
+	OpTimes         bool
 }
 
 // segmentTimer is a backend that times its recorded segments on the device (cudaops).
 type segmentTimer interface {
 	TimeSegments()
 	SegmentSeconds() map[string]float64 // by Record key, since TimeSegments
+}
+
+// opTimer is a backend that times the operations of its recorded segments one by one on
+// the device (cudaops).
+type opTimer interface {
+	TimeOps() error
+	// OpSeconds is the device time by operation name since TimeOps, the segments timed,
+	// and how many of them were late (their times may include the host's launch gaps).
+	OpSeconds() (seconds map[string]float64, segments, late int)
 }
 
 // Bench times the MCT updates o asks for, of every view of ds with cfg's probe, batches
@@ -157,6 +177,15 @@ func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 		waiter, waits := be.(interface{ HostWaitSeconds() float64 })
 		timer, timed := be.(segmentTimer)
 		timed = timed && o.SegmentTimes && on
+		opTiming, opsTimed := be.(opTimer)
+		opsTimed = opsTimed && o.OpTimes && on
+		var opsErr error
+		if opsTimed {
+			opsErr = opTiming.TimeOps()
+		}
+		if !r0OK(world, opsErr) { // collective: the other ranks must not start updating
+			return orOther(opsErr)
+		}
 		var launches0, up0 int64
 		var waited0 float64
 		if counts {
@@ -195,6 +224,14 @@ func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 		}
 		if timed {
 			res.SegmentsPerUpdate = segmentsPerUpdate(timer.SegmentSeconds(), n)
+		}
+		if opsTimed {
+			var byOp map[string]float64
+			byOp, res.OpSegments, res.OpSegmentsLate = opTiming.OpSeconds()
+			res.OpsPerUpdate = map[string]float64{}
+			for name, sec := range byOp {
+				res.OpsPerUpdate[name] = sec / float64(n)
+			}
 		}
 		res.FeaturesResident = r.res != nil
 		res.CUDAGraphs = r.rec != nil
