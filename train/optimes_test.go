@@ -12,7 +12,8 @@ import (
 
 // opTimedRecorder times like cudaops with TimeOps: every operation queued inside a
 // recorded segment after TimeOps counts one microsecond of "device time" under its name
-// (the interposer's), so Bench's per-update sums can be checked exactly.
+// (the interposer's), so Bench's per-update sums can be checked exactly; every third
+// timed segment counts as late, so that count's way to the result is checked too.
 type opTimedRecorder struct {
 	interposer
 	mu       sync.Mutex
@@ -55,13 +56,14 @@ func (o *opTimedRecorder) TimeOps() error {
 }
 
 func (o *opTimedRecorder) OpSeconds() (map[string]float64, int, int) {
-	return maps.Clone(o.seconds), o.segments, 0
+	return maps.Clone(o.seconds), o.segments, o.segments / 3
 }
 
 // TestBenchOpTimes: with OpTimes, Bench reports rank 0's device time per update by
 // operation, from the timed updates only (24 products per view and update in the fcnn of
-// three layers, 3 segments per update); a backend whose TimeOps fails fails the bench on
-// every rank instead of leaving the others waiting in a collective.
+// three layers, 3 segments per update, the late ones as the backend counts them); a
+// backend whose TimeOps fails fails the bench on every rank instead of leaving the others
+// waiting in a collective.
 func TestBenchOpTimes(t *testing.T) {
 	cfg := Defaults()
 	cfg.Device, cfg.Hidden, cfg.Batch, cfg.LabeledBatch = "optimed", []int{8, 8, 8}, 16, 8
@@ -81,8 +83,9 @@ func TestBenchOpTimes(t *testing.T) {
 	if timed != 1 {
 		t.Errorf("%d backends timed their operations, want rank 0's alone", timed)
 	}
-	if got := res.OpsPerUpdate["Gemm"]; got < 23.5e-6 || got > 24.5e-6 || res.OpSegments != 3*updates {
-		t.Errorf("Gemm %g s per update over %d segments; want 24 µs over %d", got, res.OpSegments, 3*updates)
+	if got := res.OpsPerUpdate["Gemm"]; got < 23.5e-6 || got > 24.5e-6 || res.OpSegments != 3*updates || res.OpSegmentsLate != updates {
+		t.Errorf("Gemm %g s per update over %d segments, %d late; want 24 µs over %d, %d late",
+			got, res.OpSegments, res.OpSegmentsLate, 3*updates, updates)
 	}
 	if _, ok := res.OpsPerUpdate["Adam"]; !ok || len(res.OpsPerUpdate) < 10 {
 		t.Errorf("operations timed: %v", res.OpsPerUpdate)
