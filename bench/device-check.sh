@@ -120,18 +120,23 @@ if [ $((SECONDS - s)) -lt ${T_OPTIMES_START:-480} ]; then
   step "6. device time per operation of the bf16 update, timed one by one (mct bench --op-times)"
   timeout ${T_OPTIMES:-40} "$bin/mct-cuda" bench --device cuda --precision bf16 --dims 1024,1024 --classes 1000 \
     --batch 1024 --updates 10 --warmup 3 --op-times > "$out/optimes.log" 2>&1
-  echo "exit $?"; grep -A22 '^device time per update by operation' "$out/optimes.log" || tail -3 "$out/optimes.log"
+  echo "exit $?"; grep -A22 '^device time per update by operation' "$out/optimes.log" ||
+    { grep -m2 -e '^panic' -e 'rror' "$out/optimes.log"; tail -3 "$out/optimes.log"; } # a panic's message is its first line
 else
   step "6. skipped: too little time left"
 fi
 nsys=$(command -v nsys || ls /usr/local/cuda/bin/nsys /opt/nvidia/nsight-systems/*/bin/nsys 2>/dev/null | head -1)
 if [ -n "$nsys" ] && [ $((SECONDS - s)) -lt ${T_NSYS_START:-450} ]; then
   step "7. per-kernel device time of 20 bf16 updates with CUDA graphs (nsys, graph nodes traced)"
-  timeout ${T_NSYS:-60} "$nsys" profile --cuda-graph-trace=node --sample=none --cpuctxsw=none -o "$out/prof" \
+  # The report stays out of $out (tens of MB, not wanted back); -f: a warm machine keeps /tmp.
+  timeout -k 10 ${T_NSYS:-60} "$nsys" profile -t cuda --cuda-graph-trace=node --sample=none --cpuctxsw=none -f true -o "$bin/prof" \
     "$bin/mct-cuda" bench --device cuda --precision bf16 --dims 1024,1024 --classes 1000 --batch 1024 \
     --updates 20 --warmup 3 > "$out/nsys.log" 2>&1
   echo "exit $?"
-  timeout ${T_NSYS_STATS:-40} "$nsys" stats --report cuda_gpu_kern_sum "$out/prof.nsys-rep" 2>&1 | grep -v '^$' | head -24
+  # The kernel summary is gpukernsum before Nsight Systems 2023 (2022.4 has no cuda_gpu_kern_sum,
+  # and its stats exits 0 on an unknown report name, so ask which one it has).
+  rep=cuda_gpu_kern_sum; "$nsys" stats --help-reports 2>&1 | grep -q cuda_gpu_kern_sum || rep=gpukernsum
+  timeout -k 5 ${T_NSYS_STATS:-40} "$nsys" stats --report $rep "$bin/prof.nsys-rep" 2>&1 | grep -v '^$' | head -24
 else
   step "7. skipped: no nsys on this machine, or too little time left"
 fi

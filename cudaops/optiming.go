@@ -38,8 +38,9 @@ type timedOp struct {
 	start, end cu.Event
 }
 
-// The spacer: spacerReps products of spacerN³, 2.2 TFLOP, a few milliseconds on an
-// H100 or H200; a segment of ~150 operations takes the host ~1–2 ms to queue.
+// The spacer: spacerReps plain fp32 products of spacerN³ (SGEMM, whatever the backend's
+// precision: the call the GPU tests run), 2.2 TFLOP, 35–45 ms on an H100 or H200; the
+// largest segment (~85 operations per view) takes the host about 1 ms to queue.
 const (
 	spacerN    = 4096
 	spacerReps = 16
@@ -102,7 +103,7 @@ func (b *Backend) timeSegment(ops []op) {
 	for i := 0; i < spacerReps; i++ {
 		check("operation timing: spacer", b.blas.GemmRowMajor(false, false, spacerN, spacerN, spacerN, 1,
 			uintptr(p[0]), cudalib.R32F, spacerN, uintptr(p[1]), cudalib.R32F, spacerN,
-			0, uintptr(p[2]), cudalib.R32F, spacerN, b.prec.compute()))
+			0, uintptr(p[2]), cudalib.R32F, spacerN, cudalib.Compute32F))
 	}
 	check("operation timing: spacer event", b.opTimes.spacerAt.Record(b.stream))
 	for _, o := range ops {
@@ -114,8 +115,11 @@ func (b *Backend) timeSegment(ops []op) {
 		b.opTimes.pending = append(b.opTimes.pending, timedOp{name: b.describe(o), start: start, end: end})
 	}
 	b.opTimes.segments++
-	if b.opTimes.spacerAt.Query() == nil { // the GPU had caught up with the host
+	switch err := b.opTimes.spacerAt.Query(); {
+	case err == nil: // the GPU had caught up with the host
 		b.opTimes.late++
+	case err != cu.NotReady:
+		check("operation timing: query the spacer event", err)
 	}
 }
 
