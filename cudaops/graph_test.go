@@ -217,26 +217,40 @@ func TestGraphsMCTBitIdentical(t *testing.T) {
 	}
 }
 
+// The timing tests' segment: timedProducts products of timedN³ in FP32 (and a Scale kernel after
+// them with scale), on a backend of their own that the test's cleanup closes.
+const timedN, timedProducts = 2048, 10
+
+func timedGemms(t *testing.T, scale bool) (*Backend, func()) {
+	t.Helper()
+	b, err := New(Options{Device: 0, Precision: FP32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y := b.Alloc(timedN*timedN), b.Alloc(timedN*timedN)
+	t.Cleanup(func() {
+		b.Free(x)
+		b.Free(y)
+		b.Close()
+	})
+	b.Fill(x, timedN*timedN, 1e-3)
+	return b, func() {
+		for range timedProducts {
+			b.Gemm(false, false, timedN, timedN, timedN, 1, x, x, 0, y)
+		}
+		if scale {
+			b.Scale(y, timedN*timedN, 0.5)
+		}
+	}
+}
+
 // TestSegmentTimes: with TimeSegments, a replayed segment's device time lies between
 // the time its GEMMs need at 1 PFLOP/s (beyond any GPU's fp32 rate: so the events do
 // bracket the work) and the host's wall time around it; the host's wait for it is
 // counted; and the timing events do not count as launches.
 func TestSegmentTimes(t *testing.T) {
-	b, err := New(Options{Device: 0, Precision: FP32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	const n, gemms, calls = 2048, 10, 3
-	x, y := b.Alloc(n*n), b.Alloc(n*n)
-	defer b.Free(x)
-	defer b.Free(y)
-	b.Fill(x, n*n, 1e-3)
-	seg := func() {
-		for range gemms {
-			b.Gemm(false, false, n, n, n, 1, x, x, 0, y)
-		}
-	}
+	const calls = 3
+	b, seg := timedGemms(t, false)
 	b.Sync()
 	b.TimeSegments()
 	launches, waited := b.Launches(), b.HostWaitSeconds()
@@ -251,7 +265,7 @@ func TestSegmentTimes(t *testing.T) {
 	}
 	w := b.HostWaitSeconds() - waited
 	got := b.SegmentSeconds()
-	dev, floor := got["gemms"], calls*gemms*2*math.Pow(n, 3)/1e15
+	dev, floor := got["gemms"], calls*timedProducts*2*math.Pow(timedN, 3)/1e15
 	if len(got) != 1 || dev < floor || dev > wall.Seconds() {
 		t.Errorf("segment times %v: want gemms between %g s (1 PFLOP/s) and the wall time %g s", got, floor, wall.Seconds())
 	}
@@ -259,10 +273,10 @@ func TestSegmentTimes(t *testing.T) {
 		t.Errorf("the host waited %g s for %g s of device work in %g s", w, dev, wall.Seconds())
 	}
 	// The first call issues the GEMMs one by one, the others launch the graph.
-	if l := b.Launches() - launches; l != gemms+calls-1 {
-		t.Errorf("%d launches for %d GEMMs and %d graph launches: the timing events were counted", l, gemms, calls-1)
+	if l := b.Launches() - launches; l != timedProducts+calls-1 {
+		t.Errorf("%d launches for %d GEMMs and %d graph launches: the timing events were counted", l, timedProducts, calls-1)
 	}
-	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*dev, 1e3*wall.Seconds())
+	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, timedProducts, timedN, 1e3*dev, 1e3*wall.Seconds())
 }
 
 // TestOpTimes: with TimeOps, Record issues a segment's operations one by one, no graph,
@@ -274,22 +288,8 @@ func TestSegmentTimes(t *testing.T) {
 // may wait for the work queued before it (CUDA programming guide, "Lazy Loading"), which
 // inside a timed segment would be the spacer, and the segment would be late.
 func TestOpTimes(t *testing.T) {
-	b, err := New(Options{Device: 0, Precision: FP32})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	const n, gemms, calls = 2048, 10, 3
-	x, y := b.Alloc(n*n), b.Alloc(n*n)
-	defer b.Free(x)
-	defer b.Free(y)
-	b.Fill(x, n*n, 1e-3)
-	seg := func() {
-		for range gemms {
-			b.Gemm(false, false, n, n, n, 1, x, x, 0, y)
-		}
-		b.Scale(y, n*n, 0.5)
-	}
+	const calls = 3
+	b, seg := timedGemms(t, true)
 	seg()
 	if err := b.TimeOps(); err != nil {
 		t.Fatal(err)
@@ -306,20 +306,20 @@ func TestOpTimes(t *testing.T) {
 		wall += time.Since(start)
 	}
 	got, segments, late := b.OpSeconds()
-	gemm, floor := got[fmt.Sprintf("Gemm %dx%dx%d", n, n, n)], calls*gemms*2*math.Pow(n, 3)/1e15
+	gemm, floor := got[fmt.Sprintf("Gemm %dx%dx%d", timedN, timedN, timedN)], calls*timedProducts*2*math.Pow(timedN, 3)/1e15
 	if gemm < floor || gemm > wall.Seconds() || got["kernel scale"] <= 0 || len(got) != 2 {
 		t.Errorf("operation times %v: want the GEMMs between %g s (1 PFLOP/s) and the wall time %g s, and the scale kernel's", got, floor, wall.Seconds())
 	}
 	if segments != calls || late != 0 {
 		t.Errorf("%d segments timed, %d late; want %d, none late", segments, late, calls)
 	}
-	if l := b.Launches() - launches; l != calls*(gemms+1) {
-		t.Errorf("%d launches for %d calls of %d operations", l, calls, gemms+1)
+	if l := b.Launches() - launches; l != calls*(timedProducts+1) {
+		t.Errorf("%d launches for %d calls of %d operations", l, calls, timedProducts+1)
 	}
 	if st := b.GraphStats(); st != (GraphStats{}) {
 		t.Errorf("graph stats %+v with every operation timed, want none", st)
 	}
-	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, gemms, n, 1e3*gemm, 1e3*wall.Seconds())
+	t.Logf("%d×%d GEMMs of %d³ (fp32): %.2f ms on the device, %.2f ms wall", calls, timedProducts, timedN, 1e3*gemm, 1e3*wall.Seconds())
 }
 
 // TestDeviceOperandsReplay: a segment whose per-update values reach the kernels through
