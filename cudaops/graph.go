@@ -146,8 +146,7 @@ func (b *Backend) launchSegment(key string, ops []op) error {
 // issueAll issues ops one by one.
 func (b *Backend) issueAll(ops []op) {
 	for _, o := range ops {
-		check(b.describe(o), b.issue(o))
-		b.launches++
+		b.issueCounted(o)
 	}
 }
 

@@ -171,7 +171,15 @@ func (b *Backend) do(o op) {
 		b.rec.ops = append(b.rec.ops, o)
 		return
 	}
-	check(b.describe(o), b.issue(o))
+	b.issueCounted(o)
+}
+
+// issueCounted issues o on the stream and counts it (Launches); the operation is named
+// (describe) only when it fails, not on every launch. The caller has called enter.
+func (b *Backend) issueCounted(o op) {
+	if err := b.issue(o); err != nil {
+		check(b.describe(o), err)
+	}
 	b.launches++
 }
 
