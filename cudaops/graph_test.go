@@ -244,6 +244,22 @@ func timedGemms(t *testing.T, scale bool) (*Backend, func()) {
 	}
 }
 
+// recordCalls runs seg under Record(key) calls times, each waited for, and returns the
+// wall time of them all.
+func recordCalls(t *testing.T, b *Backend, key string, seg func(), calls int) time.Duration {
+	t.Helper()
+	var wall time.Duration
+	for range calls {
+		start := time.Now()
+		if err := b.Record(key, seg); err != nil {
+			t.Fatal(err)
+		}
+		b.Sync()
+		wall += time.Since(start)
+	}
+	return wall
+}
+
 // TestSegmentTimes: with TimeSegments, a replayed segment's device time lies between
 // the time its GEMMs need at 1 PFLOP/s (beyond any GPU's fp32 rate: so the events do
 // bracket the work) and the host's wall time around it; the host's wait for it is
@@ -254,15 +270,7 @@ func TestSegmentTimes(t *testing.T) {
 	b.Sync()
 	b.TimeSegments()
 	launches, waited := b.Launches(), b.HostWaitSeconds()
-	var wall time.Duration
-	for range calls {
-		start := time.Now()
-		if err := b.Record("gemms", seg); err != nil {
-			t.Fatal(err)
-		}
-		b.Sync()
-		wall += time.Since(start)
-	}
+	wall := recordCalls(t, b, "gemms", seg, calls)
 	w := b.HostWaitSeconds() - waited
 	got := b.SegmentSeconds()
 	dev, floor := got["gemms"], calls*timedProducts*2*math.Pow(timedN, 3)/1e15
@@ -296,15 +304,7 @@ func TestOpTimes(t *testing.T) {
 	}
 	b.Sync()
 	launches := b.Launches()
-	var wall time.Duration
-	for range calls {
-		start := time.Now()
-		if err := b.Record("ops", seg); err != nil {
-			t.Fatal(err)
-		}
-		b.Sync()
-		wall += time.Since(start)
-	}
+	wall := recordCalls(t, b, "ops", seg, calls)
 	got, segments, late := b.OpSeconds()
 	gemm, floor := got[fmt.Sprintf("Gemm %dx%dx%d", timedN, timedN, timedN)], calls*timedProducts*2*math.Pow(timedN, 3)/1e15
 	if gemm < floor || gemm > wall.Seconds() || got["kernel scale"] <= 0 || len(got) != 2 {
