@@ -19,7 +19,7 @@ import (
 
 // trainFlags binds the train flags to cfg; shared by train and sweep's argument check.
 func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
-	fs.StringVar(&cfg.Algo, "algo", cfg.Algo, "supervised, cotrain or mct")
+	fs.StringVar(&cfg.Algo, "algo", cfg.Algo, "supervised, cotrain, mct, or mpl (Meta Pseudo Labels: two probes on one view, each the other's teacher)")
 	fs.StringVar(&cfg.Data, "data", cfg.Data, "fashion-mnist, mnist or a dataset directory (mct data import)")
 	fs.Func("views", "comma-separated views, e.g. pixels,hog,gabor (default "+strings.Join(cfg.Views, ",")+")", func(s string) error {
 		cfg.Views = list.Strings(s)

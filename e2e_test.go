@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -230,7 +231,7 @@ func TestBadInvocations(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"train", "--algo", "bogus"}, `--algo "bogus": expected supervised, cotrain or mct`},
+		{[]string{"train", "--algo", "bogus"}, `--algo "bogus": expected supervised, cotrain, mct or mpl`},
 		{[]string{"train", "--views", "hog"}, "--algo mct needs at least 2 views"},
 		{[]string{"train", "--views", "hog,nosuchview", "--out", t.TempDir()}, "nosuchview"},
 		{[]string{"train", "--data", t.TempDir()}, "manifest.json"},
@@ -306,6 +307,17 @@ func TestMPIMatchesLocal(t *testing.T) {
 	ref := reference(t)
 	s := trainRun(t, 2, t.TempDir())
 	sameParams(t, "mpirun -np 2 against local", s, ref)
+}
+
+// MPL's two probes on one view run as two ranks under mpirun, each loading the one view,
+// and end where one process does.
+func TestMPIMPL(t *testing.T) {
+	mpl := []string{"--algo", "mpl", "--views", "hog"}
+	local := trainRun(t, 0, t.TempDir(), mpl...)
+	if !slices.Equal(local.Views, []string{"hog#1", "hog#2"}) || local.Updates == 0 {
+		t.Fatalf("--algo mpl --views hog: probes %v, %d updates; want hog#1, hog#2 and some updates", local.Views, local.Updates)
+	}
+	sameParams(t, "mpl under mpirun -np 2 against local", trainRun(t, 2, t.TempDir(), mpl...), local)
 }
 
 // Two replicas per view split the global batch and all-reduce gradients and BatchNorm

@@ -86,7 +86,7 @@ func ReadResult(dir string) (Result, error) {
 
 func (s *Summary) check() error {
 	if s.Algo == "" {
-		return errors.New("field algo: missing (want supervised, cotrain or mct)")
+		return errors.New("field algo: missing (want supervised, cotrain, mct or mpl)")
 	}
 	if len(s.Views) == 0 {
 		return errors.New("field views: missing or empty")

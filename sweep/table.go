@@ -176,7 +176,7 @@ func Tabulate(runs []Result) Table {
 }
 
 // algoOrder puts baselines before the method they are compared with.
-var algoOrder = map[string]int{"supervised": 0, "cotrain": 1, "mct": 2}
+var algoOrder = map[string]int{"supervised": 0, "cotrain": 1, "mpl": 2, "mct": 3}
 
 func algoRank(a string) int {
 	if r, ok := algoOrder[a]; ok {

@@ -133,7 +133,7 @@ func (r *rank) decodeState(sec map[string][]byte, step int64) (*savedState, erro
 	case phaseCotrain:
 		ok = st.Cotrain != nil && st.Cotrain.Train != nil && r.cfg.Algo == "cotrain"
 	case phaseMCT:
-		ok = st.MCT != nil && r.cfg.Algo == "mct"
+		ok = st.MCT != nil && r.cfg.Meta()
 	}
 	if !ok {
 		return nil, fmt.Errorf("%s: state of phase %q does not fit --algo %s: the file is not this run's", where, st.Phase, r.cfg.Algo)

@@ -13,7 +13,7 @@ import (
 // Config is everything that determines a run. Fields tagged `json:"-"` do not change results
 // and are left out of the run's identity (RunID), so a run can be resumed with other values.
 type Config struct {
-	Algo     string   `json:"algo"` // supervised, cotrain, mct
+	Algo     string   `json:"algo"` // supervised, cotrain, mct, mpl
 	Data     string   `json:"data"` // fashion-mnist, mnist or a dataset directory
 	Views    []string `json:"views"`
 	Labeled  float64  `json:"labeled_fraction"`
@@ -71,14 +71,17 @@ func Defaults() Config {
 // Validate rejects configurations that cannot run, with one line naming the flag.
 func (c *Config) Validate() error {
 	switch c.Algo {
-	case "supervised", "cotrain", "mct":
+	case "supervised", "cotrain", "mct", "mpl":
 	default:
-		return fmt.Errorf("--algo %q: expected supervised, cotrain or mct", c.Algo)
+		return fmt.Errorf("--algo %q: expected supervised, cotrain, mct or mpl", c.Algo)
 	}
 	if len(c.Views) == 0 {
 		return fmt.Errorf("--views: at least one view is needed")
 	}
-	if c.Algo != "supervised" && len(c.Views) < 2 {
+	if c.Algo == "mpl" && len(c.Views) != 1 {
+		return fmt.Errorf("--algo mpl trains two probes on one view: give one --views, got %d (%s)", len(c.Views), strings.Join(c.Views, ","))
+	}
+	if c.Algo != "supervised" && c.Algo != "mpl" && len(c.Views) < 2 {
 		return fmt.Errorf("--algo %s needs at least 2 views, got %d (%s)", c.Algo, len(c.Views), strings.Join(c.Views, ","))
 	}
 	seen := map[string]bool{}
@@ -106,6 +109,44 @@ func (c *Config) Validate() error {
 		c.MCTLR = c.LR / 8
 	}
 	return nil
+}
+
+// Meta says whether the run has an MCT phase: MCT, or MPL (the same step, both probes on
+// one view).
+func (c Config) Meta() bool { return c.Algo == "mct" || c.Algo == "mpl" }
+
+// mplProbes is how many probes --algo mpl trains on its one view.
+const mplProbes = 2
+
+// Probes names the run's probes, one per view index of the world layout: the views
+// themselves, except under MPL, whose probes share its one view (hog#1, hog#2). Model
+// files, accuracies and checksums go by these names.
+func (c Config) Probes() []string {
+	if c.Algo != "mpl" {
+		return c.Views
+	}
+	names := make([]string, mplProbes)
+	for i := range names {
+		names[i] = c.Views[0] + probeSuffix(c, i)
+	}
+	return names
+}
+
+// ProbeView is the index in Views of the view probe i reads.
+func (c Config) ProbeView(i int) int {
+	if c.Algo == "mpl" {
+		return 0
+	}
+	return i
+}
+
+// probeSuffix tells MPL's probes apart (their names and initial weights); "" elsewhere,
+// so a view's probe is named, and seeded, by the view alone.
+func probeSuffix(c Config, i int) string {
+	if c.Algo != "mpl" {
+		return ""
+	}
+	return "#" + strconv.Itoa(i+1)
 }
 
 // RunID identifies the configuration a run directory belongs to: resuming with other

@@ -63,7 +63,7 @@ func LoadModel(be nn.Backend, path string) (*nn.Probe, error) {
 
 // Predictions are a finished run's logits on a dataset's test split.
 type Predictions struct {
-	Views   []string
+	Views   []string    // the probes' names (Config.Probes)
 	Logits  [][]float32 // per view, N×Classes
 	Labels  []int32     // the test labels
 	Classes int
@@ -83,7 +83,7 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	if spec == "" {
 		spec = s.Config.Data
 	}
-	ds, err := data.Open(spec, s.Views, data.Options{CacheDir: cacheDir})
+	ds, err := data.Open(spec, s.Config.Views, data.Options{CacheDir: cacheDir})
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,7 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 		if err != nil {
 			return nil, err
 		}
-		vd := ds.Views[i]
+		vd := ds.Views[s.Config.ProbeView(i)]
 		if p.Config().In != vd.Dim || p.Config().Classes != ds.Classes {
 			return nil, fmt.Errorf("view %s: the probe expects %d features and %d classes, the data has %d and %d",
 				v, p.Config().In, p.Config().Classes, vd.Dim, ds.Classes)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -36,7 +37,8 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	panels = append(panels, p)
 	if len(epochs) > 0 {
 		acc, h, pl := plot.New(), plot.New(), plot.New()
-		acc.Title.Text, h.Title.Text, pl.Title.Text = "MCT: val accuracy", "MCT: meta-feedback h", "MCT: pseudo-labels right, views agreeing"
+		phase := strings.ToUpper(s.Algo) // MCT, or MPL: the same step
+		acc.Title.Text, h.Title.Text, pl.Title.Text = phase+": val accuracy", phase+": meta-feedback h", phase+": pseudo-labels right, views agreeing"
 		for _, q := range []*plot.Plot{acc, h, pl} {
 			q.X.Label.Text = "epoch"
 		}
@@ -98,7 +100,7 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 // MCT cannot fix them, and it grows them as the views learn each other's mistakes.
 func sharedErrorsPanel(s *Summary, epochs []mctEpoch) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = "MCT: val examples both views get wrong"
+	p.Title.Text = strings.ToUpper(s.Algo) + ": val examples both views get wrong"
 	p.X.Label.Text = "epoch (0: after warmup)"
 	recs := make([]Accuracies, 0, len(epochs)+1)
 	if s.WarmupValAccuracy != nil {

@@ -96,7 +96,7 @@ func newRank(cfg Config, ds *data.Dataset, split data.Split, be nn.Backend, worl
 		view: peer.Rank(), replica: pool.Rank(), V: peer.Size(), R: pool.Size(), C: ds.Classes}
 	r.vd = ds.Views[0] // an MPI rank loads only its own view
 	if len(ds.Views) > 1 {
-		r.vd = ds.Views[r.view]
+		r.vd = ds.Views[cfg.ProbeView(r.view)]
 	}
 	v := r.vd
 	r.dim, r.feat = v.Dim, v.Train
@@ -192,10 +192,11 @@ func (r *rank) newAdam(lr float32) {
 	r.opt = nn.NewAdam(r.probe, lr)
 }
 
-// probeSeed gives every view its own initialisation and every replica of a view the same.
+// probeSeed gives every probe its own initialisation (MPL's two on one view too) and every
+// replica of a probe the same.
 func (r *rank) probeSeed() uint64 {
 	h := fnv.New64a()
-	fmt.Fprintf(h, "probe/%d/%s", r.cfg.Seed, r.vd.Name)
+	fmt.Fprintf(h, "probe/%d/%s%s", r.cfg.Seed, r.vd.Name, probeSuffix(r.cfg, r.view))
 	return h.Sum64()
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"mct/data"
@@ -65,10 +66,10 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		if err != nil {
 			return nil, err
 		}
-		layout, err := ranks.NewLayout(world.Size(), len(cfg.Views))
+		layout, err := ranks.NewLayout(world.Size(), len(cfg.Probes()))
 		if err != nil {
 			// Every rank says it before any exits: mpirun ends the job at the first exit.
-			fmt.Fprintf(stderr, "mct train: %v (views: %v)\n", err, cfg.Views)
+			fmt.Fprintf(stderr, "mct train: %v (probes: %v)\n", err, cfg.Probes())
 			world.Barrier()
 			world.Close()
 			return nil, Reported{err}
@@ -77,7 +78,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		if world.Rank() == 0 {
 			opts.Progress = BuildProgress(stderr)
 		}
-		ds, err := data.Open(cfg.Data, []string{cfg.Views[v]}, opts)
+		ds, err := data.Open(cfg.Data, []string{cfg.Views[cfg.ProbeView(v)]}, opts)
 		if err != nil {
 			fmt.Fprintf(stderr, "mct train: rank %d: %v\n", world.Rank(), err)
 			world.Abort(1) // the other ranks are waiting in collectives
@@ -93,7 +94,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum, err := runLocal(ctx, cfg, ds, ranks.Layout{Views: len(cfg.Views), Replicas: 1}, stderr)
+	sum, err := runLocal(ctx, cfg, ds, ranks.Layout{Views: len(cfg.Probes()), Replicas: 1}, stderr)
 	// Ranks fail together, mostly for one reason: report the first rank's.
 	if errs, ok := err.(interface{ Unwrap() []error }); ok && len(errs.Unwrap()) > 0 {
 		err = errs.Unwrap()[0]
@@ -191,17 +192,17 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		}
 	}
 	var exchange, via string // only MCT exchanges logits
-	if cfg.Algo == "mct" {
+	if cfg.Meta() {
 		exchange, via = r.exchange, ", logits via "+r.exchange
 	}
 	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s%s",
 		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
 		len(split.Val), len(ds.TestLabels), be.Name(), via)
 
-	sum := &Summary{Algo: cfg.Algo, Views: cfg.Views, LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
+	sum := &Summary{Algo: cfg.Algo, Views: cfg.Probes(), LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
 		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport, LogitsExchange: exchange,
 		Backend: be.Name(), RunID: cfg.RunID(), Config: cfg}
-	names := cfg.Views
+	names := cfg.Probes()
 	label := func(e int) int32 { return ds.TrainLabels[e] }
 	var examples float64
 	var phase time.Duration
@@ -221,7 +222,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		keep = saved.Metrics
 		switch saved.Phase {
 		case phaseMCT:
-			out.line("resumed from the checkpoint of update %d (MCT epoch %d)", saved.MCT.Updates, saved.MCT.Epoch)
+			out.line("resumed from the checkpoint of update %d (%s epoch %d)", saved.MCT.Updates, strings.ToUpper(cfg.Algo), saved.MCT.Epoch)
 		case phaseSupervised:
 			out.line("resumed from the checkpoint of %s epoch %d", supervisedName(cfg), saved.Supervised.Tick)
 		case phaseCotrain:
@@ -236,7 +237,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	}
 
 	switch cfg.Algo {
-	case "supervised", "mct":
+	case "supervised", "mct", "mpl":
 		var st *mctState
 		if saved != nil {
 			st = saved.MCT
@@ -284,10 +285,12 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		err := r.trainMCT(ctx, st, adam, best, names, func(e mctEpoch) {
 			out.metric(map[string]any{"phase": "mct", "record": e})
 			out.epochs = append(out.epochs, e)
-			out.line("mct epoch %d: val ensemble %.4f %s  h %s  pseudo-label acc %s  agreement %.3f",
-				e.Epoch, e.Val.Ensemble, fmtViews(names, e.Val.PerView), fmtFloats(e.H, "%+.2e"),
+			out.line("%s epoch %d: val ensemble %.4f %s  h %s  pseudo-label acc %s  agreement %.3f",
+				cfg.Algo, e.Epoch, e.Val.Ensemble, fmtViews(names, e.Val.PerView), fmtFloats(e.H, "%+.2e"),
 				pseudoText(e.PseudoAcc), e.Agreement)
-		}, func(done, total int) { out.status("mct epoch %d: update %d/%d", len(out.epochs)+1, done, total) })
+		}, func(done, total int) {
+			out.status("%s epoch %d: update %d/%d", cfg.Algo, len(out.epochs)+1, done, total)
+		})
 		if errors.Is(err, ErrStopped) {
 			stopped(fmt.Sprintf("update %d", st.Updates))
 			return nil, err
@@ -296,7 +299,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 			return nil, err
 		}
 		sum.Updates = st.Updates
-		if cfg.Algo == "mct" {
+		if cfg.Meta() {
 			sum.CUDAGraphs = r.graphsEverywhere()
 		}
 		phase = time.Duration((r.priorSeconds + time.Since(r.phaseStart).Seconds()) * float64(time.Second))
@@ -343,7 +346,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 // supervisedName names the supervised phase in messages: MCT's warmup, or the whole of
 // --algo supervised.
 func supervisedName(cfg Config) string {
-	if cfg.Algo == "mct" {
+	if cfg.Meta() {
 		return "warmup"
 	}
 	return "supervised"
