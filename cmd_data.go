@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
+	"text/tabwriter"
 
 	"mct/data"
 	"mct/data/pretrained" // registers the mobilenet_v2 and inception_v3 view families
@@ -21,7 +23,7 @@ func cmdData(args []string) error {
           mct data import --view dino=train_dino.npy,test_dino.npy --view clip=train_clip.npy,test_clip.npy \
                           --labels train_y.npy,test_y.npy --classes 10 --out data/mine
   info    describe a dataset directory: mct data info DIR
-  views   list the view families that can be built
+  views   list the view families that can be built, their parameters and defaults
 `
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		fmt.Fprint(os.Stderr, usage)
@@ -101,10 +103,15 @@ from the rest of them). Test labels must all be known.
 		fmt.Print(s)
 		return nil
 	case "views":
-		for _, f := range data.Families() {
-			fmt.Println(f)
+		fmt.Println("A view spec is FAMILY or FAMILY:ARGS, e.g. hog:cell=7 or mobilenet_v2:block_16_project@128;")
+		fmt.Println("FAMILY alone builds with the defaults below. Built views are cached (--cache).")
+		fmt.Println()
+		w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "family\tdefaults\twhat")
+		for _, f := range data.FamilyInfos() {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", f.Name, cmp.Or(f.Defaults, "-"), f.About)
 		}
-		return nil
+		return w.Flush()
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown data command %q", args[0])

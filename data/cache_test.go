@@ -15,7 +15,7 @@ import (
 var testCountBuilds atomic.Int64
 
 func init() {
-	RegisterFamily("test-count", func(args string, im Images, progress func(done, total int)) (Features, error) {
+	RegisterFamily(FamilyInfo{Name: "test-count", About: "counts its builds; features all zero (1 values on 28×28)"}, func(args string, im Images, progress func(done, total int)) (Features, error) {
 		testCountBuilds.Add(1)
 		return Features{Dim: 1, Data: make([]float32, im.N)}, nil
 	})

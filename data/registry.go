@@ -39,23 +39,35 @@ type Features struct {
 // caller prefixes them with `view "SPEC": `.
 type Family func(args string, imgs Images, progress func(done, total int)) (Features, error)
 
+// FamilyInfo describes a family to users (`mct data views`).
+type FamilyInfo struct {
+	Name string
+	// Defaults are the arguments a spec without any builds with, written as a spec
+	// writes them ("cell=4,block=2,bins=9"): NAME:Defaults is the same view as NAME.
+	Defaults string
+	// About says in one line what the features are and how many there are of them.
+	About string
+}
+
 var (
 	familiesMu sync.RWMutex
 	families   = map[string]Family{}
+	infos      = map[string]FamilyInfo{}
 )
 
-// RegisterFamily makes a view family available to Open and Build under name.
+// RegisterFamily makes a view family available to Open and Build under info.Name.
 // Packages call it from init; a duplicate or malformed name panics.
-func RegisterFamily(name string, f Family) {
+func RegisterFamily(info FamilyInfo, f Family) {
 	familiesMu.Lock()
 	defer familiesMu.Unlock()
-	if name == "" || strings.ContainsAny(name, ":@/ ") || f == nil {
-		panic(fmt.Sprintf("data.RegisterFamily: bad name %q or nil family", name))
+	name := info.Name
+	if name == "" || strings.ContainsAny(name, ":@/ ") || f == nil || info.About == "" {
+		panic(fmt.Sprintf("data.RegisterFamily: bad name %q, no description or nil family", name))
 	}
 	if _, dup := families[name]; dup {
 		panic(fmt.Sprintf("data.RegisterFamily: family %q registered twice", name))
 	}
-	families[name] = f
+	families[name], infos[name] = f, info
 }
 
 // Families lists the registered family names, sorted.
@@ -63,6 +75,17 @@ func Families() []string {
 	familiesMu.RLock()
 	defer familiesMu.RUnlock()
 	return slices.Sorted(maps.Keys(families))
+}
+
+// FamilyInfos describes the registered families, sorted by name.
+func FamilyInfos() []FamilyInfo {
+	familiesMu.RLock()
+	defer familiesMu.RUnlock()
+	var out []FamilyInfo
+	for _, name := range slices.Sorted(maps.Keys(infos)) {
+		out = append(out, infos[name])
+	}
+	return out
 }
 
 // lookupFamily splits a view spec into its family and arguments.

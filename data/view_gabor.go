@@ -5,7 +5,9 @@ import (
 	"math"
 )
 
-func init() { RegisterFamily("gabor", gaborFamily) }
+func init() {
+	RegisterFamily(FamilyInfo{Name: "gabor", Defaults: "scales=3,orientations=6,cell=4", About: "magnitudes of a bank of complex Gabor filters, averaged over cell×cell-pixel cells (882 values on 28×28)"}, gaborFamily)
+}
 
 // gaborFamily is a bank of complex Gabor filters (scales × orientations): the
 // magnitude of each filter's response, sampled every 2 pixels and averaged over

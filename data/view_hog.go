@@ -5,7 +5,9 @@ import (
 	"math"
 )
 
-func init() { RegisterFamily("hog", hogFamily) }
+func init() {
+	RegisterFamily(FamilyInfo{Name: "hog", Defaults: "cell=4,block=2,bins=9", About: "histograms of oriented gradients over cell×cell-pixel cells, in L2-Hys-normalised blocks of block×block cells (1296 values on 28×28)"}, hogFamily)
+}
 
 // hogFamily is the histogram of oriented gradients of Dalal and Triggs (CVPR 2005):
 // unsigned gradient orientation histograms over cell×cell-pixel cells (votes

@@ -2,7 +2,9 @@ package data
 
 import "fmt"
 
-func init() { RegisterFamily("lbp", lbpFamily) }
+func init() {
+	RegisterFamily(FamilyInfo{Name: "lbp", Defaults: "grid=4", About: "histograms of uniform local binary patterns over a grid×grid partition (944 values on 28×28)"}, lbpFamily)
+}
 
 // lbpUniform maps an 8-bit local binary pattern to its bin: the 58 "uniform"
 // patterns (at most two 0/1 transitions around the circle) get bins 0..57, all

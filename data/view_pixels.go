@@ -1,6 +1,8 @@
 package data
 
-func init() { RegisterFamily("pixels", pixelsFamily) }
+func init() {
+	RegisterFamily(FamilyInfo{Name: "pixels", Defaults: "", About: "the raw image scaled to [0, 1] (784 values on 28×28)"}, pixelsFamily)
+}
 
 // pixelsFamily is the raw image, H·W values scaled to [0, 1].
 func pixelsFamily(args string, im Images, progress func(done, total int)) (Features, error) {

@@ -8,7 +8,9 @@ import (
 	"gonum.org/v1/gonum/blas/blas32"
 )
 
-func init() { RegisterFamily("randconv", randconvFamily) }
+func init() {
+	RegisterFamily(FamilyInfo{Name: "randconv", Defaults: "filters=32,size=5,pool=4,seed=1", About: "one random convolutional layer (filters of size×size drawn from seed), rectified and pooled over a pool×pool grid (1024 values on 28×28)"}, randconvFamily)
+}
 
 // randconvFamily is a one-layer random convolutional network (Jarrett et al.
 // 2009, Saxe et al. 2011: random filters with rectification and pooling are

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"fmt"
 	"math"
 	"runtime"
 	"slices"
@@ -155,4 +156,42 @@ func withProcs(n int, f func() Features) Features {
 	old := runtime.GOMAXPROCS(n)
 	defer runtime.GOMAXPROCS(old)
 	return f()
+}
+
+// TestFamilyInfos holds `mct data views` to the code: every family says what it is, a
+// spec with its documented defaults builds the very view its bare name builds, and the
+// value count it gives for 28×28 images is the one it computes.
+func TestFamilyInfos(t *testing.T) {
+	im := Images{N: 3, H: 28, W: 28, Pix: make([]uint8, 3*784)}
+	for i := range im.Pix {
+		im.Pix[i] = uint8(rand64(9, 0, uint64(i)))
+	}
+	infos := FamilyInfos()
+	if len(infos) != len(Families()) {
+		t.Fatalf("%d descriptions for the families %v", len(infos), Families())
+	}
+	for _, info := range infos {
+		build := func(spec string) Features {
+			f, args, err := lookupFamily(spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x, err := f(args, im, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", spec, err)
+			}
+			return x
+		}
+		bare := build(info.Name)
+		spec := info.Name
+		if info.Defaults != "" {
+			spec += ":" + info.Defaults
+			if withDefaults := build(spec); withDefaults.Dim != bare.Dim || !slices.Equal(withDefaults.Data, bare.Data) {
+				t.Errorf("%s and %s build different views: the documented defaults are not the defaults", info.Name, spec)
+			}
+		}
+		if want := fmt.Sprintf("(%d values on 28×28)", bare.Dim); !strings.Contains(info.About, want) {
+			t.Errorf("%s: %q does not say %s", info.Name, info.About, want)
+		}
+	}
 }

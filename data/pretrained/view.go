@@ -22,8 +22,15 @@ import (
 // Fashion-MNIST (see doc.go) at 96 px.
 func init() {
 	for name := range Networks {
-		data.RegisterFamily(name, family(name))
+		data.RegisterFamily(data.FamilyInfo{Name: name, Defaults: DefaultLayers[name] + "@" + strconv.Itoa(DefaultSize),
+			About: about[name]}, family(name))
 	}
+}
+
+// about describes the families for `mct data views`.
+var about = map[string]string{
+	"mobilenet_v2": "MobileNetV2 of npm nsfwjs@4.4.0 run up to LAYER on SIZE×SIZE px, averaged over positions (576 values by default; LAYER@SIZE, any layer before the head)",
+	"inception_v3": "InceptionV3 of npm nsfwjs@4.4.0 run up to LAYER on SIZE×SIZE px, averaged over positions (768 values by default; LAYER@SIZE, any layer before the head)",
 }
 
 // DefaultLayers are the layers a spec without one uses.

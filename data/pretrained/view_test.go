@@ -1,8 +1,11 @@
 package pretrained
 
 import (
+	"fmt"
 	"strings"
 	"testing"
+
+	"mct/data"
 )
 
 // TestParseSpec: either part of LAYER@SIZE may be left out; a bad size is refused
@@ -28,5 +31,39 @@ func TestParseSpec(t *testing.T) {
 		if want := `size "` + sz + `": want an integer from 32 to 1024 (pixels)`; err == nil || err.Error() != want {
 			t.Errorf("ParseSpec(inception_v3, %q): %v, want %q", args, err, want)
 		}
+	}
+}
+
+// TestFamilyInfos: `mct data views` gives each network's default value count, the
+// width of its default layer; and the defaults it shows are the ones a bare name uses.
+func TestFamilyInfos(t *testing.T) {
+	cache := testCache(t)
+	if _, err := EnsurePackage(cache); err != nil {
+		unavailable(t, err)
+	}
+	var seen int
+	for _, info := range data.FamilyInfos() {
+		if _, ok := Networks[info.Name]; !ok {
+			continue
+		}
+		seen++
+		layer, size, err := ParseSpec(info.Name, info.Defaults)
+		if err != nil || layer != DefaultLayers[info.Name] || size != DefaultSize {
+			t.Errorf("%s: defaults %q parse to %s@%d (%v), a bare name builds %s@%d", info.Name, info.Defaults, layer, size, err, DefaultLayers[info.Name], DefaultSize)
+		}
+		m, err := Load(cache, info.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		net, err := m.Compile(layer, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("(%d values by default;", net.OutC); !strings.Contains(info.About, want) {
+			t.Errorf("%s: %q does not say %s", info.Name, info.About, want)
+		}
+	}
+	if seen != len(Networks) {
+		t.Errorf("%d of the %d networks are described", seen, len(Networks))
 	}
 }
