@@ -69,7 +69,11 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		layout, err := ranks.NewLayout(world.Size(), len(cfg.Probes()))
 		if err != nil {
 			// Every rank says it before any exits: mpirun ends the job at the first exit.
-			fmt.Fprintf(stderr, "mct train: %v (probes: %v)\n", err, cfg.Probes())
+			what := "views"
+			if cfg.Algo == "mpl" {
+				what = "--algo mpl trains one rank per probe"
+			}
+			fmt.Fprintf(stderr, "mct train: %v (%s: %v)\n", err, what, cfg.Probes())
 			world.Barrier()
 			world.Close()
 			return nil, Reported{err}
