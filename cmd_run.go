@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 
 	"mct/blas"
@@ -101,9 +102,16 @@ architecture in the metadata) for loading in PyTorch.`)
 	if *run == "" || *view == "" || *out == "" {
 		return fmt.Errorf("--run DIR, --view NAME and --out FILE are required")
 	}
+	s, err := train.ReadSummary(*run)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(s.Views, *view) {
+		return fmt.Errorf("--view %s: not a probe of %s (its probes: %s)", *view, *run, strings.Join(s.Views, ", "))
+	}
 	ts, meta, err := ckpt.ReadSafetensors(train.ModelPath(*run, *view))
 	if err != nil {
-		return fmt.Errorf("%w (is %q one of the run's views?)", err, *view)
+		return err
 	}
 	return ckpt.WriteSafetensors(*out, ts, meta)
 }

@@ -213,6 +213,10 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	if err != nil || len(ts) == 0 {
 		t.Fatalf("exported probe: %v", err)
 	}
+	o, err = mct(t, 0, "export", "--run", localRun.dir, "--view", "gabor", "--out", st)
+	if want := "--view gabor: not a probe of " + localRun.dir + " (its probes: pixels, hog)"; err == nil || !strings.Contains(o, want) {
+		t.Errorf("export of a view the run lacks: err %v, output %q; want %q", err, o, want)
+	}
 	// Another configuration may not write into a run directory.
 	o, err = mct(t, 0, append(append([]string{"train", "--out", localRun.dir}, small...), "--seed", "2")...)
 	if err == nil || !strings.Contains(o, "holds a run of another configuration") {

@@ -69,9 +69,8 @@ type Predictions struct {
 	Classes int
 }
 
-// Predict loads a finished run's probes and runs them on the test split of spec (the
-// run's own data when empty).
-func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
+// ReadSummary reads the summary.json of a finished run.
+func ReadSummary(runDir string) (*Summary, error) {
 	b, err := os.ReadFile(filepath.Join(runDir, "summary.json"))
 	if err != nil {
 		return nil, fmt.Errorf("%s is not a finished run (no summary.json): %w", runDir, err)
@@ -79,6 +78,16 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	var s Summary
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, fmt.Errorf("%s/summary.json: %w", runDir, err)
+	}
+	return &s, nil
+}
+
+// Predict loads a finished run's probes and runs them on the test split of spec (the
+// run's own data when empty).
+func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
+	s, err := ReadSummary(runDir)
+	if err != nil {
+		return nil, err
 	}
 	if spec == "" {
 		spec = s.Config.Data
