@@ -74,9 +74,9 @@ func cmdTrain(args []string) error {
 
 Trains one probe per view (two on the one view under --algo mpl). With no flags: Meta
 Co-Training on Fashion-MNIST with 1%% labels and the %s views, about 20 s on two cores
-once the views are built (the first run builds them, about a minute). Under mpirun/srun each rank trains one probe
-(world size = probes × replicas). Writes config.json, metrics.jsonl, summary.json and
-curves.png to the run directory.`, strings.Join(cfg.Views, "+")))
+once the views are built (the first run builds them, about a minute). Under mpirun/srun
+each rank trains one probe (world size = probes × replicas). Writes config.json,
+metrics.jsonl, summary.json and curves.png to the run directory.`, strings.Join(cfg.Views, "+")))
 	trainFlags(fs, &cfg)
 	if err := parseFlags(fs, args); err != nil {
 		return err
