@@ -75,8 +75,8 @@ func (b *Backend) flat(n int) (dim, dim) {
 // rowShape runs one block per row.
 func rowShape(rows int) (dim, dim) { return dim{rows, 1}, dim{threads, 1} }
 
-// colShape runs a (32, 32) block per 32 columns.
-func colShape(cols int) (dim, dim) { return dim{(cols + 31) / 32, 1}, dim{32, 32} }
+// colShape runs a (COL_TILE, COL_ROWS) = (8, 128) block per 8 columns (kernels.cu).
+func colShape(cols int) (dim, dim) { return dim{(cols + 7) / 8, 1}, dim{8, 128} }
 
 // opKind says what an op queues on the stream.
 type opKind uint8

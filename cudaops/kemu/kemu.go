@@ -50,7 +50,8 @@ func flat(n int) (C.uint, C.uint, C.uint) {
 
 func rowShape(rows int) (C.uint, C.uint, C.uint) { return C.uint(rows), threads, 1 }
 
-func colShape(cols int) (C.uint, C.uint, C.uint) { return C.uint(max(1, (cols+31)/32)), 32, 32 }
+// colShape is cudaops': a (COL_TILE, COL_ROWS) = (8, 128) block per 8 columns.
+func colShape(cols int) (C.uint, C.uint, C.uint) { return C.uint(max(1, (cols+7)/8)), 8, 128 }
 
 // f returns the address of x's first n elements, nil for a nil Buf.
 func f(x nn.Buf, n int, what string) *C.float {
