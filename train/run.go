@@ -199,8 +199,12 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if cfg.Meta() {
 		exchange, via = r.exchange, ", logits via "+r.exchange
 	}
-	out.line("%s on %s: %d views × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s%s",
-		cfg.Algo, ds.Name, layout.Views, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
+	unit := "views"
+	if cfg.Algo == "mpl" {
+		unit = "probes of " + cfg.Views[0]
+	}
+	out.line("%s on %s: %d %s × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s%s",
+		cfg.Algo, ds.Name, layout.Views, unit, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
 		len(split.Val), len(ds.TestLabels), be.Name(), via)
 
 	sum := &Summary{Algo: cfg.Algo, Views: cfg.Probes(), LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
