@@ -27,6 +27,7 @@ timeout ${T_OPS:-90} "$bin/cudaops.test" -test.count=1 -test.v > "$out/ops.log" 
 # The cudaops: line names the GPU, NVRTC and cuBLAS, or says every test was skipped (no device).
 echo "exit $?"; grep '^cudaops:' "$out/ops.log"; grep -E '^(--- FAIL|FAIL|ok|PASS)' "$out/ops.log" | tail -5; grep -c -- '--- PASS' "$out/ops.log"
 grep -E -- '--- (FAIL|SKIP)' "$out/ops.log" | head -20
+grep -E 'blocks of 256 threads per SM' "$out/ops.log" # TestWaves: the widest kernels' elementwise grids
 
 step "2. PyTorch, the same MCT update on this GPU"
 # bench/mct/mct_step.py is the implementation the oracle test checks Go's step against;

@@ -274,7 +274,7 @@ func (b *Backend) buildKernels(drvMajor, major, minor int) error {
 	if b.mod, err = cu.LoadData(ptx); err != nil {
 		return fmt.Errorf("cudaops: load kernels (%s PTX from %s) into driver %d: %v", b.info.Arch, nv.Path(), b.info.Driver, err)
 	}
-	return b.k.load(b.mod)
+	return b.k.load(b.mod, b.sms)
 }
 
 // Info reports the device and libraries in use.

@@ -76,6 +76,22 @@ func TestGemmRate(t *testing.T) {
 
 // TestAllocReuse: a freed buffer comes back zeroed to the next Alloc of its
 // length, without a trip to the driver.
+// TestWaves: every elementwise grid is one wave from the driver's occupancy, between
+// 1 and 8 blocks of 256 threads per SM (an SM holds at most 2048 threads); logged for
+// the kernels with the most registers, whose wave is smaller than 8 per SM.
+func TestWaves(t *testing.T) {
+	for fn, name := range gpu.k.names {
+		w := gpu.k.wave[fn]
+		if w < gpu.sms || w > 8*gpu.sms || w%gpu.sms != 0 {
+			t.Errorf("%s: a wave of %d blocks on %d SMs", name, w, gpu.sms)
+		}
+		switch name {
+		case "adam", "bn_backward", "bn_normalize":
+			t.Logf("%s: %d blocks of %d threads per SM", name, w/gpu.sms, threads)
+		}
+	}
+}
+
 func TestAllocReuse(t *testing.T) {
 	x := gpu.Alloc(1000)
 	gpu.Fill(x, 1000, 3)

@@ -24,9 +24,14 @@ type kernels struct {
 	gatherRows                                        cu.Function
 	// names maps every entry point back to its name, for messages.
 	names map[cu.Function]string
+	// wave is, per entry point, how many blocks of threads the whole GPU runs at once:
+	// the grid of an elementwise kernel (flat).
+	wave map[cu.Function]int
 }
 
-func (k *kernels) load(m cu.Module) error {
+// load binds the entry points of m and sizes their waves on a GPU of sms
+// multiprocessors.
+func (k *kernels) load(m cu.Module, sms int) error {
 	byName := map[string]*cu.Function{
 		"scale": &k.scale, "axpy": &k.axpy, "mul": &k.mul, "copy_cols": &k.copyCols,
 		"bias_lrelu": &k.biasLReLU, "lrelu_bwd": &k.lreluBwd, "col_sums": &k.colSums,
@@ -53,9 +58,18 @@ func (k *kernels) load(m cu.Module) error {
 		}
 		*f = fn
 		if k.names == nil {
-			k.names = map[cu.Function]string{}
+			k.names, k.wave = map[cu.Function]string{}, map[cu.Function]int{}
 		}
 		k.names[fn] = name
+		// As many blocks as fit the SMs at once, so that no second, partial wave runs
+		// after the first with a fraction of the loads in flight: Adam's 37 registers a
+		// thread leave room for 6 blocks of 256 on an SM, not 8. 8 (2048 threads, the
+		// most an SM holds) if the driver cannot say.
+		per, err := fn.MaxActiveBlocksPerMultiProcessor(threads, 0)
+		if err != nil || per < 1 {
+			per = 8
+		}
+		k.wave[fn] = per * sms
 	}
 	return nil
 }
@@ -65,10 +79,10 @@ type dim struct{ x, y int }
 
 const threads = 256
 
-// flat is the shape of an elementwise kernel over n elements: enough blocks
-// to fill the GPU, the grid-stride loop does the rest.
-func (b *Backend) flat(n int) (dim, dim) {
-	g := max(1, min((n+threads-1)/threads, 8*b.sms))
+// flat is the shape of the elementwise kernel f over n elements: one wave of
+// blocks that fills the GPU, the grid-stride loop does the rest.
+func (b *Backend) flat(f cu.Function, n int) (dim, dim) {
+	g := max(1, min((n+threads-1)/threads, b.k.wave[f]))
 	return dim{g, 1}, dim{threads, 1}
 }
 

@@ -41,7 +41,7 @@ func (b *Backend) scaleOrZero(p cu.DevicePtr, n int, beta float32) {
 		b.memset(p, 0, n)
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.scale, n)
 	b.launch(b.k.scale, g, t, p, beta, int64(n))
 }
 
@@ -54,7 +54,7 @@ func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols,
 	}
 	d := need(dst, (rows-1)*dstCols+dstOff+cols, "CopyCols dst")
 	s := need(src, (rows-1)*srcCols+srcOff+cols, "CopyCols src")
-	g, t := b.flat(rows * cols)
+	g, t := b.flat(b.k.copyCols, rows*cols)
 	b.kernel(b.k.copyCols, g, t, d.ptr, int32(dstCols), int32(dstOff), s.ptr, int32(srcCols), int32(srcOff),
 		int32(rows), int32(cols), beta)
 }
@@ -79,7 +79,7 @@ func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, o
 	if rows*dstCols == 0 {
 		return
 	}
-	g, t := b.flat(rows * dstCols)
+	g, t := b.flat(b.k.foldCols, rows*dstCols)
 	b.kernel(b.k.foldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off))
 }
 
@@ -91,7 +91,7 @@ func (b *Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows,
 	if rows*dstCols == 0 {
 		return
 	}
-	g, t := b.flat(rows * dstCols)
+	g, t := b.flat(b.k.unfoldCols, rows*dstCols)
 	b.kernel(b.k.unfoldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off), beta)
 }
 
@@ -100,7 +100,7 @@ func (b *Backend) Axpy(y nn.Buf, alpha float32, x nn.Buf, n int) {
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.axpy, n)
 	b.kernel(b.k.axpy, g, t, py.ptr, alpha, px.ptr, int64(n))
 }
 
@@ -109,7 +109,7 @@ func (b *Backend) Scale(x nn.Buf, n int, alpha float32) {
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.scale, n)
 	b.kernel(b.k.scale, g, t, px.ptr, alpha, int64(n))
 }
 
@@ -118,7 +118,7 @@ func (b *Backend) Mul(x, y nn.Buf, n int) {
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.mul, n)
 	b.kernel(b.k.mul, g, t, px.ptr, py.ptr, int64(n))
 }
 
@@ -159,7 +159,7 @@ func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
 	b.enter()
 	defer runtime.UnlockOSThread()
 	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, px.ptr, int64(n))
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.clipScale, n)
 	b.launch(b.k.clipScale, g, t, px.ptr, int64(n), b.part, int32(npart), maxNorm, pn)
 }
 
@@ -180,7 +180,7 @@ func (b *Backend) MeanOthers(dst, src nn.Buf, views, n int) {
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.meanOthers, n)
 	b.kernel(b.k.meanOthers, g, t, pd.ptr, ps.ptr, int32(views), 1/float32(views-1), int64(n))
 }
 
@@ -189,7 +189,7 @@ func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32
 	if rows*cols == 0 {
 		return
 	}
-	g, t := b.flat(rows * cols)
+	g, t := b.flat(b.k.biasLReLU, rows*cols)
 	b.kernel(b.k.biasLReLU, g, t, px.ptr, pb, int32(rows), int32(cols), slope)
 }
 
@@ -198,7 +198,7 @@ func (b *Backend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.lreluBwd, n)
 	b.kernel(b.k.lreluBwd, g, t, pd.ptr, py.ptr, slope, int64(n))
 }
 
@@ -227,7 +227,7 @@ func (b *Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols 
 	if cols == 0 {
 		return
 	}
-	g, t := b.flat(cols)
+	g, t := b.flat(b.k.bnMoments, cols)
 	b.kernel(b.k.bnMoments, g, t, pm.ptr, pv.ptr, prm.ptr, prv.ptr, ps.ptr, int32(cols), momentum)
 }
 
@@ -239,7 +239,7 @@ func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, co
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.bnNorm, n)
 	b.kernel(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
@@ -263,7 +263,7 @@ func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, row
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.bnBackward, n)
 	b.kernel(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
 }
 
@@ -273,7 +273,7 @@ func (b *Backend) DropoutMask(mask nn.Buf, rows, cols int, p float32, key nn.RNG
 	if rows*cols == 0 {
 		return
 	}
-	g, t := b.flat(rows * cols)
+	g, t := b.flat(b.k.dropoutMask, rows*cols)
 	b.kernel(b.k.dropoutMask, g, t, pm.ptr, int32(rows), int32(cols), p, key.Seed, unlessAt(key.Step, ps), key.Stream, rowBase, ps)
 }
 
@@ -323,7 +323,7 @@ func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
 	if n == 0 {
 		return
 	}
-	gr, t := b.flat(n)
+	gr, t := b.flat(b.k.adam, n)
 	b.kernel(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), unlessAt(h.StepSize, ps), h.Beta1, h.Beta2, h.Eps, h.WeightDecay,
 		unlessAt(h.BC2Sqrt, ps), h.OneMinusBeta1, h.OneMinusBeta2, ps)
 }
@@ -350,7 +350,7 @@ func (b *Backend) philox(n int, k [2]uint32) []uint32 {
 	defer b.Free(out)
 	b.enter()
 	defer runtime.UnlockOSThread()
-	g, t := b.flat(n)
+	g, t := b.flat(b.k.philoxTest, n)
 	b.launch(b.k.philoxTest, g, t, dev(out).ptr, k[0], k[1], int32(n))
 	u := make([]uint32, n)
 	b.download(unsafe.Pointer(&u[0]), dev(out).ptr, 4*n, "philox: download")

@@ -51,9 +51,9 @@ func (b *Backend) GemmRate(m, n, k, reps int, native bool) (float64, error) {
 			return 0, fmt.Errorf("cudaops: GemmRate: %v", err)
 		}
 		defer cu.MemFree(b16)
-		g, t := b.flat(m * k)
+		g, t := b.flat(b.k.toBF16, m*k)
 		b.launch(b.k.toBF16, g, t, a16, a, int64(m*k))
-		g, t = b.flat(k * n)
+		g, t = b.flat(b.k.toBF16, k*n)
 		b.launch(b.k.toBF16, g, t, b16, bb, int64(k*n))
 		a, bb = a16, b16
 		typ, comp = cudalib.R16BF, cudalib.Compute32F
