@@ -86,6 +86,15 @@ func (b *Backend) flat(f cu.Function, n int) (dim, dim) {
 	return dim{g, 1}, dim{threads, 1}
 }
 
+// rowwise is the shape of a row-wise kernel f (COLUMN_SETUP in kernels.cu) over
+// a rows×cols matrix: its column tiles of 256, times as many row chunks as make
+// one wave of blocks (at least one, at most rows).
+func (b *Backend) rowwise(f cu.Function, rows, cols int) (dim, dim) {
+	tiles := max(1, (cols+threads-1)/threads)
+	chunks := max(1, min(rows, b.k.wave[f]/tiles))
+	return dim{tiles * chunks, 1}, dim{threads, 1}
+}
+
 // rowShape runs one block per row.
 func rowShape(rows int) (dim, dim) { return dim{rows, 1}, dim{threads, 1} }
 

@@ -54,7 +54,7 @@ func (b *Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols,
 	}
 	d := need(dst, (rows-1)*dstCols+dstOff+cols, "CopyCols dst")
 	s := need(src, (rows-1)*srcCols+srcOff+cols, "CopyCols src")
-	g, t := b.flat(b.k.copyCols, rows*cols)
+	g, t := b.rowwise(b.k.copyCols, rows, cols)
 	b.kernel(b.k.copyCols, g, t, d.ptr, int32(dstCols), int32(dstOff), s.ptr, int32(srcCols), int32(srcOff),
 		int32(rows), int32(cols), beta)
 }
@@ -79,7 +79,7 @@ func (b *Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, o
 	if rows*dstCols == 0 {
 		return
 	}
-	g, t := b.flat(b.k.foldCols, rows*dstCols)
+	g, t := b.rowwise(b.k.foldCols, rows, dstCols)
 	b.kernel(b.k.foldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off))
 }
 
@@ -91,7 +91,7 @@ func (b *Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows,
 	if rows*dstCols == 0 {
 		return
 	}
-	g, t := b.flat(b.k.unfoldCols, rows*dstCols)
+	g, t := b.rowwise(b.k.unfoldCols, rows, dstCols)
 	b.kernel(b.k.unfoldCols, g, t, d.ptr, int32(dstCols), s.ptr, int32(srcCols), int32(rows), int32(off), beta)
 }
 
@@ -189,7 +189,7 @@ func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32
 	if rows*cols == 0 {
 		return
 	}
-	g, t := b.flat(b.k.biasLReLU, rows*cols)
+	g, t := b.rowwise(b.k.biasLReLU, rows, cols)
 	b.kernel(b.k.biasLReLU, g, t, px.ptr, pb, int32(rows), int32(cols), slope)
 }
 
@@ -239,7 +239,7 @@ func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, co
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(b.k.bnNorm, n)
+	g, t := b.rowwise(b.k.bnNorm, rows, cols)
 	b.kernel(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
@@ -263,7 +263,7 @@ func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, row
 	if n == 0 {
 		return
 	}
-	g, t := b.flat(b.k.bnBackward, n)
+	g, t := b.rowwise(b.k.bnBackward, rows, cols)
 	b.kernel(b.k.bnBackward, g, t, pdx.ptr, pdy.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, ps.ptr, int32(rows), int32(cols), eps, slope)
 }
 

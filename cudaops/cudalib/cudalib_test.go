@@ -120,7 +120,14 @@ func TestMissingLibraryError(t *testing.T) {
 // shared memory within 48 KB, no spills.
 func TestKernelResources(t *testing.T) {
 	n := loadNVRTC(t)
-	_, log, err := n.Compile(Kernels, "kernels.cu", "-arch=sm_90", "--fmad=false", "--ptxas-options=-v")
+	// cudaops' options, but for sm_90 itself, so that ptxas runs and reports.
+	opts := []string{"--gpu-architecture=sm_90", "--ptxas-options=-v"}
+	for _, o := range CompileOptions(9, 0) {
+		if !strings.HasPrefix(o, "--gpu-architecture=") {
+			opts = append(opts, o)
+		}
+	}
+	_, log, err := n.Compile(Kernels, "kernels.cu", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

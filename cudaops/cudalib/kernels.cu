@@ -7,6 +7,9 @@
 //
 // Launch conventions (cudaops relies on them):
 //   elementwise kernels: 1-D grid-stride loops, any grid, any block;
+//   row-wise kernels (COLUMN_SETUP: copy_cols, fold_cols, unfold_cols,
+//     bias_lrelu, bn_normalize, bn_backward): block 256, grid.x a multiple of
+//     ceil(cols/256), the column tiles, at least one of them;
 //   row kernels (one row per block): grid.x = rows, block = 256 threads;
 //   column reductions: block (COL_TILE, COL_ROWS) = (8, 128), grid.x =
 //     ceil(cols/COL_TILE) (declared with
@@ -64,6 +67,38 @@ __device__ double block_max(double v) {
 
 #define GRID_STRIDE(i, n) for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
 
+// Row-wise kernels over a rows×cols matrix: a thread owns one column c of the
+// blocks that share its column tile and walks down their rows, so what depends on
+// the column alone (BatchNorm's factors, a bias, where a column is read from) is
+// computed once per thread, not per element, and no element index is divided.
+// The grid is ceil(cols/blockDim.x) column tiles times any number of row chunks;
+// consecutive threads take consecutive columns of a row, so accesses coalesce.
+#define COLUMN_SETUP(cols)                                                       \
+	int tiles_ = ((cols) + blockDim.x - 1) / blockDim.x;                             \
+	int c = (blockIdx.x % tiles_) * blockDim.x + threadIdx.x;                        \
+	int r0_ = blockIdx.x / tiles_, rstep_ = gridDim.x / tiles_;                      \
+	if (c >= (cols)) return;
+
+// each_row calls put(r, get(r)) for the thread's rows r0, r0+step, … < rows,
+// with the gets of 4 rows before their puts: 4 loads in flight per thread.
+// Written as one loop, a load could not pass the store before it (the kernels
+// also run in place, so the compiler must assume they alias: checked in the PTX).
+template <class Get, class Put>
+__device__ __forceinline__ void each_row(int r, int step, int rows, Get get, Put put) {
+	for (; r + 3 * step < rows; r += 4 * step) {
+		auto v0 = get(r), v1 = get(r + step), v2 = get(r + 2 * step), v3 = get(r + 3 * step);
+		put(r, v0);
+		put(r + step, v1);
+		put(r + 2 * step, v2);
+		put(r + 3 * step, v3);
+	}
+	for (; r < rows; r += step) put(r, get(r));
+}
+
+// Two floats read together by a row-wise kernel's get.
+struct f2 {
+	float a, b;
+};
 
 KERNEL void scale(float *x, float a, long long n) {
 	GRID_STRIDE(i, n) x[i] *= a;
@@ -78,16 +113,16 @@ KERNEL void mul(float *x, const float *y, long long n) {
 }
 
 // copy_cols: dst[r, d0+c] = beta·dst[r, d0+c] + src[r, s0+c]; beta = 0 does
-// not read dst.
+// not read dst. Row-wise.
 KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, int s0,
                                      int rows, int cols, float beta) {
-	long long n = (long long)rows * cols;
-	GRID_STRIDE(i, n) {
-		int r = i / cols, c = i % cols;
-		float v = src[(long long)r * lds + s0 + c];
-		float *d = &dst[(long long)r * ldd + d0 + c];
-		*d = beta == 0.0f ? v : beta * *d + v;
-	}
+	COLUMN_SETUP(cols)
+	each_row(r0_, rstep_, rows,
+	    [&](int r) {
+		    float *d = &dst[(long long)r * ldd + d0 + c];
+		    return f2{src[(long long)r * lds + s0 + c], beta == 0.0f ? 0.0f : *d};
+	    },
+	    [&](int r, f2 v) { dst[(long long)r * ldd + d0 + c] = beta == 0.0f ? v.a : beta * v.b + v.a; });
 }
 
 // gather_rows: one block per row i of dst: dst[i, c] = src[idx[i], c] for c < cols,
@@ -107,36 +142,39 @@ KERNEL void gather_rows(float *dst, const float *src, int cols, const unsigned *
 
 // fold_cols: dst (rows×dc) = src (rows×sc) with its trailing w = sc−dc columns
 // added onto columns [off, off+w): one add, as copy_cols' copy-then-accumulate.
+// Row-wise.
 KERNEL void fold_cols(float *dst, int dc, const float *src, int sc, int rows, int off) {
-	long long n = (long long)rows * dc;
-	int w = sc - dc;
-	GRID_STRIDE(i, n) {
-		int r = i / dc, c = i % dc;
-		const float *sr = src + (long long)r * sc;
-		float v = sr[c];
-		if (c >= off && c < off + w) v = v + sr[dc + c - off];
-		dst[i] = v;
-	}
+	COLUMN_SETUP(dc)
+	bool folded = c >= off && c < off + (sc - dc);
+	each_row(r0_, rstep_, rows,
+	    [&](int r) {
+		    const float *sr = src + (long long)r * sc;
+		    return f2{sr[c], folded ? sr[dc + c - off] : 0.0f};
+	    },
+	    [&](int r, f2 v) { dst[(long long)r * dc + c] = folded ? v.a + v.b : v.a; });
 }
 
 // unfold_cols: dst (rows×dc) = beta·dst + src (rows×sc) with columns c ≥ sc read
-// from src column off+c−sc; beta = 0 does not read dst.
+// from src column off+c−sc; beta = 0 does not read dst. Row-wise.
 KERNEL void unfold_cols(float *dst, int dc, const float *src, int sc, int rows, int off, float beta) {
-	long long n = (long long)rows * dc;
-	GRID_STRIDE(i, n) {
-		int r = i / dc, c = i % dc;
-		float v = src[(long long)r * sc + (c < sc ? c : off + c - sc)];
-		dst[i] = beta == 0.0f ? v : beta * dst[i] + v;
-	}
+	COLUMN_SETUP(dc)
+	int from = c < sc ? c : off + c - sc;
+	each_row(r0_, rstep_, rows,
+	    [&](int r) {
+		    return f2{src[(long long)r * sc + from], beta == 0.0f ? 0.0f : dst[(long long)r * dc + c]};
+	    },
+	    [&](int r, f2 v) { dst[(long long)r * dc + c] = beta == 0.0f ? v.a : beta * v.b + v.a; });
 }
 
-// bias_lrelu: x[r,c] = f(x[r,c] + bias[c]); bias may be null.
+// bias_lrelu: x[r,c] = f(x[r,c] + bias[c]); bias may be null. Row-wise.
 KERNEL void bias_lrelu(float *x, const float *bias, int rows, int cols, float slope) {
-	long long n = (long long)rows * cols;
-	GRID_STRIDE(i, n) {
-		float v = bias ? x[i] + bias[i % cols] : x[i];
-		x[i] = v > 0.0f ? v : slope * v;
-	}
+	COLUMN_SETUP(cols)
+	float b = bias ? bias[c] : 0.0f;
+	each_row(r0_, rstep_, rows, [&](int r) { return x[(long long)r * cols + c]; },
+	    [&](int r, float v) {
+		    if (bias) v = v + b;
+		    x[(long long)r * cols + c] = v > 0.0f ? v : slope * v;
+	    });
 }
 
 // lrelu_bwd: dy[i] *= (y[i] > 0 ? 1 : slope).
@@ -252,36 +290,36 @@ KERNEL void bn_moments(float *mean, float *var, float *run_mean, float *run_var,
 	}
 }
 
+// bn_normalize: row-wise, the column's factor computed once.
 KERNEL void bn_normalize(float *y, const float *x, const float *mean, const float *var,
                                         const float *gamma, const float *beta, int rows, int cols, float eps) {
-	long long n = (long long)rows * cols;
-	GRID_STRIDE(i, n) {
-		int c = i % cols;
-		// (x−μ) first, then one per-column factor rounded to float, as the CPU does.
-		float k = (float)((double)gamma[c] / sqrt((double)var[c] + (double)eps));
-		y[i] = (x[i] - mean[c]) * k + beta[c];
-	}
+	COLUMN_SETUP(cols)
+	// (x−μ) first, then one per-column factor rounded to float, as the CPU does.
+	float k = (float)((double)gamma[c] / sqrt((double)var[c] + (double)eps));
+	float mu = mean[c], b = beta[c];
+	each_row(r0_, rstep_, rows, [&](int r) { return x[(long long)r * cols + c]; },
+	    [&](int r, float v) { y[(long long)r * cols + c] = (v - mu) * k + b; });
 }
 
 KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float *mean,
                                        const float *var, const float *gamma, const float *stats,
                                        int rows, int cols, float eps, float slope) {
-	long long n = (long long)rows * cols;
+	COLUMN_SETUP(cols)
+	// dx = k·dy − c0 − c1·(x−μ) with per-column constants rounded to float, the
+	// CPU's order; row-wise, so they are computed once.
 	double rn = stats[2 * cols];
-	GRID_STRIDE(i, n) {
-		// dx = k·dy − c0 − c1·(x−μ) with per-column constants rounded to
-		// float, the CPU's order.
-		int c = i % cols;
-		double inv = 1.0 / sqrt((double)var[c] + (double)eps);
-		double kk = (double)gamma[c] * inv;
-		float k = (float)kk, c0 = (float)(kk * (double)stats[c] / rn);
-		float c1 = (float)(kk * inv * (double)stats[cols + c] / rn);
-		float xi = x[i];
-		float v = k * dy[i] - c0 - c1 * (xi - mean[c]);
-		// Then the LeakyReLU(slope) whose output is x, as lrelu_bwd.
-		if (xi <= 0.0f) v *= slope;
-		dx[i] = v;
-	}
+	double inv = 1.0 / sqrt((double)var[c] + (double)eps);
+	double kk = (double)gamma[c] * inv;
+	float k = (float)kk, c0 = (float)(kk * (double)stats[c] / rn);
+	float c1 = (float)(kk * inv * (double)stats[cols + c] / rn);
+	float mu = mean[c];
+	each_row(r0_, rstep_, rows, [&](int r) { return f2{dy[(long long)r * cols + c], x[(long long)r * cols + c]}; },
+	    [&](int r, f2 g) {
+		    float v = k * g.a - c0 - c1 * (g.b - mu);
+		    // Then the LeakyReLU(slope) whose output is x, as lrelu_bwd.
+		    if (g.b <= 0.0f) v *= slope;
+		    dx[(long long)r * cols + c] = v;
+	    });
 }
 
 // dot_partial: part[blockIdx.x] = Σ x[i]·y[i] over the block's grid-stride

@@ -48,6 +48,13 @@ func flat(n int) (C.uint, C.uint, C.uint) {
 	return C.uint(g), threads, 1
 }
 
+// rowwise is cudaops': column tiles of 256 times row chunks, a wave of 8 blocks per SM.
+func rowwise(rows, cols int) (C.uint, C.uint, C.uint) {
+	tiles := max(1, (cols+threads-1)/threads)
+	chunks := max(1, min(rows, 8*sms/tiles))
+	return C.uint(tiles * chunks), threads, 1
+}
+
 func rowShape(rows int) (C.uint, C.uint, C.uint) { return C.uint(rows), threads, 1 }
 
 // colShape is cudaops': a (COL_TILE, COL_ROWS) = (8, 128) block per 8 columns.
@@ -150,7 +157,7 @@ func (*Backend) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, s
 	if rows == 0 || cols == 0 {
 		return
 	}
-	gx, bx, by := flat(rows * cols)
+	gx, bx, by := rowwise(rows, cols)
 	C.emu_copy_cols(gx, bx, by, f(dst, (rows-1)*dstCols+dstOff+cols, "dst"), C.int(dstCols), C.int(dstOff),
 		f(src, (rows-1)*srcCols+srcOff+cols, "src"), C.int(srcCols), C.int(srcOff), C.int(rows), C.int(cols), C.float(beta))
 }
@@ -168,7 +175,7 @@ func (*Backend) FoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, off
 	if rows*dstCols == 0 {
 		return
 	}
-	gx, bx, by := flat(rows * dstCols)
+	gx, bx, by := rowwise(rows, dstCols)
 	C.emu_fold_cols(gx, bx, by, f(dst, rows*dstCols, "dst"), C.int(dstCols), f(src, rows*srcCols, "src"), C.int(srcCols),
 		C.int(rows), C.int(off))
 }
@@ -177,7 +184,7 @@ func (*Backend) UnfoldCols(dst nn.Buf, dstCols int, src nn.Buf, srcCols, rows, o
 	if rows*dstCols == 0 {
 		return
 	}
-	gx, bx, by := flat(rows * dstCols)
+	gx, bx, by := rowwise(rows, dstCols)
 	C.emu_unfold_cols(gx, bx, by, f(dst, rows*dstCols, "dst"), C.int(dstCols), f(src, rows*srcCols, "src"),
 		C.int(srcCols), C.int(rows), C.int(off), C.float(beta))
 }
@@ -186,7 +193,7 @@ func (*Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) 
 	if rows*cols == 0 {
 		return
 	}
-	gx, bx, by := flat(rows * cols)
+	gx, bx, by := rowwise(rows, cols)
 	C.emu_bias_lrelu(gx, bx, by, f(x, rows*cols, "x"), f(bias, cols, "bias"), C.int(rows), C.int(cols), C.float(slope))
 }
 
@@ -217,7 +224,10 @@ func (*Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols in
 
 func (*Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
 	n := rows * cols
-	gx, bx, by := flat(n)
+	if n == 0 {
+		return
+	}
+	gx, bx, by := rowwise(rows, cols)
 	C.emu_bn_normalize(gx, bx, by, f(y, n, "y"), f(x, n, "x"), f(mean, cols, "mean"), f(variance, cols, "variance"),
 		f(gamma, cols, "gamma"), f(beta, cols, "beta"), C.int(rows), C.int(cols), C.float(eps))
 }
@@ -231,7 +241,10 @@ func (*Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.B
 
 func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
 	n := rows * cols
-	gx, bx, by := flat(n)
+	if n == 0 {
+		return
+	}
+	gx, bx, by := rowwise(rows, cols)
 	C.emu_bn_backward(gx, bx, by, f(dx, n, "dx"), f(dy, n, "dy"), f(x, n, "x"), f(mean, cols, "mean"),
 		f(variance, cols, "variance"), f(gamma, cols, "gamma"), f(stats, 2*cols+1, "stats"),
 		C.int(rows), C.int(cols), C.float(eps), C.float(slope))
