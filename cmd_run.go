@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"slices"
@@ -190,10 +191,37 @@ func placementOrNil(p probe.Placement, err error) *probe.Placement {
 	return &p
 }
 
+// checkCombos parses every combination's flags as mct train would and validates the
+// configuration, so that a grid with a combination that cannot run (a misspelt flag,
+// --algo mpl with two views) fails at `sweep list`, before an array is submitted, not in
+// its jobs. It prints one line per such combination and returns an error saying how many.
+func checkCombos(grid string, combos []sweep.Combo) error {
+	bad := 0
+	for i, c := range combos {
+		cfg := train.Defaults()
+		fs := flag.NewFlagSet("train", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		trainFlags(fs, &cfg)
+		err := fs.Parse(c.Args())
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: combination %d (%s): %v\n", grid, i, c.Name, err)
+			bad++
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%s: %d of the %d combinations cannot run (above): change the grid", grid, bad, len(combos))
+	}
+	return nil
+}
+
 func cmdSweep(args []string) error {
 	usage := `usage: mct sweep <list|run|collect> ...
 
   list GRID                 print the grid's combinations, one per line, with their index
+                            (or name those whose flags mct train would refuse, and fail)
   run GRID --index I        run combination I (e.g. $SLURM_ARRAY_TASK_ID); a finished one is
                             skipped, a half-done one resumes
   collect GRID|DIR          gather every summary.json into results.md, results.csv, runs.csv,
@@ -214,6 +242,9 @@ func cmdSweep(args []string) error {
 	case "list":
 		combos, err := sweep.Expand(args[1])
 		if err != nil {
+			return err
+		}
+		if err := checkCombos(args[1], combos); err != nil {
 			return err
 		}
 		for i, c := range combos {

@@ -659,3 +659,37 @@ func TestResumeWithoutCheckpointSaysSo(t *testing.T) {
 		t.Errorf("summary %+v", s)
 	}
 }
+
+// A grid with combinations that cannot run fails at `sweep list`, one line for each of
+// them, before any job is submitted; the ones that can run are not named.
+func TestSweepListChecksCombos(t *testing.T) {
+	dir := t.TempDir()
+	grid := filepath.Join(dir, "grid.json")
+	write := func(vary string) {
+		if err := os.WriteFile(grid, []byte(`{"fixed": {"epochs": 1}, "vary": `+vary+`}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"algo": ["mct", "mpl"], "views": [["hog", "gabor"], ["hog"]]}`)
+	o, err := mct(t, 0, "sweep", "list", grid)
+	for _, want := range []string{
+		"combination 1 (algo-mct_views-hog): --algo mct needs at least 2 views, got 1 (hog)",
+		"combination 2 (algo-mpl_views-hog+gabor): --algo mpl trains two probes on one view",
+		"2 of the 4 combinations cannot run (above): change the grid",
+	} {
+		if err == nil || !strings.Contains(o, want) {
+			t.Errorf("sweep list of a grid with bad combinations: err %v, output %q; want it to say %q", err, o, want)
+		}
+	}
+	if strings.Contains(o, "combination 0") || strings.Contains(o, "combination 3") {
+		t.Errorf("sweep list named a combination that can run:\n%s", o)
+	}
+	write(`{"algo": ["mct"], "views": [["hog", "gabor"]], "lr": ["fast"]}`)
+	if o, err := mct(t, 0, "sweep", "list", grid); err == nil || !strings.Contains(o, `invalid value "fast" for flag -lr`) {
+		t.Errorf("sweep list of a grid with a bad flag value: err %v, output %q", err, o)
+	}
+	write(`{"algo": ["supervised", "mct"], "views": [["hog", "gabor"]]}`)
+	if o, err := mct(t, 0, "sweep", "list", grid); err != nil || strings.Count(o, "\n") != 2 {
+		t.Errorf("sweep list of a good grid: err %v, output %q", err, o)
+	}
+}
