@@ -74,15 +74,16 @@ func TestGemmRate(t *testing.T) {
 	}
 }
 
-// TestAllocReuse: a freed buffer comes back zeroed to the next Alloc of its
-// length, without a trip to the driver.
 // TestWaves: every elementwise grid is one wave from the driver's occupancy, between
 // 1 and 8 blocks of 256 threads per SM (an SM holds at most 2048 threads); logged for
-// the kernels with the most registers, whose wave is smaller than 8 per SM.
+// the kernels with the most registers, whose wave may be smaller than 8 per SM.
 func TestWaves(t *testing.T) {
+	if gpu.k.occErr != nil {
+		t.Error(gpu.k.occErr)
+	}
 	for fn, name := range gpu.k.names {
 		w := gpu.k.wave[fn]
-		if w < gpu.sms || w > 8*gpu.sms || w%gpu.sms != 0 {
+		if w < gpu.sms || w > 8*gpu.sms {
 			t.Errorf("%s: a wave of %d blocks on %d SMs", name, w, gpu.sms)
 		}
 		switch name {
@@ -92,6 +93,8 @@ func TestWaves(t *testing.T) {
 	}
 }
 
+// TestAllocReuse: a freed buffer comes back zeroed to the next Alloc of its
+// length, without a trip to the driver.
 func TestAllocReuse(t *testing.T) {
 	x := gpu.Alloc(1000)
 	gpu.Fill(x, 1000, 3)

@@ -200,7 +200,7 @@ KERNEL void lrelu_bwd(float *dy, const float *y, float slope, long long n) {
 template <int MODE>
 __device__ void col_reduce(const float *x, const float *x2, const float *shift, const float *var, float eps,
                            int rows, int cols, double *oa, double *ob) {
-	__shared__ double sa[COL_ROWS][COL_TILE + 1], sb[COL_ROWS][COL_TILE + 1];
+	__shared__ double sa[COL_ROWS][COL_TILE], sb[COL_ROWS][COL_TILE];
 	int c = blockIdx.x * COL_TILE + threadIdx.x;
 	double a = 0.0, b = 0.0;
 	if (c < cols) {

@@ -22,8 +22,9 @@ var KernelNames = []string{
 
 // CompileOptions are the NVRTC options for the kernels on a GPU of compute
 // capability major.minor. --fmad=false keeps float arithmetic unfused, as in
-// the CPU backend, so the two agree to rounding. C++17 (the row-wise kernels'
-// lambdas) is every NVRTC's from 11.0 to 13, and not the default of all of them.
+// the CPU backend, so the two agree to rounding. The row-wise kernels' lambdas
+// need C++11 or later, which not every NVRTC defaults to (Debian's 11.8 does
+// not); C++17 is one every NVRTC from 11.0 to 13 accepts.
 func CompileOptions(major, minor int) []string {
 	return []string{
 		"--gpu-architecture=compute_" + strconv.Itoa(major*10+minor),

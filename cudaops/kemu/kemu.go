@@ -33,7 +33,7 @@ func (*Backend) Name() string { return "kemu" }
 
 // Launch shapes, as in cudaops/launch.go, except two: sms stands for the
 // GPU's multiprocessor count, small so that grid-stride loops go round; and
-// Dot's first pass runs npart = 8 blocks instead of 256 (the kernels take
+// Dot's first pass runs npart = 8 blocks instead of 1024 (the kernels take
 // any count), because every emulated thread costs a context switch per
 // barrier.
 const (
