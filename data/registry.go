@@ -49,10 +49,15 @@ type FamilyInfo struct {
 	About string
 }
 
+// registered is a family and its description.
+type registered struct {
+	info  FamilyInfo
+	build Family
+}
+
 var (
 	familiesMu sync.RWMutex
-	families   = map[string]Family{}
-	infos      = map[string]FamilyInfo{}
+	families   = map[string]registered{}
 )
 
 // RegisterFamily makes a view family available to Open and Build under info.Name.
@@ -67,7 +72,7 @@ func RegisterFamily(info FamilyInfo, f Family) {
 	if _, dup := families[name]; dup {
 		panic(fmt.Sprintf("data.RegisterFamily: family %q registered twice", name))
 	}
-	families[name], infos[name] = f, info
+	families[name] = registered{info, f}
 }
 
 // Families lists the registered family names, sorted.
@@ -79,11 +84,11 @@ func Families() []string {
 
 // FamilyInfos describes the registered families, sorted by name.
 func FamilyInfos() []FamilyInfo {
+	var out []FamilyInfo
 	familiesMu.RLock()
 	defer familiesMu.RUnlock()
-	var out []FamilyInfo
-	for _, name := range slices.Sorted(maps.Keys(infos)) {
-		out = append(out, infos[name])
+	for _, name := range slices.Sorted(maps.Keys(families)) {
+		out = append(out, families[name].info)
 	}
 	return out
 }
@@ -92,7 +97,7 @@ func FamilyInfos() []FamilyInfo {
 func lookupFamily(spec string) (Family, string, error) {
 	name, args, _ := strings.Cut(spec, ":")
 	familiesMu.RLock()
-	f := families[name]
+	f := families[name].build
 	familiesMu.RUnlock()
 	if f == nil {
 		return nil, "", fmt.Errorf("view %q: unknown family %q (known: %s)", spec, name, strings.Join(Families(), ", "))

@@ -22,15 +22,21 @@ import (
 // Fashion-MNIST (see doc.go) at 96 px.
 func init() {
 	for name := range Networks {
+		d := defaultView[name]
 		data.RegisterFamily(data.FamilyInfo{Name: name, Defaults: DefaultLayers[name] + "@" + strconv.Itoa(DefaultSize),
-			About: about[name]}, family(name))
+			About: fmt.Sprintf("%s of npm %s@%s run up to LAYER on SIZE×SIZE px, averaged over positions (%d values by default; LAYER@SIZE, any layer before the head)",
+				d.title, Package, Version, d.width)}, family(name))
 	}
 }
 
-// about describes the families for `mct data views`.
-var about = map[string]string{
-	"mobilenet_v2": "MobileNetV2 of npm nsfwjs@4.4.0 run up to LAYER on SIZE×SIZE px, averaged over positions (576 values by default; LAYER@SIZE, any layer before the head)",
-	"inception_v3": "InceptionV3 of npm nsfwjs@4.4.0 run up to LAYER on SIZE×SIZE px, averaged over positions (768 values by default; LAYER@SIZE, any layer before the head)",
+// defaultView names each network for `mct data views` and gives the width of its
+// default layer (TestFamilyInfos checks it against the model).
+var defaultView = map[string]struct {
+	title string
+	width int
+}{
+	"mobilenet_v2": {"MobileNetV2", 576},
+	"inception_v3": {"InceptionV3", 768},
 }
 
 // DefaultLayers are the layers a spec without one uses.
