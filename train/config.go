@@ -140,6 +140,15 @@ func (c Config) ProbeView(i int) int {
 	return i
 }
 
+// probeUnit names what the world layout's view index counts, in messages: "views", or
+// MPL's "probes of hog".
+func (c Config) probeUnit() string {
+	if c.Algo == "mpl" {
+		return "probes of " + c.Views[0]
+	}
+	return "views"
+}
+
 // probeSuffix tells MPL's probes apart (their names and initial weights); "" elsewhere,
 // so a view's probe is named, and seeded, by the view alone.
 func probeSuffix(c Config, i int) string {

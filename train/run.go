@@ -69,11 +69,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		layout, err := ranks.NewLayout(world.Size(), len(cfg.Probes()))
 		if err != nil {
 			// Every rank says it before any exits: mpirun ends the job at the first exit.
-			what := "views"
-			if cfg.Algo == "mpl" {
-				what = "--algo mpl trains one rank per probe"
-			}
-			fmt.Fprintf(stderr, "mct train: %v (%s: %v)\n", err, what, cfg.Probes())
+			fmt.Fprintf(stderr, "mct train: %v (%s: %v)\n", err, cfg.probeUnit(), cfg.Probes())
 			world.Barrier()
 			world.Close()
 			return nil, Reported{err}
@@ -199,12 +195,8 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if cfg.Meta() {
 		exchange, via = r.exchange, ", logits via "+r.exchange
 	}
-	unit := "views"
-	if cfg.Algo == "mpl" {
-		unit = "probes of " + cfg.Views[0]
-	}
 	out.line("%s on %s: %d %s × %d replicas (%s), %d labeled, %d unlabeled, %d val, %d test, backend %s%s",
-		cfg.Algo, ds.Name, layout.Views, unit, layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
+		cfg.Algo, ds.Name, layout.Views, cfg.probeUnit(), layout.Replicas, transport, len(split.Labeled), len(split.Unlabeled),
 		len(split.Val), len(ds.TestLabels), be.Name(), via)
 
 	sum := &Summary{Algo: cfg.Algo, Views: cfg.Probes(), LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
@@ -306,10 +298,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		if err != nil {
 			return nil, err
 		}
-		sum.Updates = st.Updates
-		if cfg.Meta() {
-			sum.CUDAGraphs = r.graphsEverywhere()
-		}
+		sum.Updates, sum.CUDAGraphs = st.Updates, r.graphsEverywhere()
 		phase = time.Duration((r.priorSeconds + time.Since(r.phaseStart).Seconds()) * float64(time.Second))
 		examples = float64(st.Updates * cfg.Batch)
 	case "cotrain":
