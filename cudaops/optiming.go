@@ -4,6 +4,7 @@ package cudaops
 
 import (
 	"fmt"
+	"maps"
 	"runtime"
 
 	"gorgonia.org/cu"
@@ -89,11 +90,7 @@ func (b *Backend) OpSeconds() (seconds map[string]float64, segments, late int) {
 		b.opTimes.free = append(b.opTimes.free, t.start, t.end)
 	}
 	b.opTimes.pending = b.opTimes.pending[:0]
-	out := map[string]float64{}
-	for k, v := range b.opTimes.seconds {
-		out[k] = v
-	}
-	return out, b.opTimes.segments, b.opTimes.late
+	return maps.Clone(b.opTimes.seconds), b.opTimes.segments, b.opTimes.late
 }
 
 // timeSegment issues ops behind the spacer, each between two timing events; the context

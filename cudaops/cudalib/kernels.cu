@@ -119,8 +119,7 @@ KERNEL void copy_cols(float *dst, int ldd, int d0, const float *src, int lds, in
 	COLUMN_SETUP(cols)
 	each_row(r0_, rstep_, rows,
 	    [&](int r) {
-		    float *d = &dst[(long long)r * ldd + d0 + c];
-		    return f2{src[(long long)r * lds + s0 + c], beta == 0.0f ? 0.0f : *d};
+		    return f2{src[(long long)r * lds + s0 + c], beta == 0.0f ? 0.0f : dst[(long long)r * ldd + d0 + c]};
 	    },
 	    [&](int r, f2 v) { dst[(long long)r * ldd + d0 + c] = beta == 0.0f ? v.a : beta * v.b + v.a; });
 }
