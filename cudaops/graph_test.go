@@ -345,7 +345,7 @@ func TestDeviceOperandsReplay(t *testing.T) {
 		return func() {
 			h := nn.AdamHyper{StepSize: float32(i), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: float32(i) / 10,
 				OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
-			gpu.Adam(bufs["w"], bufs["g"], bufs["m"], bufs["v"], rows*cols, h, at)
+			gpu.Adam(bufs["w"], bufs["g"], bufs["m"], bufs["v"], rows*cols, h, at, nil)
 			key := nn.RNGKey{Seed: 7, Step: uint32(i)}
 			gpu.DropoutMask(bufs["mask"], rows, cols, 0.5, key, 0, at)
 			gpu.SampleGumbel(bufs["dst"], bufs["x"], rows, cols, 1, key, bufs["idx"], at)

@@ -21,7 +21,7 @@ type kernels struct {
 	dropoutMask, softmaxCE, softmax, argmax, sampleGB cu.Function
 	adam, toBF16, partialsF32, clipScale, meanOf      cu.Function
 	countEqual, meanOthers, foldCols, unfoldCols      cu.Function
-	gatherRows                                        cu.Function
+	gatherRows, clipCoef                              cu.Function
 	// names maps every entry point back to its name, for messages.
 	names map[cu.Function]string
 	// wave is, per entry point, how many blocks of threads the whole GPU runs at once:
@@ -43,7 +43,7 @@ func (k *kernels) load(m cu.Module, sms int) error {
 		"sum_partials": &k.sumPartials, "philox_test": &k.philoxTest, "dropout_mask": &k.dropoutMask,
 		"softmax_ce": &k.softmaxCE, "softmax": &k.softmax, "argmax": &k.argmax,
 		"sample_gumbel": &k.sampleGB, "adam": &k.adam, "to_bf16": &k.toBF16,
-		"partials_to_f32": &k.partialsF32, "clip_scale": &k.clipScale, "mean_of": &k.meanOf,
+		"partials_to_f32": &k.partialsF32, "clip_scale": &k.clipScale, "clip_coef": &k.clipCoef, "mean_of": &k.meanOf,
 		"count_equal": &k.countEqual, "mean_others": &k.meanOthers,
 		"fold_cols": &k.foldCols, "unfold_cols": &k.unfoldCols, "gather_rows": &k.gatherRows,
 	}

@@ -163,6 +163,14 @@ func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
 	b.launch(b.k.clipScale, g, t, px.ptr, int64(n), b.part, int32(npart), maxNorm, pn)
 }
 
+func (b *Backend) ClipCoef(coef, x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	pc, px, pn := need(coef, 1, "ClipCoef coef"), need(x, n, "ClipCoef x"), optional(norm, 1, "ClipCoef norm")
+	b.enter()
+	defer runtime.UnlockOSThread()
+	b.launch(b.k.dotPartial, dim{npart, 1}, dim{threads, 1}, b.part, px.ptr, px.ptr, int64(n))
+	b.launch(b.k.clipCoef, dim{1, 1}, dim{threads, 1}, pc.ptr, b.part, int32(npart), maxNorm, pn)
+}
+
 func (b *Backend) CountEqual(dst, a, bb nn.Buf, rows, cols int) {
 	pd, pa, pb := need(dst, rows, "CountEqual dst"), need(a, rows*cols, "CountEqual a"), need(bb, cols, "CountEqual b")
 	if rows == 0 {
@@ -243,7 +251,7 @@ func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, co
 	b.kernel(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
-func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps, beta float32) {
 	ps := need(stats, 2*cols+1, "BNBackwardStats stats")
 	pd, px := need(dy, rows*cols, "BNBackwardStats dy"), need(x, rows*cols, "BNBackwardStats x")
 	pm, pv := need(mean, cols, "BNBackwardStats mean"), need(variance, cols, "BNBackwardStats variance")
@@ -252,7 +260,7 @@ func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn
 	if cols == 0 {
 		g = dim{1, 1} // still write the row count
 	}
-	b.kernel(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps)
+	b.kernel(b.k.bnBwdStats, g, t, ps.ptr, pdg, pdb, pd.ptr, px.ptr, pm.ptr, pv.ptr, int32(rows), int32(cols), eps, beta)
 }
 
 func (b *Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
@@ -317,15 +325,15 @@ func (b *Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key 
 	b.kernel(b.k.sampleGB, g, t, pd.ptr, px.ptr, pi.ptr, int32(cols), invT, key.Seed, unlessAt(key.Step, ps), key.Stream, ps)
 }
 
-func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
+func (b *Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched, gscale nn.Buf) {
 	pw, pg, pm, pv := need(w, n, "Adam w"), need(g, n, "Adam g"), need(m, n, "Adam m"), need(v, n, "Adam v")
-	ps := optional(sched, 2, "Adam sched")
+	ps, pk := optional(sched, 2, "Adam sched"), optional(gscale, 1, "Adam gscale")
 	if n == 0 {
 		return
 	}
 	gr, t := b.flat(b.k.adam, n)
 	b.kernel(b.k.adam, gr, t, pw.ptr, pg.ptr, pm.ptr, pv.ptr, int64(n), unlessAt(h.StepSize, ps), h.Beta1, h.Beta2, h.Eps, h.WeightDecay,
-		unlessAt(h.BC2Sqrt, ps), h.OneMinusBeta1, h.OneMinusBeta2, ps)
+		unlessAt(h.BC2Sqrt, ps), h.OneMinusBeta1, h.OneMinusBeta2, ps, pk)
 }
 
 // unlessAt is the kernel argument v, or 0 when the kernel reads that value from the

@@ -2,7 +2,9 @@
 // Mean, ClipNorm, CountEqual), MeanOthers and SampleGumbel's device row indices, for
 // per-update values read from device memory (the stepAt/scaleAt/sched operands of
 // DropoutMask, SampleGumbel, SoftmaxCE and Adam) so a recorded step can be replayed,
-// and for GatherRows (a batch gathered on the device from resident features).
+// for GatherRows (a batch gathered on the device from resident features), and for
+// gradients written without a pass over them to clear or clip them first
+// (BNBackwardStats' beta, ClipCoef, Adam's gscale).
 
 package nn
 
@@ -118,6 +120,11 @@ type Backend interface {
 	// x *= float32(coef) when coef < 1. It writes float32(‖x‖) to norm[0] unless norm
 	// is nil. The device reads the norm itself: no host wait.
 	ClipNorm(x Buf, n int, maxNorm float32, norm Buf)
+	// ClipCoef is ClipNorm without the scaling: it writes the factor ClipNorm would
+	// scale x by to coef[0] (float32(coef) when coef < 1, else 1) and leaves x as it is,
+	// for Adam's gscale operand to apply as it reads the gradient (one pass over it
+	// instead of three). norm as in ClipNorm.
+	ClipCoef(coef, x Buf, n int, maxNorm float32, norm Buf)
 	// CountEqual writes dst[r] = #{c < cols : a[r·cols+c] == b[c]} for r < rows, as
 	// float32 (exact below 2^24): every view's pseudo-labels (rows = views) against
 	// the true labels of the unlabeled batch.
@@ -160,10 +167,11 @@ type Backend interface {
 	BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32)
 	// BNBackwardStats writes stats[j] = Σ_r dy[r,j], stats[cols+j] = Σ_r dy[r,j]·x̂[r,j]
 	// and stats[2cols] = rows, with x̂ = (x−mean)/sqrt(var+eps). The two sums are also
-	// dβ and dγ of this replica's rows: unless nil, dbeta[j] += stats[j] and
-	// dgamma[j] += stats[cols+j] (float32 adds of the stored sums, as two Axpy calls
-	// would do, in the same pass).
-	BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32)
+	// dβ and dγ of this replica's rows: unless nil, dbeta[j] = beta·dbeta[j] + stats[j]
+	// and dgamma[j] = beta·dgamma[j] + stats[cols+j] (float32 arithmetic on the stored
+	// sums, as two Axpy calls would do after a Scale, in the same pass; beta = 0 does not
+	// read them).
+	BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps, beta float32)
 	// BNBackward writes dx = gamma/sqrt(var+eps)·(dy − S1/N − x̂·S2/N) from the
 	// (possibly all-reduced) backward stats, N = stats[2cols], then multiplies it by
 	// the derivative of a LeakyReLU(slope) whose output is x: dx[i] *= (x[i] > 0 ? 1 :
@@ -205,8 +213,10 @@ type Backend interface {
 	// w −= stepSize·m/(sqrt(v)/bc2Sqrt + eps), where the host computes
 	// stepSize = lr/(1−β1^t) and bc2Sqrt = sqrt(1−β2^t) in float64. g is not modified.
 	// If sched is not nil, stepSize and bc2Sqrt are read from sched[0] and sched[1]
-	// instead of h (see (*Adam).Scalars).
-	Adam(w, g, m, v Buf, n int, h AdamHyper, sched Buf)
+	// instead of h (see (*Adam).Scalars). If gscale is not nil, the gradient is
+	// g[i]·gscale[0] (a float32 product, the value ClipNorm would have stored; gscale
+	// from ClipCoef).
+	Adam(w, g, m, v Buf, n int, h AdamHyper, sched, gscale Buf)
 }
 
 // Recorder is implemented by a backend that can record a fixed sequence of calls once

@@ -11,7 +11,7 @@ func BenchmarkAdam(b *testing.B) {
 	c.Fill(g, n, 0.1)
 	h := AdamHyper{StepSize: 1e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: 0.03, OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
 	for b.Loop() {
-		c.Adam(w, g, m, v, n, h, nil)
+		c.Adam(w, g, m, v, n, h, nil, nil)
 	}
 	b.SetBytes(n * 4 * 6)
 }
@@ -60,7 +60,7 @@ func BenchmarkBNTrainForwardBackward(b *testing.B) {
 		c.BNStats(st, x, rm, rows, cols)
 		c.BNMoments(mean, vr, rm, rv, st, cols, 0.1)
 		c.BNNormalize(y, x, mean, vr, g, be, rows, cols, 1e-5)
-		c.BNBackwardStats(st, nil, nil, dy, x, mean, vr, rows, cols, 1e-5)
+		c.BNBackwardStats(st, nil, nil, dy, x, mean, vr, rows, cols, 1e-5, 1)
 		c.BNBackward(dy, dy, x, mean, vr, g, st, rows, cols, 1e-5, 1)
 	}
 }

@@ -316,13 +316,28 @@ func (*CPU) Mean(dst, x Buf, n int) {
 
 // ClipNorm implements Backend.
 func (c *CPU) ClipNorm(x Buf, n int, maxNorm float32, norm Buf) {
-	total := math.Sqrt(c.Dot(x, x, n))
-	if coef := float64(maxNorm) / (total + 1e-6); coef < 1 {
+	if coef := c.clipCoef(x, n, maxNorm, norm); coef < 1 {
 		c.Scale(x, n, float32(coef))
 	}
+}
+
+// ClipCoef implements Backend.
+func (c *CPU) ClipCoef(coef, x Buf, n int, maxNorm float32, norm Buf) {
+	k := need(coef, 1, "clip factor")
+	k[0] = 1
+	if f := c.clipCoef(x, n, maxNorm, norm); f < 1 {
+		k[0] = float32(f)
+	}
+}
+
+// clipCoef is clip_grad_norm_'s factor maxNorm/(‖x‖+1e-6) for x[0:n], in float64; it
+// writes float32(‖x‖) to norm[0] unless norm is nil.
+func (c *CPU) clipCoef(x Buf, n int, maxNorm float32, norm Buf) float64 {
+	total := math.Sqrt(c.Dot(x, x, n))
 	if norm != nil {
 		need(norm, 1, "clip norm")[0] = float32(total)
 	}
+	return float64(maxNorm) / (total + 1e-6)
 }
 
 // CountEqual implements Backend.
@@ -505,7 +520,7 @@ func (*CPU) BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, e
 }
 
 // BNBackwardStats implements Backend.
-func (*CPU) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps float32) {
+func (*CPU) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, rows, cols int, eps, beta float32) {
 	st := need(stats, 2*cols+1, "BN backward stats")
 	var dg, db []float32
 	if dgamma != nil {
@@ -534,14 +549,23 @@ func (*CPU) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance Buf, row
 			a, b := float32(s1[j]), float32(s2[j])
 			st[j0+j], st[cols+j0+j] = a, b
 			if db != nil {
-				db[j0+j] += a
+				db[j0+j] = accumulate(beta, db[j0+j], a)
 			}
 			if dg != nil {
-				dg[j0+j] += b
+				dg[j0+j] = accumulate(beta, dg[j0+j], b)
 			}
 		}
 	})
 	st[2*cols] = float32(rows)
+}
+
+// accumulate is beta·d + s, or s without reading d when beta is 0 (a Backend's
+// "beta = 0 does not read"). beta = 1 gives the float32 sum d + s.
+func accumulate(beta, d, s float32) float32 {
+	if beta == 0 {
+		return s
+	}
+	return beta*d + s
 }
 
 // BNBackward implements Backend.
@@ -710,12 +734,16 @@ func (*CPU) SampleGumbel(dst, x Buf, rows, cols int, invT float32, key RNGKey, r
 }
 
 // Adam implements Backend.
-func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper, sched Buf) {
+func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper, sched, gscale Buf) {
 	ws, gs := need(w, n, "Adam parameters"), need(g, n, "Adam gradient")
 	ms, vs := need(m, n, "Adam first moment"), need(v, n, "Adam second moment")
 	if sched != nil {
 		s := need(sched, 2, "Adam schedule")
 		h.StepSize, h.BC2Sqrt = s[0], s[1]
+	}
+	gk := float32(1) // g·1 is g, bit for bit
+	if gscale != nil {
+		gk = need(gscale, 1, "Adam gradient factor")[0]
 	}
 	// Scalars in locals so the compiler keeps them in registers (a captured struct
 	// could alias the slices being written), and slices resliced to one length so the
@@ -726,7 +754,7 @@ func (*CPU) Adam(w, g, m, v Buf, n int, h AdamHyper, sched Buf) {
 		w, g, m, v := ws[lo:hi], gs[lo:hi], ms[lo:hi], vs[lo:hi]
 		g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
 		for i := range w {
-			gi := g[i] + wd*w[i]
+			gi := float32(g[i]*gk) + wd*w[i] // the conversion rounds the product: no fused multiply-add
 			mi := m[i]*b1 + c1*gi
 			vi := v[i]*b2 + c2*gi*gi
 			m[i], v[i] = mi, vi

@@ -26,7 +26,8 @@
 //
 // A Tape holds one forward's activations. Backward adds dL/dθ for a given dL/dlogits
 // and may run several times per Forward (the MCT student and teacher gradients both
-// flow through the step-1 activations). A tape made with keepWeights snapshots the
+// flow through the step-1 activations); after Grads.Zero it writes instead of adding,
+// so zeroing costs no pass over the gradients. A tape made with keepWeights snapshots the
 // weights at Forward, so its Backward differentiates at those weights even after an
 // optimizer step. One supervised update:
 //
@@ -41,8 +42,7 @@
 //	logits := p.Forward(tape, x, batch, nn.Train)
 //	loss := nn.CrossEntropy(b, logits, batch, 10, y, dl, 1)
 //	p.Backward(tape, dl, g)
-//	nn.ClipGradNorm(b, g, 1)
-//	opt.Step(g)
+//	opt.StepClipped(g, 1, nil) // clip_grad_norm_(1), then the Adam step
 //
 // # Data parallelism
 //
@@ -66,7 +66,7 @@
 //
 // Only Download, Dot and Sync make the host wait for a device backend. CrossEntropy,
 // ClipGradNorm and Dot return host values and wait; their device-side forms
-// (Loss.CrossEntropyTo, Grads.Clip, Backend.DotTo, Mean, CountEqual) leave the
+// (Loss.CrossEntropyTo, Grads.Clip, Adam.StepClipped, Backend.DotTo, Mean, CountEqual) leave the
 // result in a device buffer, so a step can queue all its work and read its scalars
 // back in one Download.
 //

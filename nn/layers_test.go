@@ -84,7 +84,7 @@ func TestBatchNormTrainGrad(t *testing.T) {
 	closeTo(t, "running_var", hostOf(b, rvb), wantRV, 1e-6, 1e-6)
 
 	d, dx := upload(b, r), b.Alloc(n*cols)
-	b.BNBackwardStats(st, nil, nil, d, xb, mean, vr, n, cols, eps)
+	b.BNBackwardStats(st, nil, nil, d, xb, mean, vr, n, cols, eps, 1)
 	b.BNBackward(dx, d, xb, mean, vr, gb, st, n, cols, eps, 1)
 	// With a LeakyReLU derivative: exactly BNBackward then LeakyReLUBackward.
 	dxl, ref := b.Alloc(n*cols), b.Alloc(n*cols)

@@ -14,6 +14,7 @@ type Adam struct {
 
 	p    *Probe
 	m, v Buf
+	coef Buf // StepClipped's clipping factor, on the device
 	t    int64
 }
 
@@ -21,13 +22,14 @@ type Adam struct {
 // weight decay) and zero moments.
 func NewAdam(p *Probe, lr float32) *Adam {
 	return &Adam{LR: lr, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, p: p,
-		m: p.b.Alloc(p.nParams), v: p.b.Alloc(p.nParams)}
+		m: p.b.Alloc(p.nParams), v: p.b.Alloc(p.nParams), coef: p.b.Alloc(1)}
 }
 
 // Free releases the moment buffers.
 func (a *Adam) Free() {
 	a.p.b.Free(a.m)
 	a.p.b.Free(a.v)
+	a.p.b.Free(a.coef)
 }
 
 // Steps is the number of steps taken (PyTorch's state "step").
@@ -41,14 +43,20 @@ func asDouble(x float32) float64 {
 }
 
 // Step applies one update with gradient g.
-func (a *Adam) Step(g *Grads) { a.step(g, nil) }
+func (a *Adam) Step(g *Grads) { a.step(g, 0, nil) }
 
 // StepAt is Step with the step's scalars read from the device buffer sched, which
 // the caller filled with Scalars(1) before (a step recorded once and replayed then
 // launches the same kernel every time; see Backend).
-func (a *Adam) StepAt(g *Grads, sched Buf) { a.step(g, sched) }
+func (a *Adam) StepAt(g *Grads, sched Buf) { a.step(g, 0, sched) }
 
-func (a *Adam) step(g *Grads, sched Buf) {
+// StepClipped is ClipGradNorm(g, maxNorm) then StepAt(g, sched), to the bit, in two
+// passes over the gradient instead of four and without changing g: the clipping factor
+// stays on the device (Backend.ClipCoef) and the Adam kernel applies it as it reads
+// the gradient. maxNorm ≤ 0 does not clip; a nil sched passes the scalars as Step does.
+func (a *Adam) StepClipped(g *Grads, maxNorm float32, sched Buf) { a.step(g, maxNorm, sched) }
+
+func (a *Adam) step(g *Grads, maxNorm float32, sched Buf) {
 	if g.p != a.p {
 		panic("nn: Adam step with another probe's gradients")
 	}
@@ -69,7 +77,12 @@ func (a *Adam) step(g *Grads, sched Buf) {
 		OneMinusBeta1: float32(1 - b1),
 		OneMinusBeta2: float32(1 - b2),
 	}
-	a.p.b.Adam(a.p.flat, g.flat, a.m, a.v, a.p.nParams, h, sched)
+	var gscale Buf
+	if maxNorm > 0 {
+		a.p.b.ClipCoef(a.coef, g.buf(), a.p.nParams, maxNorm, nil)
+		gscale = a.coef
+	}
+	a.p.b.Adam(a.p.flat, g.buf(), a.m, a.v, a.p.nParams, h, sched, gscale)
 }
 
 // Scalars returns the values that change from step to step, for the step that
@@ -131,7 +144,7 @@ func (a *Adam) LoadState(data []byte) error {
 func ClipGradNorm(b Backend, g *Grads, maxNorm float32) float32 {
 	norm := b.Alloc(1)
 	defer b.Free(norm)
-	b.ClipNorm(g.flat, g.p.nParams, maxNorm, norm)
+	b.ClipNorm(g.buf(), g.p.nParams, maxNorm, norm)
 	h := []float32{0}
 	b.Download(h, norm)
 	return h[0]
@@ -139,7 +152,7 @@ func ClipGradNorm(b Backend, g *Grads, maxNorm float32) float32 {
 
 // Clip is ClipGradNorm without reading the norm back: the device computes the norm
 // and applies the coefficient itself, so the host does not wait.
-func (g *Grads) Clip(maxNorm float32) { g.p.b.ClipNorm(g.flat, g.p.nParams, maxNorm, nil) }
+func (g *Grads) Clip(maxNorm float32) { g.p.b.ClipNorm(g.buf(), g.p.nParams, maxNorm, nil) }
 
 // CrossEntropy returns the mean softmax cross-entropy of the n×classes logits against
 // the float32 class labels; if dlogits is not nil it receives scale·(softmax −

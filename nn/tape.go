@@ -234,7 +234,8 @@ func (p *Probe) widthOf(s int) int {
 // Backward adds to g the gradient of Σ dlogits·logits with respect to the
 // parameters, through the tape's last Forward (dlogits is n×Classes, the gradient of
 // the loss w.r.t. the returned logits). It may be called several times per Forward,
-// each adding to g; in Train mode the BN backward sums go through Reduce.
+// each adding to g; in Train mode the BN backward sums go through Reduce. After
+// g.Zero() it writes g instead, without reading it.
 func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 	if t.p != p || g.p != p {
 		panic("nn: Backward with another probe's tape or gradients")
@@ -243,6 +244,12 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 		panic("nn: Backward before Forward")
 	}
 	b, c, n := p.b, p.cfg, t.n
+	// gb is the beta of every write to g: each parameter's gradient is written once
+	// below, so after Zero the first and only write overwrites.
+	gb := float32(1)
+	if g.cleared {
+		gb, g.cleared = 0, false
+	}
 	started := make([]bool, len(p.blocks))
 	for i := len(p.blocks) - 1; i >= 0; i-- {
 		bl := p.blocks[i]
@@ -266,7 +273,7 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 				b.LeakyReLUBackward(d, t.o[i], n*bl.out, c.Slope)
 			}
 			st := t.stats[i]
-			b.BNBackwardStats(st, g.views[bl.gamma], g.views[bl.beta], d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps)
+			b.BNBackwardStats(st, g.views[bl.gamma], g.views[bl.beta], d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps, gb)
 			if t.mode == Train {
 				if p.Reduce != nil {
 					p.reduce(st, bl.out)
@@ -288,12 +295,12 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			// dW of each repeat is the gradient of the effective weight's block.
 			w = t.weff[i]
 			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
-			b.UnfoldCols(g.views[bl.w], bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, 1)
+			b.UnfoldCols(g.views[bl.w], bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, gb)
 		} else {
-			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], 1, g.views[bl.w])
+			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], gb, g.views[bl.w])
 		}
 		if bl.b >= 0 {
-			b.ColSums(g.views[bl.b], d, n, bl.out, 1)
+			b.ColSums(g.views[bl.b], d, n, bl.out, gb)
 		}
 		if len(bl.uniq) == 1 {
 			if s := bl.uniq[0]; s >= 0 {
@@ -329,6 +336,11 @@ type Grads struct {
 	p     *Probe
 	flat  Buf
 	views []Buf
+	// cleared: the gradient is zero but its buffer was not written. Zero leaves the
+	// clearing to the next Backward, which then writes every gradient instead of adding
+	// to it (on a GPU, a pass over the buffer saved and the reads of the adding), or to
+	// the next other use of the buffer (buf).
+	cleared bool
 }
 
 // NewGrads allocates zeroed gradients for p.
@@ -344,20 +356,35 @@ func (p *Probe) NewGrads() *Grads {
 func (g *Grads) Free() { g.p.b.Free(g.flat) }
 
 // Zero clears the gradients.
-func (g *Grads) Zero() { g.p.b.Fill(g.flat, g.p.nParams, 0) }
+func (g *Grads) Zero() { g.cleared = true }
+
+// buf is the flat buffer, cleared now if a Zero is pending.
+func (g *Grads) buf() Buf {
+	if g.cleared {
+		g.p.b.Fill(g.flat, g.p.nParams, 0)
+		g.cleared = false
+	}
+	return g.flat
+}
 
 // Bufs returns one buffer per parameter, in Params order (views of Flat).
-func (g *Grads) Bufs() []Buf { return g.views }
+func (g *Grads) Bufs() []Buf {
+	g.buf()
+	return g.views
+}
 
 // Flat returns the buffer of all gradients, in Params order.
-func (g *Grads) Flat() Buf { return g.flat }
+func (g *Grads) Flat() Buf { return g.buf() }
 
 // Len is the number of gradient scalars (the probe's NumParams).
 func (g *Grads) Len() int { return g.p.nParams }
 
 // Download copies all gradients, in Params order, into host (len ≥ NumParams);
 // with Upload it brackets a host all-reduce.
-func (g *Grads) Download(host []float32) { g.p.b.Download(host[:g.p.nParams], g.flat) }
+func (g *Grads) Download(host []float32) { g.p.b.Download(host[:g.p.nParams], g.buf()) }
 
 // Upload replaces all gradients by host[0:NumParams].
-func (g *Grads) Upload(host []float32) { g.p.b.Upload(g.flat, host[:g.p.nParams]) }
+func (g *Grads) Upload(host []float32) {
+	g.p.b.Upload(g.flat, host[:g.p.nParams])
+	g.cleared = false
+}

@@ -77,8 +77,8 @@ func (ip *interposer) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows
 	ip.through("BNNormalize", 1, []any{y, x, mean, variance, gamma, beta, rows, cols, eps}, func() { ip.CPU.BNNormalize(y, x, mean, variance, gamma, beta, rows, cols, eps) })
 }
 
-func (ip *interposer) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
-	ip.through("BNBackwardStats", 1, []any{stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps}, func() { ip.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps) })
+func (ip *interposer) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps, beta float32) {
+	ip.through("BNBackwardStats", 1, []any{stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps, beta}, func() { ip.CPU.BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance, rows, cols, eps, beta) })
 }
 
 func (ip *interposer) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
@@ -117,6 +117,10 @@ func (ip *interposer) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
 	ip.through("ClipNorm", 2, []any{x, n, maxNorm, norm}, func() { ip.CPU.ClipNorm(x, n, maxNorm, norm) }) // partial sums, then the scaling kernel that totals them itself
 }
 
+func (ip *interposer) ClipCoef(coef, x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	ip.through("ClipCoef", 2, []any{coef, x, n, maxNorm, norm}, func() { ip.CPU.ClipCoef(coef, x, n, maxNorm, norm) }) // partial sums, then their total and the factor
+}
+
 func (ip *interposer) CountEqual(dst, a, b nn.Buf, rows, cols int) {
 	ip.through("CountEqual", 1, []any{dst, a, b, rows, cols}, func() { ip.CPU.CountEqual(dst, a, b, rows, cols) })
 }
@@ -125,6 +129,6 @@ func (ip *interposer) MeanOthers(dst, src nn.Buf, views, n int) {
 	ip.through("MeanOthers", 1, []any{dst, src, views, n}, func() { ip.CPU.MeanOthers(dst, src, views, n) })
 }
 
-func (ip *interposer) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
-	ip.through("Adam", 1, []any{w, g, m, v, n, h, sched}, func() { ip.CPU.Adam(w, g, m, v, n, h, sched) })
+func (ip *interposer) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched, gscale nn.Buf) {
+	ip.through("Adam", 1, []any{w, g, m, v, n, h, sched, gscale}, func() { ip.CPU.Adam(w, g, m, v, n, h, sched, gscale) })
 }

@@ -315,18 +315,12 @@ func (r *rank) poolMean(vals []float64, weight float64) {
 }
 
 // step applies one optimizer step with the gradient in r.g: sum over replicas, clip
-// (on the device, without reading the norm back), Adam. With sched, Adam reads its
+// unless clip is 0 (on the device, without reading the norm back; Adam applies the
+// factor as it reads r.g, which stays unclipped), Adam. With sched, Adam reads its
 // per-step scalars from there (the MCT update's, uploaded with its batch).
 func (r *rank) step(clip float32, sched nn.Buf) {
 	r.poolSum(r.g)
-	if clip > 0 {
-		r.g.Clip(clip)
-	}
-	if sched != nil {
-		r.opt.StepAt(r.g, sched)
-		return
-	}
-	r.opt.Step(r.g)
+	r.opt.StepClipped(r.g, clip, sched)
 }
 
 // supervisedUpdate does one step of plain supervised training on a global labeled batch.

@@ -143,14 +143,17 @@ func (r *rank) mctUpdate(step int, u, l []int, truth []int32) stepStats {
 		be.SoftmaxCE(nil, r.dz, z, be.View(r.yHat, r.view*n, n), n, C, 1, invB, 0, nil)
 		r.g.Zero()
 		r.probe.Backward(r.tapeU, r.dz, r.g)
-		r.poolSum(r.g)
-		if r.cfg.Clip > 0 { // as in rank.step: --clip 0 turns clipping off
-			r.g.Clip(r.cfg.Clip)
-		}
 		if r.cfg.ExactH {
+			// --exact-h keeps the clipped student gradient: clipped in place first.
+			r.poolSum(r.g)
+			if r.cfg.Clip > 0 {
+				r.g.Clip(r.cfg.Clip)
+			}
 			be.Copy(r.gs.Flat(), r.g.Flat(), r.g.Len())
+			r.opt.StepAt(r.g, r.dynView[dynAdamStudent])
+		} else {
+			r.step(r.cfg.Clip, r.dynView[dynAdamStudent])
 		}
-		r.opt.StepAt(r.g, r.dynView[dynAdamStudent])
 
 		// 4. Feedback on the same labeled batch at the new weights: L_after and g_sup.
 		r.probe.DropoutStepAt = r.dynView[dynDropAfter]

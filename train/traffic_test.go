@@ -43,7 +43,7 @@ func opBytes(name string, a []any) (bytes, flops float64) {
 		if name == "BNNormalize" {
 			r, c = 6, 7
 		} else if name == "BNBackwardStats" {
-			r, c = 7, 8
+			r, c = 7, 8 // and the cols-long dγ, dβ, not counted
 		}
 		return 8 * i(r) * i(c), 0
 	case "BNBackward":
@@ -70,6 +70,8 @@ func opBytes(name string, a []any) (bytes, flops float64) {
 		return 28 * i(4), 0
 	case "ClipNorm": // the norm's pass, then the scaling's (taken as always clipping)
 		return 12 * i(1), 0
+	case "ClipCoef": // the norm's pass
+		return 4 * i(2), 0
 	case "LeakyReLUBackward", "Mul":
 		return 12 * i(2), 0
 	case "Axpy":

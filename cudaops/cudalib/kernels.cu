@@ -254,11 +254,11 @@ KERNEL void __launch_bounds__(1024) bn_stats(float *stats, const float *x, const
 	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }
 
-// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows]; dbeta += Σdy and dgamma += Σdy·x̂ as
-// floats, where not null.
+// bn_bwd_stats: stats = [Σdy, Σdy·x̂, rows]; dbeta = beta·dbeta + Σdy and
+// dgamma = beta·dgamma + Σdy·x̂ as floats, where not null (beta = 0 does not read them).
 KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, float *dgamma, float *dbeta, const float *dy,
                                         const float *x, const float *mean, const float *var, int rows, int cols,
-                                        float eps) {
+                                        float eps, float beta) {
 	double a, b;
 	col_reduce<2>(dy, x, mean, var, eps, rows, cols, &a, &b);
 	int c = blockIdx.x * COL_TILE + threadIdx.x;
@@ -266,8 +266,8 @@ KERNEL void __launch_bounds__(1024) bn_bwd_stats(float *stats, float *dgamma, fl
 		float fa = (float)a, fb = (float)b;
 		stats[c] = fa;
 		stats[cols + c] = fb;
-		if (dbeta) dbeta[c] += fa;
-		if (dgamma) dgamma[c] += fb;
+		if (dbeta) dbeta[c] = beta == 0.0f ? fa : beta * dbeta[c] + fa;
+		if (dgamma) dgamma[c] = beta == 0.0f ? fb : beta * dgamma[c] + fb;
 	}
 	if (blockIdx.x == 0 && threadIdx.x == 0 && threadIdx.y == 0) stats[2 * cols] = (float)rows;
 }
@@ -346,20 +346,34 @@ KERNEL void partials_to_f32(float *out, const double *part, int n) {
 	if (threadIdx.x == 0) out[0] = (float)a;
 }
 
-// clip_scale: the second pass of ClipNorm after dot_partial(part, x, x, n). Every
-// block totals the np partial sums itself, in the same order as sum_partials (so all
-// blocks, and Dot, get the same norm), instead of waiting for a third kernel; then
-// x *= (float)coef when coef = max_norm/(‖x‖+1e-6) < 1. norm may be null.
-KERNEL void clip_scale(float *x, long long n, const double *part, int np, float max_norm, float *norm) {
+// clip_factor returns clip_grad_norm_'s coef = max_norm/(‖x‖+1e-6) from the np
+// partial sums of dot_partial(part, x, x, n), totalled in the same order as
+// sum_partials (so every block, and Dot, get the same norm), and writes (float)‖x‖
+// to norm unless it is null.
+__device__ double clip_factor(const double *part, int np, float max_norm, float *norm) {
 	double a = 0.0;
 	for (int i = threadIdx.x; i < np; i += blockDim.x) a += part[i];
 	double nrm = sqrt(block_sum(a));
-	double coef = (double)max_norm / (nrm + 1e-6);
 	if (norm && blockIdx.x == 0 && threadIdx.x == 0) *norm = (float)nrm;
+	return (double)max_norm / (nrm + 1e-6);
+}
+
+// clip_scale: the second pass of ClipNorm after dot_partial(part, x, x, n). Every
+// block totals the partial sums itself instead of waiting for a third kernel; then
+// x *= (float)coef when coef < 1.
+KERNEL void clip_scale(float *x, long long n, const double *part, int np, float max_norm, float *norm) {
+	double coef = clip_factor(part, np, max_norm, norm);
 	if (coef < 1.0) {
 		float c = (float)coef;
 		GRID_STRIDE(i, n) x[i] *= c;
 	}
+}
+
+// clip_coef: the second pass of ClipCoef after dot_partial(part, x, x, n), one block
+// of 256: out[0] = (float)coef when coef < 1, else 1.
+KERNEL void clip_coef(float *out, const double *part, int np, float max_norm, float *norm) {
+	double coef = clip_factor(part, np, max_norm, norm);
+	if (threadIdx.x == 0) out[0] = coef < 1.0 ? (float)coef : 1.0f;
 }
 
 // mean_of: dst[0] = (float)(Σ x[0:n] / n), one block of 256.
@@ -559,15 +573,18 @@ KERNEL void sample_gumbel(float *dst, const float *x, const unsigned int *index,
 }
 
 // adam: torch.optim.Adam, PyTorch 1.13 single-tensor semantics (nn.AdamHyper).
+// gscale, unless null, scales the gradient as it is read (ClipCoef's factor; g·1 is g).
 KERNEL void adam(float *w, const float *g, float *m, float *v, long long n, float step_size,
                                 float beta1, float beta2, float eps, float wd, float bc2_sqrt,
-                                float one_minus_beta1, float one_minus_beta2, const float *sched) {
+                                float one_minus_beta1, float one_minus_beta2, const float *sched,
+                                const float *gscale) {
 	if (sched) {
 		step_size = sched[0];
 		bc2_sqrt = sched[1];
 	}
+	float k = gscale ? gscale[0] : 1.0f;
 	GRID_STRIDE(i, n) {
-		float gi = g[i];
+		float gi = g[i] * k;
 		if (wd != 0.0f) gi = gi + wd * w[i];
 		float mi = beta1 * m[i] + one_minus_beta1 * gi;
 		float vi = beta2 * v[i] + one_minus_beta2 * gi * gi;

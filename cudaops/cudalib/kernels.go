@@ -15,7 +15,7 @@ var Kernels string
 var KernelNames = []string{
 	"scale", "axpy", "mul", "copy_cols", "gather_rows", "fold_cols", "unfold_cols", "bias_lrelu", "lrelu_bwd",
 	"col_sums", "bn_stats", "bn_bwd_stats", "bn_moments", "bn_normalize", "bn_backward",
-	"dot_partial", "sum_partials", "partials_to_f32", "clip_scale", "mean_of", "count_equal",
+	"dot_partial", "sum_partials", "partials_to_f32", "clip_scale", "clip_coef", "mean_of", "count_equal",
 	"mean_others", "philox_test", "dropout_mask",
 	"softmax_ce", "softmax", "argmax", "sample_gumbel", "adam", "to_bf16",
 }

@@ -254,8 +254,8 @@ WRAP(bn_stats,
      (stats, x, run_mean, rows, cols))
 WRAP(bn_bwd_stats,
      (unsigned gx, unsigned bx, unsigned by, float *stats, float *dgamma, float *dbeta, const float *dy,
-      const float *x, const float *mean, const float *var, int rows, int cols, float eps),
-     (stats, dgamma, dbeta, dy, x, mean, var, rows, cols, eps))
+      const float *x, const float *mean, const float *var, int rows, int cols, float eps, float beta),
+     (stats, dgamma, dbeta, dy, x, mean, var, rows, cols, eps, beta))
 WRAP(bn_moments,
      (unsigned gx, unsigned bx, unsigned by, float *mean, float *var, float *run_mean, float *run_var,
       const float *stats, int cols, float momentum),
@@ -277,6 +277,9 @@ WRAP(clip_scale,
      (unsigned gx, unsigned bx, unsigned by, float *x, long long n, const double *part, int np, float max_norm,
       float *norm),
      (x, n, part, np, max_norm, norm))
+WRAP(clip_coef,
+     (unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int np, float max_norm, float *norm),
+     (out, part, np, max_norm, norm))
 WRAP(mean_of, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int n), (dst, x, n))
 WRAP(count_equal, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *a, const float *b, int cols),
      (dst, a, b, cols))
@@ -302,7 +305,7 @@ WRAP(sample_gumbel,
 WRAP(adam,
      (unsigned gx, unsigned bx, unsigned by, float *w, const float *g, float *m, float *v, long long n,
       float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt, float one_minus_beta1,
-      float one_minus_beta2, const float *sched),
-     (w, g, m, v, n, step_size, beta1, beta2, eps, wd, bc2_sqrt, one_minus_beta1, one_minus_beta2, sched))
+      float one_minus_beta2, const float *sched, const float *gscale),
+     (w, g, m, v, n, step_size, beta1, beta2, eps, wd, bc2_sqrt, one_minus_beta1, one_minus_beta2, sched, gscale))
 WRAP(to_bf16, (unsigned gx, unsigned bx, unsigned by, unsigned short *dst, const float *src, long long n),
      (dst, src, n))

@@ -24,7 +24,7 @@ void emu_bn_stats(unsigned gx, unsigned bx, unsigned by, float *stats, const flo
                   int cols);
 void emu_bn_bwd_stats(unsigned gx, unsigned bx, unsigned by, float *stats, float *dgamma, float *dbeta,
                       const float *dy, const float *x, const float *mean, const float *var, int rows, int cols,
-                      float eps);
+                      float eps, float beta);
 void emu_bn_moments(unsigned gx, unsigned bx, unsigned by, float *mean, float *var, float *run_mean, float *run_var,
                     const float *stats, int cols, float momentum);
 void emu_bn_normalize(unsigned gx, unsigned bx, unsigned by, float *y, const float *x, const float *mean,
@@ -37,6 +37,8 @@ void emu_sum_partials(unsigned gx, unsigned bx, unsigned by, double *out, const 
 void emu_partials_to_f32(unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int n);
 void emu_clip_scale(unsigned gx, unsigned bx, unsigned by, float *x, long long n, const double *part, int np,
                     float max_norm, float *norm);
+void emu_clip_coef(unsigned gx, unsigned bx, unsigned by, float *out, const double *part, int np, float max_norm,
+                   float *norm);
 void emu_mean_of(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int n);
 void emu_count_equal(unsigned gx, unsigned bx, unsigned by, float *dst, const float *a, const float *b, int cols);
 void emu_mean_others(unsigned gx, unsigned bx, unsigned by, float *dst, const float *src, int views, float a,
@@ -54,7 +56,7 @@ void emu_sample_gumbel(unsigned gx, unsigned bx, unsigned by, float *dst, const 
                        const unsigned *step_at);
 void emu_adam(unsigned gx, unsigned bx, unsigned by, float *w, const float *g, float *m, float *v, long long n,
               float step_size, float beta1, float beta2, float eps, float wd, float bc2_sqrt,
-              float one_minus_beta1, float one_minus_beta2, const float *sched);
+              float one_minus_beta1, float one_minus_beta2, const float *sched, const float *gscale);
 void emu_to_bf16(unsigned gx, unsigned bx, unsigned by, unsigned short *dst, const float *src, long long n);
 #ifdef __cplusplus
 }

@@ -133,6 +133,13 @@ func (b *Backend) ClipNorm(x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
 	C.emu_clip_scale(gx, bx, by, px, C.longlong(n), p, npart, C.float(maxNorm), f(norm, 1, "norm"))
 }
 
+func (b *Backend) ClipCoef(coef, x nn.Buf, n int, maxNorm float32, norm nn.Buf) {
+	p := (*C.double)(unsafe.Pointer(&b.part[0]))
+	px := f(x, n, "x")
+	C.emu_dot_partial(npart, threads, 1, p, px, px, C.longlong(n))
+	C.emu_clip_coef(1, threads, 1, f(coef, 1, "coef"), p, npart, C.float(maxNorm), f(norm, 1, "norm"))
+}
+
 func (*Backend) CountEqual(dst, a, b nn.Buf, rows, cols int) {
 	if rows == 0 {
 		return
@@ -232,11 +239,11 @@ func (*Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols
 		f(gamma, cols, "gamma"), f(beta, cols, "beta"), C.int(rows), C.int(cols), C.float(eps))
 }
 
-func (*Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps float32) {
+func (*Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps, beta float32) {
 	gx, bx, by := colShape(cols)
 	C.emu_bn_bwd_stats(gx, bx, by, f(stats, 2*cols+1, "stats"), f(dgamma, cols, "dgamma"), f(dbeta, cols, "dbeta"),
 		f(dy, rows*cols, "dy"), f(x, rows*cols, "x"), f(mean, cols, "mean"), f(variance, cols, "variance"),
-		C.int(rows), C.int(cols), C.float(eps))
+		C.int(rows), C.int(cols), C.float(eps), C.float(beta))
 }
 
 func (*Backend) BNBackward(dx, dy, x, mean, variance, gamma, stats nn.Buf, rows, cols int, eps, slope float32) {
@@ -281,14 +288,14 @@ func (*Backend) SampleGumbel(dst, x nn.Buf, rows, cols int, invT float32, key nn
 		C.int(cols), C.float(invT), C.ulonglong(key.Seed), C.uint(key.Step), C.uint(key.Stream), u(stepAt, 1, "stepAt"))
 }
 
-func (*Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched nn.Buf) {
+func (*Backend) Adam(w, g, m, v nn.Buf, n int, h nn.AdamHyper, sched, gscale nn.Buf) {
 	if n == 0 {
 		return
 	}
 	gx, bx, by := flat(n)
 	C.emu_adam(gx, bx, by, f(w, n, "w"), f(g, n, "g"), f(m, n, "m"), f(v, n, "v"), C.longlong(n),
 		C.float(h.StepSize), C.float(h.Beta1), C.float(h.Beta2), C.float(h.Eps), C.float(h.WeightDecay), C.float(h.BC2Sqrt),
-		C.float(h.OneMinusBeta1), C.float(h.OneMinusBeta2), f(sched, 2, "sched"))
+		C.float(h.OneMinusBeta1), C.float(h.OneMinusBeta2), f(sched, 2, "sched"), f(gscale, 1, "gscale"))
 }
 
 // Philox runs the kernels' Philox4x32-10 on counters (i, i+1, i+2, i+3),

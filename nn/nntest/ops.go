@@ -261,10 +261,13 @@ func (s *suite) scalars(t *testing.T) {
 	ens := randn(r, 5*others, 2)
 	var dots []float64
 	s.both(t, func(d *side) {
-		X, Y, L, sc := d.put(x), d.put(y), d.put(loss), d.alloc(5)
+		X, Y, L, sc := d.put(x), d.put(y), d.put(loss), d.alloc(9)
 		dots = append(dots, d.Dot(X, Y, n-3))
 		d.DotTo(d.View(sc, 0, 1), X, Y, n-3)
 		d.Mean(d.View(sc, 1, 1), L, len(loss)-5)
+		d.ClipCoef(d.View(sc, 5, 1), Y, n-7, 1e9, nil)
+		d.ClipCoef(d.View(sc, 6, 1), Y, n-7, 3, d.View(sc, 7, 1))
+		d.keep("ClipCoef leaves x", exact, Y)
 		d.ClipNorm(Y, n-7, 1e9, d.View(sc, 2, 1))
 		d.keep("ClipNorm above the norm (no scaling)", exact, Y)
 		d.ClipNorm(Y, n-7, 3, d.View(sc, 3, 1))
@@ -273,9 +276,15 @@ func (s *suite) scalars(t *testing.T) {
 		d.ClipNorm(X, n-1, 0.5, nil)
 		d.keep("ClipNorm without norm", tight, X)
 		sv := get(d, sc)
-		for i, name := range []string{"DotTo", "Mean", "ClipNorm's norm", "ClipNorm(3)'s norm", "the norm after ClipNorm(3)"} {
-			d.keepHost(name, tight, sv[i]) // each against its own scale
+		for i, name := range []string{"DotTo", "Mean", "ClipNorm's norm", "ClipNorm(3)'s norm", "the norm after ClipNorm(3)",
+			"ClipCoef above the norm", "ClipCoef(3)", "ClipCoef(3)'s norm"} {
+			tol := tight // each against its own scale
+			if i == 5 {
+				tol = exact // 1
+			}
+			d.keepHost(name, tol, sv[i])
 		}
+		d.keepHost("ClipCoef(3)'s norm is ClipNorm(3)'s", exact, sv[7]-sv[3])
 		hits := d.alloc(views)
 		d.CountEqual(hits, d.put(guess), d.put(truth), views, cnt)
 		d.keep("CountEqual", exact, hits)
@@ -332,13 +341,21 @@ func (s *suite) batchNorm(t *testing.T) {
 		d.BNNormalize(Xc, Xc, RM, RV, G, Bt, rows, cols, 1e-3)
 		d.keep("BNNormalize in place, running statistics", loose, Xc)
 		dg, db := d.put(gamma), d.put(beta)
-		d.BNBackwardStats(st, dg, db, DY, X, mean, vr, rows, cols, 1e-5)
+		d.BNBackwardStats(st, dg, db, DY, X, mean, vr, rows, cols, 1e-5, 1)
 		d.keep("BNBackwardStats", loose, d.View(st, 0, 2*cols))
 		d.keep("BNBackwardStats row count", exact, d.View(st, 2*cols, 1))
 		d.keep("BNBackwardStats dγ accumulated", loose, dg)
 		d.keep("BNBackwardStats dβ accumulated", loose, db)
+		nan := make([]float32, cols)
+		for i := range nan {
+			nan[i] = float32(math.NaN())
+		}
+		dg0, db0 := d.put(nan), d.put(nan)
+		d.BNBackwardStats(d.alloc(2*cols+1), dg0, db0, DY, X, mean, vr, rows, cols, 1e-5, 0)
+		d.keep("BNBackwardStats dγ written over NaN (β = 0 does not read)", loose, dg0)
+		d.keep("BNBackwardStats dβ written over NaN", loose, db0)
 		bst := d.alloc(2*cols + 1)
-		d.BNBackwardStats(bst, nil, nil, DY, X, mean, vr, rows, cols, 1e-5)
+		d.BNBackwardStats(bst, nil, nil, DY, X, mean, vr, rows, cols, 1e-5, 1)
 		d.keep("BNBackwardStats without affine gradients", loose, bst)
 		dx := d.alloc(rows * cols)
 		d.BNBackward(dx, DY, X, mean, vr, G, st, rows, cols, 1e-5, 0.2)
@@ -421,8 +438,10 @@ func (s *suite) choices(t *testing.T) {
 }
 
 // adam checks four Adam steps with weight decay and a fresh gradient each, every other
-// one with its scalars read from device memory (the arguments then NaN), and that the
-// gradient is left as it was.
+// one with its scalars read from device memory (the arguments then NaN), the last two
+// with the gradient scaled by a device factor (gscale), and that the gradient is left
+// as it was. A scaled step must give the bits of the step after ClipNorm's scaling,
+// on each backend.
 func (s *suite) adam(t *testing.T) {
 	r := rng(11)
 	const n = 100003
@@ -433,21 +452,38 @@ func (s *suite) adam(t *testing.T) {
 	}
 	s.both(t, func(d *side) {
 		W, M, V := d.put(w), d.alloc(n), d.alloc(n)
+		// The same steps with the gradient clipped in place first, for the scaled ones.
+		Wc, Mc, Vc := d.put(w), d.alloc(n), d.alloc(n)
+		k := d.alloc(1)
 		for step := 1; step <= 4; step++ {
 			G := d.put(g[step-1])
 			bc1, bc2 := 1-math.Pow(0.9, float64(step)), 1-math.Pow(0.999, float64(step))
 			h := nn.AdamHyper{StepSize: float32(1e-3 / bc1), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.01,
 				BC2Sqrt: float32(math.Sqrt(bc2)), OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
-			var sched nn.Buf
+			var sched, gscale nn.Buf
 			if step%2 == 0 {
 				sched = d.put([]float32{h.StepSize, h.BC2Sqrt})
 				h.StepSize, h.BC2Sqrt = float32(math.NaN()), float32(math.NaN())
 			}
-			d.Adam(W, G, M, V, n, h, sched)
+			Gc := d.put(g[step-1])
+			if step > 2 {
+				d.ClipCoef(k, G, n, 2, nil)
+				d.ClipNorm(Gc, n, 2, nil)
+				gscale = k
+			}
+			d.Adam(W, G, M, V, n, h, sched, gscale)
 			d.keep(fmt.Sprintf("Adam step %d leaves g", step), exact, G)
+			d.Adam(Wc, Gc, Mc, Vc, n, h, sched, nil)
 		}
+		d.keep("clipping factor", tight, k)
 		d.keep("Adam w", tight, W)
 		d.keep("Adam m", tight, M)
 		d.keep("Adam v", tight, V)
+		for _, p := range [][2]nn.Buf{{W, Wc}, {M, Mc}, {V, Vc}} {
+			d.Axpy(p[0], -1, p[1], n)
+		}
+		d.keep("Adam w with gscale − w after ClipNorm (0)", exact, W)
+		d.keep("Adam m with gscale − m after ClipNorm (0)", exact, M)
+		d.keep("Adam v with gscale − v after ClipNorm (0)", exact, V)
 	})
 }
