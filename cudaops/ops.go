@@ -201,13 +201,13 @@ func (b *Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32
 	b.kernel(b.k.biasLReLU, g, t, px.ptr, pb, int32(rows), int32(cols), slope)
 }
 
-func (b *Backend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
-	pd, py := need(dy, n, "LeakyReLUBackward dy"), need(y, n, "LeakyReLUBackward y")
+func (b *Backend) LeakyReLUBackward(dx, dy, y nn.Buf, n int, slope float32) {
+	px, pd, py := need(dx, n, "LeakyReLUBackward dx"), need(dy, n, "LeakyReLUBackward dy"), need(y, n, "LeakyReLUBackward y")
 	if n == 0 {
 		return
 	}
 	g, t := b.flat(b.k.lreluBwd, n)
-	b.kernel(b.k.lreluBwd, g, t, pd.ptr, py.ptr, slope, int64(n))
+	b.kernel(b.k.lreluBwd, g, t, px.ptr, pd.ptr, py.ptr, slope, int64(n))
 }
 
 func (b *Backend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {

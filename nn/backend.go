@@ -3,8 +3,8 @@
 // per-update values read from device memory (the stepAt/scaleAt/sched operands of
 // DropoutMask, SampleGumbel, SoftmaxCE and Adam) so a recorded step can be replayed,
 // for GatherRows (a batch gathered on the device from resident features), and for
-// gradients written without a pass over them to clear or clip them first
-// (BNBackwardStats' beta, ClipCoef, Adam's gscale).
+// fewer passes over memory: gradients written without a pass to clear or clip them
+// first (BNBackwardStats' beta, ClipCoef, Adam's gscale), LeakyReLUBackward out of place.
 
 package nn
 
@@ -139,10 +139,10 @@ type Backend interface {
 	// x[r,j] = f(x[r,j] + bias[j]) with f(v) = v for v > 0 and slope·v otherwise.
 	// slope = 1 is a plain bias add. bias may be nil (no bias).
 	AddBiasLeakyReLU(x, bias Buf, rows, cols int, slope float32)
-	// LeakyReLUBackward computes dy[i] *= (y[i] > 0 ? 1 : slope) for i < n, where y is
-	// the activation's OUTPUT (same sign as its input for slope > 0; at 0 it takes
-	// slope, as PyTorch does).
-	LeakyReLUBackward(dy, y Buf, n int, slope float32)
+	// LeakyReLUBackward computes dx[i] = dy[i]·(y[i] > 0 ? 1 : slope) for i < n, where y
+	// is the activation's OUTPUT (same sign as its input for slope > 0; at 0 it takes
+	// slope, as PyTorch does). dx may be dy.
+	LeakyReLUBackward(dx, dy, y Buf, n int, slope float32)
 	// ColSums computes dst[j] = beta·dst[j] + Σ_r x[r,j] (bias gradients with beta = 1).
 	ColSums(dst Buf, x Buf, rows, cols int, beta float32)
 
@@ -175,7 +175,7 @@ type Backend interface {
 	// BNBackward writes dx = gamma/sqrt(var+eps)·(dy − S1/N − x̂·S2/N) from the
 	// (possibly all-reduced) backward stats, N = stats[2cols], then multiplies it by
 	// the derivative of a LeakyReLU(slope) whose output is x: dx[i] *= (x[i] > 0 ? 1 :
-	// slope), as LeakyReLUBackward(dx, x) would (the fcnn's activation before its BN);
+	// slope), as LeakyReLUBackward(dx, dx, x) would (the fcnn's activation before its BN);
 	// slope = 1 means no activation. dx may be dy.
 	BNBackward(dx, dy, x, mean, variance, gamma, stats Buf, rows, cols int, eps, slope float32)
 

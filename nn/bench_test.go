@@ -44,7 +44,7 @@ func BenchmarkLeakyReLUBackward(b *testing.B) {
 	y, dy := c.Alloc(1024*1024), c.Alloc(1024*1024)
 	randomSigns(y)
 	for b.Loop() {
-		c.LeakyReLUBackward(dy, y, 1024*1024, 0.01)
+		c.LeakyReLUBackward(dy, dy, y, 1024*1024, 0.01)
 	}
 	b.SetBytes(1024 * 1024 * 12)
 }

@@ -418,14 +418,14 @@ func (*CPU) AddBiasLeakyReLU(x, bias Buf, rows, cols int, slope float32) {
 }
 
 // LeakyReLUBackward implements Backend.
-func (*CPU) LeakyReLUBackward(dy, y Buf, n int, slope float32) {
-	ds, ys := need(dy, n, "activation gradient"), need(y, n, "activation output")
+func (*CPU) LeakyReLUBackward(dx, dy, y Buf, n int, slope float32) {
+	xs, ds, ys := need(dx, n, "input gradient"), need(dy, n, "activation gradient"), need(y, n, "activation output")
 	one, sl := math.Float32bits(1), math.Float32bits(slope)
 	parallel(n, n, func(lo, hi int) {
-		d, y := ds[lo:hi], ys[lo:hi]
-		y = y[:len(d)]
-		for i := range d {
-			d[i] *= leakyFactor(y[i], one, sl)
+		x, d, y := xs[lo:hi], ds[lo:hi], ys[lo:hi]
+		d, y = d[:len(x)], y[:len(x)]
+		for i := range x {
+			x[i] = d[i] * leakyFactor(y[i], one, sl)
 		}
 	})
 }

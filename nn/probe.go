@@ -363,7 +363,7 @@ func (p *Probe) GemmFLOPs(rows int) (forward, backward float64) {
 		f := 2 * float64(rows) * float64(bl.out) * float64(bl.uniqW)
 		forward += f
 		backward += f // the weight's gradient
-		if len(bl.uniq) > 1 || bl.uniq[0] >= 0 {
+		if bl.gradsInput() {
 			backward += f // the gradient of the block's input, unless that is x alone
 		}
 	}

@@ -193,6 +193,12 @@ func TestKeepWeights(t *testing.T) {
 		p.Backward(kept, dl, gBefore)
 		// Same forward on a plain tape (running stats move, but Train mode ignores them).
 		p.Forward(plain, xb, 8, Train)
+		gPlainBefore := p.NewGrads()
+		p.Backward(plain, dl, gPlainBefore)
+		// Not to the bit: the second forward's BatchNorm sums are shifted by the moved
+		// running mean.
+		closeTo(t, arch+": kept-tape gradient before the step, against a plain tape's",
+			hostOf(b, gBefore.Flat()), download64(b, gPlainBefore.Flat()), 1e-6, 1e-4)
 
 		opt := NewAdam(p, 0.05)
 		opt.Step(gBefore)

@@ -9,7 +9,8 @@ type Tape struct {
 	p           *Probe
 	maxRows     int
 	keepWeights bool
-	wsnap       Buf // the parameters at Forward time (keepWeights only)
+	wsnap       Buf   // the parameters Backward reads, as at Forward (keepWeights only)
+	snapAt      []int // parameter i's offset in wsnap, −1 for one Backward does not read
 
 	n    int
 	mode Mode
@@ -37,11 +38,25 @@ type Tape struct {
 // they were at Forward time even if an optimizer changed them since (the MCT teacher
 // step back-propagates through its step-1 activations after its own student update).
 // Without keepWeights the weights must not change between Forward and Backward.
+//
+// The snapshot holds only what Backward reads: the BatchNorm scales γ and the weights
+// that carry a gradient to an earlier block without being folded (a folded block's
+// effective weight is kept on the tape anyway). For the reference FCNN that is the two
+// γ, 8 KB instead of the 25 MB of all parameters, copied at every kept Forward.
 func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 	b := p.b
 	t := &Tape{p: p, maxRows: maxRows, keepWeights: keepWeights}
 	if keepWeights {
-		t.wsnap = b.Alloc(p.nParams)
+		t.snapAt = make([]int, len(p.params))
+		for i := range t.snapAt {
+			t.snapAt[i] = -1
+		}
+		n := 0
+		for _, i := range p.backwardReads() {
+			t.snapAt[i] = n
+			n += p.params[i].size
+		}
+		t.wsnap = b.Alloc(n)
 	}
 	nb := len(p.blocks)
 	t.src, t.cat, t.a, t.o, t.h = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
@@ -102,13 +117,35 @@ func (t *Tape) Free() {
 	}
 }
 
+// backwardReads lists the parameters Backward reads, in Params order: BN scales, and
+// the weights of unfolded blocks whose input gets a gradient.
+func (p *Probe) backwardReads() []int {
+	var reads []int
+	for _, bl := range p.blocks {
+		if bl.gradsInput() && !bl.dup {
+			reads = append(reads, bl.w)
+		}
+		if bl.bn {
+			reads = append(reads, bl.gamma)
+		}
+	}
+	return reads
+}
+
+// gradsInput reports whether a gradient flows through the block to its input: not
+// when that input is the probe's x alone.
+func (bl *block) gradsInput() bool { return len(bl.uniq) > 1 || bl.uniq[0] >= 0 }
+
 // weight returns parameter i as Backward must see it.
 func (t *Tape) weight(i int) Buf {
 	q := t.p.params[i]
-	if t.keepWeights {
-		return t.p.b.View(t.wsnap, q.off, q.size)
+	if !t.keepWeights {
+		return q.W
 	}
-	return q.W
+	if t.snapAt[i] < 0 {
+		panic(fmt.Sprintf("nn: Backward reads %s, which its tape does not keep", q.Name))
+	}
+	return t.p.b.View(t.wsnap, t.snapAt[i], q.size)
 }
 
 // reduce passes a 2·cols+1 statistics buffer through p.Reduce.
@@ -143,7 +180,11 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 	b, c := p.b, p.cfg
 	t.n, t.mode, t.x, t.done = n, mode, x, true
 	if t.keepWeights {
-		b.Copy(t.wsnap, p.flat, p.nParams)
+		for i, off := range t.snapAt {
+			if q := p.params[i]; off >= 0 {
+				b.Copy(b.View(t.wsnap, off, q.size), q.W, q.size)
+			}
+		}
 	}
 	if mode == Train {
 		p.forwards++
@@ -255,13 +296,19 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 		bl := p.blocks[i]
 		d := t.dh[i]
 		if bl.final {
-			b.Copy(d, dlogits, n*bl.out)
+			// d = dlogits/T·LeakyReLU'; dlogits itself, unchanged, when T = 1 and
+			// the block ends in no activation (dlogits is only read below).
+			src := dlogits
 			if c.Temperature != 1 {
+				b.Copy(d, dlogits, n*bl.out)
 				b.Scale(d, n*bl.out, 1/c.Temperature)
+				src = d
 			}
 			if bl.preAct {
-				b.LeakyReLUBackward(d, t.a[i], n*bl.out, c.Slope)
+				b.LeakyReLUBackward(d, src, t.a[i], n*bl.out, c.Slope)
+				src = d
 			}
+			d = src
 		} else {
 			if !started[i] {
 				panic(fmt.Sprintf("nn: block %d has no consumer", i))
@@ -270,7 +317,7 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 				b.Mul(d, t.mask[i], n*bl.out)
 			}
 			if bl.postAct {
-				b.LeakyReLUBackward(d, t.o[i], n*bl.out, c.Slope)
+				b.LeakyReLUBackward(d, d, t.o[i], n*bl.out, c.Slope)
 			}
 			st := t.stats[i]
 			b.BNBackwardStats(st, g.views[bl.gamma], g.views[bl.beta], d, t.a[i], t.mean[i], t.vr[i], n, bl.out, c.BNEps, gb)
@@ -290,10 +337,8 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			}
 			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps, slope)
 		}
-		w := t.weight(bl.w)
 		if bl.dup {
 			// dW of each repeat is the gradient of the effective weight's block.
-			w = t.weff[i]
 			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
 			b.UnfoldCols(g.views[bl.w], bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, gb)
 		} else {
@@ -302,15 +347,21 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 		if bl.b >= 0 {
 			b.ColSums(g.views[bl.b], d, n, bl.out, gb)
 		}
+		if !bl.gradsInput() {
+			continue
+		}
+		w := t.weff[i] // the effective weight as at Forward
+		if !bl.dup {
+			w = t.weight(bl.w)
+		}
 		if len(bl.uniq) == 1 {
-			if s := bl.uniq[0]; s >= 0 {
-				beta := float32(0)
-				if started[s] {
-					beta = 1
-				}
-				b.Gemm(false, false, n, bl.uniqW, bl.out, 1, d, w, beta, t.dh[s])
-				started[s] = true
+			s := bl.uniq[0]
+			beta := float32(0)
+			if started[s] {
+				beta = 1
 			}
+			b.Gemm(false, false, n, bl.uniqW, bl.out, 1, d, w, beta, t.dh[s])
+			started[s] = true
 			continue
 		}
 		b.Gemm(false, false, n, bl.uniqW, bl.out, 1, d, w, 0, t.dcat)

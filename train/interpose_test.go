@@ -57,8 +57,8 @@ func (ip *interposer) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope flo
 	ip.through("AddBiasLeakyReLU", 1, []any{x, bias, rows, cols, slope}, func() { ip.CPU.AddBiasLeakyReLU(x, bias, rows, cols, slope) })
 }
 
-func (ip *interposer) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
-	ip.through("LeakyReLUBackward", 1, []any{dy, y, n, slope}, func() { ip.CPU.LeakyReLUBackward(dy, y, n, slope) })
+func (ip *interposer) LeakyReLUBackward(dx, dy, y nn.Buf, n int, slope float32) {
+	ip.through("LeakyReLUBackward", 1, []any{dx, dy, y, n, slope}, func() { ip.CPU.LeakyReLUBackward(dx, dy, y, n, slope) })
 }
 
 func (ip *interposer) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {

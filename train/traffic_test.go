@@ -72,7 +72,9 @@ func opBytes(name string, a []any) (bytes, flops float64) {
 		return 12 * i(1), 0
 	case "ClipCoef": // the norm's pass
 		return 4 * i(2), 0
-	case "LeakyReLUBackward", "Mul":
+	case "LeakyReLUBackward":
+		return 12 * i(3), 0
+	case "Mul":
 		return 12 * i(2), 0
 	case "Axpy":
 		return 12 * i(3), 0

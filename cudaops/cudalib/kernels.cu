@@ -176,10 +176,11 @@ KERNEL void bias_lrelu(float *x, const float *bias, int rows, int cols, float sl
 	    });
 }
 
-// lrelu_bwd: dy[i] *= (y[i] > 0 ? 1 : slope).
-KERNEL void lrelu_bwd(float *dy, const float *y, float slope, long long n) {
+// lrelu_bwd: dx[i] = dy[i]·(y[i] > 0 ? 1 : slope); dx may be dy.
+KERNEL void lrelu_bwd(float *dx, const float *dy, const float *y, float slope, long long n) {
 	GRID_STRIDE(i, n) {
-		if (y[i] <= 0.0f) dy[i] *= slope;
+		float d = dy[i];
+		dx[i] = y[i] <= 0.0f ? d * slope : d;
 	}
 }
 

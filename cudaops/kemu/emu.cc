@@ -245,8 +245,9 @@ WRAP(unfold_cols,
      (dst, dc, src, sc, rows, off, beta))
 WRAP(bias_lrelu, (unsigned gx, unsigned bx, unsigned by, float *x, const float *bias, int rows, int cols, float slope),
      (x, bias, rows, cols, slope))
-WRAP(lrelu_bwd, (unsigned gx, unsigned bx, unsigned by, float *dy, const float *y, float slope, long long n),
-     (dy, y, slope, n))
+WRAP(lrelu_bwd,
+     (unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *y, float slope, long long n),
+     (dx, dy, y, slope, n))
 WRAP(col_sums, (unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int rows, int cols, float beta),
      (dst, x, rows, cols, beta))
 WRAP(bn_stats,

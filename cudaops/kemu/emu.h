@@ -18,7 +18,8 @@ void emu_fold_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int dc, co
 void emu_unfold_cols(unsigned gx, unsigned bx, unsigned by, float *dst, int dc, const float *src, int sc, int rows,
                      int off, float beta);
 void emu_bias_lrelu(unsigned gx, unsigned bx, unsigned by, float *x, const float *bias, int rows, int cols, float slope);
-void emu_lrelu_bwd(unsigned gx, unsigned bx, unsigned by, float *dy, const float *y, float slope, long long n);
+void emu_lrelu_bwd(unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *y, float slope,
+                   long long n);
 void emu_col_sums(unsigned gx, unsigned bx, unsigned by, float *dst, const float *x, int rows, int cols, float beta);
 void emu_bn_stats(unsigned gx, unsigned bx, unsigned by, float *stats, const float *x, const float *run_mean, int rows,
                   int cols);

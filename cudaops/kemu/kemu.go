@@ -204,12 +204,12 @@ func (*Backend) AddBiasLeakyReLU(x, bias nn.Buf, rows, cols int, slope float32) 
 	C.emu_bias_lrelu(gx, bx, by, f(x, rows*cols, "x"), f(bias, cols, "bias"), C.int(rows), C.int(cols), C.float(slope))
 }
 
-func (*Backend) LeakyReLUBackward(dy, y nn.Buf, n int, slope float32) {
+func (*Backend) LeakyReLUBackward(dx, dy, y nn.Buf, n int, slope float32) {
 	if n == 0 {
 		return
 	}
 	gx, bx, by := flat(n)
-	C.emu_lrelu_bwd(gx, bx, by, f(dy, n, "dy"), f(y, n, "y"), C.float(slope), C.longlong(n))
+	C.emu_lrelu_bwd(gx, bx, by, f(dx, n, "dx"), f(dy, n, "dy"), f(y, n, "y"), C.float(slope), C.longlong(n))
 }
 
 func (*Backend) ColSums(dst, x nn.Buf, rows, cols int, beta float32) {

@@ -188,9 +188,13 @@ func (s *suite) elementwise(t *testing.T) {
 		d.keep("AddBiasLeakyReLU without bias", tight, Z)
 		for _, slope := range []float32{0.01, 0.2} {
 			D := d.put(x)
-			d.LeakyReLUBackward(D, Y, n, slope)
+			d.LeakyReLUBackward(D, D, Y, n, slope)
 			d.keep(fmt.Sprintf("LeakyReLUBackward(slope %g)", slope), tight, D)
 		}
+		D, DX := d.put(x), d.alloc(n)
+		d.LeakyReLUBackward(DX, D, Y, n-5, 0.2)
+		d.keep("LeakyReLUBackward out of place", tight, DX)
+		d.keep("LeakyReLUBackward out of place leaves dy", exact, D)
 		for i, sh := range sums {
 			S, M := d.put(sums0[i]), d.put(mats[i])
 			for _, beta := range []float32{1, 0} {
