@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"image/color"
+	"math"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -38,7 +40,7 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	if len(epochs) > 0 {
 		acc, h, pl := plot.New(), plot.New(), plot.New()
 		phase := strings.ToUpper(s.Algo) // MCT, or MPL: the same step
-		acc.Title.Text, h.Title.Text, pl.Title.Text = phase+": val accuracy", phase+": meta-feedback h", phase+": pseudo-labels right, views agreeing"
+		acc.Title.Text, h.Title.Text, pl.Title.Text = phase+": val accuracy", phase+": meta-feedback h", phase+": pseudo-labels right, "+plotUnit(s)+" agreeing"
 		for _, q := range []*plot.Plot{acc, h, pl} {
 			q.X.Label.Text = "epoch"
 		}
@@ -89,10 +91,19 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 4}
 	for i, q := range panels {
 		q.Legend.Top = true
+		q.X.Tick.Marker = epochTicks
 		q.Y.Max += 0.35 * (q.Y.Max - q.Y.Min) // headroom, so the legend covers no line
 		q.Draw(tiles.At(dc, i%cols, i/cols))
 	}
 	return savePNG(path, img)
+}
+
+// plotUnit is what the curves are of: "views", or the two "probes" of MPL's one view.
+func plotUnit(s *Summary) string {
+	if s.Algo == "mpl" {
+		return "probes"
+	}
+	return "views"
 }
 
 // sharedErrorsPanel plots, for every pair of views, the validation examples both get
@@ -100,7 +111,7 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 // MCT cannot fix them, and it grows them as the views learn each other's mistakes.
 func sharedErrorsPanel(s *Summary, epochs []mctEpoch) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = strings.ToUpper(s.Algo) + ": val examples both views get wrong"
+	p.Title.Text = strings.ToUpper(s.Algo) + ": val examples both " + plotUnit(s) + " get wrong"
 	p.X.Label.Text = "epoch (0: after warmup)"
 	recs := make([]Accuracies, 0, len(epochs)+1)
 	if s.WarmupValAccuracy != nil {
@@ -142,6 +153,20 @@ func addLine(p *plot.Plot, name string, i int, ys []float64, x0 float64) error {
 	p.Legend.Add(name, l)
 	return nil
 }
+
+// epochTicks marks whole epochs, every 1, 2, 5, 10, 20, … so that about ten are
+// labelled (every x axis here counts epochs; the default ticker labels 1.5 on a short run).
+var epochTicks = plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+	step := 1.0
+	for k := 0; (hi-lo)/step > 10; k++ {
+		step *= []float64{2, 2.5, 2}[k%3] // 1, 2, 5, 10, 20, 50, …
+	}
+	var ticks []plot.Tick
+	for e := math.Ceil(lo/step) * step; e <= hi; e += step {
+		ticks = append(ticks, plot.Tick{Value: e, Label: strconv.Itoa(int(e))})
+	}
+	return ticks
+})
 
 func firstErr(errs ...error) error {
 	for _, e := range errs {
