@@ -14,25 +14,40 @@ import (
 )
 
 func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, beta float32, c nn.Buf) {
-	pa, pb, pc := need(a, m*k, "Gemm A"), need(bb, k*n, "Gemm B"), need(c, m*n, "Gemm C")
+	lda, ldb := nn.PackedLD(tA, tB, m, n, k)
+	b.GemmStrided(tA, tB, m, n, k, alpha, a, lda, bb, ldb, beta, c, n)
+}
+
+func (b *Backend) GemmStrided(tA, tB bool, m, n, k int, alpha float32, a nn.Buf, lda int, bb nn.Buf, ldb int, beta float32, c nn.Buf, ldc int) {
+	rowsA, colsA, rowsB, colsB := m, k, k, n
+	if tA {
+		rowsA, colsA = k, m
+	}
+	if tB {
+		rowsB, colsB = n, k
+	}
+	if lda < max(colsA, 1) || ldb < max(colsB, 1) || ldc < max(n, 1) {
+		panic(fmt.Sprintf("cudaops: Gemm strides %d, %d, %d shorter than the rows (%d, %d, %d)", lda, ldb, ldc, colsA, colsB, n))
+	}
 	if m == 0 || n == 0 {
 		return
 	}
-	lda, ldb := k, n
-	if tA {
-		lda = m
-	}
-	if tB {
-		ldb = k
-	}
+	pc := need(c, (m-1)*ldc+n, "Gemm C")
 	b.enter()
 	defer runtime.UnlockOSThread()
 	if k == 0 {
 		// cuBLAS leaves C untouched for k = 0 only when beta = 1.
-		b.scaleOrZero(pc.ptr, m*n, beta)
+		if ldc == n {
+			b.scaleOrZero(pc.ptr, m*n, beta)
+			return
+		}
+		for r := range m {
+			b.scaleOrZero(pc.ptr+cu.DevicePtr(4*r*ldc), n, beta)
+		}
 		return
 	}
-	b.gemmOp(tA, tB, m, n, k, alpha, pa.ptr, lda, pb.ptr, ldb, beta, pc.ptr, n)
+	pa, pb := need(a, (rowsA-1)*lda+colsA, "Gemm A"), need(bb, (rowsB-1)*ldb+colsB, "Gemm B")
+	b.gemmOp(tA, tB, m, n, k, alpha, pa.ptr, lda, pb.ptr, ldb, beta, pc.ptr, ldc)
 }
 
 // scaleOrZero sets x = beta·x, with beta = 0 writing zeros (NaN ignored).

@@ -4,7 +4,8 @@
 // DropoutMask, SampleGumbel, SoftmaxCE and Adam) so a recorded step can be replayed,
 // for GatherRows (a batch gathered on the device from resident features), and for
 // fewer passes over memory: gradients written without a pass to clear or clip them
-// first (BNBackwardStats' beta, ClipCoef, Adam's gscale), LeakyReLUBackward out of place.
+// first (BNBackwardStats' beta, ClipCoef, Adam's gscale), LeakyReLUBackward out of
+// place, GemmStrided.
 
 package nn
 
@@ -80,11 +81,17 @@ type Backend interface {
 	// all densely packed (A is stored k×m when tA, B is stored n×k when tB). With
 	// beta = 0, C is overwritten (NaN in C is ignored).
 	Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, beta float32, c Buf)
+	// GemmStrided is Gemm on blocks of larger row-major matrices: the stored rows of A,
+	// B and C lie lda, ldb and ldc elements apart (each at least its stored row's length)
+	// instead of packed, so a product can read a weight's column block or write a
+	// gradient's without a copy. Each buffer holds its last row's end: (rows−1)·ld + cols.
+	GemmStrided(tA, tB bool, m, n, k int, alpha float32, a Buf, lda int, b Buf, ldb int, beta float32, c Buf, ldc int)
 
 	// CopyCols moves a column block between two matrices with row strides dstCols and
 	// srcCols: dst[r, dstOff+j] = beta·dst[r, dstOff+j] + src[r, srcOff+j] for r < rows,
 	// j < cols. beta = 0 copies (building a concatenation), beta = 1 accumulates
-	// (the backward of a concatenation). dst and src must be different buffers.
+	// (the backward of a concatenation). The blocks must not overlap: dst and src are
+	// different buffers, or one buffer with disjoint columns.
 	CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int, rows, cols int, beta float32)
 
 	// FoldCols builds the effective weight of an input whose last column block
@@ -277,6 +284,19 @@ type Addresser interface {
 // not change host while the Buf is in use, and must not Free it.
 type Adopter interface {
 	Adopt(host []float32) Buf
+}
+
+// PackedLD is the row strides of Gemm's packed A and B (C's is n): a stored row is k
+// long, or m for a transposed A, and n, or k for a transposed B.
+func PackedLD(tA, tB bool, m, n, k int) (lda, ldb int) {
+	lda, ldb = k, n
+	if tA {
+		lda = m
+	}
+	if tB {
+		ldb = k
+	}
+	return lda, ldb
 }
 
 // IndexBits stores the uint32 i in a float32 slot bit for bit, for SampleGumbel's row

@@ -166,15 +166,14 @@ func (*CPU) GatherRows(dst, src Buf, cols int, idx Buf, n int) {
 func (*CPU) Sync() {}
 
 // Gemm implements Backend.
-func (*CPU) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, beta float32, c Buf) {
-	lda, ldb := k, n
-	if tA {
-		lda = m
-	}
-	if tB {
-		ldb = k
-	}
-	blas.Sgemm(tA, tB, m, n, k, alpha, host(a), lda, host(b), ldb, beta, host(c), n)
+func (c *CPU) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, beta float32, cc Buf) {
+	lda, ldb := PackedLD(tA, tB, m, n, k)
+	c.GemmStrided(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, n)
+}
+
+// GemmStrided implements Backend.
+func (*CPU) GemmStrided(tA, tB bool, m, n, k int, alpha float32, a Buf, lda int, b Buf, ldb int, beta float32, c Buf, ldc int) {
+	blas.Sgemm(tA, tB, m, n, k, alpha, host(a), lda, host(b), ldb, beta, host(c), ldc)
 }
 
 // CopyCols implements Backend.

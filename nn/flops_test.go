@@ -13,6 +13,11 @@ func (g *gemmCounter) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, be
 	g.CPU.Gemm(tA, tB, m, n, k, alpha, a, b, beta, c)
 }
 
+func (g *gemmCounter) GemmStrided(tA, tB bool, m, n, k int, alpha float32, a Buf, lda int, b Buf, ldb int, beta float32, c Buf, ldc int) {
+	g.flops += 2 * float64(m) * float64(n) * float64(k)
+	g.CPU.GemmStrided(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
 // TestGemmFLOPs: GemmFLOPs is what a Forward and a Backward compute, counted product by
 // product, for every architecture; and for the reference fcnn it is the closed form of
 // its folded products (fc1 multiplies [h0,h0] as h0, fc2 [h0,h1,h1] as [h0,h1]).

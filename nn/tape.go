@@ -337,12 +337,18 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			}
 			b.BNBackward(d, d, t.a[i], t.mean[i], t.vr[i], t.weight(bl.gamma), st, n, bl.out, c.BNEps, slope)
 		}
-		if bl.dup {
-			// dW of each repeat is the gradient of the effective weight's block.
+		switch gw := g.views[bl.w]; {
+		case bl.dup && gb == 0:
+			// dW of each repeat is the gradient of the effective weight's block: that
+			// gradient written in place (row stride inW), then its repeated block's
+			// columns copied to the repeat's.
+			b.GemmStrided(true, false, bl.out, bl.uniqW, n, 1, d, bl.out, t.src[i], bl.uniqW, 0, gw, bl.inW)
+			b.CopyCols(gw, bl.inW, bl.uniqW, gw, bl.inW, bl.foldOff, bl.out, bl.inW-bl.uniqW, 0)
+		case bl.dup: // adding to g: through the effective weight's gradient
 			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
-			b.UnfoldCols(g.views[bl.w], bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, gb)
-		} else {
-			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], gb, g.views[bl.w])
+			b.UnfoldCols(gw, bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, gb)
+		default:
+			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], gb, gw)
 		}
 		if bl.b >= 0 {
 			b.ColSums(g.views[bl.b], d, n, bl.out, gb)

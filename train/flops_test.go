@@ -18,7 +18,7 @@ func TestUpdateFLOPs(t *testing.T) {
 		ds := RandomViews([]int{5, 6, 7}, 4, 64, 3)
 		var counted float64
 		eachOp(t, cfg, ds, 1, func(name string, a []any) {
-			if name == "Gemm" {
+			if name == "Gemm" || name == "GemmStrided" {
 				counted += 2 * float64(a[2].(int)) * float64(a[3].(int)) * float64(a[4].(int))
 			}
 		})

@@ -29,6 +29,12 @@ func (ip *interposer) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b nn.Buf,
 	ip.through("Gemm", 1, []any{tA, tB, m, n, k, alpha, a, b, beta, cc}, func() { ip.CPU.Gemm(tA, tB, m, n, k, alpha, a, b, beta, cc) })
 }
 
+func (ip *interposer) GemmStrided(tA, tB bool, m, n, k int, alpha float32, a nn.Buf, lda int, b nn.Buf, ldb int, beta float32, cc nn.Buf, ldc int) {
+	ip.through("GemmStrided", 1, []any{tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc}, func() {
+		ip.CPU.GemmStrided(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc)
+	})
+}
+
 func (ip *interposer) CopyCols(dst nn.Buf, dstCols, dstOff int, src nn.Buf, srcCols, srcOff int, rows, cols int, beta float32) {
 	ip.through("CopyCols", 1, []any{dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta}, func() { ip.CPU.CopyCols(dst, dstCols, dstOff, src, srcCols, srcOff, rows, cols, beta) })
 }

@@ -27,9 +27,13 @@ func opBytes(name string, a []any) (bytes, flops float64) {
 		return 0
 	}
 	switch name {
-	case "Gemm": // fp32 operands and result, whatever the tensor cores compute in
+	case "Gemm", "GemmStrided": // fp32 operands and result, whatever the tensor cores compute in
 		m, n, k := i(2), i(3), i(4)
-		return 4 * (m*k + k*n + m*n*(1+nonzero(8))), 2 * m * n * k
+		beta := 8
+		if name == "GemmStrided" {
+			beta = 10
+		}
+		return 4 * (m*k + k*n + m*n*(1+nonzero(beta))), 2 * m * n * k
 	case "CopyCols":
 		return 4 * i(6) * i(7) * (2 + nonzero(8)), 0
 	case "FoldCols":

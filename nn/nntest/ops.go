@@ -153,8 +153,48 @@ func (s *suite) gemm(t *testing.T) {
 				}
 			}
 		}
+		s.gemmStrided(t, mode)
 	}
 	s.o.GemmModes[0].Set()
+}
+
+// gemmStrided checks GemmStrided on blocks of larger matrices, as Backward uses it (a
+// weight's column block as B, from an offset; a gradient's column block as C): every
+// stride longer than its row, β = 0 over NaN and β = 1, and the elements between the
+// rows left as they were.
+func (s *suite) gemmStrided(t *testing.T, mode GemmMode) {
+	r := rng(5)
+	for _, sh := range [][3]int{{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {67, 45, 129}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+			rowsA, colsA, rowsB, colsB := m, k, k, n
+			if tr[0] {
+				rowsA, colsA = k, m
+			}
+			if tr[1] {
+				rowsB, colsB = n, k
+			}
+			lda, ldb, ldc, offB := colsA+3, colsB+5, n+4, 2
+			a, bb := randn(r, rowsA*lda, 1), randn(r, offB+rowsB*ldb, 1)
+			for _, beta := range []float32{0, 1} {
+				c0 := randn(r, m*ldc, 1)
+				if beta == 0 {
+					for i := range c0 {
+						if i%ldc < n {
+							c0[i] = float32(math.NaN())
+						}
+					}
+				}
+				s.both(t, func(d *side) {
+					c := d.put(c0)
+					d.GemmStrided(tr[0], tr[1], m, n, k, 1.25, d.put(a), lda,
+						d.View(d.put(bb), offB, (rowsB-1)*ldb+colsB), ldb, beta, c, ldc)
+					d.keep(fmt.Sprintf("%s GemmStrided tA=%v tB=%v %dx%dx%d β=%g", mode.Name, tr[0], tr[1], m, n, k, beta),
+						mode.Tol, c)
+				})
+			}
+		}
+	}
 }
 
 // elementwise checks the element-by-element operations on lengths that end inside a
