@@ -323,15 +323,15 @@ func TestOpTimes(t *testing.T) {
 }
 
 // TestDeviceOperandsReplay: a segment whose per-update values reach the kernels through
-// device operands (Adam's sched, the dropout and sampling steps' stepAt, SoftmaxCE's
-// scaleAt) is replayed when only the host-side values its caller still computes change,
+// device operands (Adam's sched and the clipping factor gscale from ClipCoef, the dropout
+// and sampling steps' stepAt, SoftmaxCE's scaleAt) is replayed when only the host-side values its caller still computes change,
 // as they do every MCT update (nn.Adam.StepAt's step size, the dropout key's forward
 // count): the kernels read the operand, so the ops are the same.
 func TestDeviceOperandsReplay(t *testing.T) {
 	const rows, cols = 8, 16
 	bufs := map[string]nn.Buf{}
 	for name, n := range map[string]int{"w": rows * cols, "g": rows * cols, "m": rows * cols, "v": rows * cols,
-		"mask": rows * cols, "x": rows * cols, "dx": rows * cols, "labels": rows, "idx": rows, "dst": rows, "at": 2} {
+		"mask": rows * cols, "x": rows * cols, "dx": rows * cols, "labels": rows, "idx": rows, "dst": rows, "at": 2, "k": 1} {
 		bufs[name] = gpu.Alloc(n)
 	}
 	defer func() {
@@ -345,7 +345,8 @@ func TestDeviceOperandsReplay(t *testing.T) {
 		return func() {
 			h := nn.AdamHyper{StepSize: float32(i), Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, BC2Sqrt: float32(i) / 10,
 				OneMinusBeta1: 0.1, OneMinusBeta2: 0.001}
-			gpu.Adam(bufs["w"], bufs["g"], bufs["m"], bufs["v"], rows*cols, h, at, nil)
+			gpu.ClipCoef(bufs["k"], bufs["g"], rows*cols, 0.5, nil)
+			gpu.Adam(bufs["w"], bufs["g"], bufs["m"], bufs["v"], rows*cols, h, at, bufs["k"])
 			key := nn.RNGKey{Seed: 7, Step: uint32(i)}
 			gpu.DropoutMask(bufs["mask"], rows, cols, 0.5, key, 0, at)
 			gpu.SampleGumbel(bufs["dst"], bufs["x"], rows, cols, 1, key, bufs["idx"], at)

@@ -66,9 +66,9 @@
 //
 // Only Download, Dot and Sync make the host wait for a device backend. CrossEntropy,
 // ClipGradNorm and Dot return host values and wait; their device-side forms
-// (Loss.CrossEntropyTo, Grads.Clip, Adam.StepClipped, Backend.DotTo, Mean, CountEqual) leave the
+// (Loss.CrossEntropyTo, Grads.Clip, Backend.DotTo, Mean, CountEqual) leave the
 // result in a device buffer, so a step can queue all its work and read its scalars
-// back in one Download.
+// back in one Download; Adam.StepClipped keeps its clipping factor there.
 //
 // # Batches gathered on the device
 //

@@ -90,3 +90,25 @@ func must(b []byte, err error) []byte {
 	}
 	return b
 }
+
+// TestUploadAfterZero: an Upload after Zero replaces the pending clearing, so the next
+// Backward adds to the uploaded values (a Backward that wrote over them would lose them).
+func TestUploadAfterZero(t *testing.T) {
+	cfg := Config{Arch: "fcnn", In: 5, Classes: 3, Hidden: []int{4, 4, 4}}
+	b, p, x, labels := setup(t, cfg, 8, 3)
+	tape := p.NewTape(8, false)
+	logits := p.Forward(tape, upload(b, x), 8, Train)
+	dl := b.Alloc(8 * 3)
+	CrossEntropy(b, logits, 8, 3, labelsBuf(b, labels), dl, 1)
+	h := make([]float32, p.NumParams())
+	for i := range h {
+		h[i] = float32(i%7) - 3
+	}
+	g, want := p.NewGrads(), p.NewGrads()
+	g.Zero()
+	g.Upload(h)
+	p.Backward(tape, dl, g)
+	want.Upload(h)
+	p.Backward(tape, dl, want)
+	sameBits(t, "Backward after Zero then Upload", hostOf(b, g.Flat()), hostOf(b, want.Flat()))
+}

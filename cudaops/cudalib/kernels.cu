@@ -17,7 +17,7 @@
 //     a 1024-thread block can have);
 //   partial sums: block 256, grid.x = NPART, then one block of 256
 //     (sum_partials, partials_to_f32), or clip_scale on an elementwise grid;
-//   single-block reductions (mean_of): grid 1, block 256.
+//   single-block reductions (mean_of, clip_coef): grid 1, block 256.
 // Compile with --fmad=false: the CPU backend does not fuse multiply-adds, and
 // unfused float arithmetic keeps the two within rounding of each other.
 
