@@ -26,7 +26,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"train", "train probes: supervised, co-training or Meta Co-Training (default)", cmdTrain},
+		{"train", "train probes: supervised, co-training, Meta Pseudo Labels or Meta Co-Training (default)", cmdTrain},
 		{"eval", "evaluate a finished run's probes on a split", cmdEval},
 		{"predict", "write a run's ensemble predictions for a dataset's test split", cmdPredict},
 		{"data", "build, import or describe a dataset directory", cmdData},
@@ -52,6 +52,7 @@ usage: mct <command> [flags]        (mct <command> -h for its flags)
 examples:
   mct train                                   # MCT on Fashion-MNIST, 1%% labels, hog+gabor views
   mct train --algo supervised --views pixels,hog --labeled 0.01 --out runs/sup
+  mct train --algo mpl --views hog --out runs/mpl  # one view's control: two probes of hog
   mpirun -np 4 ./mct train --views hog,gabor   # 2 views x 2 replicas, one rank each
 `)
 }
