@@ -110,6 +110,9 @@ s = load("fmnist/summary.json")
 if s: print("fmnist gpu: test ensemble %.4f per view %s, %.1f s, cuda graphs %s" % (s["test_accuracy"]["ensemble"], s["test_accuracy"]["per_view"], s["wall_seconds"], s.get("cuda_graphs")))
 s = load("np2/summary.json")
 if s: print("np2 on one gpu: test ensemble %.4f, transport %s, backend %s, logits via %s, cuda graphs %s" % (s["test_accuracy"]["ensemble"], s["transport"], s["backend"], s.get("logits_exchange"), s.get("cuda_graphs")))
+try: # counted when build/device was packed (bench/device-pack.sh), to set against the device time above
+    print("floor counted here:", [l.strip() for l in open("build/device/traffic.txt") if l.startswith("at ")][0])
+except Exception as e: print("floor counted here: none (%s)" % e)
 syncs = [r.get("host_syncs_per_update") for r in t.get("results", [])]
 print("gpu:", t.get("device"), "torch", t.get("torch"), "host syncs per torch update", syncs)
 PY
