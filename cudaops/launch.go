@@ -245,6 +245,9 @@ func (b *Backend) describe(o op) string {
 		}
 		return "kernel"
 	case opGemm:
+		if o.args[12] != o.args[3] { // ldc ≠ n: GemmStrided's product into a block of C
+			return fmt.Sprintf("Gemm %dx%dx%d into rows of %d", o.args[2], o.args[3], o.args[4], o.args[12])
+		}
 		return fmt.Sprintf("Gemm %dx%dx%d", o.args[2], o.args[3], o.args[4])
 	case opMemset:
 		return fmt.Sprintf("memset of %d", o.args[2])

@@ -15,7 +15,7 @@ import (
 
 func (b *Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, a, bb nn.Buf, beta float32, c nn.Buf) {
 	lda, ldb := nn.PackedLD(tA, tB, m, n, k)
-	b.GemmStrided(tA, tB, m, n, k, alpha, a, lda, bb, ldb, beta, c, n)
+	b.GemmStrided(tA, tB, m, n, k, alpha, a, lda, bb, ldb, beta, c, max(n, 1))
 }
 
 func (b *Backend) GemmStrided(tA, tB bool, m, n, k int, alpha float32, a nn.Buf, lda int, bb nn.Buf, ldb int, beta float32, c nn.Buf, ldc int) {

@@ -91,7 +91,7 @@ type Backend interface {
 	// srcCols: dst[r, dstOff+j] = beta·dst[r, dstOff+j] + src[r, srcOff+j] for r < rows,
 	// j < cols. beta = 0 copies (building a concatenation), beta = 1 accumulates
 	// (the backward of a concatenation). The blocks must not overlap: dst and src are
-	// different buffers, or one buffer with disjoint columns.
+	// different buffers, or one buffer with one row stride and disjoint columns.
 	CopyCols(dst Buf, dstCols, dstOff int, src Buf, srcCols, srcOff int, rows, cols int, beta float32)
 
 	// FoldCols builds the effective weight of an input whose last column block
@@ -287,7 +287,8 @@ type Adopter interface {
 }
 
 // PackedLD is the row strides of Gemm's packed A and B (C's is n): a stored row is k
-// long, or m for a transposed A, and n, or k for a transposed B.
+// long, or m for a transposed A, and n, or k for a transposed B; at least 1, as BLAS
+// requires even of an empty matrix.
 func PackedLD(tA, tB bool, m, n, k int) (lda, ldb int) {
 	lda, ldb = k, n
 	if tA {
@@ -296,7 +297,7 @@ func PackedLD(tA, tB bool, m, n, k int) (lda, ldb int) {
 	if tB {
 		ldb = k
 	}
-	return lda, ldb
+	return max(lda, 1), max(ldb, 1)
 }
 
 // IndexBits stores the uint32 i in a float32 slot bit for bit, for SampleGumbel's row

@@ -168,7 +168,7 @@ func (*CPU) Sync() {}
 // Gemm implements Backend.
 func (c *CPU) Gemm(tA, tB bool, m, n, k int, alpha float32, a, b Buf, beta float32, cc Buf) {
 	lda, ldb := PackedLD(tA, tB, m, n, k)
-	c.GemmStrided(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, n)
+	c.GemmStrided(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, cc, max(n, 1))
 }
 
 // GemmStrided implements Backend.

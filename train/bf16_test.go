@@ -30,6 +30,14 @@ func (b *bf16Backend) Gemm(tA, tB bool, m, n, k int, alpha float32, x, y nn.Buf,
 	b.CPU.Gemm(tA, tB, m, n, k, alpha, roundedBF16(x), roundedBF16(y), beta, c)
 }
 
+func (b *bf16Backend) GemmStrided(tA, tB bool, m, n, k int, alpha float32, x nn.Buf, ldx int, y nn.Buf, ldy int, beta float32, c nn.Buf, ldc int) {
+	if b.fp32 {
+		b.CPU.GemmStrided(tA, tB, m, n, k, alpha, x, ldx, y, ldy, beta, c, ldc)
+		return
+	}
+	b.CPU.GemmStrided(tA, tB, m, n, k, alpha, roundedBF16(x), ldx, roundedBF16(y), ldy, beta, c, ldc)
+}
+
 // roundedBF16 is a copy of x with every element rounded to bfloat16 (kept as float32).
 func roundedBF16(x nn.Buf) nn.Buf {
 	h := x.(nn.HostBuf)

@@ -161,10 +161,10 @@ func (s *suite) gemm(t *testing.T) {
 // gemmStrided checks GemmStrided on blocks of larger matrices, as Backward uses it (a
 // weight's column block as B, from an offset; a gradient's column block as C): every
 // stride longer than its row, β = 0 over NaN and β = 1, and the elements between the
-// rows left as they were.
+// rows left as they were; and k = 0, which only scales C's block.
 func (s *suite) gemmStrided(t *testing.T, mode GemmMode) {
 	r := rng(5)
-	for _, sh := range [][3]int{{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {67, 45, 129}} {
+	for _, sh := range [][3]int{{1, 1, 1}, {7, 5, 3}, {33, 17, 65}, {67, 45, 129}, {5, 4, 0}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
 			rowsA, colsA, rowsB, colsB := m, k, k, n
@@ -176,6 +176,10 @@ func (s *suite) gemmStrided(t *testing.T, mode GemmMode) {
 			}
 			lda, ldb, ldc, offB := colsA+3, colsB+5, n+4, 2
 			a, bb := randn(r, rowsA*lda, 1), randn(r, offB+rowsB*ldb, 1)
+			bLen := 0 // B's elements from its offset: none when it has no rows (k = 0)
+			if rowsB > 0 {
+				bLen = (rowsB-1)*ldb + colsB
+			}
 			for _, beta := range []float32{0, 1} {
 				c0 := randn(r, m*ldc, 1)
 				if beta == 0 {
@@ -188,7 +192,7 @@ func (s *suite) gemmStrided(t *testing.T, mode GemmMode) {
 				s.both(t, func(d *side) {
 					c := d.put(c0)
 					d.GemmStrided(tr[0], tr[1], m, n, k, 1.25, d.put(a), lda,
-						d.View(d.put(bb), offB, (rowsB-1)*ldb+colsB), ldb, beta, c, ldc)
+						d.View(d.put(bb), offB, bLen), ldb, beta, c, ldc)
 					d.keep(fmt.Sprintf("%s GemmStrided tA=%v tB=%v %dx%dx%d β=%g", mode.Name, tr[0], tr[1], m, n, k, beta),
 						mode.Tol, c)
 				})
@@ -246,8 +250,9 @@ func (s *suite) elementwise(t *testing.T) {
 }
 
 // columns checks the column-block moves of the fcnn's concatenations, bit for bit:
-// CopyCols into narrower and wider matrices, FoldCols with the repeated block last (the
-// fcnn) and in the middle, UnfoldCols accumulating and not.
+// CopyCols into narrower and wider matrices and within one buffer (Backward's repeat of
+// a folded weight's gradient), FoldCols with the repeated block last (the fcnn) and in
+// the middle, UnfoldCols accumulating and not.
 func (s *suite) columns(t *testing.T) {
 	r := rng(6)
 	const rows = 37
@@ -261,12 +266,23 @@ func (s *suite) columns(t *testing.T) {
 	for _, f := range folds {
 		in = append(in, randn(r, rows*f[1], 1))
 	}
+	within := []cp{{12, 8, 12, 4, 4}, {768, 512, 768, 256, 256}, {300, 100, 300, 0, 100}} // one buffer
+	for _, c := range within {
+		in = append(in, randn(r, rows*c.dstCols, 1))
+	}
 	s.both(t, func(d *side) {
 		for i, c := range copies {
 			dst, src := d.put(in[2*i]), d.put(in[2*i+1])
 			for _, beta := range []float32{0, 1} {
 				d.CopyCols(dst, c.dstCols, c.dstOff, src, c.srcCols, c.srcOff, rows, c.cols, beta)
 				d.keep(fmt.Sprintf("CopyCols %+v β=%g", c, beta), exact, dst)
+			}
+		}
+		for i, c := range within {
+			m := d.put(in[2*len(copies)+len(folds)+i])
+			for _, beta := range []float32{0, 1} {
+				d.CopyCols(m, c.dstCols, c.dstOff, m, c.srcCols, c.srcOff, rows, c.cols, beta)
+				d.keep(fmt.Sprintf("CopyCols within one buffer %+v β=%g", c, beta), exact, m)
 			}
 		}
 		for i, f := range folds {
