@@ -254,16 +254,19 @@ func (b *Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols 
 	b.kernel(b.k.bnMoments, g, t, pm.ptr, pv.ptr, prm.ptr, prv.ptr, ps.ptr, int32(cols), momentum)
 }
 
-func (b *Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
+func (b *Backend) BNNormalize(y nn.Buf, ldy int, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
 	n := rows * cols
-	py, px := need(y, n, "BNNormalize y"), need(x, n, "BNNormalize x")
+	if ldy < cols {
+		panic(fmt.Sprintf("cudaops: BNNormalize output rows %d apart, %d columns", ldy, cols))
+	}
+	py, px := need(y, max(0, (rows-1)*ldy+cols), "BNNormalize y"), need(x, n, "BNNormalize x")
 	pm, pv := need(mean, cols, "BNNormalize mean"), need(variance, cols, "BNNormalize variance")
 	pg, pb := need(gamma, cols, "BNNormalize gamma"), need(beta, cols, "BNNormalize beta")
 	if n == 0 {
 		return
 	}
 	g, t := b.rowwise(b.k.bnNorm, rows, cols)
-	b.kernel(b.k.bnNorm, g, t, py.ptr, px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
+	b.kernel(b.k.bnNorm, g, t, py.ptr, int32(ldy), px.ptr, pm.ptr, pv.ptr, pg.ptr, pb.ptr, int32(rows), int32(cols), eps)
 }
 
 func (b *Backend) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps, beta float32) {

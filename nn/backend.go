@@ -5,7 +5,7 @@
 // for GatherRows (a batch gathered on the device from resident features), and for
 // fewer passes over memory: gradients written without a pass to clear or clip them
 // first (BNBackwardStats' beta, ClipCoef, Adam's gscale), LeakyReLUBackward out of
-// place, GemmStrided.
+// place, GemmStrided, BNNormalize into a column block.
 
 package nn
 
@@ -169,9 +169,10 @@ type Backend interface {
 	// runMean is read as the shift s before it is updated.
 	BNMoments(mean, variance, runMean, runVar, stats Buf, cols int, momentum float32)
 	// BNNormalize computes y = (x − mean)/sqrt(var + eps)·gamma + beta per column
-	// (train mode: batch mean and biased var; eval mode: running statistics).
-	// y may be x.
-	BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32)
+	// (train mode: batch mean and biased var; eval mode: running statistics). y's rows
+	// lie ldy elements apart (cols: packed; more: y is a column block of a wider matrix,
+	// holding (rows−1)·ldy + cols elements). y may be x when ldy = cols.
+	BNNormalize(y Buf, ldy int, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32)
 	// BNBackwardStats writes stats[j] = Σ_r dy[r,j], stats[cols+j] = Σ_r dy[r,j]·x̂[r,j]
 	// and stats[2cols] = rows, with x̂ = (x−mean)/sqrt(var+eps). The two sums are also
 	// dβ and dγ of this replica's rows: unless nil, dbeta[j] = beta·dbeta[j] + stats[j]

@@ -59,7 +59,7 @@ func BenchmarkBNTrainForwardBackward(b *testing.B) {
 	for b.Loop() {
 		c.BNStats(st, x, rm, rows, cols)
 		c.BNMoments(mean, vr, rm, rv, st, cols, 0.1)
-		c.BNNormalize(y, x, mean, vr, g, be, rows, cols, 1e-5)
+		c.BNNormalize(y, cols, x, mean, vr, g, be, rows, cols, 1e-5)
 		c.BNBackwardStats(st, nil, nil, dy, x, mean, vr, rows, cols, 1e-5, 1)
 		c.BNBackward(dy, dy, x, mean, vr, g, st, rows, cols, 1e-5, 1)
 	}

@@ -499,8 +499,15 @@ func (*CPU) BNMoments(mean, variance, runMean, runVar, stats Buf, cols int, mome
 }
 
 // BNNormalize implements Backend.
-func (*CPU) BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32) {
-	ys, xs := need(y, rows*cols, "BN output"), need(x, rows*cols, "BN input")
+func (*CPU) BNNormalize(y Buf, ldy int, x, mean, variance, gamma, beta Buf, rows, cols int, eps float32) {
+	if ldy < cols {
+		panic(fmt.Sprintf("nn: BNNormalize output rows %d apart, %d columns", ldy, cols))
+	}
+	var ys []float32
+	if rows > 0 {
+		ys = need(y, (rows-1)*ldy+cols, "BN output")
+	}
+	xs := need(x, rows*cols, "BN input")
 	mu, vr := need(mean, cols, "BN mean"), need(variance, cols, "BN variance")
 	g, b := need(gamma, cols, "BN weight"), need(beta, cols, "BN bias")
 	// (x−μ) first, as PyTorch does: x·scale+shift would cancel when |μ| ≫ σ.
@@ -510,7 +517,7 @@ func (*CPU) BNNormalize(y, x, mean, variance, gamma, beta Buf, rows, cols int, e
 	}
 	parallel(rows, rows*cols, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			xr, yr := xs[r*cols:(r+1)*cols], ys[r*cols:(r+1)*cols]
+			xr, yr := xs[r*cols:(r+1)*cols], ys[r*ldy:r*ldy+cols]
 			for j, v := range xr {
 				yr[j] = (v-mu[j])*scale[j] + b[j]
 			}

@@ -77,7 +77,7 @@ func TestBatchNormTrainGrad(t *testing.T) {
 	st, mean, vr, y := b.Alloc(2*cols+1), b.Alloc(cols), b.Alloc(cols), b.Alloc(n*cols)
 	b.BNStats(st, xb, rmb, n, cols)
 	b.BNMoments(mean, vr, rmb, rvb, st, cols, mom)
-	b.BNNormalize(y, xb, mean, vr, gb, bb, n, cols, eps)
+	b.BNNormalize(y, cols, xb, mean, vr, gb, bb, n, cols, eps)
 	_, wantRM, wantRV := refBN(x, n, cols, g, be, rm, rv, eps, mom, true)
 	closeTo(t, "y", hostOf(b, y), f(), 1e-5, 1e-5)
 	closeTo(t, "running_mean", hostOf(b, rmb), wantRM, 1e-6, 1e-6)

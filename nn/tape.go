@@ -17,8 +17,15 @@ type Tape struct {
 	x    Buf
 	done bool
 
-	src   []Buf // each block's input: x, a block output or cat
-	cat   []Buf // concatenated unique sources (multi-source blocks only)
+	src   []Buf // each block's input: x, a block output, cat or a column block of hcat
+	srcLD []int // the row stride of src
+	cat   []Buf // concatenated unique sources (multi-source blocks, without hcat)
+	// hcat, when not nil, holds the hidden blocks' outputs side by side (o[i] are its
+	// column blocks, ld[i] apart), so a block whose input is several of them reads a
+	// column block of hcat instead of a concatenated copy: the fcnn without dropout,
+	// whose multi-source blocks read blocks 0, 1, …, i−1 in that order.
+	hcat  Buf
+	ld    []int // the row stride of o[i] and h[i]: hcat's width, or the block's own
 	weff  []Buf // effective weights of blocks with repeated sources, as at Forward
 	a     []Buf // Linear output (after the fused pre-BN LeakyReLU, if any)
 	o     []Buf // BN output (after post-BN LeakyReLU, if any)
@@ -61,13 +68,29 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 	}
 	nb := len(p.blocks)
 	t.src, t.cat, t.a, t.o, t.h = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
-	t.weff = make([]Buf, nb)
+	t.srcLD, t.ld, t.weff = make([]int, nb), make([]int, nb), make([]Buf, nb)
 	t.mask, t.mean, t.vr, t.stats, t.dh = make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb), make([]Buf, nb)
+	hcatW, hcatOff := 0, make([]int, nb)
+	if p.cfg.Arch == "fcnn" && p.cfg.Dropout == 0 {
+		for i, bl := range p.blocks {
+			if bl.bn {
+				hcatOff[i], hcatW = hcatW, hcatW+bl.out
+			}
+			for k, s := range bl.uniq {
+				if len(bl.uniq) > 1 && s != k {
+					panic(fmt.Sprintf("nn: fcnn block %d reads %v, not blocks 0, 1, … in order", i, bl.uniq))
+				}
+			}
+		}
+		t.hcat = b.Alloc(maxRows * hcatW)
+	}
 	maxCat, maxWeff := 0, 0
 	for i, bl := range p.blocks {
 		if len(bl.uniq) > 1 {
-			t.cat[i] = b.Alloc(maxRows * bl.uniqW)
 			maxCat = max(maxCat, bl.uniqW)
+			if t.hcat == nil {
+				t.cat[i] = b.Alloc(maxRows * bl.uniqW)
+			}
 		}
 		if bl.dup {
 			t.weff[i] = b.Alloc(bl.out * bl.uniqW)
@@ -75,9 +98,13 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 		}
 		t.a[i] = b.Alloc(maxRows * bl.out)
 		t.dh[i] = b.Alloc(maxRows * bl.out)
-		t.o[i], t.h[i] = t.a[i], t.a[i]
+		t.o[i], t.h[i], t.ld[i] = t.a[i], t.a[i], bl.out
 		if bl.bn {
-			t.o[i] = b.Alloc(maxRows * bl.out)
+			if t.hcat != nil {
+				t.o[i], t.ld[i] = b.View(t.hcat, hcatOff[i], (maxRows-1)*hcatW+bl.out), hcatW
+			} else {
+				t.o[i] = b.Alloc(maxRows * bl.out)
+			}
 			t.h[i] = t.o[i]
 			t.mean[i], t.vr[i] = b.Alloc(bl.out), b.Alloc(bl.out)
 			t.stats[i] = b.Alloc(2*bl.out + 1)
@@ -106,7 +133,7 @@ func (t *Tape) Free() {
 			}
 		}
 	}
-	free(t.wsnap, t.dcat, t.dweff)
+	free(t.wsnap, t.dcat, t.dweff, t.hcat) // o[i] in hcat are views: freeing them does nothing
 	for i, bl := range t.p.blocks {
 		free(t.cat[i], t.weff[i], t.a[i], t.dh[i])
 		if bl.bn {
@@ -191,17 +218,21 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		p.forwards++
 	}
 	for i, bl := range p.blocks {
-		src := t.sourceOf(bl.uniq[0])
-		if len(bl.uniq) > 1 {
+		src, ld := t.sourceOf(bl.uniq[0])
+		switch {
+		case len(bl.uniq) > 1 && t.hcat != nil: // blocks 0, 1, …: the first columns of hcat
+			src, ld = t.hcat, t.ld[0]
+		case len(bl.uniq) > 1:
 			off := 0
 			for _, s := range bl.uniq {
 				w := p.widthOf(s)
-				b.CopyCols(t.cat[i], bl.uniqW, off, t.sourceOf(s), w, 0, n, w, 0)
+				from, fromLD := t.sourceOf(s)
+				b.CopyCols(t.cat[i], bl.uniqW, off, from, fromLD, 0, n, w, 0)
 				off += w
 			}
-			src = t.cat[i]
+			src, ld = t.cat[i], bl.uniqW
 		}
-		t.src[i] = src
+		t.src[i], t.srcLD[i] = src, ld
 		w := p.params[bl.w].W
 		if bl.dup {
 			b.FoldCols(t.weff[i], bl.uniqW, w, bl.inW, bl.out, bl.foldOff)
@@ -211,7 +242,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 		if bl.preAct {
 			slope = c.Slope
 		}
-		b.Gemm(false, true, n, bl.out, bl.uniqW, 1, src, w, 0, t.a[i])
+		b.GemmStrided(false, true, n, bl.out, bl.uniqW, 1, src, ld, w, bl.uniqW, 0, t.a[i], bl.out)
 		if bl.b >= 0 || slope != 1 {
 			var bias Buf
 			if bl.b >= 0 {
@@ -237,7 +268,7 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 			b.Copy(t.mean[i], runM, bl.out)
 			b.Copy(t.vr[i], runV, bl.out)
 		}
-		b.BNNormalize(t.o[i], t.a[i], t.mean[i], t.vr[i], gamma, beta, n, bl.out, c.BNEps)
+		b.BNNormalize(t.o[i], t.ld[i], t.a[i], t.mean[i], t.vr[i], gamma, beta, n, bl.out, c.BNEps)
 		if bl.postAct {
 			b.AddBiasLeakyReLU(t.o[i], nil, n, bl.out, c.Slope)
 		}
@@ -255,15 +286,15 @@ func (p *Probe) Forward(t *Tape, x Buf, n int, mode Mode) Buf {
 }
 
 // sourceOf is the activation block s feeds forward: x, or block s's output (its
-// dropped-out copy in Train mode, the BN output itself in Eval mode).
-func (t *Tape) sourceOf(s int) Buf {
+// dropped-out copy in Train mode, the BN output itself in Eval mode), and its row stride.
+func (t *Tape) sourceOf(s int) (Buf, int) {
 	switch {
 	case s < 0:
-		return t.x
+		return t.x, t.p.cfg.In
 	case t.p.blocks[s].dropout && t.mode != Train:
-		return t.o[s]
+		return t.o[s], t.ld[s]
 	}
-	return t.h[s]
+	return t.h[s], t.ld[s]
 }
 
 func (p *Probe) widthOf(s int) int {
@@ -343,13 +374,13 @@ func (p *Probe) Backward(t *Tape, dlogits Buf, g *Grads) {
 			// dW of each repeat is the gradient of the effective weight's block: that
 			// gradient written in place (row stride inW), then its repeated block's
 			// columns copied to the repeat's.
-			b.GemmStrided(true, false, bl.out, bl.uniqW, n, 1, d, bl.out, t.src[i], bl.uniqW, 0, gw, bl.inW)
+			b.GemmStrided(true, false, bl.out, bl.uniqW, n, 1, d, bl.out, t.src[i], t.srcLD[i], 0, gw, bl.inW)
 			b.CopyCols(gw, bl.inW, bl.uniqW, gw, bl.inW, bl.foldOff, bl.out, bl.inW-bl.uniqW, 0)
 		case bl.dup: // adding to g: through the effective weight's gradient
-			b.Gemm(true, false, bl.out, bl.uniqW, n, 1, d, t.src[i], 0, t.dweff)
+			b.GemmStrided(true, false, bl.out, bl.uniqW, n, 1, d, bl.out, t.src[i], t.srcLD[i], 0, t.dweff, bl.uniqW)
 			b.UnfoldCols(gw, bl.inW, t.dweff, bl.uniqW, bl.out, bl.foldOff, gb)
 		default:
-			b.Gemm(true, false, bl.out, bl.inW, n, 1, d, t.src[i], gb, gw)
+			b.GemmStrided(true, false, bl.out, bl.inW, n, 1, d, bl.out, t.src[i], t.srcLD[i], gb, gw, bl.inW)
 		}
 		if bl.b >= 0 {
 			b.ColSums(g.views[bl.b], d, n, bl.out, gb)

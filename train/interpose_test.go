@@ -79,8 +79,8 @@ func (ip *interposer) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, c
 	ip.through("BNMoments", 1, []any{mean, variance, runMean, runVar, stats, cols, momentum}, func() { ip.CPU.BNMoments(mean, variance, runMean, runVar, stats, cols, momentum) })
 }
 
-func (ip *interposer) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
-	ip.through("BNNormalize", 1, []any{y, x, mean, variance, gamma, beta, rows, cols, eps}, func() { ip.CPU.BNNormalize(y, x, mean, variance, gamma, beta, rows, cols, eps) })
+func (ip *interposer) BNNormalize(y nn.Buf, ldy int, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
+	ip.through("BNNormalize", 1, []any{y, ldy, x, mean, variance, gamma, beta, rows, cols, eps}, func() { ip.CPU.BNNormalize(y, ldy, x, mean, variance, gamma, beta, rows, cols, eps) })
 }
 
 func (ip *interposer) BNBackwardStats(stats, dgamma, dbeta, dy, x, mean, variance nn.Buf, rows, cols int, eps, beta float32) {

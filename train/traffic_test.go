@@ -45,7 +45,7 @@ func opBytes(name string, a []any) (bytes, flops float64) {
 	case "AddBiasLeakyReLU", "Softmax", "BNNormalize", "BNBackwardStats":
 		r, c := 2, 3
 		if name == "BNNormalize" {
-			r, c = 6, 7
+			r, c = 7, 8
 		} else if name == "BNBackwardStats" {
 			r, c = 7, 8 // and the cols-long dγ, dβ, not counted
 		}

@@ -290,15 +290,15 @@ KERNEL void bn_moments(float *mean, float *var, float *run_mean, float *run_var,
 	}
 }
 
-// bn_normalize: row-wise, the column's factor computed once.
-KERNEL void bn_normalize(float *y, const float *x, const float *mean, const float *var,
+// bn_normalize: row-wise, the column's factor computed once; y's rows ldy apart.
+KERNEL void bn_normalize(float *y, int ldy, const float *x, const float *mean, const float *var,
                                         const float *gamma, const float *beta, int rows, int cols, float eps) {
 	COLUMN_SETUP(cols)
 	// (x−μ) first, then one per-column factor rounded to float, as the CPU does.
 	float k = (float)((double)gamma[c] / sqrt((double)var[c] + (double)eps));
 	float mu = mean[c], b = beta[c];
 	each_row(r0_, rstep_, rows, [&](int r) { return x[(long long)r * cols + c]; },
-	    [&](int r, float v) { y[(long long)r * cols + c] = (v - mu) * k + b; });
+	    [&](int r, float v) { y[(long long)r * ldy + c] = (v - mu) * k + b; });
 }
 
 KERNEL void bn_backward(float *dx, const float *dy, const float *x, const float *mean,

@@ -262,9 +262,9 @@ WRAP(bn_moments,
       const float *stats, int cols, float momentum),
      (mean, var, run_mean, run_var, stats, cols, momentum))
 WRAP(bn_normalize,
-     (unsigned gx, unsigned bx, unsigned by, float *y, const float *x, const float *mean, const float *var,
+     (unsigned gx, unsigned bx, unsigned by, float *y, int ldy, const float *x, const float *mean, const float *var,
       const float *gamma, const float *beta, int rows, int cols, float eps),
-     (y, x, mean, var, gamma, beta, rows, cols, eps))
+     (y, ldy, x, mean, var, gamma, beta, rows, cols, eps))
 WRAP(bn_backward,
      (unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *x, const float *mean,
       const float *var, const float *gamma, const float *stats, int rows, int cols, float eps, float slope),

@@ -28,7 +28,7 @@ void emu_bn_bwd_stats(unsigned gx, unsigned bx, unsigned by, float *stats, float
                       float eps, float beta);
 void emu_bn_moments(unsigned gx, unsigned bx, unsigned by, float *mean, float *var, float *run_mean, float *run_var,
                     const float *stats, int cols, float momentum);
-void emu_bn_normalize(unsigned gx, unsigned bx, unsigned by, float *y, const float *x, const float *mean,
+void emu_bn_normalize(unsigned gx, unsigned bx, unsigned by, float *y, int ldy, const float *x, const float *mean,
                       const float *var, const float *gamma, const float *beta, int rows, int cols, float eps);
 void emu_bn_backward(unsigned gx, unsigned bx, unsigned by, float *dx, const float *dy, const float *x,
                      const float *mean, const float *var, const float *gamma, const float *stats, int rows, int cols,

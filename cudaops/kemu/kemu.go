@@ -229,13 +229,13 @@ func (*Backend) BNMoments(mean, variance, runMean, runVar, stats nn.Buf, cols in
 		f(runVar, cols, "runVar"), f(stats, 2*cols+1, "stats"), C.int(cols), C.float(momentum))
 }
 
-func (*Backend) BNNormalize(y, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
+func (*Backend) BNNormalize(y nn.Buf, ldy int, x, mean, variance, gamma, beta nn.Buf, rows, cols int, eps float32) {
 	n := rows * cols
 	if n == 0 {
 		return
 	}
 	gx, bx, by := rowwise(rows, cols)
-	C.emu_bn_normalize(gx, bx, by, f(y, n, "y"), f(x, n, "x"), f(mean, cols, "mean"), f(variance, cols, "variance"),
+	C.emu_bn_normalize(gx, bx, by, f(y, (rows-1)*ldy+cols, "y"), C.int(ldy), f(x, n, "x"), f(mean, cols, "mean"), f(variance, cols, "variance"),
 		f(gamma, cols, "gamma"), f(beta, cols, "beta"), C.int(rows), C.int(cols), C.float(eps))
 }
 

@@ -395,10 +395,15 @@ func (s *suite) batchNorm(t *testing.T) {
 		d.keep("BNMoments var", loose, vr)
 		d.keep("BNMoments running mean", loose, RM)
 		d.keep("BNMoments running var", loose, RV)
-		d.BNNormalize(y, X, mean, vr, G, Bt, rows, cols, 1e-5)
+		d.BNNormalize(y, cols, X, mean, vr, G, Bt, rows, cols, 1e-5)
 		d.keep("BNNormalize", loose, y)
+		// Into the middle column block of a matrix 2·cols+3 wide, as the fcnn writes its
+		// hidden outputs side by side: the other columns must stay as they were.
+		wide := d.put(randn(rng(8), rows*(2*cols+3), 1))
+		d.BNNormalize(d.View(wide, cols+1, (rows-1)*(2*cols+3)+cols), 2*cols+3, X, mean, vr, G, Bt, rows, cols, 1e-5)
+		d.keep("BNNormalize into a column block", loose, wide)
 		Xc := d.put(x)
-		d.BNNormalize(Xc, Xc, RM, RV, G, Bt, rows, cols, 1e-3)
+		d.BNNormalize(Xc, cols, Xc, RM, RV, G, Bt, rows, cols, 1e-3)
 		d.keep("BNNormalize in place, running statistics", loose, Xc)
 		dg, db := d.put(gamma), d.put(beta)
 		d.BNBackwardStats(st, dg, db, DY, X, mean, vr, rows, cols, 1e-5, 1)
