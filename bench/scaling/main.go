@@ -72,7 +72,7 @@ func mainErr(args []string, out io.Writer) error {
 	bw := fs.Float64("bw", 25e9, "model: bandwidth per rank and direction, bytes/s (HDR InfiniBand 200 Gb/s)")
 	lat := fs.Float64("latency", 5e-6, "model: seconds per ring step")
 	gpuMS := fs.Float64("gpu-ms", 12.1, "model: measured ms per update on one GPU per view (H200, bf16, bench/RESULTS.md)")
-	floorMS := fs.Float64("floor-ms", 0.318, "model: floor of one view's update on its GPU, ms: its bytes at 4.8 TB/s, all through HBM, and products at 870 TFLOP/s (train's BenchmarkDeviceTraffic: half of 0.636)")
+	floorMS := fs.Float64("floor-ms", 0.307, "model: floor of one view's update on its GPU, ms: its bytes at 4.8 TB/s, all through HBM, and products at 870 TFLOP/s (train's BenchmarkDeviceTraffic: half of 0.614)")
 	refBatch := fs.Int("ref-batch", 1024, "model: the batch those ms were measured at, and the weak-scaling rows per replica")
 	refClasses := fs.Int("ref-classes", 1000, "model: classes of the reference workload")
 	refParams := fs.Int64("ref-params", 6224872, "model: parameters per view of the reference workload (mct bench --dims 1024,1024 --classes 1000)")

@@ -32,7 +32,7 @@ func TestMeasureAndModel(t *testing.T) {
 		"| strong | local, 2 views (goroutines, 1 process) | 1 process | 32 |",
 		"| weak | mpirun -np 4 (2 views × 2 replicas)",
 		"BatchNorm all-reduces decoded from the bytes: 4 per layer per update",
-		"| device floor 0.32 ms | strong | 512 | 256 |",
+		"| device floor 0.31 ms | strong | 512 | 256 |",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
