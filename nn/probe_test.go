@@ -439,3 +439,22 @@ func TestFreeReleasesEverything(t *testing.T) {
 		}
 	}
 }
+
+// TestTapeWithoutRows: a tape for no rows (a data-parallel replica whose share of a small
+// batch is empty) can be made and freed for every architecture and layout.
+func TestTapeWithoutRows(t *testing.T) {
+	for _, cfg := range []Config{
+		{Arch: "fcnn", In: 5, Classes: 3, Hidden: []int{4, 4, 4}},
+		{Arch: "fcnn", In: 5, Classes: 3, Hidden: []int{4, 4, 4}, Dropout: 0.1},
+		{Arch: "mlp", In: 5, Classes: 3, Hidden: []int{4}},
+		{Arch: "linear", In: 5, Classes: 3},
+	} {
+		p, err := NewProbe(NewCPU(), cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, keep := range []bool{false, true} {
+			p.NewTape(0, keep).Free()
+		}
+	}
+}

@@ -82,7 +82,7 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 				}
 			}
 		}
-		t.hcat = b.Alloc(maxRows * hcatW)
+		t.hcat = b.Alloc(max(maxRows, 1) * hcatW) // a row even for a replica with none, so the views fit
 	}
 	maxCat, maxWeff := 0, 0
 	for i, bl := range p.blocks {
@@ -101,7 +101,7 @@ func (p *Probe) NewTape(maxRows int, keepWeights bool) *Tape {
 		t.o[i], t.h[i], t.ld[i] = t.a[i], t.a[i], bl.out
 		if bl.bn {
 			if t.hcat != nil {
-				t.o[i], t.ld[i] = b.View(t.hcat, hcatOff[i], (maxRows-1)*hcatW+bl.out), hcatW
+				t.o[i], t.ld[i] = b.View(t.hcat, hcatOff[i], (max(maxRows, 1)-1)*hcatW+bl.out), hcatW
 			} else {
 				t.o[i] = b.Alloc(maxRows * bl.out)
 			}
