@@ -6,6 +6,18 @@ import (
 	"testing"
 )
 
+// taped runs setup's probe of cfg forward on its 8 rows in mode, on a tape, and returns
+// the gradient of the cross-entropy w.r.t. the logits, for Backward.
+func taped(t *testing.T, cfg Config, mode Mode) (*CPU, *Probe, *Tape, Buf) {
+	t.Helper()
+	b, p, x, labels := setup(t, cfg, 8, 3)
+	tape := p.NewTape(8, false)
+	logits := p.Forward(tape, upload(b, x), 8, mode)
+	dl := b.Alloc(8 * cfg.Classes)
+	CrossEntropy(b, logits, 8, cfg.Classes, labelsBuf(b, labels), dl, 1)
+	return b, p, tape, dl
+}
+
 // TestBackwardAfterZeroWrites: after Zero, Backward writes every gradient without
 // reading the buffer (it held NaN), to the bit what it adds to a zeroed buffer, for
 // every architecture in both modes; a second Backward then adds; and a zeroed
@@ -18,11 +30,7 @@ func TestBackwardAfterZeroWrites(t *testing.T) {
 	} {
 		for _, mode := range []Mode{Train, Eval} {
 			t.Run(fmt.Sprintf("%s/%s", cfg.Arch, map[Mode]string{Train: "train", Eval: "eval"}[mode]), func(t *testing.T) {
-				b, p, x, labels := setup(t, cfg, 8, 3)
-				tape := p.NewTape(8, false)
-				logits := p.Forward(tape, upload(b, x), 8, mode)
-				dl := b.Alloc(8 * 3)
-				CrossEntropy(b, logits, 8, 3, labelsBuf(b, labels), dl, 1)
+				b, p, tape, dl := taped(t, cfg, mode)
 				nan := make([]float32, p.NumParams())
 				for i := range nan {
 					nan[i] = float32(math.NaN())
@@ -50,16 +58,12 @@ func TestBackwardAfterZeroWrites(t *testing.T) {
 // clipping and not, and leaves the gradient as it was.
 func TestStepClippedIsClipThenStep(t *testing.T) {
 	cfg := Config{Arch: "fcnn", In: 5, Classes: 3, Hidden: []int{4, 4, 4}}
-	b, p, x, labels := setup(t, cfg, 8, 3)
+	b, p, tape, dl := taped(t, cfg, Train)
 	q, _ := NewProbe(b, cfg, 3)
 	if err := q.LoadState(must(p.SaveState())); err != nil {
 		t.Fatal(err)
 	}
-	tape := p.NewTape(8, false)
 	g := p.NewGrads()
-	logits := p.Forward(tape, upload(b, x), 8, Train)
-	dl := b.Alloc(8 * 3)
-	CrossEntropy(b, logits, 8, 3, labelsBuf(b, labels), dl, 1)
 	p.Backward(tape, dl, g)
 	gq := q.NewGrads()
 	norm := math.Sqrt(b.Dot(g.Flat(), g.Flat(), g.Len()))
@@ -95,11 +99,7 @@ func must(b []byte, err error) []byte {
 // Backward adds to the uploaded values (a Backward that wrote over them would lose them).
 func TestUploadAfterZero(t *testing.T) {
 	cfg := Config{Arch: "fcnn", In: 5, Classes: 3, Hidden: []int{4, 4, 4}}
-	b, p, x, labels := setup(t, cfg, 8, 3)
-	tape := p.NewTape(8, false)
-	logits := p.Forward(tape, upload(b, x), 8, Train)
-	dl := b.Alloc(8 * 3)
-	CrossEntropy(b, logits, 8, 3, labelsBuf(b, labels), dl, 1)
+	b, p, tape, dl := taped(t, cfg, Train)
 	h := make([]float32, p.NumParams())
 	for i := range h {
 		h[i] = float32(i%7) - 3
