@@ -232,11 +232,7 @@ func (*CPU) UnfoldCols(dst Buf, dstCols int, src Buf, srcCols, rows, off int, be
 				if j >= srcCols {
 					k = off + j - srcCols
 				}
-				if beta == 0 {
-					dr[j] = sr[k]
-				} else {
-					dr[j] = beta*dr[j] + sr[k]
-				}
+				dr[j] = accumulate(beta, dr[j], sr[k])
 			}
 		}
 	})
