@@ -140,13 +140,22 @@ func (c Config) ProbeView(i int) int {
 	return i
 }
 
+// probeKind is what the run's probes are, in messages and plots: "views", or MPL's
+// "probes" (of its one view).
+func (c Config) probeKind() string {
+	if c.Algo == "mpl" {
+		return "probes"
+	}
+	return "views"
+}
+
 // probeUnit names what the world layout's view index counts, in messages: "views", or
 // MPL's "probes of hog".
 func (c Config) probeUnit() string {
 	if c.Algo == "mpl" {
-		return "probes of " + c.Views[0]
+		return c.probeKind() + " of " + c.Views[0]
 	}
-	return "views"
+	return c.probeKind()
 }
 
 // probeSuffix tells MPL's probes apart (their names and initial weights); "" elsewhere,

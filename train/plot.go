@@ -40,7 +40,7 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	if len(epochs) > 0 {
 		acc, h, pl := plot.New(), plot.New(), plot.New()
 		phase := strings.ToUpper(s.Algo) // MCT, or MPL: the same step
-		acc.Title.Text, h.Title.Text, pl.Title.Text = phase+": val accuracy", phase+": meta-feedback h", phase+": pseudo-labels right, "+plotUnit(s)+" agreeing"
+		acc.Title.Text, h.Title.Text, pl.Title.Text = phase+": val accuracy", phase+": meta-feedback h", phase+": pseudo-labels right, "+s.Config.probeKind()+" agreeing"
 		for _, q := range []*plot.Plot{acc, h, pl} {
 			q.X.Label.Text = "epoch"
 		}
@@ -98,20 +98,12 @@ func plotCurves(path string, s *Summary, warmup map[string][]float64, epochs []m
 	return savePNG(path, img)
 }
 
-// plotUnit is what the curves are of: "views", or the two "probes" of MPL's one view.
-func plotUnit(s *Summary) string {
-	if s.Algo == "mpl" {
-		return "probes"
-	}
-	return "views"
-}
-
 // sharedErrorsPanel plots, for every pair of views, the validation examples both get
 // wrong and those both give the same wrong class, from the warmed-up probes (epoch 0) on:
 // MCT cannot fix them, and it grows them as the views learn each other's mistakes.
 func sharedErrorsPanel(s *Summary, epochs []mctEpoch) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = strings.ToUpper(s.Algo) + ": val examples both " + plotUnit(s) + " get wrong"
+	p.Title.Text = strings.ToUpper(s.Algo) + ": val examples both " + s.Config.probeKind() + " get wrong"
 	p.X.Label.Text = "epoch (0: after warmup)"
 	recs := make([]Accuracies, 0, len(epochs)+1)
 	if s.WarmupValAccuracy != nil {
