@@ -143,8 +143,20 @@ func addLine(p *plot.Plot, name string, i int, ys []float64, x0 float64) error {
 	l.Width = vg.Points(1.5)
 	p.Add(l)
 	p.Legend.Add(name, l)
+	if len(pts) <= markedPoints {
+		// A line through one point draws nothing (a one-epoch run): mark each point.
+		s, err := plotter.NewScatter(pts)
+		if err != nil {
+			return fmt.Errorf("plot %s: %w", name, err)
+		}
+		s.GlyphStyle = draw.GlyphStyle{Color: l.Color, Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
+		p.Add(s)
+	}
 	return nil
 }
+
+// markedPoints is the longest curve whose points are marked; longer ones are lines only.
+const markedPoints = 12
 
 // epochTicks marks whole epochs, every 1, 2, 5, 10, 20, … so that about ten are
 // labelled (every x axis here counts epochs; the default ticker labels 1.5 on a short run).

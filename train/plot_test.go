@@ -1,8 +1,14 @@
 package train
 
 import (
+	"image/color"
 	"slices"
 	"testing"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // TestEpochTicks: the curves' x axes mark whole epochs only, about ten of them.
@@ -27,6 +33,33 @@ func TestEpochTicks(t *testing.T) {
 		}
 		if !slices.Equal(got, c.want) {
 			t.Errorf("ticks of [%g, %g] = %v, want %v", c.lo, c.hi, got, c.want)
+		}
+	}
+}
+
+// TestOnePointCurveVisible: a curve of one point (a one-epoch run's h, pseudo-label and
+// agreement panels) leaves a mark in the plot, not only its legend entry.
+func TestOnePointCurveVisible(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		p := plot.New()
+		if err := addLine(p, "h", 0, []float64{0.5, 0.25, 0.75}[:n], 1); err != nil {
+			t.Fatal(err)
+		}
+		p.Legend = plot.NewLegend() // count the curve's pixels only
+		img := vgimg.New(3*vg.Inch, 2*vg.Inch)
+		p.Draw(draw.New(img))
+		want := palette[0].(color.RGBA)
+		drawn := 0
+		bounds := img.Image().Bounds()
+		for y := bounds.Min.Y; y < bounds.Max.Y; y++ {
+			for x := bounds.Min.X; x < bounds.Max.X; x++ {
+				if color.RGBAModel.Convert(img.Image().At(x, y)) == want {
+					drawn++
+				}
+			}
+		}
+		if drawn < 10 {
+			t.Errorf("%d points: %d pixels of the curve's colour, want a visible mark", n, drawn)
 		}
 	}
 }
