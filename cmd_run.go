@@ -22,7 +22,7 @@ import (
 // Commands that work on finished runs, the node, and sweeps.
 
 func cmdEval(args []string) error {
-	fs := newFlags("eval", `usage: mct eval --run DIR [flags]
+	fs := newFlags("eval", `usage: mct eval DIR [flags]     (or --run DIR)
 
 Runs a finished run's probes on a test split and prints each view's and the ensemble's
 accuracy, and for every pair of views how often both are wrong (against the rate if
@@ -32,11 +32,8 @@ correct an example only where some view is right about it.`)
 	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own)")
 	cache := fs.String("cache", "", "cache of built views")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
-	}
-	if *run == "" {
-		return fmt.Errorf("--run DIR is required")
 	}
 	p, err := train.Predict(*run, *spec, *cache)
 	if err != nil {
@@ -63,7 +60,7 @@ correct an example only where some view is right about it.`)
 }
 
 func cmdPredict(args []string) error {
-	fs := newFlags("predict", `usage: mct predict --run DIR --out FILE.npy [flags]
+	fs := newFlags("predict", `usage: mct predict DIR --out FILE.npy [flags]     (or --run DIR)
 
 Writes the ensemble's class (the argmax of the views' summed logits) for every example of
 a test split, as int64 NumPy, in the split's row order.`)
@@ -71,22 +68,26 @@ a test split, as int64 NumPy, in the split's row order.`)
 	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own)")
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per test example)")
 	cache := fs.String("cache", "", "cache of built views")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
 	}
-	if *run == "" || *out == "" {
-		return fmt.Errorf("--run DIR and --out FILE.npy are required")
+	if *out == "" {
+		return fmt.Errorf("--out FILE.npy is required")
 	}
 	p, err := train.Predict(*run, *spec, *cache)
 	if err != nil {
 		return err
 	}
 	pred := p.Ensemble()
-	return data.WriteNPY(*out, data.NewInt64([]int{len(pred)}, pred))
+	if err := data.WriteNPY(*out, data.NewInt64([]int{len(pred)}, pred)); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "mct predict: %d classes written to %s (ensemble test accuracy %.4f)\n", len(pred), *out, p.Accuracy().Ensemble)
+	return nil
 }
 
 func cmdExport(args []string) error {
-	fs := newFlags("export", `usage: mct export --run DIR --view NAME --out FILE.safetensors
+	fs := newFlags("export", `usage: mct export DIR --view NAME --out FILE.safetensors     (or --run DIR)
 
 Writes one view's probe as safetensors (weights, BatchNorm statistics, and the
 architecture in the metadata) for loading in PyTorch.`)
@@ -94,14 +95,14 @@ architecture in the metadata) for loading in PyTorch.`)
 	view := fs.String("view", "", "the view whose probe to export")
 	format := fs.String("format", "safetensors", "safetensors (the only format)")
 	out := fs.String("out", "", "output file")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
 	}
 	if *format != "safetensors" {
 		return fmt.Errorf("--format %q: only safetensors is supported", *format)
 	}
-	if *run == "" || *view == "" || *out == "" {
-		return fmt.Errorf("--run DIR, --view NAME and --out FILE are required")
+	if *view == "" || *out == "" {
+		return fmt.Errorf("--view NAME and --out FILE are required")
 	}
 	s, err := train.ReadSummary(*run)
 	if err != nil {
@@ -115,6 +116,29 @@ architecture in the metadata) for loading in PyTorch.`)
 		return err
 	}
 	return ckpt.WriteSafetensors(*out, ts, meta)
+}
+
+// parseRunFlags parses the flags of a command on one finished run, whose directory comes
+// first (mct eval runs/x --json) or as --run DIR.
+func parseRunFlags(fs *flag.FlagSet, args []string, run *string) error {
+	var dir string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		dir, args = args[0], args[1:]
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("unexpected argument %q (one run directory, then flags)", fs.Arg(0))
+	case dir != "" && *run != "" && dir != *run:
+		return fmt.Errorf("two run directories, %s and --run %s: give one", dir, *run)
+	case dir != "":
+		*run = dir
+	case *run == "":
+		return fmt.Errorf("no run directory: mct %s DIR", fs.Name())
+	}
+	return nil
 }
 
 func cmdReport(args []string) error {

@@ -184,7 +184,7 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	}
 	// predict's classes, scored against the test labels, give the same ensemble accuracy.
 	pf := filepath.Join(t.TempDir(), "pred.npy")
-	if o, err := mct(t, 0, "predict", "--run", localRun.dir, "--out", pf); err != nil {
+	if o, err := mct(t, 0, "predict", localRun.dir, "--out", pf); err != nil {
 		t.Fatalf("predict: %v\n%s", err, o)
 	}
 	a, err := data.ReadNPY(pf)
@@ -240,6 +240,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--views", "hog,nosuchview", "--out", t.TempDir()}, "nosuchview"},
 		{[]string{"train", "--data", t.TempDir()}, "manifest.json"},
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
+		{[]string{"eval"}, "no run directory: mct eval DIR"},
+		{[]string{"eval", t.TempDir(), "extra"}, `unexpected argument "extra"`},
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},
 		{[]string{"bench", "--op-times", "--segment-times"}, "--segment-times and --op-times: choose one"},
