@@ -129,8 +129,6 @@ func parseRunFlags(fs *flag.FlagSet, args []string, run *string) error {
 		return err
 	}
 	switch {
-	case fs.NArg() > 0:
-		return fmt.Errorf("unexpected argument %q (one run directory, then flags)", fs.Arg(0))
 	case dir != "" && *run != "" && dir != *run:
 		return fmt.Errorf("two run directories, %s and --run %s: give one", dir, *run)
 	case dir != "":

@@ -81,9 +81,6 @@ metrics.jsonl, summary.json and curves.png to the run directory.`, strings.Join(
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
-	}
 	if cfg.CacheDir != "" {
 		pretrained.SetCacheDir(cfg.CacheDir) // where the npm package and partial embeddings go
 	}

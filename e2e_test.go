@@ -242,6 +242,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
 		{[]string{"eval"}, "no run directory: mct eval DIR"},
 		{[]string{"eval", t.TempDir(), "extra"}, `unexpected argument "extra"`},
+		{[]string{"bench", "typo", "--updates", "1"}, `unexpected argument "typo"`}, // not 10 updates, --updates ignored
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},
 		{[]string{"bench", "--op-times", "--segment-times"}, "--segment-times and --op-times: choose one"},

@@ -74,6 +74,8 @@ func isHelp(arg string) bool { return arg == "-h" || arg == "-help" || arg == "-
 
 // parseFlags parses a command's flags quietly: -h prints the command's usage, and a bad
 // flag is one error line (main prefixes the command) instead of the error plus the usage.
+// A word left over is an error: the flag package stops at the first one, so the flags
+// after it would otherwise be ignored without a word (mct bench typo --updates 1).
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
@@ -83,6 +85,8 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		fs.Usage()
 	case err != nil:
 		err = fmt.Errorf("%w (mct %s -h lists the flags)", err, fs.Name())
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
 	return err
 }
