@@ -48,7 +48,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.IntVar(&cfg.LabeledBatch, "labeled-batch", cfg.LabeledBatch, "labeled examples per update (0: min(batch, labeled))")
 	f32(&cfg.LR, "lr", "Adam learning rate of supervised training and warmup")
 	f32(&cfg.MCTLR, "mct-lr", "Adam learning rate of the MCT phase (0: lr/8, as the reference)")
-	f32(&cfg.Clip, "clip", "gradient-norm clip of the MCT steps")
+	f32(&cfg.Clip, "clip", "gradient-norm clip of the MCT steps (0: none)")
 	fs.IntVar(&cfg.WarmupEpochs, "warmup-epochs", cfg.WarmupEpochs, "most supervised epochs (early stopping ends sooner)")
 	fs.IntVar(&cfg.Patience, "patience", cfg.Patience, "epochs without validation gain before stopping")
 	fs.IntVar(&cfg.Epochs, "epochs", cfg.Epochs, "MCT epochs (passes over the unlabeled set)")
@@ -65,7 +65,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress output")
 	fs.BoolVar(&cfg.Resume, "resume", cfg.Resume, "continue from the run directory's last committed checkpoint")
 	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "updates between checkpoints (0: end of each MCT epoch only)")
-	fs.IntVar(&cfg.Keep, "keep", cfg.Keep, "committed checkpoints kept")
+	fs.IntVar(&cfg.Keep, "keep", cfg.Keep, "committed checkpoints kept (0: all)")
 }
 
 func cmdTrain(args []string) error {

@@ -248,6 +248,10 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"bench", "--op-times", "--segment-times"}, "--segment-times and --op-times: choose one"},
 		{[]string{"train", "--labeled", "1"}, "--labeled 1: expected a fraction in (0, 1)"},
 		{[]string{"train", "--val", "0"}, "--val 0: at least 1 validation example is needed"},
+		{[]string{"train", "--lr", "NaN"}, "--lr NaN: expected > 0"},
+		{[]string{"train", "--dropout", "1"}, "--dropout 1: expected a probability in [0, 1)"},
+		{[]string{"train", "--clip", "-1"}, "--clip -1: expected > 0, or 0 for no clipping"},
+		{[]string{"train", "--labeled-batch", "-1"}, "--labeled-batch -1: expected at least 1"},
 		{append(append([]string{"train", "--labeled", "0.5", "--out", t.TempDir()}, small...), "--val", "30000"), "no unlabeled examples left (every known label is in the labeled or validation set"},
 	} {
 		o, err := mct(t, 0, c.args...)

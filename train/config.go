@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -91,19 +92,35 @@ func (c *Config) Validate() error {
 		}
 		seen[v] = true
 	}
+	// Written so that NaN fails every test; ±Inf fails through finite.
+	finite := func(x float32) bool { return !math.IsInf(float64(x), 0) }
 	switch {
-	case c.Labeled <= 0 || c.Labeled >= 1:
+	case !(c.Labeled > 0 && c.Labeled < 1):
 		return fmt.Errorf("--labeled %g: expected a fraction in (0, 1)", c.Labeled)
 	case c.Val < 1:
 		return fmt.Errorf("--val %d: at least 1 validation example is needed (early stopping and the choice of the best epoch run on it)", c.Val)
 	case c.Batch < 2:
 		return fmt.Errorf("--batch %d: expected at least 2", c.Batch)
-	case c.LR <= 0:
+	case c.LabeledBatch < 0:
+		return fmt.Errorf("--labeled-batch %d: expected at least 1, or 0 for min(batch, labeled)", c.LabeledBatch)
+	case !(c.LR > 0 && finite(c.LR)):
 		return fmt.Errorf("--lr %g: expected > 0", c.LR)
-	case c.PseudoT <= 0 || c.Temperature <= 0:
-		return fmt.Errorf("temperatures must be > 0")
-	case c.Epochs < 0 || c.WarmupEpochs < 1:
-		return fmt.Errorf("--epochs must be >= 0 and --warmup-epochs >= 1")
+	case !(c.MCTLR >= 0 && finite(c.MCTLR)):
+		return fmt.Errorf("--mct-lr %g: expected > 0, or 0 for lr/8", c.MCTLR)
+	case !(c.Clip >= 0 && finite(c.Clip)):
+		return fmt.Errorf("--clip %g: expected > 0, or 0 for no clipping", c.Clip)
+	case !(c.Dropout >= 0 && c.Dropout < 1):
+		return fmt.Errorf("--dropout %g: expected a probability in [0, 1)", c.Dropout)
+	case !(c.Temperature > 0 && finite(c.Temperature)):
+		return fmt.Errorf("--temperature %g: expected > 0", c.Temperature)
+	case !(c.PseudoT > 0 && finite(c.PseudoT)):
+		return fmt.Errorf("--pseudo-temperature %g: expected > 0", c.PseudoT)
+	case c.Epochs < 0:
+		return fmt.Errorf("--epochs %d: expected at least 0 (0: warmup only)", c.Epochs)
+	case c.WarmupEpochs < 1:
+		return fmt.Errorf("--warmup-epochs %d: expected at least 1", c.WarmupEpochs)
+	case c.Patience < 0 || c.CheckpointEvery < 0 || c.CotrainRounds < 0 || c.CotrainK < 0:
+		return fmt.Errorf("--patience, --checkpoint-every, --cotrain-rounds and --cotrain-k cannot be negative")
 	}
 	if c.MCTLR == 0 {
 		c.MCTLR = c.LR / 8
