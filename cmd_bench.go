@@ -53,6 +53,17 @@ transport, one rank per view and replica; the communication time and bytes are r
 	if err != nil {
 		return fmt.Errorf("--dims: %w", err)
 	}
+	if err := cfg.Validate(); err != nil { // the flags bench shares with train
+		return err
+	}
+	switch {
+	case *updates < 1:
+		return fmt.Errorf("--updates %d: expected at least 1", *updates)
+	case *warmup < 0:
+		return fmt.Errorf("--warmup %d: expected at least 0", *warmup)
+	case *classes < 2:
+		return fmt.Errorf("--classes %d: expected at least 2", *classes)
+	}
 	if *profile != "" {
 		stop, err := startCPUProfile(*profile)
 		if err != nil {

@@ -67,28 +67,41 @@ func (c Config) withDefaults() (Config, error) {
 	case c.BNMomentum < 0 || c.BNMomentum > 1 || c.BNEps <= 0:
 		return c, fmt.Errorf("probe config: BNMomentum=%g BNEps=%g, need momentum in [0,1] and eps > 0", c.BNMomentum, c.BNEps)
 	}
-	for _, h := range c.Hidden {
+	if err := CheckArch(c.Arch, c.Hidden); err != nil {
+		return c, fmt.Errorf("probe config: %w", err)
+	}
+	if c.Arch == "linear" {
+		c.Hidden = []int{}
+	}
+	return c, nil
+}
+
+// CheckArch reports whether arch names a probe and hidden fits it: positive widths, and
+// for fcnn at least two equal ones. Callers check it before any probe exists (flags).
+func CheckArch(arch string, hidden []int) error {
+	if arch == "linear" {
+		return nil // no hidden layers: the widths are not used
+	}
+	for _, h := range hidden {
 		if h < 1 {
-			return c, fmt.Errorf("probe config: hidden width %d, need ≥ 1", h)
+			return fmt.Errorf("hidden width %d, need ≥ 1", h)
 		}
 	}
-	switch c.Arch {
-	case "linear":
-		c.Hidden = []int{}
+	switch arch {
 	case "mlp":
 	case "fcnn":
-		if len(c.Hidden) < 2 {
-			return c, fmt.Errorf("probe config: fcnn needs at least 2 hidden widths, got %v", c.Hidden)
+		if len(hidden) < 2 {
+			return fmt.Errorf("fcnn needs at least 2 hidden widths, got %v (arch mlp takes one)", hidden)
 		}
-		for _, h := range c.Hidden[1:] {
-			if h != c.Hidden[0] {
-				return c, fmt.Errorf("probe config: fcnn traces the reference, whose duplicated skips only fit equal widths; got %v (use arch mlp for other widths)", c.Hidden)
+		for _, h := range hidden[1:] {
+			if h != hidden[0] {
+				return fmt.Errorf("fcnn traces the reference, whose duplicated skips only fit equal widths; got %v (use arch mlp for other widths)", hidden)
 			}
 		}
 	default:
-		return c, fmt.Errorf("probe config: Arch=%q, want fcnn, mlp or linear", c.Arch)
+		return fmt.Errorf("arch %q, want fcnn, mlp or linear", arch)
 	}
-	return c, nil
+	return nil
 }
 
 // block is one Linear layer with what follows it. in lists the activations

@@ -136,6 +136,9 @@ type opTimer interface {
 // size; ds must hold every view in every process); otherwise the local one.
 func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 	warmup, n := o.Warmup, o.Updates
+	if n < 1 {
+		return nil, fmt.Errorf("bench: %d timed updates, need at least 1", n)
+	}
 	cfg, err := updatesSetup("bench", cfg, ds)
 	if err != nil {
 		return nil, err

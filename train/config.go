@@ -9,6 +9,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"mct/internal/list"
+	"mct/nn"
 )
 
 // Config is everything that determines a run. Fields tagged `json:"-"` do not change results
@@ -121,6 +124,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--warmup-epochs %d: expected at least 1", c.WarmupEpochs)
 	case c.Patience < 0 || c.CheckpointEvery < 0 || c.CotrainRounds < 0 || c.CotrainK < 0:
 		return fmt.Errorf("--patience, --checkpoint-every, --cotrain-rounds and --cotrain-k cannot be negative")
+	case c.Precision != "bf16" && c.Precision != "tf32" && c.Precision != "fp32":
+		return fmt.Errorf("--precision %q: expected bf16, tf32 or fp32", c.Precision)
+	}
+	if err := nn.CheckArch(c.Arch, c.Hidden); err != nil {
+		return fmt.Errorf("--arch %s --hidden %s: %v", c.Arch, list.Ints(c.Hidden), err)
 	}
 	if c.MCTLR == 0 {
 		c.MCTLR = c.LR / 8
