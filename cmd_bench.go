@@ -53,16 +53,8 @@ transport, one rank per view and replica; the communication time and bytes are r
 	if err != nil {
 		return fmt.Errorf("--dims: %w", err)
 	}
-	if err := cfg.Validate(); err != nil { // the flags bench shares with train
-		return err
-	}
-	switch {
-	case *updates < 1:
-		return fmt.Errorf("--updates %d: expected at least 1", *updates)
-	case *warmup < 0:
-		return fmt.Errorf("--warmup %d: expected at least 0", *warmup)
-	case *classes < 2:
-		return fmt.Errorf("--classes %d: expected at least 2", *classes)
+	if err := benchFlags(&cfg, *updates, *warmup, *classes); err != nil {
+		return train.Refuse("bench", err, os.Stderr)
 	}
 	if *profile != "" {
 		stop, err := startCPUProfile(*profile)
@@ -139,6 +131,22 @@ transport, one rank per view and replica; the communication time and bytes are r
 	}
 	if *roof {
 		fmt.Printf("bf16 GEMM rate %.1f TFLOP/s: the update runs at %.1f%% of it\n", res.GEMMRate/1e12, 100*res.RooflineFraction)
+	}
+	return nil
+}
+
+// benchFlags checks bench's flags: those it shares with train by train's rules.
+func benchFlags(cfg *train.Config, updates, warmup, classes int) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case updates < 1:
+		return fmt.Errorf("--updates %d: expected at least 1", updates)
+	case warmup < 0:
+		return fmt.Errorf("--warmup %d: expected at least 0", warmup)
+	case classes < 2:
+		return fmt.Errorf("--classes %d: expected at least 2", classes)
 	}
 	return nil
 }

@@ -371,17 +371,30 @@ func relErr(a, b []float32) float64 {
 	return math.Sqrt(d / math.Max(n, 1e-30))
 }
 
-func TestMPIWorldNotMultipleOfViews(t *testing.T) {
-	start := time.Now()
-	o, err := mct(t, 3, append([]string{"train", "--out", t.TempDir()}, small...)...)
-	if err == nil {
-		t.Fatal("mpirun -np 3 with 2 views succeeded")
-	}
-	if n := strings.Count(o, "world size 3 is not a multiple of the 2 views: run mpirun -np 2 or -np 4"); n != 3 {
-		t.Errorf("want the layout error once per rank (3), got %d:\n%s", n, o)
-	}
-	if time.Since(start) > 30*time.Second {
-		t.Errorf("took %v to fail", time.Since(start))
+// TestMPIRefusedOnce: a job every rank refuses for the same reason (the world size, a
+// flag) says so in one line, rank 0's, not one per rank, and fails fast.
+func TestMPIRefusedOnce(t *testing.T) {
+	for _, c := range []struct {
+		np   int
+		args []string
+		want string
+	}{
+		{3, append([]string{"train", "--out", t.TempDir()}, small...), "mct train: world size 3 is not a multiple of the 2 views: run mpirun -np 2 or -np 4"},
+		{2, append(append([]string{"train", "--out", t.TempDir()}, small...), "--lr", "NaN"), "mct train: --lr NaN: expected > 0"},
+		{3, []string{"bench", "--hidden", "8,8", "--updates", "1"}, "mct bench: world size 3 is not a multiple of the 2 views"},
+		{2, []string{"bench", "--updates", "0"}, "mct bench: --updates 0: expected at least 1"},
+	} {
+		start := time.Now()
+		o, err := mct(t, c.np, c.args...)
+		if err == nil {
+			t.Errorf("mpirun -np %d mct %v succeeded", c.np, c.args)
+		}
+		if n := strings.Count(o, c.want); n != 1 {
+			t.Errorf("mpirun -np %d mct %v: want %q once, got it %d times:\n%s", c.np, c.args, c.want, n, o)
+		}
+		if time.Since(start) > 30*time.Second {
+			t.Errorf("mpirun -np %d mct %v took %v to fail", c.np, c.args, time.Since(start))
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -256,6 +257,9 @@ func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 		world, err := ranks.World()
 		if err != nil {
 			return nil, err
+		}
+		if _, err := ranks.NewLayout(world.Size(), len(ds.Views)); err != nil {
+			return nil, refuse(world, "bench", err, os.Stderr)
 		}
 		err = run(world, "mpi")
 		if cerr := world.Close(); err == nil {

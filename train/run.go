@@ -55,10 +55,10 @@ type Summary struct {
 // trains in this process, one goroutine each, over the local transport.
 func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, Refuse("train", err, stderr)
 	}
 	if err := CheckEnv(); err != nil {
-		return nil, err
+		return nil, Refuse("train", err, stderr)
 	}
 	opts := data.Options{CacheDir: cfg.CacheDir}
 	if ranks.Launched() {
@@ -68,11 +68,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		layout, err := ranks.NewLayout(world.Size(), len(cfg.Probes()))
 		if err != nil {
-			// Every rank says it before any exits: mpirun ends the job at the first exit.
-			fmt.Fprintf(stderr, "mct train: %v (%s: %v)\n", err, cfg.probeUnit(), cfg.Probes())
-			world.Barrier()
-			world.Close()
-			return nil, Reported{err}
+			return nil, refuse(world, "train", fmt.Errorf("%v (%s: %v)", err, cfg.probeUnit(), cfg.Probes()), stderr)
 		}
 		v := layout.View(world.Rank())
 		if world.Rank() == 0 {
@@ -137,11 +133,38 @@ func sameRun(cfg Config) error {
 	return nil
 }
 
-// Reported is an error already printed on every rank; the caller only exits non-zero.
+// Reported is an error already printed (by this rank, or by rank 0 for the whole job:
+// Refuse); the caller only exits non-zero.
 type Reported struct{ Err error }
 
 func (r Reported) Error() string { return r.Err.Error() }
 func (r Reported) Unwrap() error { return r.Err }
+
+// Refuse returns err, a reason every rank shares for not starting (its flags, its
+// environment), for main to print as mct CMD's one line. In a job mpirun or srun
+// launched, rank 0 prints it here and the others return it Reported: one line for the
+// job, not one per rank.
+func Refuse(cmd string, err error, stderr io.Writer) error {
+	if !ranks.Launched() {
+		return err
+	}
+	world, werr := ranks.World()
+	if werr != nil {
+		return err
+	}
+	return refuse(world, cmd, err, stderr)
+}
+
+// refuse is Refuse in a world already joined: rank 0 prints err, and the barrier keeps
+// the other ranks from exiting before it has (mpirun ends the job at the first exit).
+func refuse(world ranks.Comm, cmd string, err error, stderr io.Writer) error {
+	if world.Rank() == 0 {
+		fmt.Fprintf(stderr, "mct %s: %v\n", cmd, err)
+	}
+	world.Barrier()
+	world.Close()
+	return Reported{err}
+}
 
 // runRank is one rank's whole run; the same code under MPI and the local transport.
 func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Config, ds *data.Dataset, transport string, stderr io.Writer) (*Summary, error) {
