@@ -89,8 +89,9 @@ a test split, as int64 NumPy, in the split's row order.`)
 func cmdExport(args []string) error {
 	fs := newFlags("export", `usage: mct export DIR --view NAME --out FILE.safetensors     (or --run DIR)
 
-Writes one view's probe as safetensors (weights, BatchNorm statistics, and the
-architecture in the metadata) for loading in PyTorch.`)
+Writes one view's probe as safetensors: weights and BatchNorm statistics under PyTorch
+state_dict names, the architecture in the metadata, and the mean and std removed from the
+view's raw features. python/mct_probe.py loads it as a PyTorch module taking raw features.`)
 	run := fs.String("run", "", "a finished run directory")
 	view := fs.String("view", "", "the view whose probe to export")
 	format := fs.String("format", "safetensors", "safetensors (the only format)")

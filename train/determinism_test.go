@@ -16,6 +16,16 @@ import (
 // pseudo-labels are informative. Views differ in width and noise.
 func synthDir(t *testing.T) (dir string, views []string) {
 	t.Helper()
+	dir, views, _ = synthImport(t, 1, 0)
+	return dir, views
+}
+
+// synthImport is synthDir with every raw feature scaled by scale and moved by shift
+// times its column number before the import, which standardises it; raw names each view's
+// raw test features (NPY), as they were given to data.Import.
+func synthImport(t *testing.T, scale, shift float64) (dir string, views []string, raw map[string]string) {
+	t.Helper()
+	raw = map[string]string{}
 	const classes, nTrain, nTest = 4, 600, 120
 	src := t.TempDir()
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -43,7 +53,7 @@ func synthDir(t *testing.T) (dir string, views []string) {
 			x := make([]float32, len(labels[k])*dim)
 			for i, c := range labels[k] {
 				for j := 0; j < dim; j++ {
-					x[i*dim+j] = float32(proto[int(c)*dim+j] + noise*rng.NormFloat64())
+					x[i*dim+j] = float32(scale*(proto[int(c)*dim+j]+noise*rng.NormFloat64()) + shift*float64(j))
 				}
 			}
 			pair[k] = filepath.Join(src, name+"-"+split+".npy")
@@ -51,14 +61,14 @@ func synthDir(t *testing.T) (dir string, views []string) {
 				t.Fatal(err)
 			}
 		}
-		files[name] = pair
+		files[name], raw[name] = pair, pair[1]
 		views = append(views, name)
 	}
 	dir = filepath.Join(t.TempDir(), "synth")
 	if err := data.Import(files, labelFiles, classes, dir); err != nil {
 		t.Fatal(err)
 	}
-	return dir, views
+	return dir, views, raw
 }
 
 // tinyRun is the configuration of the end-to-end tests on synthDir's data: Defaults with

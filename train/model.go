@@ -12,19 +12,24 @@ import (
 )
 
 // ModelPath is where a finished run keeps a view's probe: safetensors, with PyTorch
-// state_dict names, so PyTorch users load it directly (see README).
+// state_dict names; python/mct_probe.py loads it as a torch module (see README).
 func ModelPath(runDir, view string) string {
 	return filepath.Join(runDir, "model-"+view+".safetensors")
 }
 
-// saveModel writes the probe's parameters and BatchNorm statistics, and its configuration
-// as metadata.
-func saveModel(path string, p *nn.Probe, view string) error {
+// saveModel writes the probe's parameters and BatchNorm statistics, its configuration as
+// metadata, and, when the view was standardised, the column mean and std removed from its
+// raw features (input.mean, input.std), so that the file alone maps raw features to logits.
+func saveModel(path string, p *nn.Probe, view string, vd data.View) error {
 	var ts []ckpt.Tensor
 	for _, prm := range append(p.Params(), p.Buffers()...) {
 		d := make([]float32, prm.W.Len())
 		p.Backend().Download(d, prm.W)
 		ts = append(ts, ckpt.Tensor{Name: prm.Name, Shape: prm.Shape, Data: d})
+	}
+	if vd.Mean != nil {
+		ts = append(ts, ckpt.Tensor{Name: "input.mean", Shape: []int{vd.Dim}, Data: vd.Mean},
+			ckpt.Tensor{Name: "input.std", Shape: []int{vd.Dim}, Data: vd.Std})
 	}
 	cfg, err := json.Marshal(p.Config())
 	if err != nil {

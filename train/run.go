@@ -348,7 +348,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	sum.ParamChecksum = r.checksums(names)
 	var saveErr error
 	if r.replica == 0 { // replicas hold the same bits (checksums): one file per view
-		saveErr = saveModel(ModelPath(cfg.Out, names[r.view]), r.probe, names[r.view])
+		saveErr = saveModel(ModelPath(cfg.Out, names[r.view]), r.probe, names[r.view], r.vd)
 	}
 	if !r.allOK(saveErr) {
 		return nil, fmt.Errorf("save the final probe: %w", orOther(saveErr))

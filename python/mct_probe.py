@@ -1,0 +1,145 @@
+"""A probe trained by mct, in PyTorch: load it and run it on your own features.
+
+    import mct_probe
+    probe = mct_probe.load("runs/x/model-dino.safetensors")  # or a file from mct export
+    logits = probe(torch.from_numpy(features))               # features: N x In, float32
+
+or from the shell, on the features exactly as they were given to `mct data import`:
+
+    python3 mct_probe.py runs/x/model-dino.safetensors test_dino.npy --classes pred.npy
+
+The file holds the weights and BatchNorm statistics under PyTorch state_dict names, the
+architecture (metadata "mct_probe": arch, widths, LeakyReLU slope, temperature, BN eps)
+and, for a view mct standardised, the column mean and std it removed from the raw
+features (input.mean, input.std): load() puts them in front of the probe, so the probe
+takes raw features. The probe comes in eval mode (BatchNorm uses its running
+statistics), as mct evaluates it. Needs torch and numpy only (not the safetensors
+package).
+"""
+
+import argparse
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Standardize(torch.nn.Module):
+    """(x - mean) / std per column: what mct removed from the raw features."""
+
+    def __init__(self, n_in):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(n_in))
+        self.register_buffer("std", torch.ones(n_in))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+class MCTProbe(torch.nn.Module):
+    """mct's per-view probe (nn.Probe in mct):
+
+    fcnn:   h0 = BN0(LReLU(fc0 x)); h_i = BN_i(LReLU(fc_i [h0, ..., h_{i-1}, h_{i-1}]));
+            logits = LReLU(fc_L [h0, ..., h_{L-1}, h_{L-1}]) / T   (the reference's network)
+    mlp:    h_i = LReLU(BN_i(fc_i h_{i-1})), hidden fc_i without bias; logits = fc_L h_{L-1} / T
+    linear: logits = fc0 x / T
+    """
+
+    def __init__(self, arch, n_in, classes, hidden, slope=0.01, temperature=1.0,
+                 bn_momentum=0.1, bn_eps=1e-5, standardize=False):
+        super().__init__()
+        if arch not in ("fcnn", "mlp", "linear"):
+            raise ValueError(f"arch {arch!r}: want fcnn, mlp or linear")
+        self.arch, self.slope, self.temperature = arch, slope, temperature
+        self.input = Standardize(n_in) if standardize else None
+        n_hidden = {"fcnn": len(hidden) - 1, "mlp": len(hidden), "linear": 0}[arch]
+        self.sources, widths = [], []
+        for i in range(n_hidden + 1):
+            if i == 0:
+                src = [-1]  # the input
+            elif arch == "fcnn":
+                src = list(range(i)) + [i - 1]  # every earlier block, the last one twice
+            else:
+                src = [i - 1]
+            final = i == n_hidden
+            width_in = sum(n_in if s < 0 else widths[s] for s in src)
+            width_out = classes if final else hidden[i]
+            widths.append(width_out)
+            self.sources.append(src)
+            bias = arch != "mlp" or final  # BatchNorm removes an mlp hidden layer's bias
+            self.add_module(f"fc{i}", torch.nn.Linear(width_in, width_out, bias=bias))
+            if not final:
+                self.add_module(f"bn{i}", torch.nn.BatchNorm1d(width_out, eps=bn_eps, momentum=bn_momentum))
+
+    def forward(self, x):
+        if self.input is not None:
+            x = self.input(x)
+        hs, last = [], len(self.sources) - 1
+        for i, src in enumerate(self.sources):
+            a = getattr(self, f"fc{i}")(x if src == [-1] else torch.cat([hs[s] for s in src], 1))
+            if self.arch == "fcnn":
+                a = F.leaky_relu(a, self.slope)
+            if i == last:
+                return a / self.temperature
+            a = getattr(self, f"bn{i}")(a)
+            if self.arch == "mlp":
+                a = F.leaky_relu(a, self.slope)
+            hs.append(a)
+
+
+def read_safetensors(path):
+    """The tensors (float32, by name) and the metadata of a safetensors file."""
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n])
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, t in header.items():
+        if t["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name} is {t['dtype']}, mct writes F32")
+        lo, hi = t["data_offsets"]
+        a = np.frombuffer(blob, dtype="<f4", count=(hi - lo) // 4, offset=8 + n + lo)
+        tensors[name] = torch.from_numpy(a.reshape(t["shape"]).copy())
+    return tensors, meta
+
+
+def load(path):
+    """The probe in path, in eval mode, taking raw features when the file has input.*."""
+    tensors, meta = read_safetensors(path)
+    if "mct_probe" not in meta:
+        raise ValueError(f"{path}: no mct_probe metadata: not a probe written by mct")
+    c = json.loads(meta["mct_probe"])
+    probe = MCTProbe(c["Arch"], c["In"], c["Classes"], c["Hidden"], c["Slope"], c["Temperature"],
+                     c["BNMomentum"], c["BNEps"], standardize="input.mean" in tensors)
+    missing, unexpected = probe.load_state_dict(tensors, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # mct keeps no count
+    if missing or unexpected:
+        raise ValueError(f"{path}: tensors missing {missing}, unexpected {unexpected}")
+    return probe.eval()
+
+
+def main():
+    p = argparse.ArgumentParser(description="Run a probe trained by mct on features from a NumPy file.")
+    p.add_argument("model", help="model-VIEW.safetensors of a run, or a file from mct export")
+    p.add_argument("features", help="N x In float features (.npy), raw as given to mct data import")
+    p.add_argument("--logits", help="write the N x Classes logits here (.npy, float32)")
+    p.add_argument("--classes", help="write the N predicted classes here (.npy, int64)")
+    a = p.parse_args()
+    probe = load(a.model)
+    x = torch.from_numpy(np.load(a.features).astype(np.float32, copy=False))
+    with torch.no_grad():
+        z = probe(x)
+    if a.logits:
+        np.save(a.logits, z.numpy())
+    if a.classes:
+        np.save(a.classes, z.argmax(1).numpy().astype(np.int64))
+    counts = np.bincount(z.argmax(1).numpy(), minlength=z.shape[1])
+    print(f"{a.model}: {z.shape[0]} rows; predicted classes (count per class): {counts.tolist()}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

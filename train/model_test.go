@@ -1,0 +1,107 @@
+package train
+
+import (
+	"context"
+	"io"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"mct/data"
+	"mct/internal/testenv"
+)
+
+// TestModelInPyTorch: python/mct_probe.py loads a finished run's model files and, given
+// the raw features as they went into mct data import (far from standardised: scaled by 3,
+// column j moved by 5j), computes the logits mct computes on its standardised test split —
+// for every architecture, and with a temperature. Its command line writes the classes.
+func TestModelInPyTorch(t *testing.T) {
+	testenv.Torch(t, testenv.Python)
+	dir, views, raw := synthImport(t, 3, 5)
+	type job struct {
+		name, model, features, logits string
+		want                          []float32
+	}
+	var jobs []job
+	for _, c := range []struct {
+		algo, arch string
+		hidden     []int
+		temp       float32
+	}{
+		{"mct", "fcnn", []int{16, 16, 16}, 1},
+		{"supervised", "mlp", []int{16, 8}, 1.5},
+		{"supervised", "linear", nil, 1},
+	} {
+		cfg := tinyRun(t, c.algo, dir, views[:2], 1)
+		cfg.Arch, cfg.Hidden, cfg.Temperature = c.arch, c.hidden, c.temp
+		cfg.WarmupEpochs, cfg.Epochs = 3, 1
+		if _, err := Run(context.Background(), cfg, io.Discard); err != nil {
+			t.Fatalf("%s: %v", c.arch, err)
+		}
+		p, err := Predict(cfg.Out, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range p.Views {
+			jobs = append(jobs, job{c.arch + ", view " + v, ModelPath(cfg.Out, v), raw[v], filepath.Join(t.TempDir(), "logits.npy"), p.Logits[i]})
+		}
+	}
+	// One interpreter for every model (importing torch takes a second or two).
+	args := []string{"-c", `import sys, numpy as np, torch
+sys.path.insert(0, "../python")
+import mct_probe
+a = sys.argv[1:]
+for model, features, out in zip(a[0::3], a[1::3], a[2::3]):
+    with torch.no_grad():
+        np.save(out, mct_probe.load(model)(torch.from_numpy(np.load(features))).numpy())`}
+	for _, j := range jobs {
+		args = append(args, j.model, j.features, j.logits)
+	}
+	if o, err := exec.Command(testenv.Python, args...).CombinedOutput(); err != nil {
+		t.Fatalf("mct_probe.load: %v\n%s", err, o)
+	}
+	for _, j := range jobs {
+		got := readNPY(t, j.logits)
+		if len(got) != len(j.want) {
+			t.Fatalf("%s: PyTorch gave %d logits, mct %d", j.name, len(got), len(j.want))
+		}
+		worst := 0.0
+		for k, z := range j.want {
+			worst = math.Max(worst, math.Abs(float64(got[k])-float64(z))/(1+math.Abs(float64(z))))
+		}
+		// float32 end to end, other summation orders: ~1e-6; a step left out (the
+		// standardisation, a BatchNorm, the temperature) moves logits by far more.
+		t.Logf("%s: largest difference %.2g", j.name, worst)
+		if worst > 1e-4 {
+			t.Errorf("%s: PyTorch's logits differ from mct's by %.3g (relative to 1+|z|)", j.name, worst)
+		}
+	}
+
+	// The command line: the classes are the argmax of the logits it loaded.
+	j := jobs[0]
+	classes := filepath.Join(t.TempDir(), "classes.npy")
+	if o, err := exec.Command(testenv.Python, "../python/mct_probe.py", j.model, j.features, "--classes", classes).CombinedOutput(); err != nil {
+		t.Fatalf("mct_probe.py: %v\n%s", err, o)
+	}
+	a, err := data.ReadNPY(classes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotC, err := a.Int32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := readNPY(t, j.logits)
+	if len(gotC) == 0 || len(logits) != len(gotC)*len(logits)/len(gotC) {
+		t.Fatalf("mct_probe.py --classes: %d classes for %d logits", len(gotC), len(logits))
+	}
+	C := len(logits) / len(gotC)
+	for i, c := range gotC {
+		row := logits[i*C : (i+1)*C]
+		if want := slices.Index(row, slices.Max(row)); int(c) != want {
+			t.Fatalf("mct_probe.py --classes: row %d class %d, the argmax of its logits is %d", i, c, want)
+		}
+	}
+}
