@@ -29,7 +29,7 @@ accuracy, and for every pair of views how often both are wrong (against the rate
 their errors were independent) and wrong with the same class: co-training and MCT can
 correct an example only where some view is right about it.`)
 	run := fs.String("run", "", "a finished run directory")
-	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own)")
+	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own; another one's features are standardised as the run's were)")
 	cache := fs.String("cache", "", "cache of built views")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseRunFlags(fs, args, run); err != nil {
@@ -65,7 +65,7 @@ func cmdPredict(args []string) error {
 Writes the ensemble's class (the argmax of the views' summed logits) for every example of
 a test split, as int64 NumPy, in the split's row order.`)
 	run := fs.String("run", "", "a finished run directory")
-	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own)")
+	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own; another one's features are standardised as the run's were)")
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per test example)")
 	cache := fs.String("cache", "", "cache of built views")
 	if err := parseRunFlags(fs, args, run); err != nil {

@@ -20,12 +20,17 @@ func synthDir(t *testing.T) (dir string, views []string) {
 	return dir, views
 }
 
+// synthFiles are the NPY files a synthetic dataset was imported from.
+type synthFiles struct {
+	views  map[string][2]string // raw features of each view: train, test
+	labels [2]string
+}
+
 // synthImport is synthDir with every raw feature scaled by scale and moved by shift
-// times its column number before the import, which standardises it; raw names each view's
-// raw test features (NPY), as they were given to data.Import.
-func synthImport(t *testing.T, scale, shift float64) (dir string, views []string, raw map[string]string) {
+// times its column number before the import, which standardises it; it also returns the
+// files given to data.Import.
+func synthImport(t *testing.T, scale, shift float64) (dir string, views []string, raw synthFiles) {
 	t.Helper()
-	raw = map[string]string{}
 	const classes, nTrain, nTest = 4, 600, 120
 	src := t.TempDir()
 	rng := rand.New(rand.NewPCG(21, 22))
@@ -61,14 +66,14 @@ func synthImport(t *testing.T, scale, shift float64) (dir string, views []string
 				t.Fatal(err)
 			}
 		}
-		files[name], raw[name] = pair, pair[1]
+		files[name] = pair
 		views = append(views, name)
 	}
 	dir = filepath.Join(t.TempDir(), "synth")
 	if err := data.Import(files, labelFiles, classes, dir); err != nil {
 		t.Fatal(err)
 	}
-	return dir, views, raw
+	return dir, views, synthFiles{files, labelFiles}
 }
 
 // tinyRun is the configuration of the end-to-end tests on synthDir's data: Defaults with

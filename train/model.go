@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"mct/ckpt"
 	"mct/data"
@@ -38,19 +39,26 @@ func saveModel(path string, p *nn.Probe, view string, vd data.View) error {
 	return ckpt.WriteSafetensors(path, ts, map[string]string{"mct_view": view, "mct_probe": string(cfg)})
 }
 
-// LoadModel reads a probe written by a finished run onto the backend.
-func LoadModel(be nn.Backend, path string) (*nn.Probe, error) {
+// inputNorm is the column mean and std removed from a view's raw features before its
+// probe saw them; nil slices when its model file names none (a file from before mct
+// wrote them, or a view of raw features).
+type inputNorm struct{ mean, std []float32 }
+
+// loadModel reads a probe written by a finished run onto the backend, and the
+// standardisation its inputs had.
+func loadModel(be nn.Backend, path string) (*nn.Probe, inputNorm, error) {
+	var in inputNorm
 	ts, meta, err := ckpt.ReadSafetensors(path)
 	if err != nil {
-		return nil, err
+		return nil, in, err
 	}
 	var cfg nn.Config
 	if err := json.Unmarshal([]byte(meta["mct_probe"]), &cfg); err != nil {
-		return nil, fmt.Errorf("%s: metadata mct_probe is missing or malformed: not a probe written by mct train", path)
+		return nil, in, fmt.Errorf("%s: metadata mct_probe is missing or malformed: not a probe written by mct train", path)
 	}
 	p, err := nn.NewProbe(be, cfg, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, in, fmt.Errorf("%s: %w", path, err)
 	}
 	byName := map[string]ckpt.Tensor{}
 	for _, t := range ts {
@@ -59,11 +67,38 @@ func LoadModel(be nn.Backend, path string) (*nn.Probe, error) {
 	for _, prm := range append(p.Params(), p.Buffers()...) {
 		t, ok := byName[prm.Name]
 		if !ok || len(t.Data) != prm.W.Len() {
-			return nil, fmt.Errorf("%s: tensor %s is missing or has %d values, want %d", path, prm.Name, len(t.Data), prm.W.Len())
+			return nil, in, fmt.Errorf("%s: tensor %s is missing or has %d values, want %d", path, prm.Name, len(t.Data), prm.W.Len())
 		}
 		be.Upload(prm.W, t.Data)
 	}
-	return p, nil
+	mean, hasMean := byName["input.mean"]
+	std, hasStd := byName["input.std"]
+	if hasMean != hasStd || hasMean && (len(mean.Data) != cfg.In || len(std.Data) != cfg.In) {
+		return nil, in, fmt.Errorf("%s: input.mean and input.std must both be there with %d values each, or neither", path, cfg.In)
+	}
+	if hasMean {
+		in = inputNorm{mean.Data, std.Data}
+	}
+	return p, in, nil
+}
+
+// asTrained is x, rows of view vd standardised by vd's own statistics, standardised as
+// the probe's training data were (in) instead: another dataset directory has other
+// statistics. x itself when they agree, or when the model file names none.
+func asTrained(x []float32, vd data.View, in inputNorm) []float32 {
+	if in.mean == nil || slices.Equal(vd.Mean, in.mean) && slices.Equal(vd.Std, in.std) {
+		return x
+	}
+	out := make([]float32, len(x))
+	for i, v := range x {
+		j := i % vd.Dim
+		raw := float64(v)
+		if vd.Mean != nil {
+			raw = raw*float64(vd.Std[j]) + float64(vd.Mean[j])
+		}
+		out[i] = float32((raw - float64(in.mean[j])) / float64(in.std[j]))
+	}
+	return out
 }
 
 // Predictions are a finished run's logits on a dataset's test split.
@@ -88,7 +123,8 @@ func ReadSummary(runDir string) (*Summary, error) {
 }
 
 // Predict loads a finished run's probes and runs them on the test split of spec (the
-// run's own data when empty).
+// run's own data when empty). Another dataset's features are standardised as the run's
+// were (its model files name how), not by that dataset's own statistics.
 func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	s, err := ReadSummary(runDir)
 	if err != nil {
@@ -105,7 +141,7 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	out := &Predictions{Views: s.Views, Labels: ds.TestLabels, Classes: ds.Classes}
 	rows := allRows(len(ds.TestLabels))
 	for i, v := range s.Views {
-		p, err := LoadModel(be, ModelPath(runDir, v))
+		p, in, err := loadModel(be, ModelPath(runDir, v))
 		if err != nil {
 			return nil, err
 		}
@@ -114,6 +150,7 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 			return nil, fmt.Errorf("view %s: the probe expects %d features and %d classes, the data has %d and %d",
 				v, p.Config().In, p.Config().Classes, vd.Dim, ds.Classes)
 		}
+		vd.Test = asTrained(vd.Test, vd, in)
 		r := &rank{be: be, probe: p, feat: vd.Train, vd: vd, dim: vd.Dim, C: ds.Classes,
 			tapeE: p.NewTape(evalChunk, false), xL: be.Alloc(evalChunk * vd.Dim), host: make([]float32, evalChunk*vd.Dim)}
 		out.Logits = append(out.Logits, r.logits(rows, true))
