@@ -32,7 +32,16 @@
 // varied values, e.g. algo-mct_views-nets_labeled-0.01_seed-3; a
 // value written as {"name": n, "value": v} is called n in names. The name,
 // not the index, identifies a run, so adding values to an axis keeps the old
-// runs (adding an axis renames them all). "ranks" (default 1) is the number of processes per run (views ×
+// runs (adding an axis renames them all).
+//
+// Settings that only make sense together go in "cases", a list of objects of
+// flags, each crossed with the vary product as a loop outside it, e.g. Meta
+// Pseudo Labels on one view beside MCT on two, each with every seed:
+// "cases": [{"algo": "mpl", "views": ["hog"]}, {"algo": "mct", "views": ["hog", "gabor"]}]
+// gives algo-mpl_views-hog_seed-1, …, algo-mct_views-hog+gabor_seed-1, …. A
+// flag is set in one place: fixed, vary or the cases.
+//
+// "ranks" (default 1) is the number of processes per run (views ×
 // replicas); above one, the trainer is started by "launcher" (mpirun, the
 // default, or srun) with "launcher_args" after it.
 //

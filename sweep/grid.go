@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,10 @@ type Grid struct {
 	// Vary holds the varied flags in file order: the first is the outermost
 	// loop of the cartesian product, the last the innermost.
 	Vary []Axis
+	// Cases, when given, are alternative sets of flags that go together (an
+	// algorithm and the views it needs), each crossed with Vary's product as
+	// a loop outside it.
+	Cases [][]Setting
 }
 
 // Setting is one train flag with its value, as passed: --Flag=Value. Label is
@@ -75,6 +80,7 @@ type gridFile struct {
 	LauncherArgs []string        `json:"launcher_args"`
 	Fixed        json.RawMessage `json:"fixed"`
 	Vary         json.RawMessage `json:"vary"`
+	Cases        json.RawMessage `json:"cases"`
 	// Comment is free text for the reader of the grid file.
 	Comment json.RawMessage `json:"comment"`
 }
@@ -123,7 +129,7 @@ func parseGrid(raw []byte) (*Grid, error) {
 	dec.UseNumber()
 	var f gridFile
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("not a grid (JSON object with ranks, launcher, launcher_args, fixed, vary): %w", err)
+		return nil, fmt.Errorf("not a grid (JSON object with ranks, launcher, launcher_args, fixed, vary, cases): %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, errors.New("trailing data after the grid object")
@@ -149,6 +155,9 @@ func parseGrid(raw []byte) (*Grid, error) {
 	if g.Vary, err = decodeVary(f.Vary); err != nil {
 		return nil, err
 	}
+	if g.Cases, err = decodeCases(f.Cases); err != nil {
+		return nil, err
+	}
 	seen := map[string]string{}
 	for _, s := range g.Fixed {
 		seen[s.Flag] = "fixed"
@@ -159,7 +168,60 @@ func parseGrid(raw []byte) (*Grid, error) {
 		}
 		seen[a.Flag] = "vary"
 	}
+	names := map[string]int{}
+	for i, c := range g.Cases {
+		for _, s := range c {
+			if where, ok := seen[s.Flag]; ok {
+				return nil, fmt.Errorf("field cases[%d].%s: flag also set in %s; set it in one place", i, s.Flag, where)
+			}
+		}
+		name := settingsName(c)
+		if j, ok := names[name]; ok {
+			return nil, fmt.Errorf("field cases[%d]: the same flags and names as cases[%d] (%s); give one a distinct \"name\"", i, j, name)
+		}
+		names[name] = i
+	}
 	return g, nil
+}
+
+// decodeCases decodes a list of objects of flag: value, each a case.
+func decodeCases(raw json.RawMessage) ([][]Setting, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) == 0 {
+		return nil, fmt.Errorf("field cases: want a non-empty list of objects of flag: value")
+	}
+	cases := make([][]Setting, len(list))
+	for i, c := range list {
+		field := fmt.Sprintf("cases[%d]", i)
+		keys, vals, err := members(c, field)
+		if err != nil {
+			return nil, err
+		}
+		if len(keys) == 0 {
+			return nil, fmt.Errorf("field %s: want at least one flag", field)
+		}
+		for k, key := range keys {
+			s, err := decodeValue(vals[k], field+"."+key, key)
+			if err != nil {
+				return nil, err
+			}
+			cases[i] = append(cases[i], s)
+		}
+	}
+	return cases, nil
+}
+
+// settingsName is the part of a combination's name that settings make: flag-label
+// pairs joined by '_'.
+func settingsName(settings []Setting) string {
+	parts := make([]string, len(settings))
+	for k, s := range settings {
+		parts[k] = sanitize(s.Flag) + "-" + s.Label
+	}
+	return strings.Join(parts, "_")
 }
 
 // members decodes a JSON object into its members in file order.
@@ -358,30 +420,32 @@ func sanitize(s string) string {
 }
 
 // Combos returns the cartesian product of the varied flags, the last axis
-// changing fastest. A grid with nothing varied has one combination, "run".
+// changing fastest, once for each case (the outermost loop). A grid with
+// nothing varied has one combination, "run".
 func (g *Grid) Combos() ([]Combo, error) {
-	n := 1
+	cases := g.Cases
+	if len(cases) == 0 {
+		cases = [][]Setting{nil}
+	}
+	product := 1
 	for _, a := range g.Vary {
-		n *= len(a.Values)
-		if n > 1_000_000 {
+		product *= len(a.Values)
+		if product*len(cases) > 1_000_000 {
 			return nil, fmt.Errorf("grid %s: more than a million combinations; split the sweep", g.Path)
 		}
 	}
-	combos := make([]Combo, n)
+	combos := make([]Combo, len(cases)*product)
 	for i := range combos {
 		c := Combo{Index: i, Settings: append([]Setting(nil), g.Fixed...)}
-		rest := i
+		rest := i % product
 		varied := make([]Setting, len(g.Vary))
 		for k := len(g.Vary) - 1; k >= 0; k-- {
 			a := g.Vary[k]
 			varied[k] = a.Values[rest%len(a.Values)]
 			rest /= len(a.Values)
 		}
-		parts := make([]string, len(varied))
-		for k, s := range varied {
-			parts[k] = sanitize(s.Flag) + "-" + s.Label
-		}
-		c.Name = strings.Join(parts, "_")
+		varied = append(slices.Clone(cases[i/product]), varied...)
+		c.Name = settingsName(varied)
 		if c.Name == "" {
 			c.Name = "run"
 		}

@@ -59,6 +59,39 @@ func TestExpandOrderNamesAndArgs(t *testing.T) {
 	}
 }
 
+// TestCases: each case (flags that go together) is crossed with the vary product, as the
+// outermost loop, and named by its flags: MPL on one view beside MCT on two in one grid.
+func TestCases(t *testing.T) {
+	p := writeGrid(t, `{
+		"fixed": {"epochs": 3},
+		"cases": [{"algo": "mpl", "views": ["hog"]}, {"algo": "mct", "views": ["hog", "gabor"]}, {"algo": "supervised"}],
+		"vary": {"seed": [1, 2]}
+	}`)
+	combos, err := Expand(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range combos {
+		names = append(names, c.Name)
+	}
+	want := []string{"algo-mpl_views-hog_seed-1", "algo-mpl_views-hog_seed-2",
+		"algo-mct_views-hog+gabor_seed-1", "algo-mct_views-hog+gabor_seed-2",
+		"algo-supervised_seed-1", "algo-supervised_seed-2"}
+	if !reflect.DeepEqual(names, want) {
+		t.Errorf("names\n got %q\nwant %q", names, want)
+	}
+	if got, want := combos[3].Args(), []string{"--epochs=3", "--algo=mct", "--views=hog,gabor", "--seed=2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("combination 3 args\n got %q\nwant %q", got, want)
+	}
+	if got := combos[4].Args(); !reflect.DeepEqual(got, []string{"--epochs=3", "--algo=supervised", "--seed=1"}) {
+		t.Errorf("combination 4 args %q", got)
+	}
+	if c := combos[2]; c.Index != 2 || len(c.Varied) != 3 || c.Varied[0].Flag != "algo" || c.Varied[2].Flag != "seed" {
+		t.Errorf("combination 2: index %d, varied %+v", c.Index, c.Varied)
+	}
+}
+
 func TestLoadDefaults(t *testing.T) {
 	g, err := Load(writeGrid(t, `{"fixed": {"epochs": 1}}`))
 	if err != nil {
@@ -106,6 +139,14 @@ func TestGridErrors(t *testing.T) {
 		{`{"fixed": {"lr": 1, "lr": 2}}`, `field fixed.lr: given twice`},
 		{`{} {}`, `trailing data`},
 		{`{"vary": {"x": [{"name": "n"}]}}`, `field vary.x[0]: want {"name": label, "value": value}`},
+		{`{"cases": [{"algo": "mct"}], "vary": {"algo": ["mpl"]}}`, `field cases[0].algo: flag also set in vary`},
+		{`{"fixed": {"views": "a"}, "cases": [{"algo": "mct", "views": "b"}]}`, `field cases[0].views: flag also set in fixed`},
+		{`{"cases": [{"algo": "mct"}, {"algo": "mct"}]}`, `field cases[1]: the same flags and names as cases[0] (algo-mct)`},
+		{`{"cases": [{}]}`, `field cases[0]: want at least one flag`},
+		{`{"cases": []}`, `field cases: want a non-empty list`},
+		{`{"cases": {"algo": "mct"}}`, `field cases: want a non-empty list`},
+		{`{"cases": [{"out": "x"}]}`, `field cases[0].out: set by the sweep itself`},
+		{`{"cases": [{"data": "/abs"}]}`, `field cases[0].data: "/abs" is an absolute path`},
 	} {
 		p := writeGrid(t, tc.body)
 		_, err := Expand(p)

@@ -8,10 +8,38 @@ import (
 	"testing"
 )
 
-func TestTOMLGridEqualsJSON(t *testing.T) {
+// sameGrid writes a grid as TOML and as JSON, expands both and fails unless they give
+// the same combinations, which it returns, and the same loaded grid.
+func sameGrid(t *testing.T, toml, json string) ([]Combo, *Grid) {
+	t.Helper()
 	dir := t.TempDir()
-	toml := filepath.Join(dir, "grid.toml")
-	os.WriteFile(toml, []byte(`# MCT against its baselines
+	paths := [2]string{filepath.Join(dir, "grid.toml"), filepath.Join(dir, "grid.json")}
+	var combos [2][]Combo
+	var grids [2]*Grid
+	for i, body := range []string{toml, json} {
+		if err := os.WriteFile(paths[i], []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if grids[i], err = Load(paths[i]); err != nil {
+			t.Fatal(err)
+		}
+		if combos[i], err = grids[i].Combos(); err != nil {
+			t.Fatal(err)
+		}
+		grids[i].Path = "" // the file name differs, nothing else may
+	}
+	if !reflect.DeepEqual(combos[0], combos[1]) {
+		t.Errorf("TOML and JSON grids differ:\n%+v\n%+v", combos[0], combos[1])
+	}
+	if !reflect.DeepEqual(grids[0], grids[1]) {
+		t.Errorf("TOML and JSON grids load differently:\n%+v\n%+v", grids[0], grids[1])
+	}
+	return combos[0], grids[0]
+}
+
+func TestTOMLGridEqualsJSON(t *testing.T) {
+	a, g := sameGrid(t, `# MCT against its baselines
 comment = 'label fractions × "algorithms"'
 ranks = 2
 launcher_args = ["--oversubscribe"]
@@ -29,30 +57,28 @@ algo = ["supervised",
 views = [["hog", "gabor"], {name = "nets", value = ["mobilenet", "inception"]}]
 labeled = [0.010, 0.1]
 tag = ["caf\u00e9\t"]
-`), 0o644)
-	json := filepath.Join(dir, "grid.json")
-	os.WriteFile(json, []byte(`{"comment": "x", "ranks": 2, "launcher_args": ["--oversubscribe"],
+`, `{"comment": "x", "ranks": 2, "launcher_args": ["--oversubscribe"],
 		"fixed": {"data": "data/fmnist", "epochs": 1000, "mct-lr": 1.25e-4, "hard": true},
 		"vary": {"algo": ["supervised", "mct"],
 		         "views": [["hog", "gabor"], {"name": "nets", "value": ["mobilenet", "inception"]}],
-		         "labeled": [0.010, 0.1], "tag": ["café\t"]}}`), 0o644)
-	a, err := Expand(toml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Expand(json)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(a, b) {
-		t.Errorf("TOML and JSON grids differ:\n%+v\n%+v", a, b)
-	}
+		         "labeled": [0.010, 0.1], "tag": ["café\t"]}}`)
 	if len(a) != 8 || a[3].Name != "algo-supervised_views-nets_labeled-0.1_tag-caf--" {
 		t.Errorf("%d combinations, #3 %q", len(a), a[3].Name)
 	}
-	g, err := Load(toml)
-	if err != nil || g.Ranks != 2 || !reflect.DeepEqual(g.LauncherArgs, []string{"--oversubscribe"}) {
-		t.Errorf("load: %v %+v", err, g)
+	if g.Ranks != 2 || !reflect.DeepEqual(g.LauncherArgs, []string{"--oversubscribe"}) {
+		t.Errorf("load: %+v", g)
+	}
+}
+
+// TestTOMLCases: a TOML grid's cases, an array of inline tables, equal the JSON grid's.
+func TestTOMLCases(t *testing.T) {
+	a, _ := sameGrid(t, `cases = [{algo = "mpl", views = ["hog"]}, {algo = "mct", views = ["hog", "gabor"]}]
+[vary]
+seed = [1, 2]
+`, `{"cases": [{"algo": "mpl", "views": ["hog"]}, {"algo": "mct", "views": ["hog", "gabor"]}],
+		"vary": {"seed": [1, 2]}}`)
+	if len(a) != 4 {
+		t.Errorf("%d combinations, want 4", len(a))
 	}
 }
 
