@@ -54,7 +54,7 @@ transport, one rank per view and replica; the communication time and bytes are r
 		return fmt.Errorf("--dims: %w", err)
 	}
 	if err := benchFlags(&cfg, *updates, *warmup, *classes); err != nil {
-		return train.Refuse("bench", err, os.Stderr)
+		return train.Refuse("bench", err)
 	}
 	if *profile != "" {
 		stop, err := startCPUProfile(*profile)

@@ -381,6 +381,8 @@ func TestMPIRefusedOnce(t *testing.T) {
 	}{
 		{3, append([]string{"train", "--out", t.TempDir()}, small...), "mct train: world size 3 is not a multiple of the 2 views: run mpirun -np 2 or -np 4"},
 		{2, append(append([]string{"train", "--out", t.TempDir()}, small...), "--lr", "NaN"), "mct train: --lr NaN: expected > 0"},
+		// --quiet silences progress, not the reason (it went to the discarded progress writer).
+		{2, append(append([]string{"train", "--quiet", "--out", t.TempDir()}, small...), "--dropout", "1"), "mct train: --dropout 1: expected a probability in [0, 1)"},
 		{3, []string{"bench", "--hidden", "8,8", "--updates", "1"}, "mct bench: world size 3 is not a multiple of the 2 views"},
 		{2, []string{"bench", "--updates", "0"}, "mct bench: --updates 0: expected at least 1"},
 	} {

@@ -3,7 +3,6 @@ package train
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -259,7 +258,7 @@ func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 			return nil, err
 		}
 		if _, err := ranks.NewLayout(world.Size(), len(ds.Views)); err != nil {
-			return nil, refuse(world, "bench", err, os.Stderr)
+			return nil, refuse(world, "bench", err)
 		}
 		err = run(world, "mpi")
 		if cerr := world.Close(); err == nil {

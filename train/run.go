@@ -55,10 +55,10 @@ type Summary struct {
 // trains in this process, one goroutine each, over the local transport.
 func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, Refuse("train", err, stderr)
+		return nil, Refuse("train", err)
 	}
 	if err := CheckEnv(); err != nil {
-		return nil, Refuse("train", err, stderr)
+		return nil, Refuse("train", err)
 	}
 	opts := data.Options{CacheDir: cfg.CacheDir}
 	if ranks.Launched() {
@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		layout, err := ranks.NewLayout(world.Size(), len(cfg.Probes()))
 		if err != nil {
-			return nil, refuse(world, "train", fmt.Errorf("%v (%s: %v)", err, cfg.probeUnit(), cfg.Probes()), stderr)
+			return nil, refuse(world, "train", fmt.Errorf("%v (%s: %v)", err, cfg.probeUnit(), cfg.Probes()))
 		}
 		v := layout.View(world.Rank())
 		if world.Rank() == 0 {
@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		ds, err := data.Open(cfg.Data, []string{cfg.Views[cfg.ProbeView(v)]}, opts)
 		if err != nil {
-			fmt.Fprintf(stderr, "mct train: rank %d: %v\n", world.Rank(), err)
+			fmt.Fprintf(os.Stderr, "mct train: rank %d: %v\n", world.Rank(), err) // not stderr: --quiet discards that
 			world.Abort(1) // the other ranks are waiting in collectives
 		}
 		s, err := runRank(ctx, world, layout, cfg, ds, "mpi", stderr)
@@ -142,9 +142,10 @@ func (r Reported) Unwrap() error { return r.Err }
 
 // Refuse returns err, a reason every rank shares for not starting (its flags, its
 // environment), for main to print as mct CMD's one line. In a job mpirun or srun
-// launched, rank 0 prints it here and the others return it Reported: one line for the
-// job, not one per rank.
-func Refuse(cmd string, err error, stderr io.Writer) error {
+// launched, rank 0 prints it here, on os.Stderr as main would (not on a progress writer,
+// which --quiet discards), and the others return it Reported: one line for the job, not
+// one per rank.
+func Refuse(cmd string, err error) error {
 	if !ranks.Launched() {
 		return err
 	}
@@ -152,14 +153,14 @@ func Refuse(cmd string, err error, stderr io.Writer) error {
 	if werr != nil {
 		return err
 	}
-	return refuse(world, cmd, err, stderr)
+	return refuse(world, cmd, err)
 }
 
 // refuse is Refuse in a world already joined: rank 0 prints err, and the barrier keeps
 // the other ranks from exiting before it has (mpirun ends the job at the first exit).
-func refuse(world ranks.Comm, cmd string, err error, stderr io.Writer) error {
+func refuse(world ranks.Comm, cmd string, err error) error {
 	if world.Rank() == 0 {
-		fmt.Fprintf(stderr, "mct %s: %v\n", cmd, err)
+		fmt.Fprintf(os.Stderr, "mct %s: %v\n", cmd, err)
 	}
 	world.Barrier()
 	world.Close()
