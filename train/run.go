@@ -76,7 +76,8 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		ds, err := data.Open(cfg.Data, []string{cfg.Views[cfg.ProbeView(v)]}, opts)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "mct train: rank %d: %v\n", world.Rank(), err) // not stderr: --quiet discards that
+			// os.Stderr, not the progress writer: --quiet discards that.
+			fmt.Fprintf(os.Stderr, "mct train: rank %d: %v\n", world.Rank(), err)
 			world.Abort(1) // the other ranks are waiting in collectives
 		}
 		s, err := runRank(ctx, world, layout, cfg, ds, "mpi", stderr)
