@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -119,14 +120,17 @@ view's raw features. python/mct_probe.py loads it as a PyTorch module taking raw
 	return ckpt.WriteSafetensors(*out, ts, meta)
 }
 
-// parseRunFlags parses the flags of a command on one finished run, whose directory comes
-// first (mct eval runs/x --json) or as --run DIR.
+// parseRunFlags parses the flags of a command on one finished run, whose directory is the
+// one word among them (mct eval runs/x --json, mct eval --json runs/x) or --run DIR.
 func parseRunFlags(fs *flag.FlagSet, args []string, run *string) error {
 	var dir string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		dir, args = args[0], args[1:]
+	err := parseFlags(fs, args)
+	if errors.Is(err, errExtraWord) {
+		// The flag package stops at the first word: take it, and parse the flags after it.
+		dir = fs.Arg(0)
+		err = parseFlags(fs, fs.Args()[1:])
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err != nil {
 		return err
 	}
 	switch {

@@ -163,7 +163,7 @@ func TestTrainEvalPredictExport(t *testing.T) {
 	if s.TestAccuracy.Ensemble < 0.6 {
 		t.Errorf("ensemble test accuracy %.3f: the probes did not learn", s.TestAccuracy.Ensemble)
 	}
-	o, err := mct(t, 0, "eval", "--run", localRun.dir, "--json")
+	o, err := mct(t, 0, "eval", "--json", localRun.dir) // the directory after a flag
 	if err != nil {
 		t.Fatalf("eval: %v\n%s", err, o)
 	}
@@ -242,6 +242,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"eval", "--run", t.TempDir()}, "not a finished run"},
 		{[]string{"eval"}, "no run directory: mct eval DIR"},
 		{[]string{"eval", t.TempDir(), "extra"}, `unexpected argument "extra"`},
+		{[]string{"eval", "--json", t.TempDir(), "extra"}, `unexpected argument "extra"`},
+		{[]string{"predict", "runs/a", "--run", "runs/b"}, "two run directories, runs/a and --run runs/b: give one"},
 		{[]string{"bench", "typo", "--updates", "1"}, `unexpected argument "typo"`}, // not 10 updates, --updates ignored
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},

@@ -86,10 +86,14 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	case err != nil:
 		err = fmt.Errorf("%w (mct %s -h lists the flags)", err, fs.Name())
 	case fs.NArg() > 0:
-		err = fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+		err = fmt.Errorf("%w %q (flags start with --)", errExtraWord, fs.Arg(0))
 	}
 	return err
 }
+
+// errExtraWord is parseFlags's error for a word left over after the flags; fs.Arg(0) is
+// the word.
+var errExtraWord = errors.New("unexpected argument")
 
 func main() {
 	if len(os.Args) < 2 {
