@@ -2,7 +2,7 @@
 
     import mct_probe
     probe = mct_probe.load("runs/x/model-dino.safetensors")  # or a file from mct export
-    logits = probe(torch.from_numpy(features))               # features: N x In, float32
+    logits = probe(torch.from_numpy(features))               # features: N x In, any float type
 
 or from the shell, on the features exactly as they were given to `mct data import`:
 
@@ -75,6 +75,8 @@ class MCTProbe(torch.nn.Module):
                 self.add_module(f"bn{i}", torch.nn.BatchNorm1d(width_out, eps=bn_eps, momentum=bn_momentum))
 
     def forward(self, x):
+        # NumPy's float64 (or float16) features would otherwise fail in the first Linear.
+        x = x.to(self.fc0.weight.dtype)
         if self.input is not None:
             x = self.input(x)
         hs, last = [], len(self.sources) - 1

@@ -54,8 +54,9 @@ sys.path.insert(0, "../python")
 import mct_probe
 a = sys.argv[1:]
 for model, features, out in zip(a[0::3], a[1::3], a[2::3]):
+    x = np.load(features).astype(np.float64)  # as NumPy computes: the probe takes any float type
     with torch.no_grad():
-        np.save(out, mct_probe.load(model)(torch.from_numpy(np.load(features))).numpy())`}
+        np.save(out, mct_probe.load(model)(torch.from_numpy(x)).numpy())`}
 	for _, j := range jobs {
 		args = append(args, j.model, j.features, j.logits)
 	}
