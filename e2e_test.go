@@ -374,22 +374,37 @@ func relErr(a, b []float32) float64 {
 }
 
 // TestMPIRefusedOnce: a job every rank refuses for the same reason (the world size, a
-// flag) says so in one line, rank 0's, not one per rank, and fails fast.
+// flag) says so in one line, rank 0's, not one per rank, and fails fast; so does a job
+// only one rank refuses (its environment differs, as on another node), with that rank's
+// line, where the others used to wait in their first collective for ever.
 func TestMPIRefusedOnce(t *testing.T) {
 	for _, c := range []struct {
 		np   int
 		args []string
 		want string
+		env  string // VAR=VALUE in the last rank's environment alone
 	}{
-		{3, append([]string{"train", "--out", t.TempDir()}, small...), "mct train: world size 3 is not a multiple of the 2 views: run mpirun -np 2 or -np 4"},
-		{2, append(append([]string{"train", "--out", t.TempDir()}, small...), "--lr", "NaN"), "mct train: --lr NaN: expected > 0"},
+		{2, append([]string{"train", "--out", t.TempDir()}, small...), "mct train: rank 1: environment: MCT_CUDA_GRAPHS=yes: expected 1 or 0", "MCT_CUDA_GRAPHS=yes"},
+		{3, append([]string{"train", "--out", t.TempDir()}, small...), "mct train: world size 3 is not a multiple of the 2 views: run mpirun -np 2 or -np 4", ""},
+		{2, append(append([]string{"train", "--out", t.TempDir()}, small...), "--lr", "NaN"), "mct train: --lr NaN: expected > 0", ""},
 		// --quiet silences progress, not the reason (it went to the discarded progress writer).
-		{2, append(append([]string{"train", "--quiet", "--out", t.TempDir()}, small...), "--dropout", "1"), "mct train: --dropout 1: expected a probability in [0, 1)"},
-		{3, []string{"bench", "--hidden", "8,8", "--updates", "1"}, "mct bench: world size 3 is not a multiple of the 2 views"},
-		{2, []string{"bench", "--updates", "0"}, "mct bench: --updates 0: expected at least 1"},
+		{2, append(append([]string{"train", "--quiet", "--out", t.TempDir()}, small...), "--dropout", "1"), "mct train: --dropout 1: expected a probability in [0, 1)", ""},
+		{3, []string{"bench", "--hidden", "8,8", "--updates", "1"}, "mct bench: world size 3 is not a multiple of the 2 views", ""},
+		{2, []string{"bench", "--updates", "0"}, "mct bench: --updates 0: expected at least 1", ""},
 	} {
 		start := time.Now()
-		o, err := mct(t, c.np, c.args...)
+		cmd, out := mctCmd(t, c.np, c.args...)
+		if c.env != "" { // mpirun -np N-1 mct ARGS : -np 1 env VAR=VALUE mct ARGS
+			cmd, out = mctCmd(t, c.np-1, c.args...)
+			cmd.Args = append(cmd.Args, append([]string{":", "-np", "1", "env", c.env, bin}, c.args...)...)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		hung := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+		err := cmd.Wait()
+		hung.Stop()
+		o := out.String()
 		if err == nil {
 			t.Errorf("mpirun -np %d mct %v succeeded", c.np, c.args)
 		}

@@ -54,16 +54,25 @@ type Summary struct {
 // by mpirun or srun, this process is one rank and trains one view; otherwise every view
 // trains in this process, one goroutine each, over the local transport.
 func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, Refuse("train", err)
+	// Reasons not to start: the flags, which every rank shares, and the environment, which
+	// a rank on another node may not (mpirun passes on only the variables -x names).
+	early := cfg.Validate()
+	if early == nil {
+		early = CheckEnv()
 	}
-	if err := CheckEnv(); err != nil {
-		return nil, Refuse("train", err)
+	if early != nil && !ranks.Launched() {
+		return nil, early
 	}
 	opts := data.Options{CacheDir: cfg.CacheDir}
 	if ranks.Launched() {
 		world, err := ranks.World()
 		if err != nil {
+			if early != nil {
+				return nil, early
+			}
+			return nil, err
+		}
+		if err := refuse(world, "train", early); err != nil {
 			return nil, err
 		}
 		layout, err := ranks.NewLayout(world.Size(), len(cfg.Probes()))
@@ -141,8 +150,7 @@ type Reported struct{ Err error }
 func (r Reported) Error() string { return r.Err.Error() }
 func (r Reported) Unwrap() error { return r.Err }
 
-// Refuse returns err, a reason every rank shares for not starting (its flags, its
-// environment), for main to print as mct CMD's one line. In a job mpirun or srun
+// Refuse returns err, a reason every rank shares for not starting (its flags), for main to print as mct CMD's one line. In a job mpirun or srun
 // launched, rank 0 prints it here, on os.Stderr as main would (not on a progress writer,
 // which --quiet discards), and the others return it Reported: one line for the job, not
 // one per rank.
@@ -157,14 +165,31 @@ func Refuse(cmd string, err error) error {
 	return refuse(world, cmd, err)
 }
 
-// refuse is Refuse in a world already joined: rank 0 prints err, and the barrier keeps
-// the other ranks from exiting before it has (mpirun ends the job at the first exit).
+// refuse is Refuse in a world already joined, for a reason some ranks may lack (err nil
+// on them): it returns nil when no rank has one. Otherwise every rank learns so, and none
+// is left waiting in a collective the others never reach (their environment differed);
+// the lowest rank with a reason prints it, the barrier keeps the others from exiting
+// before it has (mpirun ends the job at the first exit), and all return Reported.
 func refuse(world ranks.Comm, cmd string, err error) error {
-	if world.Rank() == 0 {
+	none := int64(world.Size())
+	first := []int64{none}
+	if err != nil {
+		first[0] = int64(world.Rank())
+	}
+	world.AllreduceI64(first, ranks.Min)
+	switch {
+	case first[0] == none:
+		return nil
+	case first[0] == 0 && world.Rank() == 0:
 		fmt.Fprintf(os.Stderr, "mct %s: %v\n", cmd, err)
+	case first[0] == int64(world.Rank()):
+		fmt.Fprintf(os.Stderr, "mct %s: rank %d: %v\n", cmd, world.Rank(), err)
 	}
 	world.Barrier()
 	world.Close()
+	if err == nil {
+		err = fmt.Errorf("rank %d refused to start", first[0])
+	}
 	return Reported{err}
 }
 
