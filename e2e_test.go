@@ -254,6 +254,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--dropout", "1"}, "--dropout 1: expected a probability in [0, 1)"},
 		{[]string{"train", "--clip", "-1"}, "--clip -1: expected > 0, or 0 for no clipping"},
 		{[]string{"train", "--labeled-batch", "-1"}, "--labeled-batch -1: expected at least 1"},
+		{[]string{"train", "--patience", "0"}, "--patience 0: expected at least 1"}, // was a run with no MCT epoch
 		{[]string{"train", "--hidden", "16"}, "--arch fcnn --hidden 16: fcnn needs at least 2 hidden widths"},
 		{[]string{"bench", "--batch", "0"}, "--batch 0: expected at least 2"}, // was a panic in a rank
 		{[]string{"bench", "--updates", "0"}, "--updates 0: expected at least 1"},

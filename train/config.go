@@ -122,8 +122,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--epochs %d: expected at least 0 (0: warmup only)", c.Epochs)
 	case c.WarmupEpochs < 1:
 		return fmt.Errorf("--warmup-epochs %d: expected at least 1", c.WarmupEpochs)
-	case c.Patience < 0 || c.CheckpointEvery < 0 || c.CotrainRounds < 0 || c.CotrainK < 0:
-		return fmt.Errorf("--patience, --checkpoint-every, --cotrain-rounds and --cotrain-k cannot be negative")
+	case c.Patience < 1:
+		// 0 would end warmup after its first epoch and leave MCT no epoch at all.
+		return fmt.Errorf("--patience %d: expected at least 1", c.Patience)
+	case c.CheckpointEvery < 0:
+		return fmt.Errorf("--checkpoint-every %d: expected at least 1, or 0 for the end of each MCT epoch only", c.CheckpointEvery)
+	case c.CotrainRounds < 0 || c.CotrainK < 0:
+		return fmt.Errorf("--cotrain-rounds %d --cotrain-k %d: cannot be negative", c.CotrainRounds, c.CotrainK)
 	case c.Precision != "bf16" && c.Precision != "tf32" && c.Precision != "fp32":
 		return fmt.Errorf("--precision %q: expected bf16, tf32 or fp32", c.Precision)
 	}
