@@ -220,9 +220,10 @@ func placementOrNil(p probe.Placement, err error) *probe.Placement {
 
 // checkCombos parses every combination's flags as mct train would and validates the
 // configuration, so that a grid with a combination that cannot run (a misspelt flag,
-// --algo mpl with two views) fails at `sweep list`, before an array is submitted, not in
-// its jobs. It prints one line per such combination and returns an error saying how many.
-func checkCombos(grid string, combos []sweep.Combo) error {
+// --algo mpl with two views, more views than the grid's ranks divide into) fails at
+// `sweep list`, before an array is submitted, not in its jobs. It prints one line per
+// such combination and returns an error saying how many.
+func checkCombos(grid string, procs int, combos []sweep.Combo) error {
 	bad := 0
 	for i, c := range combos {
 		cfg := train.Defaults()
@@ -232,6 +233,10 @@ func checkCombos(grid string, combos []sweep.Combo) error {
 		err := fs.Parse(c.Args())
 		if err == nil {
 			err = cfg.Validate()
+		}
+		// One "ranks" for every combination: cases with other numbers of views may not fit it.
+		if n := len(cfg.Probes()); err == nil && procs > 1 && procs%n != 0 {
+			err = fmt.Errorf("the grid's \"ranks\" %d is not a multiple of its %d probes (one per view; two under --algo mpl)", procs, n)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s: combination %d (%s): %v\n", grid, i, c.Name, err)
@@ -267,11 +272,15 @@ func cmdSweep(args []string) error {
 	}
 	switch args[0] {
 	case "list":
-		combos, err := sweep.Expand(args[1])
+		g, err := sweep.Load(args[1])
 		if err != nil {
 			return err
 		}
-		if err := checkCombos(args[1], combos); err != nil {
+		combos, err := g.Combos()
+		if err != nil {
+			return err
+		}
+		if err := checkCombos(args[1], g.Ranks, combos); err != nil {
 			return err
 		}
 		for i, c := range combos {

@@ -736,4 +736,14 @@ func TestSweepListChecksCombos(t *testing.T) {
 	if o, err := mct(t, 0, "sweep", "list", grid); err != nil || strings.Count(o, "\n") != 2 {
 		t.Errorf("sweep list of a good grid: err %v, output %q", err, o)
 	}
+	// One "ranks" for every case: MPL's two probes fit 2 ranks, three views do not.
+	cases := filepath.Join(dir, "cases.json")
+	if err := os.WriteFile(cases, []byte(`{"ranks": 2, "cases": [{"algo": "mpl", "views": ["hog"]},
+		{"algo": "mct", "views": ["hog", "gabor", "pixels"]}], "vary": {"seed": [1, 2]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o, err = mct(t, 0, "sweep", "list", cases)
+	if want := `combination 2 (algo-mct_views-hog+gabor+pixels_seed-1): the grid's "ranks" 2 is not a multiple of its 3 probes`; err == nil || !strings.Contains(o, want) || strings.Contains(o, "combination 0") {
+		t.Errorf("sweep list of a grid whose case has 3 views for 2 ranks: err %v, output %q; want it to say %q, and only of the MCT case", err, o, want)
+	}
 }
