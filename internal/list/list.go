@@ -19,18 +19,20 @@ func Strings(s string) []string {
 	return out
 }
 
-// PositiveInts parses a comma-separated list of positive integers.
+// PositiveInts parses a comma-separated list of positive integers. Unlike Strings it
+// refuses an empty item: in widths (32,,32) one is a number left out, not a slip.
 func PositiveInts(s string) ([]int, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("%q: want positive integers separated by commas", s)
+	}
 	var out []int
-	for _, p := range Strings(s) {
+	for _, p := range strings.Split(s, ",") {
+		p = strings.TrimSpace(p)
 		v, err := strconv.Atoi(p)
 		if err != nil || v < 1 {
-			return nil, fmt.Errorf("%q is not a positive integer", p)
+			return nil, fmt.Errorf("%q is not a positive integer (in %q)", p, s)
 		}
 		out = append(out, v)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%q: want positive integers separated by commas", s)
 	}
 	return out, nil
 }

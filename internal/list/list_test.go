@@ -13,7 +13,7 @@ func TestLists(t *testing.T) {
 	if err != nil || !slices.Equal(got, []int{256, 128, 64}) || Ints(got) != "256,128,64" {
 		t.Errorf("PositiveInts = %v, %v; Ints = %q", got, err, Ints(got))
 	}
-	for _, bad := range []string{"", " , ", "3,0", "-1", "2,x", "1.5"} {
+	for _, bad := range []string{"", " , ", "3,0", "-1", "2,x", "1.5", "32,,32", "32,"} {
 		if v, err := PositiveInts(bad); err == nil {
 			t.Errorf("PositiveInts(%q) = %v, want an error", bad, v)
 		}
