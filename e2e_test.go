@@ -256,6 +256,9 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--labeled-batch", "-1"}, "--labeled-batch -1: expected at least 1"},
 		{[]string{"train", "--patience", "0"}, "--patience 0: expected at least 1"}, // was a run with no MCT epoch
 		{[]string{"train", "--hidden", "16"}, "--arch fcnn --hidden 16: fcnn needs at least 2 hidden widths"},
+		{[]string{"train", "--hidden", "32,,32"}, `invalid value "32,,32" for flag -hidden: "" is not a positive integer`},
+		{[]string{"train", "--device", "gpu"}, `mct train: --device "gpu": expected auto or one of cpu`},
+		{[]string{"train", "--device", "cuda"}, "mct train: --device cuda: this mct was built without CUDA"}, // not "rank 0: …"
 		{[]string{"bench", "--batch", "0"}, "--batch 0: expected at least 2"}, // was a panic in a rank
 		{[]string{"bench", "--updates", "0"}, "--updates 0: expected at least 1"},
 		{[]string{"bench", "--precision", "fp64"}, `--precision "fp64": expected bf16, tf32 or fp32`},

@@ -266,6 +266,9 @@ func Bench(cfg Config, ds *data.Dataset, o BenchOptions) (*BenchResult, error) {
 		}
 		return res, err
 	}
+	if err := checkDevice(cfg.Device); err != nil { // before the ranks, which would each name it
+		return nil, err
+	}
 	err = ranks.RunLocal(len(ds.Views), func(c ranks.Comm) error { return run(c, "local") })
 	return res, err
 }

@@ -132,6 +132,9 @@ func (c *Config) Validate() error {
 	case c.Precision != "bf16" && c.Precision != "tf32" && c.Precision != "fp32":
 		return fmt.Errorf("--precision %q: expected bf16, tf32 or fp32", c.Precision)
 	}
+	if err := checkDevice(c.Device); err != nil && c.Device != "cuda" {
+		return err // cuda may lack here and be in the mct that runs the job (a sweep's mct-cuda)
+	}
 	if err := nn.CheckArch(c.Arch, c.Hidden); err != nil {
 		return fmt.Errorf("--arch %s --hidden %s: %v", c.Arch, list.Ints(c.Hidden), err)
 	}

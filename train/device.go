@@ -58,13 +58,35 @@ func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport str
 	return be, note, nil
 }
 
+// checkDevice reports whether --device names a device this binary has: auto, or one
+// registered (cpu; cuda in a make cuda build).
+func checkDevice(name string) error {
+	devicesMu.Lock()
+	_, ok := devices[name]
+	_, hasCUDA := devices["cuda"]
+	names := slices.Sorted(maps.Keys(devices))
+	devicesMu.Unlock()
+	if !hasCUDA {
+		names = append(names, "cuda (make cuda)")
+	}
+	switch {
+	case ok || name == "auto":
+		return nil
+	case name == "cuda":
+		return fmt.Errorf("--device cuda: this mct was built without CUDA: build ./mct-cuda with make cuda")
+	}
+	return fmt.Errorf("--device %q: expected auto or one of %s", name, strings.Join(names, ", "))
+}
+
 // openDevice resolves --device: "auto" takes cuda when this binary has it and a GPU opens,
 // else the CPU, with a note when the GPU did not open.
 func openDevice(name string, localRank, localSize int, precision string) (nn.Backend, string, error) {
+	if err := checkDevice(name); err != nil {
+		return nil, "", err
+	}
 	devicesMu.Lock()
-	open, ok := devices[name]
+	open := devices[name]
 	cuda, hasCUDA := devices["cuda"]
-	names := slices.Sorted(maps.Keys(devices))
 	devicesMu.Unlock()
 	switch {
 	case name == "auto" && hasCUDA:
@@ -75,10 +97,6 @@ func openDevice(name string, localRank, localSize int, precision string) (nn.Bac
 		return nn.NewCPU(), fmt.Sprintf("note: --device auto runs on the CPU: the GPU did not open (%v); --device cuda makes that an error", err), nil
 	case name == "auto":
 		return nn.NewCPU(), "", nil
-	case name == "cuda" && !ok:
-		return nil, "", fmt.Errorf("--device cuda: this mct was built without CUDA: build ./mct-cuda with make cuda")
-	case !ok:
-		return nil, "", fmt.Errorf("--device %q: expected auto or one of %s", name, strings.Join(names, ", "))
 	}
 	b, err := open(localRank, localSize, precision)
 	return b, "", err

@@ -95,6 +95,9 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 		return s, err
 	}
+	if err := checkDevice(cfg.Device); err != nil { // before the ranks, which would each name it
+		return nil, err
+	}
 	opts.Progress = BuildProgress(stderr)
 	ds, err := data.Open(cfg.Data, cfg.Views, opts)
 	if err != nil {
@@ -150,10 +153,10 @@ type Reported struct{ Err error }
 func (r Reported) Error() string { return r.Err.Error() }
 func (r Reported) Unwrap() error { return r.Err }
 
-// Refuse returns err, a reason every rank shares for not starting (its flags), for main to print as mct CMD's one line. In a job mpirun or srun
-// launched, rank 0 prints it here, on os.Stderr as main would (not on a progress writer,
-// which --quiet discards), and the others return it Reported: one line for the job, not
-// one per rank.
+// Refuse returns err, a reason every rank shares for not starting (its flags), for main
+// to print as mct CMD's one line. In a job mpirun or srun launched, rank 0 prints it here,
+// on os.Stderr as main would (not on a progress writer, which --quiet discards), and the
+// others return it Reported: one line for the job, not one per rank.
 func Refuse(cmd string, err error) error {
 	if !ranks.Launched() {
 		return err
