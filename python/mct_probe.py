@@ -132,6 +132,8 @@ def main():
     p.add_argument("--classes", help="write the N predicted classes here (.npy, int64)")
     a = p.parse_args()
     probe = load(a.model)
+    if a.features.endswith(".zst"):  # mct reads .npy.zst; NumPy does not
+        p.error(f"{a.features} is zstd-compressed: decompress it first (zstd -d {a.features})")
     x = torch.from_numpy(np.load(a.features).astype(np.float32, copy=False))
     with torch.no_grad():
         z = probe(x)
