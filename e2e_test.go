@@ -259,7 +259,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--hidden", "32,,32"}, `invalid value "32,,32" for flag -hidden: "" is not a positive integer`},
 		{[]string{"train", "--device", "gpu"}, `mct train: --device "gpu": expected auto or one of cpu`},
 		{[]string{"train", "--device", "cuda"}, "mct train: --device cuda: this mct was built without CUDA"}, // not "rank 0: …"
-		{[]string{"bench", "--batch", "0"}, "--batch 0: expected at least 2"}, // was a panic in a rank
+		{[]string{"bench", "--batch", "0"}, "--batch 0: expected at least 2"},                                // was a panic in a rank
 		{[]string{"bench", "--updates", "0"}, "--updates 0: expected at least 1"},
 		{[]string{"bench", "--precision", "fp64"}, `--precision "fp64": expected bf16, tf32 or fp32`},
 		{append(append([]string{"train", "--labeled", "0.5", "--out", t.TempDir()}, small...), "--val", "30000"), "no unlabeled examples left (every known label is in the labeled or validation set"},
