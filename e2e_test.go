@@ -397,9 +397,12 @@ func TestMPIRefusedOnce(t *testing.T) {
 		{2, []string{"bench", "--updates", "0"}, "mct bench: --updates 0: expected at least 1", ""},
 	} {
 		start := time.Now()
-		cmd, out := mctCmd(t, c.np, c.args...)
-		if c.env != "" { // mpirun -np N-1 mct ARGS : -np 1 env VAR=VALUE mct ARGS
-			cmd, out = mctCmd(t, c.np-1, c.args...)
+		np := c.np
+		if c.env != "" {
+			np-- // mpirun -np N-1 mct ARGS : -np 1 env VAR=VALUE mct ARGS
+		}
+		cmd, out := mctCmd(t, np, c.args...)
+		if c.env != "" {
 			cmd.Args = append(cmd.Args, append([]string{":", "-np", "1", "env", c.env, bin}, c.args...)...)
 		}
 		if err := cmd.Start(); err != nil {
