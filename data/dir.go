@@ -155,21 +155,34 @@ func LoadDir(dir string, names []string) (*Dataset, error) {
 
 // readMatrix reads a rows×dim float matrix and rejects non-finite values.
 func readMatrix(file string, rows, dim int) ([]float32, error) {
-	a, err := ReadNPY(file)
+	x, n, d, err := ReadFeatures(file)
 	if err != nil {
 		return nil, err
 	}
-	if len(a.Shape) != 2 || a.Shape[0] != rows || a.Shape[1] != dim {
-		return nil, fmt.Errorf("%s: shape %v, want (%d, %d) as the manifest says (row counts must agree across views)", file, a.Shape, rows, dim)
-	}
-	x, err := a.Float32s()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", file, err)
-	}
-	if err := checkFinite(file, x, dim); err != nil {
-		return nil, err
+	if n != rows || d != dim {
+		return nil, fmt.Errorf("%s: shape (%d, %d), want (%d, %d) as the manifest says (row counts must agree across views)", file, n, d, rows, dim)
 	}
 	return x, nil
+}
+
+// ReadFeatures reads an N×D matrix of finite features (float32, float16 or float64 NPY,
+// also .npy.zst), D ≥ 1. x may be the mapped file itself: copy it before writing to it.
+func ReadFeatures(file string) (x []float32, rows, dim int, err error) {
+	a, err := ReadNPY(file)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if len(a.Shape) != 2 || a.Shape[1] < 1 {
+		return nil, 0, 0, fmt.Errorf("%s: shape %v, want a matrix (N, D) of features, one row per example", file, a.Shape)
+	}
+	x, err = a.Float32s()
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%s: %v", file, err)
+	}
+	if err := checkFinite(file, x, a.Shape[1]); err != nil {
+		return nil, 0, 0, err
+	}
+	return x, a.Shape[0], a.Shape[1], nil
 }
 
 func checkFinite(file string, x []float32, dim int) error {

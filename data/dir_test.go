@@ -1,6 +1,7 @@
 package data
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"math"
 	"os"
@@ -88,8 +89,8 @@ func TestDirBadInput(t *testing.T) {
 			"labels.test: \"/etc/passwd\" is outside"},
 		{"rows differ", func(dir string) {
 			WriteNPY(filepath.Join(dir, "w_x_1-train.npy"), NewFloat32([]int{5, 3}, make([]float32, 15)))
-		}, "w_x_1-train.npy: shape [5 3], want (6, 3)"},
-		{"dim", edit(func(m map[string]any) { view0(m)["dim"] = 4 }), "u-train.npy: shape [6 2], want (6, 4)"},
+		}, "w_x_1-train.npy: shape (5, 3), want (6, 3)"},
+		{"dim", edit(func(m map[string]any) { view0(m)["dim"] = 4 }), "u-train.npy: shape (6, 2), want (6, 4)"},
 		{"nan", func(dir string) {
 			x := make([]float32, 9)
 			x[7] = float32(math.NaN())
@@ -172,7 +173,7 @@ func TestImportAndDescribe(t *testing.T) {
 	}
 	bad := w("bad.npy", NewFloat32([]int{3, 2}, make([]float32, 6)))
 	err = Import(map[string][2]string{"emb": {bad, b}}, [2]string{ytr, yte}, 2, filepath.Join(t.TempDir(), "x"))
-	if err == nil || !strings.Contains(err.Error(), "bad.npy: shape [3 2], want (4, D)") {
+	if err == nil || !strings.Contains(err.Error(), "bad.npy: shape (3, 2), want (4, D)") {
 		t.Errorf("row mismatch: %v", err)
 	}
 	err = Import(map[string][2]string{"emb": {a, b}}, [2]string{ytr, yte}, 1, filepath.Join(t.TempDir(), "x"))
@@ -200,6 +201,40 @@ func TestImportAndDescribe(t *testing.T) {
 		err := Import(map[string][2]string{"emb": {a, b}}, [2]string{tc.train, tc.test}, 2, filepath.Join(t.TempDir(), "x"))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("error %v, want %q", err, tc.want)
+		}
+	}
+}
+
+// TestReadFeatures: a features file is an (N, D) float matrix of finite values, D ≥ 1;
+// anything else is one line naming the file.
+func TestReadFeatures(t *testing.T) {
+	dir := t.TempDir()
+	w := func(name string, a *Array) string {
+		p := filepath.Join(dir, name)
+		if err := WriteNPY(p, a); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	f64 := &Array{Shape: []int{2, 1}, Dtype: Float64, Raw: make([]byte, 16)}
+	binary.LittleEndian.PutUint64(f64.Raw[8:], math.Float64bits(-2.5))
+	x, n, d, err := ReadFeatures(w("f64.npy", f64))
+	if err != nil || n != 2 || d != 1 || !reflect.DeepEqual(x, []float32{0, -2.5}) {
+		t.Fatalf("float64: %v %d %d %v", x, n, d, err)
+	}
+	for _, tc := range []struct {
+		a    *Array
+		want string
+	}{
+		{NewFloat32([]int{3}, []float32{1, 2, 3}), "v.npy: shape [3], want a matrix (N, D) of features"},
+		{NewFloat32([]int{3, 0}, nil), "v.npy: shape [3 0], want a matrix (N, D)"},
+		{NewFloat32([]int{1, 2, 2}, make([]float32, 4)), "v.npy: shape [1 2 2], want a matrix"},
+		{NewInt64([]int{2, 1}, []int32{1, 2}), "v.npy: dtype <i8 is not a float type"},
+		{NewFloat32([]int{2, 2}, []float32{0, 1, float32(math.NaN()), 3}), "v.npy: row 1 column 0 is NaN"},
+	} {
+		_, _, _, err := ReadFeatures(w("v.npy", tc.a))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.a.Shape, err, tc.want)
 		}
 	}
 }

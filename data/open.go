@@ -317,21 +317,14 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 			if k == 1 {
 				rows = len(d.TestLabels)
 			}
-			a, err := ReadNPY(path)
+			x, n, dim, err := ReadFeatures(path)
 			if err != nil {
 				return err
 			}
-			if len(a.Shape) != 2 || a.Shape[0] != rows || (v.Dim != 0 && a.Shape[1] != v.Dim) {
-				return fmt.Errorf("%s: shape %v, want (%d, D) matching the %s labels (and D equal for train and test)", path, a.Shape, rows, splitNames[k])
+			if n != rows || (v.Dim != 0 && dim != v.Dim) {
+				return fmt.Errorf("%s: shape (%d, %d), want (%d, D) matching the %s labels (and D equal for train and test)", path, n, dim, rows, splitNames[k])
 			}
-			v.Dim = a.Shape[1]
-			x, err := a.Float32s()
-			if err != nil {
-				return fmt.Errorf("%s: %v", path, err)
-			}
-			if err := checkFinite(path, x, v.Dim); err != nil {
-				return err
-			}
+			v.Dim = dim
 			// Copy: standardising in place must not touch a mapped input.
 			x = slices.Clone(x)
 			if k == 0 {
