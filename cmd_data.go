@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -72,7 +73,7 @@ from the rest of them). Test labels must all be known.
 			name, files, ok := strings.Cut(s, "=")
 			parts := list.Strings(files)
 			if !ok || name == "" || len(parts) != 2 {
-				return fmt.Errorf("--view %q: expected NAME=TRAIN.npy,TEST.npy", s)
+				return errors.New("expected NAME=TRAIN.npy,TEST.npy")
 			}
 			views[name] = [2]string{parts[0], parts[1]}
 			return nil

@@ -63,11 +63,27 @@ correct an example only where some view is right about it.`)
 func cmdPredict(args []string) error {
 	fs := newFlags("predict", `usage: mct predict DIR --out FILE.npy [flags]     (or --run DIR)
 
-Writes the ensemble's class (the argmax of the views' summed logits) for every example of
-a test split, as int64 NumPy, in the split's row order.`)
+Writes the ensemble's class (the argmax of the views' summed logits) for every example,
+as int64 NumPy, in row order: of the run's test split, of another dataset directory's
+(--data), or of new examples nobody labelled (--features, one file per view of the run,
+raw features as mct data import takes them; row i of every file the same example).
+
+  mct predict runs/mine --features clip=clip-new.npy --features dino=dino-new.npy --out pred.npy`)
 	run := fs.String("run", "", "a finished run directory")
 	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own; another one's features are standardised as the run's were)")
-	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per test example)")
+	features := map[string]string{}
+	fs.Func("features", "VIEW=FILE.npy: new examples' raw features of one of the run's views (repeat per view; instead of --data)", func(s string) error {
+		view, file, ok := strings.Cut(s, "=")
+		if !ok || view == "" || file == "" {
+			return errors.New("expected VIEW=FILE.npy")
+		}
+		if _, dup := features[view]; dup {
+			return fmt.Errorf("view %s given twice", view)
+		}
+		features[view] = file
+		return nil
+	})
+	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per example)")
 	cache := fs.String("cache", "", "cache of built views")
 	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
@@ -75,7 +91,16 @@ a test split, as int64 NumPy, in the split's row order.`)
 	if *out == "" {
 		return fmt.Errorf("--out FILE.npy is required")
 	}
-	p, err := train.Predict(*run, *spec, *cache)
+	var p *train.Predictions
+	var err error
+	if len(features) > 0 {
+		if *spec != "" {
+			return fmt.Errorf("--data and --features: give one (a dataset's test split, or new examples' features)")
+		}
+		p, err = train.PredictFeatures(*run, features)
+	} else {
+		p, err = train.Predict(*run, *spec, *cache)
+	}
 	if err != nil {
 		return err
 	}
@@ -83,7 +108,11 @@ a test split, as int64 NumPy, in the split's row order.`)
 	if err := data.WriteNPY(*out, data.NewInt64([]int{len(pred)}, pred)); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "mct predict: %d classes written to %s (ensemble test accuracy %.4f)\n", len(pred), *out, p.Accuracy().Ensemble)
+	if p.Labels == nil {
+		fmt.Fprintf(os.Stderr, "mct predict: %d classes written to %s\n", len(pred), *out)
+	} else {
+		fmt.Fprintf(os.Stderr, "mct predict: %d classes written to %s (ensemble test accuracy %.4f)\n", len(pred), *out, p.Accuracy().Ensemble)
+	}
 	return nil
 }
 

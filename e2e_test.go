@@ -244,6 +244,10 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"eval", t.TempDir(), "extra"}, `unexpected argument "extra"`},
 		{[]string{"eval", "--json", t.TempDir(), "extra"}, `unexpected argument "extra"`},
 		{[]string{"predict", "runs/a", "--run", "runs/b"}, "two run directories, runs/a and --run runs/b: give one"},
+		{[]string{"predict", "runs/a", "--out", "p.npy", "--features", "hog"}, `invalid value "hog" for flag -features: expected VIEW=FILE.npy`},
+		{[]string{"predict", "runs/a", "--out", "p.npy", "--features", "hog=a.npy", "--features", "hog=b.npy"}, "view hog given twice"},
+		{[]string{"predict", "runs/a", "--out", "p.npy", "--features", "hog=a.npy", "--data", "d"}, "--data and --features: give one"},
+		{[]string{"data", "import", "--view", "x"}, `invalid value "x" for flag -view: expected NAME=TRAIN.npy,TEST.npy`},
 		{[]string{"bench", "typo", "--updates", "1"}, `unexpected argument "typo"`}, // not 10 updates, --updates ignored
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},
@@ -635,7 +639,7 @@ func TestImportTrulyUnlabeled(t *testing.T) {
 		}
 		return
 	}
-	_, yTrain, aTr, bTr := split(nTrain, known)
+	yTrue, yTrain, aTr, bTr := split(nTrain, known)
 	yTest, _, aTe, bTe := split(nTest, nTest)
 	args := []string{"data", "import", "--classes", fmt.Sprint(classes), "--out", filepath.Join(in, "ds"),
 		"--labels", write("ytr.npy", data.NewInt64([]int{nTrain}, yTrain)) + "," + write("yte.npy", data.NewInt64([]int{nTest}, yTest)),
@@ -665,6 +669,32 @@ func TestImportTrulyUnlabeled(t *testing.T) {
 	}
 	if s.Labeled != known/2 || s.TestAccuracy.Ensemble < 0.9 {
 		t.Fatalf("labeled %d (want %d of the %d known), test ensemble %.3f (want ≥ 0.9 on these separable classes)", s.Labeled, known/2, known, s.TestAccuracy.Ensemble)
+	}
+	// The rows nobody labelled, predicted from their raw features as imported: right about as
+	// often as on the test split (their true classes are known here).
+	pf := filepath.Join(in, "pred.npy")
+	args = []string{"predict", run, "--features", "a=" + filepath.Join(in, "a-tr.npy"), "--features", "b=" + filepath.Join(in, "b-tr.npy"), "--out", pf}
+	if out, err := mct(t, 0, args...); err != nil || !strings.Contains(out, fmt.Sprintf("mct predict: %d classes written to %s\n", nTrain, pf)) {
+		t.Fatalf("mct %v: %v\n%s", args, err, out)
+	}
+	a, err := data.ReadNPY(pf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred, err := a.Int32s()
+	if err != nil || len(pred) != nTrain {
+		t.Fatalf("%s: %d predictions (%v), want %d", pf, len(pred), err, nTrain)
+	}
+	right := 0
+	for i := known; i < nTrain; i++ {
+		if pred[i] == yTrue[i] {
+			right++
+		}
+	}
+	acc := float64(right) / float64(nTrain-known)
+	t.Logf("predict --features: %.4f right on the unlabeled train rows; test ensemble %.4f", acc, s.TestAccuracy.Ensemble)
+	if acc < s.TestAccuracy.Ensemble-0.03 {
+		t.Errorf("predict --features: %.3f right on the unlabeled train rows, the test ensemble %.3f", acc, s.TestAccuracy.Ensemble)
 	}
 	// 90 of the unlabeled pool's 2790 rows have a known label: the pseudo-label accuracy
 	// is over those: each seen once an epoch, and up to 26 more draws when the last of

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"mct/ckpt"
 	"mct/data"
@@ -101,11 +102,11 @@ func asTrained(x []float32, vd data.View, in inputNorm) []float32 {
 	return out
 }
 
-// Predictions are a finished run's logits on a dataset's test split.
+// Predictions are a finished run's logits on a dataset's test split, or on new examples.
 type Predictions struct {
 	Views   []string    // the probes' names (Config.Probes)
 	Logits  [][]float32 // per view, N×Classes
-	Labels  []int32     // the test labels
+	Labels  []int32     // the test labels; nil for new examples (PredictFeatures)
 	Classes int
 }
 
@@ -139,7 +140,6 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	}
 	be := nn.NewCPU()
 	out := &Predictions{Views: s.Views, Labels: ds.TestLabels, Classes: ds.Classes}
-	rows := allRows(len(ds.TestLabels))
 	for i, v := range s.Views {
 		p, in, err := loadModel(be, ModelPath(runDir, v))
 		if err != nil {
@@ -150,12 +150,69 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 			return nil, fmt.Errorf("view %s: the probe expects %d features and %d classes, the data has %d and %d",
 				v, p.Config().In, p.Config().Classes, vd.Dim, ds.Classes)
 		}
-		vd.Test = asTrained(vd.Test, vd, in)
-		r := &rank{be: be, probe: p, feat: vd.Train, vd: vd, dim: vd.Dim, C: ds.Classes,
-			tapeE: p.NewTape(evalChunk, false), xL: be.Alloc(evalChunk * vd.Dim), host: make([]float32, evalChunk*vd.Dim)}
-		out.Logits = append(out.Logits, r.logits(rows, true))
+		out.Logits = append(out.Logits, probeLogits(be, p, asTrained(vd.Test, vd, in), vd.Dim))
 	}
 	return out, nil
+}
+
+// PredictFeatures runs a finished run's probes on new examples: files maps each of the
+// run's views to an NPY matrix of its raw features (float32, float16 or float64, rows
+// aligned across views), as `mct data import` takes them; they are standardised as the
+// run's training data were. The Predictions have no Labels.
+func PredictFeatures(runDir string, files map[string]string) (*Predictions, error) {
+	s, err := ReadSummary(runDir)
+	if err != nil {
+		return nil, err
+	}
+	for v := range files {
+		if !slices.Contains(s.Config.Views, v) {
+			return nil, fmt.Errorf("--features %s=…: %s has no view %s (its views: %s)", v, runDir, v, strings.Join(s.Config.Views, ", "))
+		}
+	}
+	raw := make([][]float32, len(s.Config.Views))
+	rows, dims := -1, make([]int, len(s.Config.Views))
+	for i, v := range s.Config.Views {
+		file, ok := files[v]
+		if !ok {
+			return nil, fmt.Errorf("--features: no file for view %s: give --features %s=FILE.npy for each of the run's views (%s)", v, v, strings.Join(s.Config.Views, ", "))
+		}
+		x, n, d, err := data.ReadFeatures(file)
+		if err != nil {
+			return nil, err
+		}
+		if rows >= 0 && n != rows {
+			return nil, fmt.Errorf("%s: %d rows, but %s has %d: row i of every view's file must be the same example", file, n, files[s.Config.Views[0]], rows)
+		}
+		raw[i], rows, dims[i] = x, n, d
+	}
+	be := nn.NewCPU()
+	out := &Predictions{Views: s.Views}
+	for i, v := range s.Views {
+		path := ModelPath(runDir, v)
+		p, in, err := loadModel(be, path)
+		if err != nil {
+			return nil, err
+		}
+		k := s.Config.ProbeView(i)
+		file, dim := files[s.Config.Views[k]], dims[k]
+		if p.Config().In != dim {
+			return nil, fmt.Errorf("%s: %d features per row, the probe of view %s takes %d", file, dim, s.Config.Views[k], p.Config().In)
+		}
+		if in.mean == nil {
+			return nil, fmt.Errorf("%s does not record its inputs' standardisation (an older mct wrote it): import the features with `mct data import` and use mct predict --data DIR", path)
+		}
+		out.Classes = p.Config().Classes
+		out.Logits = append(out.Logits, probeLogits(be, p, asTrained(raw[k], data.View{Dim: dim}, in), dim))
+	}
+	return out, nil
+}
+
+// probeLogits runs probe p in eval mode on x, rows of dim features standardised as its
+// training data were, in chunks of evalChunk rows.
+func probeLogits(be nn.Backend, p *nn.Probe, x []float32, dim int) []float32 {
+	r := &rank{be: be, probe: p, vd: data.View{Dim: dim, Test: x}, dim: dim, C: p.Config().Classes,
+		tapeE: p.NewTape(evalChunk, false), xL: be.Alloc(evalChunk * dim), host: make([]float32, evalChunk*dim)}
+	return r.logits(allRows(len(x)/dim), true)
 }
 
 // Accuracy of each view and of the ensemble (sum of logits, added in view order). The
@@ -185,7 +242,7 @@ func (p *Predictions) Accuracy() Accuracies {
 // Ensemble is the ensemble's class of every row: the argmax of the views' summed logits.
 func (p *Predictions) Ensemble() []int32 {
 	C := p.Classes
-	pred := make([]int32, len(p.Labels))
+	pred := make([]int32, len(p.Logits[0])/C)
 	sum := make([]float32, C)
 	for i := range pred {
 		clear(sum)

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"mct/data"
@@ -174,4 +175,61 @@ func readInts(t *testing.T, path string) []int32 {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return x
+}
+
+// TestPredictFeatures: new examples' raw features, one file per view, give the logits the
+// run's probes give on the same rows of its own (imported, standardised) test split; a
+// run of MPL's two probes on one view reads the one file twice. Files that do not fit the
+// run are one line naming the file or the view.
+func TestPredictFeatures(t *testing.T) {
+	dir, views, raw := synthImport(t, 3, 5)
+	mct := tinyRun(t, "mct", dir, views[:2], 1)
+	mpl := tinyRun(t, "mpl", dir, views[1:2], 1)
+	for _, cfg := range []Config{mct, mpl} {
+		cfg.WarmupEpochs, cfg.Epochs = 3, 1
+		if _, err := Run(context.Background(), cfg, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		own, err := Predict(cfg.Out, "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		files := map[string]string{}
+		for _, v := range cfg.Views {
+			files[v] = raw.views[v][1]
+		}
+		got, err := PredictFeatures(cfg.Out, files)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Labels != nil || got.Classes != own.Classes || !slices.Equal(got.Views, own.Views) {
+			t.Fatalf("%s: predictions for views %v, %d classes, labels %v; the run's own: %v, %d", cfg.Algo, got.Views, got.Classes, got.Labels, own.Views, own.Classes)
+		}
+		for i, v := range own.Views {
+			worst := logitsDiff(got.Logits[i], own.Logits[i])
+			t.Logf("%s probe %s: largest difference %.2g", cfg.Algo, v, worst)
+			if len(got.Logits[i]) != len(own.Logits[i]) || worst > 1e-5 {
+				t.Errorf("%s probe %s: %d logits differing by %.3g from the run's own %d", cfg.Algo, v, len(got.Logits[i]), worst, len(own.Logits[i]))
+			}
+		}
+		if !slices.Equal(got.Ensemble(), own.Ensemble()) {
+			t.Errorf("%s: ensemble classes differ from the run's own", cfg.Algo)
+		}
+	}
+
+	short := filepath.Join(t.TempDir(), "short.npy")
+	writeNPY(t, filepath.Dir(short), "short.npy", data.NewFloat32([]int{3, 9}, make([]float32, 27)))
+	for _, tc := range []struct {
+		files map[string]string
+		want  string
+	}{
+		{map[string]string{"v0": raw.views["v0"][1]}, "no file for view v1: give --features v1=FILE.npy for each of the run's views (v0, v1)"},
+		{map[string]string{"v0": raw.views["v0"][1], "v1": raw.views["v1"][1], "v2": raw.views["v2"][1]}, "has no view v2 (its views: v0, v1)"},
+		{map[string]string{"v0": raw.views["v0"][1], "v1": short}, "short.npy: 3 rows, but " + raw.views["v0"][1] + " has 120"},
+		{map[string]string{"v0": raw.views["v1"][1], "v1": raw.views["v1"][1]}, "v1-test.npy: 9 features per row, the probe of view v0 takes 6"},
+	} {
+		if _, err := PredictFeatures(mct.Out, tc.files); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want %q", tc.files, err, tc.want)
+		}
+	}
 }
