@@ -84,12 +84,16 @@ raw features as mct data import takes them; row i of every file the same example
 		return nil
 	})
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per example)")
+	probs := fs.String("probs", "", "also an NPY file of the ensemble's class probabilities (float32, examples × classes: the softmax of the views' summed logits)")
 	cache := fs.String("cache", "", "cache of built views")
 	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
 	}
 	if *out == "" {
 		return fmt.Errorf("--out FILE.npy is required")
+	}
+	if *probs == *out {
+		return fmt.Errorf("--probs %s: the same file as --out", *probs)
 	}
 	var p *train.Predictions
 	var err error
@@ -108,11 +112,17 @@ raw features as mct data import takes them; row i of every file the same example
 	if err := data.WriteNPY(*out, data.NewInt64([]int{len(pred)}, pred)); err != nil {
 		return err
 	}
-	if p.Labels == nil {
-		fmt.Fprintf(os.Stderr, "mct predict: %d classes written to %s\n", len(pred), *out)
-	} else {
-		fmt.Fprintf(os.Stderr, "mct predict: %d classes written to %s (ensemble test accuracy %.4f)\n", len(pred), *out, p.Accuracy().Ensemble)
+	wrote := fmt.Sprintf("%d classes written to %s", len(pred), *out)
+	if *probs != "" {
+		if err := data.WriteNPY(*probs, data.NewFloat32([]int{len(pred), p.Classes}, p.Probabilities())); err != nil {
+			return err
+		}
+		wrote += ", their probabilities to " + *probs
 	}
+	if p.Labels != nil {
+		wrote += fmt.Sprintf(" (ensemble test accuracy %.4f)", p.Accuracy().Ensemble)
+	}
+	fmt.Fprintln(os.Stderr, "mct predict:", wrote)
 	return nil
 }
 

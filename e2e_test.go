@@ -672,9 +672,9 @@ func TestImportTrulyUnlabeled(t *testing.T) {
 	}
 	// The rows nobody labelled, predicted from their raw features as imported: right about as
 	// often as on the test split (their true classes are known here).
-	pf := filepath.Join(in, "pred.npy")
-	args = []string{"predict", run, "--features", "a=" + filepath.Join(in, "a-tr.npy"), "--features", "b=" + filepath.Join(in, "b-tr.npy"), "--out", pf}
-	if out, err := mct(t, 0, args...); err != nil || !strings.Contains(out, fmt.Sprintf("mct predict: %d classes written to %s\n", nTrain, pf)) {
+	pf, qf := filepath.Join(in, "pred.npy"), filepath.Join(in, "probs.npy")
+	args = []string{"predict", run, "--features", "a=" + filepath.Join(in, "a-tr.npy"), "--features", "b=" + filepath.Join(in, "b-tr.npy"), "--out", pf, "--probs", qf}
+	if out, err := mct(t, 0, args...); err != nil || !strings.Contains(out, fmt.Sprintf("mct predict: %d classes written to %s, their probabilities to %s\n", nTrain, pf, qf)) {
 		t.Fatalf("mct %v: %v\n%s", args, err, out)
 	}
 	a, err := data.ReadNPY(pf)
@@ -685,10 +685,17 @@ func TestImportTrulyUnlabeled(t *testing.T) {
 	if err != nil || len(pred) != nTrain {
 		t.Fatalf("%s: %d predictions (%v), want %d", pf, len(pred), err, nTrain)
 	}
+	q := readFloats(t, qf, nTrain*classes)
 	right := 0
 	for i := known; i < nTrain; i++ {
 		if pred[i] == yTrue[i] {
 			right++
+		}
+	}
+	for i := range nTrain {
+		row := q[i*classes : (i+1)*classes]
+		if sum := row[0] + row[1] + row[2]; math.Abs(float64(sum)-1) > 1e-5 || slices.Index(row, slices.Max(row)) != int(pred[i]) {
+			t.Fatalf("row %d: probabilities %v (sum %v), class %d: want a distribution whose most likely class is the class", i, row, sum, pred[i])
 		}
 	}
 	acc := float64(right) / float64(nTrain-known)
@@ -782,4 +789,18 @@ func TestSweepListChecksCombos(t *testing.T) {
 	if want := `combination 2 (algo-mct_views-hog+gabor+pixels_seed-1): the grid's "ranks" 2 is not a multiple of its 3 probes`; err == nil || !strings.Contains(o, want) || strings.Contains(o, "combination 0") {
 		t.Errorf("sweep list of a grid whose case has 3 views for 2 ranks: err %v, output %q; want it to say %q, and only of the MCT case", err, o, want)
 	}
+}
+
+// readFloats reads an NPY file of n float32 values.
+func readFloats(t *testing.T, path string, n int) []float32 {
+	t.Helper()
+	a, err := data.ReadNPY(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.Float32s()
+	if err != nil || len(x) != n {
+		t.Fatalf("%s: %d values (%v), want %d", path, len(x), err, n)
+	}
+	return x
 }

@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -242,16 +243,40 @@ func (p *Predictions) Accuracy() Accuracies {
 // Ensemble is the ensemble's class of every row: the argmax of the views' summed logits.
 func (p *Predictions) Ensemble() []int32 {
 	C := p.Classes
-	pred := make([]int32, len(p.Logits[0])/C)
-	sum := make([]float32, C)
+	sum := p.summed()
+	pred := make([]int32, len(sum)/C)
 	for i := range pred {
-		clear(sum)
-		for _, z := range p.Logits {
-			for k, x := range z[i*C : (i+1)*C] {
-				sum[k] += x
-			}
-		}
-		pred[i] = int32(argmax(sum))
+		pred[i] = int32(argmax(sum[i*C : (i+1)*C]))
 	}
 	return pred
+}
+
+// Probabilities are the ensemble's class probabilities of every row, N×Classes: the
+// softmax of the views' summed logits, whose argmax is Ensemble's class.
+func (p *Predictions) Probabilities() []float32 {
+	C := p.Classes
+	sum := p.summed()
+	for i := 0; i < len(sum); i += C {
+		row := sum[i : i+C]
+		top := row[argmax(row)]
+		var total float64
+		for _, z := range row {
+			total += math.Exp(float64(z - top))
+		}
+		for k, z := range row {
+			row[k] = float32(math.Exp(float64(z-top)) / total)
+		}
+	}
+	return sum
+}
+
+// summed is the views' logits added row by row, in view order (N×Classes).
+func (p *Predictions) summed() []float32 {
+	sum := make([]float32, len(p.Logits[0]))
+	for _, z := range p.Logits {
+		for k, x := range z {
+			sum[k] += x
+		}
+	}
+	return sum
 }

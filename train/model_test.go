@@ -233,3 +233,24 @@ func TestPredictFeatures(t *testing.T) {
 		}
 	}
 }
+
+// TestProbabilities: the softmax of the views' summed logits, finite for logits far beyond
+// exp's range, each row's argmax the ensemble's class.
+func TestProbabilities(t *testing.T) {
+	p := &Predictions{Views: []string{"a", "b"}, Classes: 3, Logits: [][]float32{
+		{1, 2, 3, 1000, -1000, 0},
+		{0, 0, -1, 1, 0, 999},
+	}}
+	// Row 0: sums (1, 2, 2) → e^-1, 1, 1 over 2+e^-1. Row 1: sums (1001, -1000, 999).
+	e1, e2 := math.Exp(-1), math.Exp(-2)
+	want := []float64{e1 / (2 + e1), 1 / (2 + e1), 1 / (2 + e1), 1 / (1 + e2), 0, e2 / (1 + e2)}
+	got := p.Probabilities()
+	for k := range want {
+		if math.Abs(float64(got[k])-want[k]) > 1e-6 {
+			t.Fatalf("probabilities %v, want %v", got, want)
+		}
+	}
+	if e := p.Ensemble(); !slices.Equal(e, []int32{1, 0}) {
+		t.Errorf("ensemble %v, want [1 0] (the first of equal sums)", e)
+	}
+}
