@@ -129,15 +129,21 @@ func runLocal(ctx context.Context, cfg Config, ds *data.Dataset, layout ranks.La
 // a new run never mixes its files with an old one's (a rerun of the same configuration
 // gives the same result and may overwrite it).
 func sameRun(cfg Config) error {
+	if fi, err := os.Stat(cfg.Out); err == nil && !fi.IsDir() {
+		return fmt.Errorf("--out %s is a file, not a directory: choose another --out", cfg.Out)
+	}
 	b, err := os.ReadFile(filepath.Join(cfg.Out, "config.json"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
+	if err != nil { // a file on the way (ENOTDIR), no permission
+		return fmt.Errorf("--out %s: %v: choose another --out", cfg.Out, errors.Unwrap(err))
+	}
 	var old struct {
 		RunID string `json:"run_id"`
 	}
-	if err != nil || json.Unmarshal(b, &old) != nil {
-		return fmt.Errorf("%s/config.json is unreadable: choose another --out", cfg.Out)
+	if json.Unmarshal(b, &old) != nil {
+		return fmt.Errorf("%s/config.json is not an mct run's config.json: choose another --out", cfg.Out)
 	}
 	if old.RunID != cfg.RunID() {
 		return fmt.Errorf("run directory %s holds a run of another configuration (run id %s, this run %s): use another --out, or the same flags to rerun or --resume it",
