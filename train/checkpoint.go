@@ -163,10 +163,23 @@ func r0OK(world ranks.Comm, err error) bool {
 	return bad[0] == 0
 }
 
-// orOther is err, or the note that another rank failed (this one did not).
+// errOtherRank is the error of a rank that did not fail itself when another did.
+var errOtherRank = errors.New("another rank failed (see its message)")
+
+// agreedError marks an error that every rank of the job returns from the same point (after
+// allOK, or from a check every rank makes alike), so that Run can meet the other ranks once
+// more and have the first real reason told once, not once per rank beside "another rank
+// failed".
+type agreedError struct{ err error }
+
+func (e agreedError) Error() string { return e.err.Error() }
+func (e agreedError) Unwrap() error { return e.err }
+
+// orOther is err, or errOtherRank when this rank did not fail itself, marked agreed: call
+// it only where allOK (or r0OK) has just told every rank that some rank failed.
 func orOther(err error) error {
-	if err != nil {
-		return err
+	if err == nil {
+		err = errOtherRank
 	}
-	return errors.New("another rank failed (see its message)")
+	return agreedError{err}
 }

@@ -42,10 +42,7 @@ func rankDevice(cfg Config, world ranks.Comm, layout ranks.Layout, transport str
 		localRank, localSize = ranks.LocalRank(), ranks.LocalSize()
 	}
 	be, note, err = openDevice(cfg.Device, localRank, localSize, cfg.Precision)
-	if !r0OK(world, err) {
-		if transport == "mpi" { // the local transport names the failing rank itself
-			return nil, "", fmt.Errorf("rank %d: %w", world.Rank(), orOther(err))
-		}
+	if !r0OK(world, err) { // Run names the failing rank (under mpirun) or the transport does
 		return nil, "", orOther(err)
 	}
 	if note == "" && world.Rank() == 0 {

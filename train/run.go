@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -84,12 +85,23 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 			opts.Progress = BuildProgress(stderr)
 		}
 		ds, err := data.Open(cfg.Data, []string{cfg.Views[cfg.ProbeView(v)]}, opts)
-		if err != nil {
-			// os.Stderr, not the progress writer: --quiet discards that.
-			fmt.Fprintf(os.Stderr, "mct train: rank %d: %v\n", world.Rank(), err)
-			world.Abort(1) // the other ranks are waiting in collectives
+		// Each rank opens its own view; a bad file is told once, by the lowest rank that
+		// met one (not by every rank, nor with MPI_Abort's banner), and every rank stops.
+		if err := refuse(world, "train", err); err != nil {
+			return nil, err
 		}
 		s, err := runRank(ctx, world, layout, cfg, ds, "mpi", stderr)
+		if errors.As(err, new(agreedError)) {
+			// Every rank returned from the same point; each would print its own line
+			// ("another rank failed" where the reason was another's).
+			mine := err
+			if errors.Is(err, errOtherRank) {
+				mine = nil
+			}
+			if rerr := refuse(world, "train", mine); rerr != nil {
+				return nil, rerr
+			}
+		}
 		if cerr := world.Close(); err == nil {
 			err = cerr
 		}
@@ -104,9 +116,14 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		return nil, err
 	}
 	sum, err := runLocal(ctx, cfg, ds, ranks.Layout{Views: len(cfg.Probes()), Replicas: 1}, stderr)
-	// Ranks fail together, mostly for one reason: report the first rank's.
+	// Ranks fail together, mostly for one reason: report the first rank's that is a reason,
+	// not the note that another rank failed.
 	if errs, ok := err.(interface{ Unwrap() []error }); ok && len(errs.Unwrap()) > 0 {
-		err = errs.Unwrap()[0]
+		all := errs.Unwrap()
+		err = all[0]
+		if i := slices.IndexFunc(all, func(e error) bool { return !errors.Is(e, errOtherRank) }); i >= 0 {
+			err = all[i]
+		}
 	}
 	return sum, err
 }
@@ -211,12 +228,13 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	}
 	defer peer.Close()
 	defer pool.Close()
+	// The split depends only on the labels and the flags: every rank fails here alike.
 	split, err := data.MakeSplit(ds.TrainLabels, ds.Classes, cfg.Labeled, cfg.Val, cfg.Seed, cfg.Balanced)
 	if err != nil {
-		return nil, err
+		return nil, agreedError{err}
 	}
 	if cfg.Algo != "supervised" && len(split.Unlabeled) == 0 {
-		return nil, fmt.Errorf("--algo %s: no unlabeled examples left (every known label is in the labeled or validation set and the data has no -1 labels): use a smaller --labeled or --val", cfg.Algo)
+		return nil, agreedError{fmt.Errorf("--algo %s: no unlabeled examples left (every known label is in the labeled or validation set and the data has no -1 labels): use a smaller --labeled or --val", cfg.Algo)}
 	}
 	be, note, err := rankDevice(cfg, world, layout, transport)
 	if err != nil {

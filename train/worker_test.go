@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -30,12 +31,12 @@ func TestMain(m *testing.M) {
 type workerJob struct {
 	Config         Config
 	Out, Device    string
-	Quiet          bool
+	Quiet, Resume  bool
 	HostLogitsRank int
 }
 
 func jobJSON(cfg Config, hostLogitsRank int) ([]byte, error) {
-	return json.Marshal(workerJob{Config: cfg, Out: cfg.Out, Device: cfg.Device, Quiet: cfg.Quiet, HostLogitsRank: hostLogitsRank})
+	return json.Marshal(workerJob{Config: cfg, Out: cfg.Out, Device: cfg.Device, Quiet: cfg.Quiet, Resume: cfg.Resume, HostLogitsRank: hostLogitsRank})
 }
 
 // worker runs one rank of the workerJob in jobJSON, with the test devices registered.
@@ -46,13 +47,15 @@ func worker(jobJSON string) int {
 		return 1
 	}
 	cfg := job.Config
-	cfg.Out, cfg.Device, cfg.Quiet = job.Out, job.Device, job.Quiet
+	cfg.Out, cfg.Device, cfg.Quiet, cfg.Resume = job.Out, job.Device, job.Quiet, job.Resume
 	if os.Getenv("OMPI_COMM_WORLD_RANK") == strconv.Itoa(job.HostLogitsRank) {
 		os.Setenv("MCT_DEVICE_EXCHANGE", "0")
 	}
 	RegisterDevice(addrCPUName, openAddrCPU)
 	if _, err := Run(context.Background(), cfg, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		if !errors.As(err, new(Reported)) { // printed already, once for the job
+			fmt.Fprintln(os.Stderr, err)
+		}
 		return 1
 	}
 	return 0

@@ -1,0 +1,143 @@
+package train
+
+import (
+	"context"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mct/data"
+	"mct/internal/testenv"
+)
+
+// damageView1 truncates by one byte every checkpoint file of rank 1 (view 1) in cfg.Out.
+func damageView1(t *testing.T, cfg Config) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(cfg.Out, "ckpt", "step-*", "rank-1.mct"))
+	if len(files) == 0 {
+		t.Fatalf("no checkpoint of rank 1 in %s", cfg.Out)
+	}
+	for _, f := range files {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(f, fi.Size()-1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestOneRankFailsLocally: when one rank of a local run fails (view 1's checkpoints are
+// all damaged) the run's error is that rank's reason, not rank 0's note that another rank
+// failed.
+func TestOneRankFailsLocally(t *testing.T) {
+	dir, views := synthDir(t)
+	cfg := tinyRun(t, "mct", dir, views[:2], 3)
+	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 2, 2, 1
+	if _, err := Run(context.Background(), cfg, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	damageView1(t, cfg)
+	cfg.Resume = true
+	_, err := Run(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "loads for view 1") || strings.Contains(err.Error(), "another rank failed") {
+		t.Errorf("resume with view 1's checkpoints damaged: error %v, want view 1's reason", err)
+	}
+}
+
+// TestMPIFailsOnce: under mpirun a reason for stopping is told in one line, by the lowest
+// rank that has one, whether every rank meets it (a run directory of another
+// configuration, a file outside the dataset directory) or one rank alone (a NaN in its
+// view, its checkpoints damaged): not once per rank, not "another rank failed" beside it,
+// and not with MPI_Abort's banner.
+func TestMPIFailsOnce(t *testing.T) {
+	mpirun, err := exec.LookPath("mpirun")
+	if err != nil {
+		testenv.Missing(t, "mpirun not found (apt-get install openmpi-bin libopenmpi-dev)")
+	}
+	dir, views := synthDir(t)
+	base := tinyRun(t, "mct", dir, views[:2], 3)
+	base.WarmupEpochs, base.Patience, base.Epochs = 2, 2, 1
+	if _, err := Run(context.Background(), base, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	// A copy of the dataset with a NaN in view 1's test features.
+	nan := filepath.Join(t.TempDir(), "nan")
+	if err := os.CopyFS(nan, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	test := filepath.Join(nan, views[1]+"-test.npy")
+	a, err := data.ReadNPY(test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := a.Float32s()
+	if err != nil {
+		t.Fatal(err)
+	}
+	x[7] = float32(math.NaN())
+	if err := data.WriteNPY(test, data.NewFloat32(a.Shape, x)); err != nil {
+		t.Fatal(err)
+	}
+	// A copy whose manifest names a file outside it.
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.CopyFS(outside, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	mpath := filepath.Join(outside, "manifest.json")
+	m, err := os.ReadFile(mpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mpath, []byte(strings.Replace(string(m), `"labels-train.npy"`, `"../labels-train.npy"`, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	damaged := base
+	damaged.Out = t.TempDir()
+	if err := os.CopyFS(damaged.Out, os.DirFS(base.Out)); err != nil {
+		t.Fatal(err)
+	}
+	damageView1(t, damaged)
+	damaged.Resume = true
+	other := base
+	other.Seed = 4
+	withData := func(d string) Config {
+		c := base
+		c.Data, c.Out = d, t.TempDir()
+		return c
+	}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"NaN in view 1", withData(nan), "rank 1: " + test + ": row 0 column 7 is NaN"},
+		{"manifest names a file outside", withData(outside), `labels.train: "../labels-train.npy" is outside the dataset directory`},
+		{"run directory of another configuration", other, "holds a run of another configuration"},
+		{"view 1's checkpoints damaged", damaged, "rank 1: none of the 2 committed checkpoint steps"},
+	} {
+		js, err := jobJSON(c.cfg, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		cmd := exec.CommandContext(ctx, mpirun, "--oversubscribe", "-np", "2", os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), workerEnv+"="+string(js), "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
+		out, err := cmd.CombinedOutput()
+		cancel()
+		o := string(out)
+		if err == nil {
+			t.Errorf("%s: mpirun -np 2 succeeded\n%s", c.name, o)
+		}
+		if n := strings.Count(o, c.want); n != 1 || strings.Contains(o, "another rank failed") || strings.Contains(o, "MPI_ABORT") {
+			t.Errorf("%s: want %q once, got it %d times, without 'another rank failed' or MPI_ABORT:\n%s", c.name, c.want, n, o)
+		}
+	}
+}
