@@ -309,6 +309,10 @@ func writeDir(out string, d *Dataset, st storage) error {
 		return err
 	}
 	defer os.RemoveAll(tmp) // no-op after a successful rename
+	// MkdirTemp's 0700 would keep colleagues on a shared cluster out of the dataset.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
 	m := manifest{
 		Format: manifestFormat, Name: d.Name, Classes: d.Classes, ClassNames: d.ClassNames,
 		Splits:     map[string]int{"train": len(d.TrainLabels), "test": len(d.TestLabels)},

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -72,6 +73,9 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 	b, ok := builtins[spec]
 	if !ok {
 		if _, err := os.Stat(filepath.Join(spec, "manifest.json")); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+				return nil, fmt.Errorf("dataset %s: %w", spec, err) // there, but unreadable
+			}
 			names := slices.Sorted(maps.Keys(builtins))
 			return nil, fmt.Errorf("dataset %q: neither a built-in (%s) nor a dataset directory with a manifest.json", spec, strings.Join(names, ", "))
 		}
