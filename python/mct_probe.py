@@ -22,9 +22,13 @@ import json
 import struct
 import sys
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+try:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+except ImportError as e:  # a venv or pyenv without them: say what to install, not a traceback
+    sys.exit(f"mct_probe.py: {e}: it needs torch and numpy (pip install torch numpy, "
+             f"or Debian's apt-get install python3-torch and /usr/bin/python3)")
 
 
 class Standardize(torch.nn.Module):
@@ -53,7 +57,7 @@ class MCTProbe(torch.nn.Module):
         super().__init__()
         if arch not in ("fcnn", "mlp", "linear"):
             raise ValueError(f"arch {arch!r}: want fcnn, mlp or linear")
-        self.arch, self.slope, self.temperature = arch, slope, temperature
+        self.arch, self.slope, self.temperature, self.n_in = arch, slope, temperature, n_in
         self.input = Standardize(n_in) if standardize else None
         n_hidden = {"fcnn": len(hidden) - 1, "mlp": len(hidden), "linear": 0}[arch]
         self.sources, widths = [], []
@@ -75,6 +79,11 @@ class MCTProbe(torch.nn.Module):
                 self.add_module(f"bn{i}", torch.nn.BatchNorm1d(width_out, eps=bn_eps, momentum=bn_momentum))
 
     def forward(self, x):
+        # Features of another view (or a 1-D array) would otherwise fail deep inside with a
+        # broadcasting message that names neither the probe nor the expected width.
+        if x.dim() != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"features of shape {tuple(x.shape)}: this probe takes N x {self.n_in} "
+                             f"(the view it was trained on, raw as given to mct data import)")
         # NumPy's float64 (or float16) features would otherwise fail in the first Linear.
         x = x.to(self.fc0.weight.dtype)
         if self.input is not None:
@@ -96,8 +105,13 @@ def read_safetensors(path):
     """The tensors (float32, by name) and the metadata of a safetensors file."""
     with open(path, "rb") as f:
         blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n])
+    n = struct.unpack("<Q", blob[:8])[0] if len(blob) >= 8 else 0
+    try:
+        header = json.loads(blob[8:8 + n]) if 2 <= n <= len(blob) - 8 else None
+    except ValueError:
+        header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: not a safetensors file: give a run's model-VIEW.safetensors or a file from mct export")
     meta = header.pop("__metadata__", {})
     tensors = {}
     for name, t in header.items():
@@ -131,12 +145,26 @@ def main():
     p.add_argument("--logits", help="write the N x Classes logits here (.npy, float32)")
     p.add_argument("--classes", help="write the N predicted classes here (.npy, int64)")
     a = p.parse_args()
-    probe = load(a.model)
     if a.features.endswith(".zst"):  # mct reads .npy.zst; NumPy does not
         p.error(f"{a.features} is zstd-compressed: decompress it first (zstd -d {a.features})")
-    x = torch.from_numpy(np.load(a.features).astype(np.float32, copy=False))
-    with torch.no_grad():
-        z = probe(x)
+    # A wrong file is one line naming it, as mct's own errors are, not a traceback.
+    try:
+        probe = load(a.model)
+    except OSError as e:
+        sys.exit(f"mct_probe.py: {a.model}: {e.strerror or e}")
+    except ValueError as e:
+        sys.exit(f"mct_probe.py: {e}")
+    try:
+        x = torch.from_numpy(np.load(a.features).astype(np.float32, copy=False))
+    except OSError as e:
+        sys.exit(f"mct_probe.py: {a.features}: {e.strerror or e}")
+    except ValueError as e:  # NumPy's message for a file that is not .npy speaks of pickles
+        sys.exit(f"mct_probe.py: {a.features}: not a NumPy .npy file of features ({e})")
+    try:
+        with torch.no_grad():
+            z = probe(x)
+    except ValueError as e:
+        sys.exit(f"mct_probe.py: {a.features}: {e}")
     if a.logits:
         np.save(a.logits, z.numpy())
     if a.classes:
