@@ -68,8 +68,10 @@
 //
 //	[mpirun -np RANKS] self train FLAGS --out=GRIDDIR/runs/NAME [--resume]
 //
-// idempotently: a combination whose summary.json exists is not run again, one
-// whose run directory has content is resumed, and a lock file keeps two
+// idempotently: a combination whose summary.json exists is not run again
+// while the grid gives it the flags it ran with (runs/.NAME.flags; after a
+// change the trainer is resumed and refuses a run of another configuration),
+// one whose run directory has content is resumed, and a lock file keeps two
 // processes off one combination. Array tasks therefore need no shared table
 // to claim work: the array index is the combination, and resubmitting a whole
 // array only runs what has not finished.

@@ -9,7 +9,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
+
+	"mct/internal/atomicfile"
 )
 
 // ErrPreempted is returned by Run when the trainer stopped at a checkpoint
@@ -28,8 +31,11 @@ const ExitPreempted = 75
 const RunsDir = "runs"
 
 // Run runs combination index of the grid idempotently: a combination whose
-// summary.json exists is left alone; one whose run directory has content is
-// resumed (--resume); otherwise it starts. The trainer is
+// summary.json exists is left alone while the grid gives it the flags it
+// finished with (runs/.<name>.flags records them); one whose run directory
+// has content (or whose flags changed since it finished) is resumed
+// (--resume), and the trainer refuses a run directory of another
+// configuration; otherwise it starts. The trainer is
 //
 //	self train <fixed and varied flags> --out <grid dir>/runs/<name> [--resume]
 //
@@ -65,9 +71,19 @@ func Run(gridPath string, index int, self string) error {
 	defer unlock()
 
 	out := filepath.Join(runs, c.Name)
-	if finished(out) {
-		slog.Info("sweep: combination already finished", "index", index, "run", out)
-		return nil
+	flagsFile := filepath.Join(runs, "."+c.Name+".flags")
+	ran := ranWith(g.Ranks, c.Args())
+	wasFinished := finished(out)
+	if wasFinished {
+		old, err := os.ReadFile(flagsFile)
+		if err != nil || string(old) == ran { // no record: finished before records were kept
+			slog.Info("sweep: combination already finished", "index", index, "run", out)
+			return nil
+		}
+		// The grid changed since (or another grid in this directory has a combination
+		// of this name): the trainer judges whether its run directory holds this
+		// configuration (it refuses another one) and then resumes it to the end.
+		slog.Info("sweep: the grid gives this finished combination other flags than it ran with", "index", index, "run", out, "record", flagsFile)
 	}
 	args := append([]string{"train"}, c.Args()...)
 	args = append(args, "--out="+out)
@@ -102,9 +118,14 @@ func Run(gridPath string, index int, self string) error {
 			waiting = false
 		}
 	}
-	if finished(out) {
+	// A run that had finished before this trainer started is this trainer's only if it
+	// succeeded (it refuses a run directory of another configuration).
+	if finished(out) && (err == nil || !wasFinished) {
 		if err != nil {
 			slog.Warn("sweep: trainer exited with an error after writing its summary", "err", err)
+		}
+		if werr := atomicfile.WriteFile(flagsFile, []byte(ran)); werr != nil {
+			return fmt.Errorf("sweep run: combination %d (%s) finished, but: %w", index, c.Name, werr)
 		}
 		return nil
 	}
@@ -117,6 +138,12 @@ func Run(gridPath string, index int, self string) error {
 		return fmt.Errorf("sweep run: combination %d (%s): %w; run the same command again to resume", index, c.Name, ErrPreempted)
 	}
 	return fmt.Errorf("sweep run: combination %d (%s): %s: %w", index, c.Name, argv[0], err)
+}
+
+// ranWith is what the record beside a finished run directory holds: the flags and the
+// number of ranks its trainer ran with, one per line.
+func ranWith(ranks int, args []string) string {
+	return strings.Join(append([]string{"ranks=" + strconv.Itoa(ranks)}, args...), "\n") + "\n"
 }
 
 // launch returns the command line that starts the trainer with g.Ranks

@@ -152,6 +152,17 @@ func train(args []string) error {
 			return err
 		}
 	}
+	// Like mct train, refuse a run directory that holds a run of another configuration
+	// (what changes results; --step-ms does not).
+	id := fmt.Sprintf("%s|%s|%g|%d|%g|%d", *algo, *viewList, *frac, *seed, *lr, *steps)
+	if old, err := os.ReadFile(filepath.Join(*out, "config")); err == nil && string(old) != id {
+		return fmt.Errorf("train: run directory %s holds a run of another configuration (%s, this run %s)", *out, old, id)
+	}
+	if rank == 0 {
+		if err := writeAtomic(filepath.Join(*out, "config"), []byte(id)); err != nil {
+			return err
+		}
+	}
 	states := make([][]byte, len(locals))
 	step := 0
 	for i, r := range locals {
