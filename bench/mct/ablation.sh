@@ -11,7 +11,11 @@ mkdir -p "$out"
 
 variant() { # name flags...
   local name=$1; shift
-  [ -f "$out/$name/summary.json" ] || ./mct train --quiet --out "$out/$name" "$@" > "$out/$name.log" 2>&1 ||
+  [ -f "$out/$name/summary.json" ] && return
+  # Each training is quiet (its log is a file): one line per variant says the script is
+  # alive through its minutes before the tables.
+  echo "ablation: ${SECONDS}s: $name${*:+ ($*)}" >&2
+  ./mct train --quiet --out "$out/$name" "$@" > "$out/$name.log" 2>&1 ||
     { echo "ablation: $name failed, see $out/$name.log" >&2; exit 1; }
 }
 
