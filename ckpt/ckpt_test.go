@@ -212,8 +212,10 @@ func TestNotACheckpoint(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not an mct checkpoint") {
 		t.Errorf("got %v, want an error naming the file and saying it is not a checkpoint", err)
 	}
+	// A newer mct's file: another version, its checksum intact.
 	good := encoded(t, header(0, 1, 1, 1), nil)
 	binary.LittleEndian.PutUint32(good[len(magic):], FormatVersion+1)
+	binary.LittleEndian.PutUint32(good[len(good)-4:], crc32.Checksum(good[:len(good)-4], castagnoli))
 	if _, _, err := decode(good); err == nil || !strings.Contains(err.Error(), "format version") {
 		t.Errorf("newer format version: got %v", err)
 	}
@@ -630,5 +632,21 @@ func TestRanksConcurrently(t *testing.T) {
 	}
 	if steps, _ := Steps(dir); !slices.Equal(steps, []int64{3, 4}) {
 		t.Errorf("steps %v, want [3 4]", steps)
+	}
+}
+
+// TestDamagedHeaderIsNotAnotherVersion: a damaged byte in the version or a length field
+// is reported as damage (the checksum covers them), not as a file of another format
+// version to resume "with the mct that wrote it", nor by a body length read from the
+// wrong place.
+func TestDamagedHeaderIsNotAnotherVersion(t *testing.T) {
+	good := encoded(t, header(0, 1, 1, 40), state(3, 200))
+	for _, pos := range []int{len(magic) + 2, len(magic) + 5, len(good) - 6} { // version, header length, body length
+		bad := slices.Clone(good)
+		bad[pos] ^= 0x07
+		_, _, err := decode(bad)
+		if err == nil || !strings.Contains(err.Error(), "checksum mismatch") || strings.Contains(err.Error(), "format version") || strings.Contains(err.Error(), "layout says") {
+			t.Errorf("byte %d damaged: %v, want a checksum mismatch", pos, err)
+		}
 	}
 }

@@ -257,12 +257,18 @@ func decode(data []byte) (Header, map[string][]byte, error) {
 	if size < int64(preambleLen+trailerLen) {
 		return Header{}, nil, fmt.Errorf("truncated: %d bytes, a checkpoint has at least %d", size, preambleLen+trailerLen)
 	}
+	stored := binary.LittleEndian.Uint32(data[size-4:])
+	got := crc32.Checksum(data[:size-4], castagnoli)
 	fh, err := peekHeader(data, data[size-trailerLen:], size)
 	if err != nil {
+		if got != stored && string(data[:len(magic)]) == magic {
+			// The sum covers the version and length fields, so what they say of a file
+			// that fails it is damage, not another format version or layout.
+			return Header{}, nil, fmt.Errorf("damaged or truncated (%d bytes): checksum mismatch (CRC-32C %08x, stored %08x)", size, got, stored)
+		}
 		return Header{}, nil, err
 	}
-	stored := binary.LittleEndian.Uint32(data[size-4:])
-	if got := crc32.Checksum(data[:size-4], castagnoli); got != stored {
+	if got != stored {
 		return Header{}, nil, fmt.Errorf("checksum mismatch (CRC-32C %08x, stored %08x): the file is corrupt", got, stored)
 	}
 	var total int64
