@@ -45,21 +45,29 @@ func (r *rank) checkpoint(step int64, epoch int, st *savedState, best []byte) er
 	n := []int64{r.metricsBytes()} // rank 0's, so that every replica's file says the same
 	r.world.AllreduceI64(n, ranks.Max)
 	st.Metrics = n[0]
+	// Every error goes through allOK: a rank that returned alone would leave the others
+	// waiting in it.
 	state, err := json.Marshal(st)
 	if err != nil {
-		return err
+		// JSON refuses only NaN and infinities, which the state holds as losses and h.
+		lr := "--lr"
+		if st.Phase == phaseMCT {
+			lr = "--mct-lr"
+		}
+		err = fmt.Errorf("the training diverged (a loss or h is NaN or infinite): lower %s", lr)
 	}
-	probe, err := r.probe.SaveState()
-	if err != nil {
-		return err
+	var probe, adam []byte
+	if err == nil {
+		probe, err = r.probe.SaveState()
 	}
-	adam, err := r.opt.SaveState()
-	if err != nil {
-		return err
+	if err == nil {
+		adam, err = r.opt.SaveState()
 	}
 	h := ckpt.Header{RunID: r.cfg.RunID(), View: r.view, Replica: r.replica, Rank: r.world.Rank(),
 		World: r.world.Size(), Step: step, Epoch: epoch}
-	err = ckpt.Save(r.cfg.Out, h, map[string][]byte{"run": state, "probe": probe, "adam": adam, "best": best})
+	if err == nil {
+		err = ckpt.Save(r.cfg.Out, h, map[string][]byte{"run": state, "probe": probe, "adam": adam, "best": best})
+	}
 	if !r.allOK(err) {
 		return fmt.Errorf("checkpoint of step %d (%s): %w", step, st.Phase, orOther(err))
 	}

@@ -141,3 +141,26 @@ func TestMPIFailsOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestDivergenceIsNamed: a learning rate that makes the training diverge ends the run
+// with a line saying so and naming the flag (it was "json: unsupported value: NaN" from
+// the first checkpoint, after every warmup epoch had run on NaN weights).
+func TestDivergenceIsNamed(t *testing.T) {
+	dir, views := synthDir(t)
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"warmup", func(c *Config) { c.LR = 1e30 }, "lower --lr"},
+		{"MCT", func(c *Config) { c.MCTLR = 1e30 }, "lower --mct-lr"},
+	} {
+		cfg := tinyRun(t, "mct", dir, views[:2], 3)
+		cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 20, 20, 2
+		c.edit(&cfg)
+		_, err := Run(context.Background(), cfg, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "diverged") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want one saying the training diverged and to %s", c.name, err, c.want)
+		}
+	}
+}

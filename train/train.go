@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"mct/data"
 )
@@ -91,6 +92,7 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		return nil, err
 	}
 	steps := (len(idx) + batch - 1) / batch
+	var diverged error // this view's; told after the loop, where every rank is
 	for {
 		stop, training := r.agree(ctx, !st.Done)
 		if !training {
@@ -111,6 +113,13 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		for i := 0; i < steps; i++ {
 			loss += r.supervisedUpdate(s.Next(), label)
 		}
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			// Later epochs could only train NaN weights.
+			diverged = fmt.Errorf("view %s diverged in epoch %d of %s training (mean loss %v): lower --lr (now %g)",
+				cfg.Probes()[r.view], st.Epoch+1, supervisedName(cfg), loss/float64(steps), cfg.LR)
+			st.Done = true
+			continue
+		}
 		val := r.valAccuracy()
 		st.Hist = append(st.Hist, epochRecord{Loss: loss / float64(steps), ValAcc: val, LR: float64(r.opt.LR)})
 		st.Epoch++
@@ -125,6 +134,9 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 			st.Bad++
 		}
 		st.Done = st.Epoch >= cfg.WarmupEpochs || st.Bad >= cfg.Patience
+	}
+	if !r.allOK(diverged) {
+		return nil, orOther(diverged)
 	}
 	if err := r.probe.LoadState(best); err != nil {
 		return nil, fmt.Errorf("restore the best probe: %w", err)
