@@ -1,12 +1,12 @@
 """A probe trained by mct, in PyTorch: load it and run it on your own features.
 
-    import mct_probe
+    import sys, torch; sys.path.insert(0, "python"); import mct_probe   # from the repository root
     probe = mct_probe.load("runs/x/model-dino.safetensors")  # or a file from mct export
     logits = probe(torch.from_numpy(features))               # features: N x In, any float type
 
 or from the shell, on the features exactly as they were given to `mct data import`:
 
-    python3 mct_probe.py runs/x/model-dino.safetensors test_dino.npy --classes pred.npy
+    python3 python/mct_probe.py runs/x/model-dino.safetensors test_dino.npy --classes pred.npy
 
 The file holds the weights and BatchNorm statistics under PyTorch state_dict names, the
 architecture (metadata "mct_probe": arch, widths, LeakyReLU slope, temperature, BN eps)
