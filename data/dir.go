@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 
 	"mct/internal/atomicfile"
 )
@@ -309,6 +312,7 @@ func writeDir(out string, d *Dataset, st storage) error {
 		return err
 	}
 	defer os.RemoveAll(tmp) // no-op after a successful rename
+	defer removeOnSignal(tmp)()
 	// MkdirTemp's 0700 would keep colleagues on a shared cluster out of the dataset.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return err
@@ -363,6 +367,66 @@ func writeDir(out string, d *Dataset, st storage) error {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	return nil
+}
+
+// removeOnSignal removes dir when SIGINT or SIGTERM arrives before the returned stop is
+// called, then lets the signal end the process as it would have: Ctrl-C or a scheduler's
+// SIGTERM during a long write leaves no half-written temporary directory (deferred
+// cleanups do not run when a signal kills a process). A process that handles SIGTERM
+// itself (mct train) is ended too, but only while a directory is being written, before
+// any of its work could be checkpointed.
+func removeOnSignal(dir string) (stop func()) {
+	var catch []os.Signal
+	for _, s := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+		if !signal.Ignored(s) { // ignored (nohup, a background job): it cannot interrupt
+			catch = append(catch, s)
+		}
+	}
+	if len(catch) == 0 {
+		return func() {}
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, catch...)
+	var mu sync.Mutex // held by a removal, which ends the process, or by stop
+	stopped := false
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			mu.Lock()
+			if !stopped {
+				// Out of the writer's way first: files it creates from now on fail
+				// instead of refilling dir while it is removed.
+				if gone := dir + ".interrupted"; os.Rename(dir, gone) == nil {
+					dir = gone
+				}
+				os.RemoveAll(dir)
+			}
+			raise(s)
+		case <-done:
+			select {
+			case s := <-sigs: // came as the write ended: still the user's wish
+				raise(s)
+			default:
+			}
+		}
+	}()
+	return func() {
+		mu.Lock() // a removal under way ends the process here
+		stopped = true
+		signal.Stop(sigs)
+		mu.Unlock()
+		close(done)
+	}
+}
+
+// raise delivers s to this process with its default action, which ends it.
+func raise(s os.Signal) {
+	signal.Reset(s)
+	if p, err := os.FindProcess(os.Getpid()); err != nil || p.Signal(s) != nil {
+		os.Exit(1) // a platform that cannot signal itself
+	}
+	select {}
 }
 
 // storage says how writeDir stores feature matrices.

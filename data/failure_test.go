@@ -1,10 +1,18 @@
 package data
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestImportedDirReadable: a dataset directory is readable by others (0755, its files
@@ -57,5 +65,44 @@ func TestOpenUnreadableManifest(t *testing.T) {
 	os.WriteFile(file, nil, 0o644)
 	if _, err := Open(file, nil, Options{}); err == nil || !strings.Contains(err.Error(), "neither a built-in") {
 		t.Errorf("a file as the dataset: %v", err)
+	}
+}
+
+// removeOnSignalEnv makes the test binary, started by TestInterruptedWriteLeavesNothing,
+// the process that is interrupted while it writes the directory the variable names.
+const removeOnSignalEnv = "MCT_TEST_REMOVE_ON_SIGNAL"
+
+// TestInterruptedWriteLeavesNothing: SIGTERM or Ctrl-C while a dataset directory is
+// being written removes the temporary directory (mct data import of large embeddings
+// left a hidden .NAME.tmp directory of their size) and still ends the process by that
+// signal.
+func TestInterruptedWriteLeavesNothing(t *testing.T) {
+	if v := os.Getenv(removeOnSignalEnv); v != "" {
+		num, dir, _ := strings.Cut(v, ":")
+		n, _ := strconv.Atoi(num)
+		removeOnSignal(dir)
+		syscall.Kill(os.Getpid(), syscall.Signal(n))
+		time.Sleep(10 * time.Second) // the signal ends the process first
+		os.Exit(0)
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		if signal.Ignored(sig) { // inherited by the child too (this test runs in the background)
+			continue
+		}
+		dir := filepath.Join(t.TempDir(), ".ds.tmp123")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "x.npy"), []byte("partial"), 0o644)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestInterruptedWriteLeavesNothing$")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d:%s", removeOnSignalEnv, sig, dir))
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || !ee.Sys().(syscall.WaitStatus).Signaled() || ee.Sys().(syscall.WaitStatus).Signal() != sig {
+			t.Errorf("the process interrupted by %v: %v, want it ended by that signal", sig, err)
+		}
+		if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s after %v: %v, want it removed", dir, sig, err)
+		}
 	}
 }
