@@ -106,3 +106,30 @@ func TestInterruptedWriteLeavesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestImportEmptySplit: a split without examples is named by its labels file (it was
+// "write ds: splits.train: 0 rows", a field of a manifest the user never wrote).
+func TestImportEmptySplit(t *testing.T) {
+	src := t.TempDir()
+	w := func(name string, a *Array) string {
+		p := filepath.Join(src, name)
+		if err := WriteNPY(p, a); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	x := w("x.npy", NewFloat32([]int{2, 1}, []float32{1, 2}))
+	y := w("y.npy", NewInt64([]int{2}, []int32{0, 1}))
+	x0 := w("x0.npy", NewFloat32([]int{0, 1}, nil))
+	y0 := w("y0.npy", NewInt64([]int{0}, nil))
+	for k, labels := range [][2]string{{y0, y}, {y, y0}} {
+		views := [2]string{x0, x}
+		if k == 1 {
+			views = [2]string{x, x0}
+		}
+		err := Import(map[string][2]string{"v": views}, labels, 2, filepath.Join(t.TempDir(), "ds"))
+		if err == nil || !strings.Contains(err.Error(), y0+": shape [0], want a vector of labels (N,), N ≥ 1") {
+			t.Errorf("empty %s split: %v", splitNames[k], err)
+		}
+	}
+}

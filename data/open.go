@@ -297,8 +297,8 @@ func Import(views map[string][2]string, labels [2]string, classes int, out strin
 		if err != nil {
 			return err
 		}
-		if len(a.Shape) != 1 {
-			return fmt.Errorf("%s: shape %v, want a vector of labels (N,)", path, a.Shape)
+		if len(a.Shape) != 1 || a.Shape[0] == 0 {
+			return fmt.Errorf("%s: shape %v, want a vector of labels (N,), N ≥ 1", path, a.Shape)
 		}
 		y, err := a.Int32s()
 		if err != nil {

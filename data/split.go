@@ -53,8 +53,11 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 	}
 	known := len(labels) - len(unknown)
 	n := int(math.Round(frac * float64(known)))
+	if known == 0 {
+		return Split{}, fmt.Errorf("split: no train example has a known label (all %d are -1): nothing to learn from", len(labels))
+	}
 	if n < 1 {
-		return Split{}, fmt.Errorf("split: labeled fraction %g of %d examples with a known label is 0 examples", frac, known)
+		return Split{}, fmt.Errorf("split: --labeled %g of the %d train examples with a known label is 0 examples: use --labeled %g or more", frac, known, 1/float64(known))
 	}
 	var take []int
 	if balanced {
@@ -77,7 +80,7 @@ func MakeSplit(labels []int32, classes int, frac float64, val int, seed uint64, 
 	rest := make([][]int, classes)
 	for c, idx := range byClass {
 		if take[c] > len(idx) {
-			return Split{}, fmt.Errorf("split: class %d has %d train examples, the labeled subset needs %d (use a smaller fraction or balanced=false)", c, len(idx), take[c])
+			return Split{}, fmt.Errorf("split: class %d has %d train examples, the labeled subset needs %d (use a smaller --labeled, or leave out --balanced)", c, len(idx), take[c])
 		}
 		s.Labeled = append(s.Labeled, idx[:take[c]]...)
 		rest[c] = idx[take[c]:]

@@ -96,9 +96,10 @@ func TestMakeSplitErrors(t *testing.T) {
 		{y, 0.5, 60, false, "validation size 60 exceeds the 50 train examples left after 50 labeled: use --val 50 or less, or a smaller --labeled"},
 		{y, 1, 1, false, "exceeds the 0 train examples left after 100 labeled: use a smaller --labeled"},
 		{append([]int32{-1, -1}, y[:10]...), 0.5, 6, false, "validation size 6 exceeds the 5 examples with a known label left after 5 labeled (2 of the train labels are -1, unknown): use --val 5 or less"},
-		{y, 0.003, 0, false, "is 0 examples"},
+		{y, 0.003, 0, false, "--labeled 0.003 of the 100 train examples with a known label is 0 examples: use --labeled 0.01 or more"},
+		{[]int32{-1, -1, -1}, 0.5, 0, false, "no train example has a known label (all 3 are -1): nothing to learn from"},
 		{[]int32{0, 1, 5}, 0.5, 0, false, "label 5 of train row 2 is outside [0, 3)"},
-		{[]int32{0, 0, 0, 1, 2, 2}, 1, 0, true, "class 1 has 1 train examples, the labeled subset needs 2"},
+		{[]int32{0, 0, 0, 1, 2, 2}, 1, 0, true, "class 1 has 1 train examples, the labeled subset needs 2 (use a smaller --labeled, or leave out --balanced)"},
 	} {
 		_, err := MakeSplit(tc.y, 3, tc.frac, tc.val, 1, tc.balance)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
