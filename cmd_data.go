@@ -26,11 +26,12 @@ func cmdData(args []string) error {
   info    describe a dataset directory: mct data info DIR
   views   list the view families that can be built, their parameters and defaults
 `
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, usage)
-		if len(args) == 0 {
-			return fmt.Errorf("expected a subcommand")
-		}
+		return fmt.Errorf("expected a subcommand")
+	}
+	if isHelp(args[0]) {
+		fmt.Print(usage)
 		return flag.ErrHelp
 	}
 	switch args[0] {
@@ -91,7 +92,7 @@ from the rest of them). Test labels must all be known.
 		return data.Import(views, [2]string{l[0], l[1]}, *classes, *out)
 	case "info":
 		if len(args) == 2 && isHelp(args[1]) {
-			fmt.Fprintln(os.Stderr, "usage: mct data info DIR\n\nDescribes a dataset directory: its views, splits, classes and provenance.")
+			fmt.Println("usage: mct data info DIR\n\nDescribes a dataset directory: its views, splits, classes and provenance.")
 			return flag.ErrHelp
 		}
 		if len(args) != 2 {

@@ -188,8 +188,8 @@ func cmdReport(args []string) error {
 	if len(args) == 0 {
 		return fmt.Errorf("expected run directories (%s)", usage)
 	}
-	if args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, usage)
+	if isHelp(args[0]) {
+		fmt.Println(usage)
 		return flag.ErrHelp
 	}
 	md, err := sweep.Report(args)
@@ -298,16 +298,13 @@ func cmdSweep(args []string) error {
   collect GRID|DIR          gather every summary.json into results.md, results.csv, runs.csv,
                             accuracy.png
 `
+	if len(args) == 1 && isHelp(args[0]) || len(args) >= 2 && isHelp(args[1]) && args[0] != "run" { // run's flag set prints its own usage
+		fmt.Print(usage)
+		return flag.ErrHelp
+	}
 	if len(args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
-		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
 		return fmt.Errorf("expected a subcommand and a grid")
-	}
-	if isHelp(args[1]) && args[0] != "run" { // run's flag set prints its own usage
-		fmt.Fprint(os.Stderr, usage)
-		return flag.ErrHelp
 	}
 	switch args[0] {
 	case "list":

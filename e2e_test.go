@@ -279,8 +279,8 @@ func TestBadInvocations(t *testing.T) {
 }
 
 // TestHelpEverywhere: -h or --help after any command, also where an operand (a grid, a
-// directory) is expected, prints that command's usage and exits 0; it is never taken for
-// a file name.
+// directory) is expected, and mct help COMMAND, print that command's usage on stdout and
+// exit 0; it is never taken for a file name.
 func TestHelpEverywhere(t *testing.T) {
 	for _, c := range []struct {
 		args []string
@@ -296,10 +296,17 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"data", "info", "--help"}, "usage: mct data info DIR"},
 		{[]string{"data", "import", "-h"}, "usage: mct data import"},
 		{[]string{"bench", "--help"}, "-segment-times"},
+		{[]string{"report", "-h"}, "usage: mct report"},
+		{[]string{"help"}, "usage: mct <command>"},
+		{[]string{"help", "predict"}, "-features"},
 	} {
-		o, err := mct(t, 0, c.args...)
-		if err != nil || !strings.Contains(o, c.want) {
-			t.Errorf("mct %v: err %v, output %q; want success and %q", c.args, err, o, c.want)
+		// Help asked for goes to stdout (mct train -h | grep lr), nothing to stderr.
+		cmd := exec.Command(bin, c.args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		o, err := cmd.Output()
+		if err != nil || !strings.Contains(string(o), c.want) || stderr.Len() > 0 {
+			t.Errorf("mct %v: err %v, stdout %q, stderr %q; want success and %q on stdout", c.args, err, o, stderr.String(), c.want)
 		}
 	}
 }

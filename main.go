@@ -39,16 +39,18 @@ func commands() []command {
 	}
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, `mct — Meta Co-Training for HPC clusters
+// usage prints the commands: to stdout when asked for (mct help | less), to stderr
+// when the command line was wrong.
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `mct — Meta Co-Training for HPC clusters
 
-usage: mct <command> [flags]        (mct <command> -h for its flags)
+usage: mct <command> [flags]        (mct <command> -h, or mct help <command>, for its flags)
 
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(os.Stderr, `
+	fmt.Fprintf(w, `
 examples:
   mct train                                   # MCT on Fashion-MNIST, 1%% labels, hog+gabor views
   mct train --algo supervised --views pixels,hog --labeled 0.01 --out runs/sup
@@ -82,7 +84,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(os.Stderr)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(os.Stdout) // asked for: stdout, so that mct train -h | grep works
 		fs.Usage()
+		fs.SetOutput(os.Stderr)
 	case err != nil:
 		err = fmt.Errorf("%w (mct %s -h lists the flags)", err, fs.Name())
 	case fs.NArg() > 0:
@@ -97,17 +101,19 @@ var errExtraWord = errors.New("unexpected argument")
 
 func main() {
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
 	}
-	name := os.Args[1]
-	if name == "help" || name == "-h" || name == "--help" {
-		usage()
+	name, args := os.Args[1], os.Args[2:]
+	if name == "help" && len(args) == 1 { // mct help train: the command's own help
+		name, args = args[0], []string{"-h"}
+	} else if name == "help" || isHelp(name) {
+		usage(os.Stdout)
 		return
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			err := c.run(os.Args[2:])
+			err := c.run(args)
 			if errors.Is(err, flag.ErrHelp) {
 				return
 			}
