@@ -133,3 +133,40 @@ func TestImportEmptySplit(t *testing.T) {
 		}
 	}
 }
+
+// TestDtypeFixes: a matrix NumPy users write often but mct does not read (big-endian, int
+// features, float labels) is refused with the one-line NumPy fix.
+func TestDtypeFixes(t *testing.T) {
+	dir := t.TempDir()
+	big := filepath.Join(dir, "big.npy")
+	b := []byte("\x93NUMPY\x01\x00")
+	h := "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1), }"
+	h += strings.Repeat(" ", 128-10-len(h)-1) + "\n"
+	b = append(append(append(b, byte(len(h)), 0), h...), 0x3f, 0x80, 0, 0)
+	if err := os.WriteFile(big, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ints := filepath.Join(dir, "ints.npy")
+	floats := filepath.Join(dir, "floats.npy")
+	if err := WriteNPY(ints, NewInt64([]int{1, 1}, []int32{3})); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNPY(floats, NewFloat32([]int{1}, []float32{3})); err != nil {
+		t.Fatal(err)
+	}
+	_, _, _, err := ReadFeatures(big)
+	if err == nil || !strings.Contains(err.Error(), `">f4" is big-endian: save x.astype(x.dtype.newbyteorder('<'))`) {
+		t.Errorf("big-endian: %v", err)
+	}
+	_, _, _, err = ReadFeatures(ints)
+	if err == nil || !strings.Contains(err.Error(), "save x.astype(np.float32)") {
+		t.Errorf("int features: %v", err)
+	}
+	a, err := ReadNPY(floats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Int32s(); err == nil || !strings.Contains(err.Error(), "save y.astype(np.int64)") {
+		t.Errorf("float labels: %v", err)
+	}
+}

@@ -127,7 +127,7 @@ func (a *Array) Float32s() ([]float32, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("dtype %s is not a float type (want <f4, <f2 or <f8)", a.Dtype)
+	return nil, fmt.Errorf("dtype %s is not a float type (want <f4, <f2 or <f8: save x.astype(np.float32))", a.Dtype)
 }
 
 // Int32s returns integer elements as int32; values outside the int32 range are an error.
@@ -152,7 +152,7 @@ func (a *Array) Int32s() ([]int32, error) {
 			out[i] = int32(v)
 		}
 	default:
-		return nil, fmt.Errorf("dtype %s is not an integer type (want <i8, <i4 or |u1)", a.Dtype)
+		return nil, fmt.Errorf("dtype %s is not an integer type (want <i8, <i4 or |u1: save y.astype(np.int64))", a.Dtype)
 	}
 	return out, nil
 }
@@ -322,8 +322,11 @@ func parseHeaderDict(h string) (*Array, error) {
 			a.Dtype = normDtype(d)
 			if a.Dtype.Size() == 0 {
 				what := "not supported"
-				if strings.Contains(d, "O") {
+				switch {
+				case strings.Contains(d, "O"):
 					what = "an object dtype (pickled Python objects); mct never unpickles"
+				case strings.HasPrefix(d, ">"):
+					what = "big-endian: save x.astype(x.dtype.newbyteorder('<'))"
 				}
 				return nil, fmt.Errorf("descr: %q is %s (want <f4, <f2, <f8, <i8, <i4 or |u1, little-endian)", d, what)
 			}
