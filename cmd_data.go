@@ -43,7 +43,7 @@ dataset directory: manifest.json and one .npy matrix per view and split.`)
 		spec := fs.String("data", "fashion-mnist", "fashion-mnist, mnist or a dataset directory")
 		views := fs.String("views", strings.Join(train.Defaults().Views, ","), "comma-separated view specs")
 		out := fs.String("out", "", "dataset directory to create (must not exist)")
-		cache := fs.String("cache", "", "cache of built views")
+		cache := fs.String("cache", "", cacheHelp)
 		compress := fs.Bool("compress", false, "store matrices as .npy.zst where it saves a quarter")
 		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
@@ -54,8 +54,11 @@ dataset directory: manifest.json and one .npy matrix per view and split.`)
 		if *cache != "" {
 			pretrained.SetCacheDir(*cache)
 		}
-		return data.Build(*spec, list.Strings(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
-			Progress: train.BuildProgress(os.Stderr)})
+		if err := data.Build(*spec, list.Strings(*views), *out, data.Options{CacheDir: *cache, Compress: *compress,
+			Progress: train.BuildProgress(os.Stderr)}); err != nil {
+			return err
+		}
+		return wroteDataset("build", *out)
 	case "import":
 		fs := newFlags("data import", `usage: mct data import --view NAME=TRAIN.npy,TEST.npy [--view ...] --labels TRAIN.npy,TEST.npy --classes N --out DIR
 
@@ -89,7 +92,10 @@ from the rest of them). Test labels must all be known.
 		if len(l) != 2 || *out == "" || *classes < 2 {
 			return fmt.Errorf("import: need --labels TRAIN.npy,TEST.npy, --classes N (≥ 2) and --out DIR")
 		}
-		return data.Import(views, [2]string{l[0], l[1]}, *classes, *out)
+		if err := data.Import(views, [2]string{l[0], l[1]}, *classes, *out); err != nil {
+			return err
+		}
+		return wroteDataset("import", *out)
 	case "info":
 		if len(args) == 2 && isHelp(args[1]) {
 			fmt.Println("usage: mct data info DIR\n\nDescribes a dataset directory: its views, splits, classes and provenance.")
@@ -117,4 +123,10 @@ from the rest of them). Test labels must all be known.
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("unknown data command %q", args[0])
+}
+
+// wroteDataset tells the user where the dataset directory is and how to use it.
+func wroteDataset(sub, dir string) error {
+	fmt.Fprintf(os.Stderr, "mct data %s: wrote %s (mct data info %s describes it; mct train --data %s trains on it)\n", sub, dir, dir, dir)
+	return nil
 }

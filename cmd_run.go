@@ -31,7 +31,7 @@ their errors were independent) and wrong with the same class: co-training and MC
 correct an example only where some view is right about it.`)
 	run := fs.String("run", "", "a finished run directory")
 	spec := fs.String("data", "", "dataset to evaluate on (default: the run's own; another one's features are standardised as the run's were)")
-	cache := fs.String("cache", "", "cache of built views")
+	cache := fs.String("cache", "", cacheHelp)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
@@ -85,7 +85,7 @@ raw features as mct data import takes them; row i of every file the same example
 	})
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per example)")
 	probs := fs.String("probs", "", "also an NPY file of the ensemble's class probabilities (float32, examples × classes: the softmax of the views' summed logits)")
-	cache := fs.String("cache", "", "cache of built views")
+	cache := fs.String("cache", "", cacheHelp)
 	if err := parseRunFlags(fs, args, run); err != nil {
 		return err
 	}
@@ -142,8 +142,11 @@ view's raw features. python/mct_probe.py loads it as a PyTorch module taking raw
 	if *format != "safetensors" {
 		return fmt.Errorf("--format %q: only safetensors is supported", *format)
 	}
-	if *view == "" || *out == "" {
-		return fmt.Errorf("--view NAME and --out FILE are required")
+	if *view == "" {
+		return fmt.Errorf("--view NAME is required: the view whose probe to export")
+	}
+	if *out == "" {
+		return fmt.Errorf("--out FILE.safetensors is required")
 	}
 	s, err := train.ReadSummary(*run)
 	if err != nil {
@@ -156,7 +159,11 @@ view's raw features. python/mct_probe.py loads it as a PyTorch module taking raw
 	if err != nil {
 		return err
 	}
-	return ckpt.WriteSafetensors(*out, ts, meta)
+	if err := ckpt.WriteSafetensors(*out, ts, meta); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "mct export: wrote %s, the probe of view %s (python/mct_probe.py loads it)\n", *out, *view)
+	return nil
 }
 
 // parseRunFlags parses the flags of a command on one finished run, whose directory is the
@@ -328,7 +335,7 @@ func cmdSweep(args []string) error {
 
 Runs one combination of the grid (mct sweep list GRID numbers them); inside a SLURM job
 array the index is $SLURM_ARRAY_TASK_ID.`)
-		index := fs.Int("index", -1, "combination index (default $SLURM_ARRAY_TASK_ID)")
+		index := fs.Int("index", -1, "combination index (-1: $SLURM_ARRAY_TASK_ID)")
 		flags := args[2:]
 		if isHelp(args[1]) { // in the grid's place
 			flags = args[1:]

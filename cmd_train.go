@@ -59,12 +59,12 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.IntVar(&cfg.CotrainRounds, "cotrain-rounds", cfg.CotrainRounds, "co-training rounds")
 	fs.IntVar(&cfg.CotrainK, "cotrain-k", cfg.CotrainK, "examples per class each view labels per co-training round")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "run directory (default runs/<algo>-<views>-<labeled>-s<seed>)")
-	fs.StringVar(&cfg.CacheDir, "cache", cfg.CacheDir, "cache of built views (default $MCT_CACHE_DIR or ~/.cache/mct)")
+	fs.StringVar(&cfg.CacheDir, "cache", cfg.CacheDir, cacheHelp)
 	fs.StringVar(&cfg.Device, "device", cfg.Device, "compute device: auto (in a make cuda build, the GPU placed for this rank, or the CPU if it does not open; a make cuda build needs the NVIDIA driver to start), cpu, or cuda (an error if the GPU does not open)")
 	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "GEMM precision on a GPU: bf16, tf32 or fp32 (exact)")
 	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress output")
 	fs.BoolVar(&cfg.Resume, "resume", cfg.Resume, "continue from the run directory's last committed checkpoint")
-	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "updates between checkpoints (0: end of each MCT epoch only)")
+	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "updates between checkpoints (0: after warmup and at the end of each MCT epoch only)")
 	fs.IntVar(&cfg.Keep, "keep", cfg.Keep, "committed checkpoints kept (0: all)")
 }
 
@@ -74,9 +74,10 @@ func cmdTrain(args []string) error {
 
 Trains one probe per view (two on the one view under --algo mpl). With no flags: Meta
 Co-Training on Fashion-MNIST with 1%% labels and the %s views, about 20 s on two cores
-once the views are built (the first run builds them, about a minute). Under mpirun/srun
+once the views are built (the first run builds them, under a minute). Under mpirun/srun
 each rank trains one probe (world size = probes × replicas). Writes config.json,
-metrics.jsonl, summary.json and curves.png to the run directory.`, strings.Join(cfg.Views, "+")))
+metrics.jsonl, summary.json, curves.png and model-<probe>.safetensors to the run
+directory, and under ckpt/ the checkpoints --resume needs.`, strings.Join(cfg.Views, "+")))
 	trainFlags(fs, &cfg)
 	if err := parseFlags(fs, args); err != nil {
 		return err

@@ -27,8 +27,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"train", "train probes: supervised, co-training, Meta Pseudo Labels or Meta Co-Training (default)", cmdTrain},
-		{"eval", "evaluate a finished run's probes on a split", cmdEval},
-		{"predict", "write a run's ensemble predictions for a dataset's test split", cmdPredict},
+		{"eval", "evaluate a finished run's probes on the test split (its own dataset's or another's)", cmdEval},
+		{"predict", "write a run's ensemble predictions: a test split, or new examples' features", cmdPredict},
 		{"data", "build, import or describe a dataset directory", cmdData},
 		{"report", "compare runs: a Markdown table of mean ± std accuracy", cmdReport},
 		{"export", "export a view's probe (safetensors) for PyTorch", cmdExport},
@@ -69,6 +69,9 @@ func newFlags(name, help string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// cacheHelp explains every command's --cache flag.
+const cacheHelp = "cache of built views (default $MCT_CACHE_DIR, else $XDG_CACHE_HOME/mct, else ~/.cache/mct)"
 
 // isHelp reports whether a command-line word asks for help, where a command expects an
 // operand (a grid, a directory) rather than flags.

@@ -157,7 +157,7 @@ func Plan(localRank, localSize int, r Report) (Placement, error) {
 				why += "; " + notes[0]
 			}
 		}
-		return Placement{}, fmt.Errorf("probe: local rank %d needs a GPU but none is visible: %s", localRank, why)
+		return Placement{}, fmt.Errorf("no GPU visible to local rank %d: %s", localRank, why)
 	}
 	d := localRank % len(vis)
 	p := Placement{LocalRank: localRank, LocalSize: localSize, Device: d, GPU: vis[d], Notes: notes}
@@ -199,7 +199,11 @@ func (r Report) Text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "host: %s\n", r.Host)
 	if r.CPU.Cores > 0 {
-		fmt.Fprintf(&b, "cpu: %d cores, BLAS %s\n", r.CPU.Cores, orUnknown(r.CPU.BLAS))
+		cores := "cores"
+		if r.CPU.Cores == 1 {
+			cores = "core"
+		}
+		fmt.Fprintf(&b, "cpu: %d %s, BLAS %s\n", r.CPU.Cores, cores, orUnknown(r.CPU.BLAS))
 	}
 	fmt.Fprintf(&b, "nvml: %s\n", r.NVML)
 	if r.Driver != "" {
