@@ -155,7 +155,7 @@ func TestDtypeFixes(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, _, err := ReadFeatures(big)
-	if err == nil || !strings.Contains(err.Error(), `">f4" is big-endian: save x.astype(x.dtype.newbyteorder('<'))`) {
+	if err == nil || !strings.Contains(err.Error(), `">f4" is big-endian, not supported (want little-endian: save x.astype(x.dtype.newbyteorder('<')))`) {
 		t.Errorf("big-endian: %v", err)
 	}
 	_, _, _, err = ReadFeatures(ints)

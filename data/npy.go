@@ -321,12 +321,12 @@ func parseHeaderDict(h string) (*Array, error) {
 			}
 			a.Dtype = normDtype(d)
 			if a.Dtype.Size() == 0 {
+				if strings.HasPrefix(d, ">") {
+					return nil, fmt.Errorf("descr: %q is big-endian, not supported (want little-endian: save x.astype(x.dtype.newbyteorder('<')))", d)
+				}
 				what := "not supported"
-				switch {
-				case strings.Contains(d, "O"):
+				if strings.Contains(d, "O") {
 					what = "an object dtype (pickled Python objects); mct never unpickles"
-				case strings.HasPrefix(d, ">"):
-					what = "big-endian: save x.astype(x.dtype.newbyteorder('<'))"
 				}
 				return nil, fmt.Errorf("descr: %q is %s (want <f4, <f2, <f8, <i8, <i4 or |u1, little-endian)", d, what)
 			}

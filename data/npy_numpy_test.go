@@ -102,7 +102,7 @@ np.save("complex.npy", np.zeros(3, dtype=np.complex64))
 	for name, msg := range map[string]string{
 		"fortran.npy": "fortran_order: True is not supported",
 		"object.npy":  "object dtype (pickled Python objects)",
-		"big.npy":     `">f4" is not supported`,
+		"big.npy":     `">f4" is big-endian, not supported (want little-endian: save x.astype(x.dtype.newbyteorder('<')))`,
 		"complex.npy": `"<c8" is not supported`,
 	} {
 		_, err := ReadNPY(filepath.Join(dir, name))

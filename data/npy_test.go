@@ -159,7 +159,7 @@ func TestNPYBadInput(t *testing.T) {
 		{"truncated header", npyBytes(1, good, nil)[:30], "runs past the end of the file"},
 		{"fortran", npyBytes(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", f4), "fortran_order: True is not supported"},
 		{"object", npyBytes(1, "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", make([]byte, 16)), "object dtype"},
-		{"big endian", npyBytes(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", f4), `descr: ">f4" is not supported`},
+		{"big endian", npyBytes(1, "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 3), }", f4), `descr: ">f4" is big-endian, not supported`},
 		{"structured", npyBytes(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", f4), "structured dtypes"},
 		{"missing shape", npyBytes(1, "{'descr': '<f4', 'fortran_order': False, }", f4), `key "shape" missing`},
 		{"bad shape", npyBytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", f4), "shape: want a non-negative integer"},
