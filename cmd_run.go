@@ -199,9 +199,12 @@ func cmdReport(args []string) error {
 		fmt.Println(usage)
 		return flag.ErrHelp
 	}
-	md, err := sweep.Report(args)
+	md, skipped, err := sweep.Report(args)
 	if err != nil {
 		return err
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(os.Stderr, "mct report: skipped %d without summary.json (unfinished runs, or not runs): %s\n", len(skipped), strings.Join(skipped, " "))
 	}
 	fmt.Print(md)
 	return nil

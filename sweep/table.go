@@ -3,8 +3,10 @@ package sweep
 import (
 	"cmp"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Stat is the mean and sample standard deviation of N values (Std is 0 for
@@ -483,9 +486,12 @@ func (t Table) WriteRunsCSV(w io.Writer) error {
 // Markdown table of `mct report`: mean ± std over seeds of the ensemble's and
 // each view's test accuracy, per algorithm, view set and labeled fraction,
 // and under it the shared errors of each pair of views (Table.Markdown).
-func Report(runDirs []string) (string, error) {
+// Paths without a summary.json (an unfinished run, a file beside the runs:
+// mct report runs/*) are skipped and returned; a summary.json that is there
+// but malformed is an error.
+func Report(runDirs []string) (md string, skipped []string, err error) {
 	if len(runDirs) == 0 {
-		return "", fmt.Errorf("report: no run directories given")
+		return "", nil, fmt.Errorf("no run directories given")
 	}
 	var runs []Result
 	seen := map[string]bool{}
@@ -495,10 +501,17 @@ func Report(runDirs []string) (string, error) {
 		}
 		seen[filepath.Clean(d)] = true
 		r, err := ReadResult(d)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			skipped = append(skipped, d)
+			continue
+		}
 		if err != nil {
-			return "", fmt.Errorf("report: %w (is %s a finished run directory?)", err, d)
+			return "", nil, err
 		}
 		runs = append(runs, r)
 	}
-	return Tabulate(runs).Markdown(), nil
+	if len(runs) == 0 {
+		return "", skipped, fmt.Errorf("no finished run (a directory with summary.json) among %s", strings.Join(runDirs, " "))
+	}
+	return Tabulate(runs).Markdown(), skipped, nil
 }

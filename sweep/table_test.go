@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -88,7 +89,7 @@ func sharedFixture(t *testing.T) []string {
 }
 
 func TestReportSharedErrors(t *testing.T) {
-	md, err := Report(sharedFixture(t))
+	md, _, err := Report(sharedFixture(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestReportSharedErrorsWithoutWarmup(t *testing.T) {
 	root := t.TempDir()
 	d := filepath.Join(root, "s")
 	writeSharedSummary(t, d, "supervised", []string{"hog", "gabor"}, 0.5, 7, []SharedErrors{{"gabor", "hog", 0.0115, 0.000205, 0.01}}, nil)
-	md, err := Report([]string{d})
+	md, _, err := Report([]string{d})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,12 +145,12 @@ func TestReportSharedErrorsWithoutWarmup(t *testing.T) {
 	}
 
 	writeSharedSummary(t, d, "mct", []string{"hog", "gabor"}, 0.5, 7, []SharedErrors{{"hog", "raw", 0.1, 0.01, 0.1}}, nil)
-	if _, err := Report([]string{d}); err == nil || !strings.Contains(err.Error(),
+	if _, _, err := Report([]string{d}); err == nil || !strings.Contains(err.Error(),
 		`field test_accuracy.shared_errors[0]: views "hog" and "raw", want two different views of the run`) {
 		t.Errorf("unknown view: %v", err)
 	}
 	writeSharedSummary(t, d, "mct", []string{"hog", "gabor"}, 0.5, 7, nil, []SharedErrors{{"hog", "gabor", 1.5, 0.01, 0.1}})
-	if _, err := Report([]string{d}); err == nil || !strings.Contains(err.Error(),
+	if _, _, err := Report([]string{d}); err == nil || !strings.Contains(err.Error(),
 		"field warmup_test_accuracy.shared_errors[0].both_wrong: 1.5, want a fraction in [0, 1]") {
 		t.Errorf("fraction out of range: %v", err)
 	}
@@ -284,7 +285,7 @@ func TestReportGroupsBySeedAndDistinguishesConfig(t *testing.T) {
 	add("m4", "mct", 0.01, 1, 0.70, "1e-3")
 	add("s1", "supervised", 0.01, 2, 0.75, "1e-4")
 	add("s2", "supervised", 0.01, 1, 0.73, "1e-4")
-	md, err := Report(append(dirs, dirs[0]))
+	md, _, err := Report(append(dirs, dirs[0]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,11 +311,20 @@ func TestReportErrors(t *testing.T) {
 	root := t.TempDir()
 	bad := filepath.Join(root, "bad")
 	writeSummary(t, bad, "mct", 0.01, 1, 1.5, 0.5, 0.5, nil)
-	if _, err := Report([]string{bad}); err == nil || !strings.Contains(err.Error(), "field test_accuracy.ensemble: 1.5, want an accuracy in [0, 1]") {
+	if _, _, err := Report([]string{bad}); err == nil || !strings.Contains(err.Error(), "field test_accuracy.ensemble: 1.5, want an accuracy in [0, 1]") {
 		t.Errorf("accuracy out of range: %v", err)
 	}
-	if _, err := Report([]string{filepath.Join(root, "none")}); err == nil || !strings.Contains(err.Error(), "finished run directory") {
-		t.Errorf("missing summary: %v", err)
+	// Paths without summary.json are skipped (mct report runs/* beside an unfinished run or
+	// a file); with nothing left, that is the error.
+	none, file := filepath.Join(root, "none"), filepath.Join(root, "pred.npy")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if _, skipped, err := Report([]string{none, file}); err == nil || !strings.Contains(err.Error(), "no finished run (a directory with summary.json) among "+none+" "+file) || len(skipped) != 2 {
+		t.Errorf("no summary at all: %v, skipped %v", err, skipped)
+	}
+	good := filepath.Join(root, "good")
+	writeSummary(t, good, "mct", 0.01, 1, 0.8, 0.7, 0.75, nil)
+	if md, skipped, err := Report([]string{none, good, file}); err != nil || !slices.Equal(skipped, []string{none, file}) || !strings.Contains(md, "| mct |") {
+		t.Errorf("a run beside two paths without summary: %v, skipped %v\n%s", err, skipped, md)
 	}
 	miss := filepath.Join(root, "miss")
 	if err := os.MkdirAll(miss, 0o755); err != nil {
@@ -322,10 +332,10 @@ func TestReportErrors(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(miss, SummaryFile), []byte(`{"algo":"mct","views":["hog","gabor"],"labeled_fraction":0.1,
 		"test_accuracy":{"ensemble":0.5,"per_view":{"hog":0.5}}}`), 0o644)
-	if _, err := Report([]string{miss}); err == nil || !strings.Contains(err.Error(), `field test_accuracy.per_view: no accuracy for view "gabor"`) {
+	if _, _, err := Report([]string{miss}); err == nil || !strings.Contains(err.Error(), `field test_accuracy.per_view: no accuracy for view "gabor"`) {
 		t.Errorf("missing view: %v", err)
 	}
-	if _, err := Report(nil); err == nil {
+	if _, _, err := Report(nil); err == nil {
 		t.Error("no directories: no error")
 	}
 }
