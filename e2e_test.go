@@ -796,6 +796,10 @@ func TestSweepListChecksCombos(t *testing.T) {
 	if want := `combination 2 (algo-mct_views-hog+gabor+pixels_seed-1): the grid's "ranks" 2 is not a multiple of its 3 probes`; err == nil || !strings.Contains(o, want) || strings.Contains(o, "combination 0") {
 		t.Errorf("sweep list of a grid whose case has 3 views for 2 ranks: err %v, output %q; want it to say %q, and only of the MCT case", err, o, want)
 	}
+	// The grid jobs/slurm/README.md starts users with: 4 runs, every one mct train accepts.
+	if o, err := mct(t, 0, "sweep", "list", "jobs/slurm/example-grid.json"); err != nil || strings.Count(o, "\n") != 4 {
+		t.Errorf("sweep list jobs/slurm/example-grid.json: err %v, output %q; want 4 combinations", err, o)
+	}
 }
 
 // readFloats reads an NPY file of n float32 values.
