@@ -1,6 +1,7 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -163,10 +165,45 @@ func sameRun(cfg Config) error {
 		return fmt.Errorf("%s/config.json is not an mct run's config.json: choose another --out", cfg.Out)
 	}
 	if old.RunID != cfg.RunID() {
-		return fmt.Errorf("run directory %s holds a run of another configuration (run id %s, this run %s): use another --out, or the same flags to rerun or --resume it",
-			cfg.Out, old.RunID, cfg.RunID())
+		what := fmt.Sprintf("run id %s, this run %s", old.RunID, cfg.RunID())
+		if diff := configDiff(b, cfg); diff != "" {
+			what = "that run → this one: " + diff
+		}
+		return fmt.Errorf("run directory %s holds a run of another configuration (%s): use another --out, or the same flags to rerun or --resume it",
+			cfg.Out, what)
 	}
 	return nil
+}
+
+// configDiff names the settings in which a run's config.json and cfg differ, as
+// "seed 2 → 1, hidden [64,64] → [256,256,256]" ("" when none of its settings do: a
+// config.json of an older layout).
+func configDiff(configJSON []byte, cfg Config) string {
+	var was, now map[string]json.RawMessage
+	b, _ := json.Marshal(cfg)
+	if json.Unmarshal(configJSON, &was) != nil || json.Unmarshal(b, &now) != nil {
+		return ""
+	}
+	compact := func(m json.RawMessage) string {
+		if m == nil {
+			return "unset"
+		}
+		var c bytes.Buffer
+		if json.Compact(&c, m) != nil {
+			return string(m)
+		}
+		return c.String()
+	}
+	var diffs []string
+	for _, k := range slices.Sorted(maps.Keys(now)) {
+		if a, b := compact(was[k]), compact(now[k]); a != b {
+			diffs = append(diffs, k+" "+a+" → "+b)
+		}
+	}
+	if len(diffs) == len(now) { // nothing in common: not a layout this mct compares
+		return ""
+	}
+	return strings.Join(diffs, ", ")
 }
 
 // Reported is an error already printed (by this rank, or by rank 0 for the whole job:

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,6 +36,17 @@ func TestSameRun(t *testing.T) {
 			write(filepath.Join(out, "config.json"), `{"run_id": "0123456789abcdef"}`)
 			return out
 		}, "holds a run of another configuration (run id 0123456789abcdef"},
+		{"other seed and widths", func(out string) string {
+			other := cfg
+			other.Seed, other.Hidden = 2, []int{64, 64}
+			b, _ := json.MarshalIndent(struct {
+				RunID string `json:"run_id"`
+				Config
+			}{other.RunID(), other}, "", "  ") // as the reporter writes it
+			os.Mkdir(out, 0o755)
+			write(filepath.Join(out, "config.json"), string(b))
+			return out
+		}, "holds a run of another configuration (that run → this one: hidden [64,64] → [256,256,256], seed 2 → 1): use another --out"},
 		{"not JSON", func(out string) string {
 			os.Mkdir(out, 0o755)
 			write(filepath.Join(out, "config.json"), "{")
