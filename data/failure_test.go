@@ -170,3 +170,25 @@ func TestDtypeFixes(t *testing.T) {
 		t.Errorf("float labels: %v", err)
 	}
 }
+
+// TestNotNPYSaysWhat: the files PyTorch users most often pass instead of an NPY (torch.save's
+// zip or pickle, np.savez) are named for what they are, with the np.save that makes one.
+func TestNotNPYSaysWhat(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		head []byte
+		want string
+	}{
+		{[]byte("PK\x03\x04rest of a zip"), "a zip archive (np.savez, torch.save), not an NPY file: write the matrix with np.save(path, x)"},
+		{[]byte("\x80\x02pickle bytes"), "a pickle (torch.save, pickle.dump), not an NPY file: mct never unpickles"},
+		{[]byte("plain text, long enough"), "magic: not an NPY file"},
+	} {
+		p := filepath.Join(dir, "x.npy")
+		if err := os.WriteFile(p, c.head, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ReadNPY(p); err == nil || !strings.Contains(err.Error(), p+": magic: ") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.head, err, c.want)
+		}
+	}
+}

@@ -242,7 +242,14 @@ func DecodeNPY(name string, b []byte) (*Array, error) {
 // It returns the array (without Raw) and the offset of the data.
 func parseNPYHeader(name string, b []byte, fileSize int64) (*Array, int64, error) {
 	if len(b) < 10 || !bytes.Equal(b[:6], npyMagic) {
-		return nil, 0, fmt.Errorf("%s: magic: not an NPY file (want \\x93NUMPY at byte 0)", name)
+		what := "not an NPY file"
+		switch {
+		case bytes.HasPrefix(b, []byte("PK\x03\x04")):
+			what = "a zip archive (np.savez, torch.save), not an NPY file: write the matrix with np.save(path, x) (x.numpy() for a tensor)"
+		case len(b) > 0 && b[0] == 0x80:
+			what = "a pickle (torch.save, pickle.dump), not an NPY file: mct never unpickles; write the matrix with np.save(path, x)"
+		}
+		return nil, 0, fmt.Errorf("%s: magic: %s (want \\x93NUMPY at byte 0)", name, what)
 	}
 	major, minor := b[6], b[7]
 	var hlen, off int

@@ -152,7 +152,7 @@ func TestNPYBadInput(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "magic: not an NPY file"},
-		{"wrong magic", append([]byte("PK\x03\x04zip!"), f4...), "magic: not an NPY file"},
+		{"wrong magic", append([]byte("PK\x03\x04zip!"), f4...), "magic: a zip archive (np.savez, torch.save), not an NPY file"},
 		{"version", append(append([]byte{}, npyBytes(1, good, f4)[:6]...), 9, 0, 0, 0), "version: 9.0 not supported"},
 		{"truncated data", npyBytes(1, good, f4[:20]), "needs 24 bytes, file has 20"},
 		{"extra data", npyBytes(1, good, append(f4, 0, 0, 0, 0)), "needs 24 bytes, file has 28"},
