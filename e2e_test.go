@@ -257,7 +257,9 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--lr", "NaN"}, "--lr NaN: expected > 0"},
 		{[]string{"train", "--dropout", "1"}, "--dropout 1: expected a probability in [0, 1)"},
 		{[]string{"train", "--clip", "-1"}, "--clip -1: expected > 0, or 0 for no clipping"},
-		{[]string{"train", "--labeled-batch", "-1"}, "--labeled-batch -1: expected at least 1"},
+		{[]string{"train", "--labeled-batch", "-1"}, "--labeled-batch -1: expected at least 2"},
+		{[]string{"train", "--labeled-batch", "1"}, "--labeled-batch 1: expected at least 2 (BatchNorm's batch statistics)"}, // was a panic
+		{[]string{"train", "--labeled", "0.00001", "--out", t.TempDir()}, "--labeled 1e-05 gives 1 labeled example(s), fewer than the 2 a training batch needs"}, // was a panic
 		{[]string{"train", "--patience", "0"}, "--patience 0: expected at least 1"}, // was a run with no MCT epoch
 		{[]string{"train", "--hidden", "16"}, "--arch fcnn --hidden 16: fcnn needs at least 2 hidden widths"},
 		{[]string{"train", "--hidden", "32,,32"}, `invalid value "32,,32" for flag -hidden: "" is not a positive integer`},

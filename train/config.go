@@ -104,8 +104,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--val %d: at least 1 validation example is needed (early stopping and the choice of the best epoch run on it)", c.Val)
 	case c.Batch < 2:
 		return fmt.Errorf("--batch %d: expected at least 2", c.Batch)
-	case c.LabeledBatch < 0:
-		return fmt.Errorf("--labeled-batch %d: expected at least 1, or 0 for min(batch, labeled)", c.LabeledBatch)
+	case c.LabeledBatch < 0 || c.LabeledBatch == 1:
+		return fmt.Errorf("--labeled-batch %d: expected at least 2 (BatchNorm's batch statistics), or 0 for min(batch, labeled)", c.LabeledBatch)
 	case !(c.LR > 0 && finite(c.LR)):
 		return fmt.Errorf("--lr %g: expected > 0", c.LR)
 	case !(c.MCTLR >= 0 && finite(c.MCTLR)):

@@ -200,11 +200,14 @@ func (r *rank) probeSeed() uint64 {
 	return h.Sum64()
 }
 
-func (r *rank) labeledBatch() int {
-	if r.cfg.LabeledBatch > 0 {
-		return min(r.cfg.LabeledBatch, len(r.split.Labeled))
+func (r *rank) labeledBatch() int { return labeledBatch(r.cfg, len(r.split.Labeled)) }
+
+// labeledBatch is the labeled batch of cfg over a labeled set of n examples.
+func labeledBatch(cfg Config, n int) int {
+	if cfg.LabeledBatch > 0 {
+		return min(cfg.LabeledBatch, n)
 	}
-	return min(r.cfg.Batch, len(r.split.Labeled))
+	return min(cfg.Batch, n)
 }
 
 // localCount is how many rows of a global batch of n this replica holds.

@@ -126,6 +126,12 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		if i := slices.IndexFunc(all, func(e error) bool { return !errors.Is(e, errOtherRank) }); i >= 0 {
 			err = all[i]
 		}
+		// A reason of the whole run (flags, split, run directory) without ranks.RunLocal's
+		// "rank N: ": in one process there are no ranks to the user.
+		var agreed agreedError
+		if errors.As(err, &agreed) {
+			err = agreed.err
+		}
 	}
 	return sum, err
 }
@@ -142,6 +148,22 @@ func runLocal(ctx context.Context, cfg Config, ds *data.Dataset, layout ranks.La
 		return err
 	})
 	return sum, err
+}
+
+// checkBatches refuses batches a training step cannot take: BatchNorm's batch statistics
+// need at least 2 rows, and each of the R replicas of a view at least one.
+func checkBatches(cfg Config, labeled, replicas int) error {
+	need := max(2, replicas)
+	lb := labeledBatch(cfg, labeled)
+	switch {
+	case labeled < need:
+		return fmt.Errorf("--labeled %g gives %d labeled example(s), fewer than the %d a training batch needs (2, and one per replica): use a larger --labeled", cfg.Labeled, labeled, need)
+	case cfg.Batch < need && (cfg.LabeledBatch == 0 || cfg.Algo == "mct" || cfg.Algo == "mpl"):
+		return fmt.Errorf("--batch %d: fewer than the %d rows a training batch needs (2, and one per replica)", cfg.Batch, need)
+	case lb < need:
+		return fmt.Errorf("--labeled-batch %d: fewer than the %d rows a training batch needs (2, and one per replica)", cfg.LabeledBatch, need)
+	}
+	return nil
 }
 
 // sameRun refuses a run directory that holds a run of another configuration, so that
@@ -272,6 +294,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	}
 	if cfg.Algo != "supervised" && len(split.Unlabeled) == 0 {
 		return nil, agreedError{fmt.Errorf("--algo %s: no unlabeled examples left (every known label is in the labeled or validation set and the data has no -1 labels): use a smaller --labeled or --val", cfg.Algo)}
+	}
+	if err := checkBatches(cfg, len(split.Labeled), layout.Replicas); err != nil {
+		return nil, agreedError{err}
 	}
 	be, note, err := rankDevice(cfg, world, layout, transport)
 	if err != nil {
