@@ -140,7 +140,7 @@ func bf16Feedback(t testing.TB) {
 		}
 		label := func(e int) int32 { return ds.TrainLabels[e] }
 		if _, err := r.trainSupervised(context.Background(), split.Labeled, label, 0, nil, nil, nil,
-			func(*supState, []byte) error { return nil }); err != nil {
+			func(*supState, []byte) error { return nil }, nil); err != nil {
 			return err
 		}
 		r.newAdam(cfg.MCTLR)

@@ -66,7 +66,7 @@ func (r *rank) cotrain(ctx context.Context, names []string, cs *cotrainState, ad
 			}
 		}
 		idx := slices.Sorted(maps.Keys(labels))
-		sup, err := r.trainSupervised(ctx, idx, func(e int) int32 { return labels[e] }, uint64(cs.Round)<<8, cs.Train, adam, best, save)
+		sup, err := r.trainSupervised(ctx, idx, func(e int) int32 { return labels[e] }, uint64(cs.Round)<<8, cs.Train, adam, best, save, nil)
 		if err != nil {
 			return err
 		}

@@ -19,21 +19,22 @@ import (
 // plain lines in batch logs), metrics.jsonl, and the run directory's final files. On
 // every other rank it is silent.
 type reporter struct {
-	on      bool
-	tty     bool
-	w       io.Writer
-	dir     string
-	metrics *os.File
-	written int64 // the length of metrics.jsonl
-	start   time.Time
-	lastTTY time.Time
+	on       bool
+	tty      bool
+	w        io.Writer
+	dir      string
+	metrics  *os.File
+	written  int64 // the length of metrics.jsonl
+	start    time.Time
+	lastTTY  time.Time // the last status on a terminal
+	lastLine time.Time // the last line printed
 
 	warmup map[string][]float64 // validation accuracy per warmup epoch, per view
 	epochs []mctEpoch
 }
 
 func newReporter(on bool, cfg Config, w io.Writer) (*reporter, error) {
-	r := &reporter{on: on, w: w, dir: cfg.Out, start: time.Now(), warmup: map[string][]float64{}}
+	r := &reporter{on: on, w: w, dir: cfg.Out, start: time.Now(), lastLine: time.Now(), warmup: map[string][]float64{}}
 	if !on {
 		return r, nil
 	}
@@ -69,6 +70,7 @@ func (r *reporter) line(format string, args ...any) {
 	if !r.on {
 		return
 	}
+	r.lastLine = time.Now()
 	msg := fmt.Sprintf("[%6.1fs] ", time.Since(r.start).Seconds()) + fmt.Sprintf(format, args...)
 	if r.tty {
 		fmt.Fprintf(r.w, "\r\033[K%s\n", msg)
@@ -77,10 +79,23 @@ func (r *reporter) line(format string, args ...any) {
 	fmt.Fprintln(r.w, msg)
 }
 
+// logQuiet is the longest a batch log goes without a line while status reports progress.
+var logQuiet = 30 * time.Second
+
 // status shows transient progress: rewritten in place on a terminal at most 10 times a
-// second, dropped in batch logs (their lines come from line).
+// second; in batch logs a plain line when line has printed nothing for 30 s, so that a
+// long phase (a warmup of many epochs, MCT epochs on a large dataset) is not silent.
 func (r *reporter) status(format string, args ...any) {
-	if !r.on || !r.tty || time.Since(r.lastTTY) < 100*time.Millisecond {
+	if !r.on {
+		return
+	}
+	if !r.tty {
+		if time.Since(r.lastLine) >= logQuiet {
+			r.line(format, args...)
+		}
+		return
+	}
+	if time.Since(r.lastTTY) < 100*time.Millisecond {
 		return
 	}
 	r.lastTTY = time.Now()

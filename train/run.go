@@ -393,6 +393,8 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 			sup, err := r.trainSupervised(ctx, split.Labeled, label, 0, sup, adam, best, func(s *supState, best []byte) error {
 				s.Seconds, at = prior+time.Since(t).Seconds(), s.Tick
 				return r.checkpoint(int64(s.Tick), s.Epoch, &savedState{Phase: phaseSupervised, Supervised: s}, best)
+			}, func(epoch int, val float64) {
+				out.status("%s epoch %d (of at most %d): view %s val acc %.4f", supervisedName(cfg), epoch, cfg.WarmupEpochs, names[r.view], val)
 			})
 			if errors.Is(err, ErrStopped) {
 				stopped(fmt.Sprintf("%s epoch %d", supervisedName(cfg), at))

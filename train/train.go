@@ -78,7 +78,7 @@ type supState struct {
 // boundary (a collective): on one, save checkpoints the state and trainSupervised returns
 // ErrStopped. It returns the final state, whose Hist is the epochs trained.
 func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row int) int32, stream uint64,
-	st *supState, adam, best []byte, save func(st *supState, best []byte) error) (*supState, error) {
+	st *supState, adam, best []byte, save func(st *supState, best []byte) error, onEpoch func(epoch int, val float64)) (*supState, error) {
 	cfg := r.cfg
 	r.newAdam(cfg.LR)
 	if st == nil {
@@ -123,6 +123,9 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		val := r.valAccuracy()
 		st.Hist = append(st.Hist, epochRecord{Loss: loss / float64(steps), ValAcc: val, LR: float64(r.opt.LR)})
 		st.Epoch++
+		if onEpoch != nil {
+			onEpoch(st.Epoch, val)
+		}
 		r.opt.LR = st.Sched.observe(val)
 		if val > st.Best {
 			st.Best, st.Bad = val, 0
