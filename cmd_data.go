@@ -79,6 +79,9 @@ from the rest of them). Test labels must all be known.
 			if !ok || name == "" || len(parts) != 2 {
 				return errors.New("expected NAME=TRAIN.npy,TEST.npy")
 			}
+			if _, dup := views[name]; dup {
+				return fmt.Errorf("view %s given twice", name)
+			}
 			views[name] = [2]string{parts[0], parts[1]}
 			return nil
 		})

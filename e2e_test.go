@@ -248,7 +248,8 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"predict", "runs/a", "--out", "p.npy", "--features", "hog=a.npy", "--features", "hog=b.npy"}, "view hog given twice"},
 		{[]string{"predict", "runs/a", "--out", "p.npy", "--features", "hog=a.npy", "--data", "d"}, "--data and --features: give one"},
 		{[]string{"data", "import", "--view", "x"}, `invalid value "x" for flag -view: expected NAME=TRAIN.npy,TEST.npy`},
-		{[]string{"bench", "typo", "--updates", "1"}, `unexpected argument "typo"`}, // not 10 updates, --updates ignored
+		{[]string{"data", "import", "--view", "a=1.npy,2.npy", "--view", "a=3.npy,4.npy"}, "view a given twice"}, // the second replaced the first
+		{[]string{"bench", "typo", "--updates", "1"}, `unexpected argument "typo"`},                              // not 10 updates, --updates ignored
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},
 		{[]string{"bench", "--op-times", "--segment-times"}, "--segment-times and --op-times: choose one"},
@@ -258,9 +259,9 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"train", "--dropout", "1"}, "--dropout 1: expected a probability in [0, 1)"},
 		{[]string{"train", "--clip", "-1"}, "--clip -1: expected > 0, or 0 for no clipping"},
 		{[]string{"train", "--labeled-batch", "-1"}, "--labeled-batch -1: expected at least 2"},
-		{[]string{"train", "--labeled-batch", "1"}, "--labeled-batch 1: expected at least 2 (BatchNorm's batch statistics)"}, // was a panic
+		{[]string{"train", "--labeled-batch", "1"}, "--labeled-batch 1: expected at least 2 (BatchNorm's batch statistics)"},                                     // was a panic
 		{[]string{"train", "--labeled", "0.00001", "--out", t.TempDir()}, "--labeled 1e-05 gives 1 labeled example(s), fewer than the 2 a training batch needs"}, // was a panic
-		{[]string{"train", "--patience", "0"}, "--patience 0: expected at least 1"}, // was a run with no MCT epoch
+		{[]string{"train", "--patience", "0"}, "--patience 0: expected at least 1"},                                                                              // was a run with no MCT epoch
 		{[]string{"train", "--hidden", "16"}, "--arch fcnn --hidden 16: fcnn needs at least 2 hidden widths"},
 		{[]string{"train", "--hidden", "32,,32"}, `invalid value "32,,32" for flag -hidden: "" is not a positive integer`},
 		{[]string{"train", "--device", "gpu"}, `mct train: --device "gpu": expected auto or one of cpu`},

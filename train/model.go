@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -84,6 +85,20 @@ func loadModel(be nn.Backend, path string) (*nn.Probe, inputNorm, error) {
 	return p, in, nil
 }
 
+// loadRunModel loads the model file of a finished run's probe v, checked against the
+// parameter checksum summary.json recorded for it.
+func loadRunModel(be nn.Backend, runDir string, s *Summary, v string) (*nn.Probe, inputNorm, error) {
+	path := ModelPath(runDir, v)
+	p, in, err := loadModel(be, path)
+	if err != nil {
+		return nil, in, err
+	}
+	if want := s.ParamChecksum[v]; want != "" && p.Checksum() != want {
+		return nil, in, fmt.Errorf("%s: its parameters are not those summary.json's param_checksum records for %s: the file is damaged or from another run", path, v)
+	}
+	return p, in, nil
+}
+
 // asTrained is x, rows of view vd standardised by vd's own statistics, standardised as
 // the probe's training data were (in) instead: another dataset directory has other
 // statistics. x itself when they agree, or when the model file names none.
@@ -133,7 +148,7 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 		return nil, err
 	}
 	if spec == "" {
-		spec = s.Config.Data
+		spec = cmp.Or(s.DataDir, s.Config.Data)
 	}
 	ds, err := data.Open(spec, s.Config.Views, data.Options{CacheDir: cacheDir})
 	if err != nil {
@@ -142,7 +157,7 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 	be := nn.NewCPU()
 	out := &Predictions{Views: s.Views, Labels: ds.TestLabels, Classes: ds.Classes}
 	for i, v := range s.Views {
-		p, in, err := loadModel(be, ModelPath(runDir, v))
+		p, in, err := loadRunModel(be, runDir, s, v)
 		if err != nil {
 			return nil, err
 		}
@@ -190,7 +205,7 @@ func PredictFeatures(runDir string, files map[string]string) (*Predictions, erro
 	out := &Predictions{Views: s.Views}
 	for i, v := range s.Views {
 		path := ModelPath(runDir, v)
-		p, in, err := loadModel(be, path)
+		p, in, err := loadRunModel(be, runDir, s, v)
 		if err != nil {
 			return nil, err
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"mct/ckpt"
 	"mct/data"
 	"mct/internal/testenv"
 )
@@ -252,5 +253,44 @@ func TestProbabilities(t *testing.T) {
 	}
 	if e := p.Ensemble(); !slices.Equal(e, []int32{1, 0}) {
 		t.Errorf("ensemble %v, want [1 0] (the first of equal sums)", e)
+	}
+}
+
+// TestPredictFromElsewhere: a run trained on a dataset directory given relative to where
+// it ran is evaluated from any directory (summary.json's data_dir), and a model file whose
+// parameters are not the ones the run recorded is refused by name.
+func TestPredictFromElsewhere(t *testing.T) {
+	dir, views, _ := synthImport(t, 1, 0)
+	t.Chdir(filepath.Dir(dir))
+	cfg := tinyRun(t, "mct", filepath.Base(dir), views[:2], 1)
+	cfg.WarmupEpochs, cfg.Epochs = 3, 1
+	sum, err := Run(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.DataDir != dir {
+		t.Fatalf("summary data_dir %q, want %q", sum.DataDir, dir)
+	}
+	t.Chdir(t.TempDir())
+	p, err := Predict(cfg.Out, "", "")
+	if err != nil {
+		t.Fatalf("predict from another directory: %v", err)
+	}
+	if acc := p.Accuracy().Ensemble; acc != sum.TestAccuracy.Ensemble {
+		t.Errorf("predicted ensemble accuracy %v, the run's %v", acc, sum.TestAccuracy.Ensemble)
+	}
+
+	path := ModelPath(cfg.Out, views[1])
+	ts, meta, err := ckpt.ReadSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts[0].Data[0] += 1e-3 // one weight
+	if err := ckpt.WriteSafetensors(path, ts, meta); err != nil {
+		t.Fatal(err)
+	}
+	want := path + ": its parameters are not those summary.json's param_checksum records for " + views[1]
+	if _, err := Predict(cfg.Out, "", ""); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("a changed model file: error %v, want %q", err, want)
 	}
 }

@@ -48,9 +48,12 @@ type Summary struct {
 	// CUDAGraphs, on a backend that records (cudaops), says whether every rank replayed
 	// the MCT update's segments as CUDA graphs to the end (false: some rank turned them
 	// off, with a warning, or replicas or MCT_CUDA_GRAPHS=0 kept them off); absent elsewhere.
-	CUDAGraphs *bool  `json:"cuda_graphs,omitempty"`
-	RunID      string `json:"run_id"`
-	Config     Config `json:"config"`
+	CUDAGraphs *bool `json:"cuda_graphs,omitempty"`
+	// DataDir is --data made absolute when it is a dataset directory: mct eval and predict
+	// find it from anywhere (config.data is as given, relative to where train ran).
+	DataDir string `json:"data_dir,omitempty"`
+	RunID   string `json:"run_id"`
+	Config  Config `json:"config"`
 }
 
 // Run runs cfg to the end and returns the summary (also written to cfg.Out). Launched
@@ -341,6 +344,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	sum := &Summary{Algo: cfg.Algo, Views: cfg.Probes(), LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
 		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport, LogitsExchange: exchange,
 		Backend: be.Name(), RunID: cfg.RunID(), Config: cfg}
+	if fi, err := os.Stat(cfg.Data); err == nil && fi.IsDir() {
+		sum.DataDir, _ = filepath.Abs(cfg.Data)
+	}
 	names := cfg.Probes()
 	label := func(e int) int32 { return ds.TrainLabels[e] }
 	var examples float64
