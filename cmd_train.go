@@ -62,7 +62,7 @@ func trainFlags(fs *flag.FlagSet, cfg *train.Config) {
 	fs.StringVar(&cfg.CacheDir, "cache", cfg.CacheDir, cacheHelp)
 	fs.StringVar(&cfg.Device, "device", cfg.Device, "compute device: auto (in a make cuda build, the GPU placed for this rank, or the CPU if it does not open; a make cuda build needs the NVIDIA driver to start), cpu, or cuda (an error if the GPU does not open)")
 	fs.StringVar(&cfg.Precision, "precision", cfg.Precision, "GEMM precision on a GPU: bf16, tf32 or fp32 (exact)")
-	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress output")
+	fs.BoolVar(&cfg.Quiet, "quiet", cfg.Quiet, "no progress output on stderr (the results table still goes to stdout)")
 	fs.BoolVar(&cfg.Resume, "resume", cfg.Resume, "continue from the run directory's last committed checkpoint")
 	fs.IntVar(&cfg.CheckpointEvery, "checkpoint-every", cfg.CheckpointEvery, "updates between checkpoints (0: after warmup and at the end of each MCT epoch only)")
 	fs.IntVar(&cfg.Keep, "keep", cfg.Keep, "committed checkpoints kept (0: all)")
@@ -96,9 +96,12 @@ directory, and under ckpt/ the checkpoints --resume needs.`, strings.Join(cfg.Vi
 	if cfg.Quiet {
 		w = io.Discard
 	}
-	_, err := train.Run(ctx, cfg, w)
+	sum, err := train.Run(ctx, cfg, w)
 	if errors.Is(err, train.ErrStopped) {
 		return nil // checkpointed; the line saying how to resume is printed
+	}
+	if err == nil && sum != nil { // rank 0: the results on stdout, progress on stderr
+		fmt.Print(sum.Table())
 	}
 	return err
 }

@@ -818,3 +818,30 @@ func readFloats(t *testing.T, path string, n int) []float32 {
 	}
 	return x
 }
+
+// TestResultsOnStdout: mct train's results table goes to stdout once (rank 0's, under
+// mpirun too), --quiet or not, and the progress to stderr: mct train > results.txt keeps
+// the table.
+func TestResultsOnStdout(t *testing.T) {
+	for _, np := range []int{0, 2} {
+		for _, quiet := range []bool{false, true} {
+			args := append([]string{"train", "--algo", "supervised", "--out", t.TempDir()}, small...)
+			if quiet {
+				args = append(args, "--quiet")
+			}
+			cmd, _ := mctCmd(t, np, args...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("mct %v: %v\n%s%s", args, err, stdout.String(), stderr.String())
+			}
+			o, e := stdout.String(), stderr.String()
+			if strings.Count(o, "\nsupervised ") != 1 || strings.Count(o, "\nensemble ") != 1 || strings.Contains(e, "\nensemble ") {
+				t.Errorf("np %d, quiet %v: want one results table on stdout and none on stderr; stdout:\n%s\nstderr:\n%s", np, quiet, o, e)
+			}
+			if wrote := strings.Contains(e, "] wrote "); wrote == quiet {
+				t.Errorf("np %d, quiet %v: progress on stderr %v:\n%s", np, quiet, wrote, e)
+			}
+		}
+	}
+}

@@ -139,7 +139,7 @@ func (r *reporter) keepMetrics(n int64) error {
 	return nil
 }
 
-// finish writes summary.json and the learning curves, and prints the results table.
+// finish writes summary.json and the learning curves.
 func (r *reporter) finish(s *Summary) error {
 	if !r.on {
 		return nil
@@ -154,8 +154,7 @@ func (r *reporter) finish(s *Summary) error {
 	if err := plotCurves(filepath.Join(r.dir, "curves.png"), s, r.warmup, r.epochs); err != nil {
 		r.line("warning: no learning-curve plot: %v", err)
 	}
-	fmt.Fprint(r.w, resultsTable(s))
-	r.line("wrote %s (summary.json, metrics.jsonl, curves.png)", r.dir)
+	r.line("wrote %s (summary.json, metrics.jsonl, curves.png, model-*.safetensors)", r.dir)
 	return nil
 }
 
@@ -165,9 +164,9 @@ func (r *reporter) close() {
 	}
 }
 
-// resultsTable is the final table on the terminal: test (and validation) accuracy per view
-// and for the ensemble, after warmup and at the end when the algorithm has a warmup.
-func resultsTable(s *Summary) string {
+// Table is the results table mct train prints at the end: test (and validation) accuracy
+// per view and for the ensemble, after warmup and at the end when the algorithm has one.
+func (s *Summary) Table() string {
 	var b strings.Builder
 	warm := s.WarmupTestAccuracy != nil
 	fmt.Fprintf(&b, "\n%-12s", s.Algo)

@@ -56,8 +56,9 @@ type Summary struct {
 	Config  Config `json:"config"`
 }
 
-// Run runs cfg to the end and returns the summary (also written to cfg.Out). Launched
-// by mpirun or srun, this process is one rank and trains one view; otherwise every view
+// Run runs cfg to the end and returns the summary (also written to cfg.Out; under mpirun
+// rank 0's, nil on the other ranks). Launched by mpirun or srun, this process is one rank
+// and trains one view; otherwise every view
 // trains in this process, one goroutine each, over the local transport.
 func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	// Reasons not to start: the flags, which every rank shares, and the environment, which
@@ -106,6 +107,9 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 			if rerr := refuse(world, "train", mine); rerr != nil {
 				return nil, rerr
 			}
+		}
+		if world.Rank() != 0 {
+			s = nil // rank 0 reports
 		}
 		if cerr := world.Close(); err == nil {
 			err = cerr
