@@ -172,6 +172,23 @@ type errPoints struct {
 // seeds, and returns the PNG. The fraction axis is logarithmic when the
 // fractions span a factor of ten or more, as label-fraction sweeps usually do.
 func (t Table) Plot() ([]byte, error) {
+	p, err := t.plot()
+	if err != nil {
+		return nil, err
+	}
+	w, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, "png")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// plot is Plot's figure.
+func (t Table) plot() (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Ensemble test accuracy"
 	p.X.Label.Text = "labeled fraction"
@@ -216,15 +233,10 @@ func (t Table) Plot() ([]byte, error) {
 		p.Legend.Add(k, line, points)
 	}
 	p.Add(plotter.NewGrid())
+	if lo == hi { // one fraction: an axis around it, not one the plot centres on zero
+		p.X.Min, p.X.Max = lo/2, lo*3/2
+	}
 	p.Y.Padding, p.X.Padding = vg.Points(4), vg.Points(4)
 	p.BackgroundColor = color.White
-	w, err := p.WriterTo(7*vg.Inch, 4.5*vg.Inch, "png")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return p, nil
 }

@@ -362,3 +362,25 @@ func TestCSV(t *testing.T) {
 		t.Errorf("runs.csv %q", recs)
 	}
 }
+
+// TestPlotOneFraction: a sweep over one labeled fraction gets an axis around it (gonum
+// plot drew a degenerate [0.01, 0.01] axis, labelled from -0.8 to 0.8).
+func TestPlotOneFraction(t *testing.T) {
+	var runs []Result
+	for seed := range int64(2) {
+		d := filepath.Join(t.TempDir(), "r")
+		writeSummary(t, d, "mct", 0.01, seed+1, 0.8, 0.7, 0.75, nil)
+		r, err := ReadResult(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	p, err := Tabulate(runs).plot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(p.X.Min > 0 && p.X.Min < 0.01 && p.X.Max > 0.01 && p.X.Max <= 0.02) {
+		t.Errorf("x axis [%g, %g] for the one fraction 0.01", p.X.Min, p.X.Max)
+	}
+}
