@@ -53,6 +53,9 @@ transport, one rank per view and replica; the communication time and bytes are r
 	if err != nil {
 		return fmt.Errorf("--dims: %w", err)
 	}
+	if len(d) < 2 {
+		return fmt.Errorf("--dims %s: one view; an MCT update needs at least 2 (e.g. --dims %s,324)", *dims, *dims)
+	}
 	if err := benchFlags(&cfg, *updates, *warmup, *classes); err != nil {
 		return train.Refuse("bench", err)
 	}

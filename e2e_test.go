@@ -250,6 +250,7 @@ func TestBadInvocations(t *testing.T) {
 		{[]string{"data", "import", "--view", "x"}, `invalid value "x" for flag -view: expected NAME=TRAIN.npy,TEST.npy`},
 		{[]string{"data", "import", "--view", "a=1.npy,2.npy", "--view", "a=3.npy,4.npy"}, "view a given twice"}, // the second replaced the first
 		{[]string{"bench", "typo", "--updates", "1"}, `unexpected argument "typo"`},                              // not 10 updates, --updates ignored
+		{[]string{"bench", "--dims", "784"}, "mct bench: --dims 784: one view; an MCT update needs at least 2 (e.g. --dims 784,324)"},
 		{[]string{"train", "--lr", "abc"}, `invalid value "abc" for flag -lr`},
 		{[]string{"report"}, "expected run directories"},
 		{[]string{"bench", "--op-times", "--segment-times"}, "--segment-times and --op-times: choose one"},

@@ -98,6 +98,11 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 	}
 	// viewsVersion in the key retires cache entries built by older family code.
 	root := filepath.Join(cache, fmt.Sprintf("%s-%s-v%d", b.name, key[:16], viewsVersion))
+	for _, v := range views { // every spec before building any, or leaving a lock file
+		if _, _, err := lookupFamily(v); err != nil {
+			return nil, err
+		}
+	}
 	var raw *rawData
 	var out *Dataset
 	for _, v := range views {

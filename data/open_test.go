@@ -95,8 +95,13 @@ func TestOpenFashionMNIST(t *testing.T) {
 	if _, err := Open("fashion-mnist", []string{"hog:cell=x"}, opt); err == nil || !strings.Contains(err.Error(), `view "hog:cell=x": cell=x: want an integer`) {
 		t.Errorf("bad spec: %v", err)
 	}
-	if _, err := Open("fashion-mnist", []string{"sift"}, opt); err == nil || !strings.Contains(err.Error(), `unknown family "sift"`) {
+	// An unknown family beside a known one: refused before anything is built or locked.
+	fresh := Options{CacheDir: t.TempDir()}
+	if _, err := Open("fashion-mnist", []string{"lbp", "sift"}, fresh); err == nil || !strings.Contains(err.Error(), `unknown family "sift"`) {
 		t.Errorf("unknown family: %v", err)
+	}
+	if left, _ := os.ReadDir(fresh.CacheDir); len(left) > 0 {
+		t.Errorf("an unknown family left %s in the cache (the other view built, or a lock file)", left[0].Name())
 	}
 	if _, err := Open("no-such-thing", nil, opt); err == nil || !strings.Contains(err.Error(), "neither a built-in") {
 		t.Errorf("unknown dataset: %v", err)

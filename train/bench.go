@@ -301,7 +301,7 @@ func Updates(cfg Config, ds *data.Dataset, n int, open func(view int) (nn.Backen
 // and the unlabeled set), and the MCT learning rate defaulting to LR/8.
 func updatesSetup(what string, cfg Config, ds *data.Dataset) (Config, error) {
 	if len(ds.Views) < 2 {
-		return cfg, fmt.Errorf("%s: %d views, need at least 2", what, len(ds.Views))
+		return cfg, fmt.Errorf("%s: %d view(s), an MCT update needs at least 2", what, len(ds.Views))
 	}
 	if err := CheckEnv(); err != nil {
 		return cfg, err
