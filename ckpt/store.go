@@ -30,6 +30,9 @@ const (
 	markerName  = "COMMITTED"
 )
 
+// Dir is where a run directory keeps its checkpoints.
+func Dir(runDir string) string { return filepath.Join(runDir, ckptDirName) }
+
 func stepDir(runDir string, step int64) string {
 	return filepath.Join(runDir, ckptDirName, stepPrefix+strconv.FormatInt(step, 10))
 }

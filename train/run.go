@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"mct/ckpt"
 	"mct/data"
 	"mct/ranks"
 )
@@ -175,33 +176,40 @@ func checkBatches(cfg Config, labeled, replicas int) error {
 
 // sameRun refuses a run directory that holds a run of another configuration, so that
 // a new run never mixes its files with an old one's (a rerun of the same configuration
-// gives the same result and may overwrite it).
-func sameRun(cfg Config) error {
+// gives the same result and may overwrite it). A run of another configuration that
+// ended with nothing to keep — no summary.json, no committed checkpoint: it failed or
+// was stopped early, say diverged at too high an --lr — is replaced: replaced names
+// how its settings differ.
+func sameRun(cfg Config) (replaced string, err error) {
 	if fi, err := os.Stat(cfg.Out); err == nil && !fi.IsDir() {
-		return fmt.Errorf("--out %s is a file, not a directory: choose another --out", cfg.Out)
+		return "", fmt.Errorf("--out %s is a file, not a directory: choose another --out", cfg.Out)
 	}
 	b, err := os.ReadFile(filepath.Join(cfg.Out, "config.json"))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return "", nil
 	}
 	if err != nil { // a file on the way (ENOTDIR), no permission
-		return fmt.Errorf("--out %s: %v: choose another --out", cfg.Out, errors.Unwrap(err))
+		return "", fmt.Errorf("--out %s: %v: choose another --out", cfg.Out, errors.Unwrap(err))
 	}
 	var old struct {
 		RunID string `json:"run_id"`
 	}
 	if json.Unmarshal(b, &old) != nil {
-		return fmt.Errorf("%s/config.json is not an mct run's config.json: choose another --out", cfg.Out)
+		return "", fmt.Errorf("%s/config.json is not an mct run's config.json: choose another --out", cfg.Out)
 	}
-	if old.RunID != cfg.RunID() {
-		what := fmt.Sprintf("run id %s, this run %s", old.RunID, cfg.RunID())
-		if diff := configDiff(b, cfg); diff != "" {
-			what = "that run → this one: " + diff
-		}
-		return fmt.Errorf("run directory %s holds a run of another configuration (%s): use another --out, or the same flags to rerun or --resume it",
-			cfg.Out, what)
+	if old.RunID == cfg.RunID() {
+		return "", nil
 	}
-	return nil
+	what := fmt.Sprintf("run id %s, this run %s", old.RunID, cfg.RunID())
+	if diff := configDiff(b, cfg); diff != "" {
+		what = "that run → this one: " + diff
+	}
+	_, serr := os.Stat(filepath.Join(cfg.Out, "summary.json"))
+	if steps, err := ckpt.Steps(cfg.Out); errors.Is(serr, fs.ErrNotExist) && err == nil && len(steps) == 0 {
+		return what, nil
+	}
+	return "", fmt.Errorf("run directory %s holds a run of another configuration (%s): use another --out, or the same flags to rerun or --resume it",
+		cfg.Out, what)
 }
 
 // configDiff names the settings in which a run's config.json and cfg differ, as
@@ -313,7 +321,11 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	if err != nil {
 		return nil, err
 	}
-	if err := sameRun(cfg); !r0OK(world, err) {
+	replaced, err := sameRun(cfg)
+	if replaced != "" && world.Rank() == 0 {
+		err = os.RemoveAll(ckpt.Dir(cfg.Out)) // the replaced run's uncommitted steps
+	}
+	if !r0OK(world, err) {
 		return nil, orOther(err)
 	}
 	out, err := newReporter(world.Rank() == 0, cfg, stderr)
@@ -321,6 +333,9 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 		return nil, err
 	}
 	defer out.close()
+	if replaced != "" {
+		out.line("replacing the run of other settings in %s (%s): it ended without summary.json or a committed checkpoint", cfg.Out, replaced)
+	}
 	r.warn = out.line
 	if !out.on {
 		// Rank 0 alone reports; another rank's warning (its CUDA graphs turned off) would be
