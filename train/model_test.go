@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -253,6 +254,24 @@ func TestProbabilities(t *testing.T) {
 	}
 	if e := p.Ensemble(); !slices.Equal(e, []int32{1, 0}) {
 		t.Errorf("ensemble %v, want [1 0] (the first of equal sums)", e)
+	}
+}
+
+// TestDataDir: summary.json's data_dir is the absolute dataset directory, and empty for a
+// built-in dataset even where the working directory has a directory of its name (eval and
+// predict would open that directory instead of the built-in, and find no manifest.json).
+func TestDataDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	if err := os.Mkdir("fashion-mnist", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cache := filepath.Join(t.TempDir(), "fashion-mnist-0123456789abcdef-v2")
+	if got := dataDir("fashion-mnist", &data.Dataset{Dir: cache}); got != "" {
+		t.Errorf("a built-in beside a directory of its name: data_dir %q, want none", got)
+	}
+	wd, _ := os.Getwd()
+	if got, want := dataDir("ds", &data.Dataset{Dir: "ds"}), filepath.Join(wd, "ds"); got != want {
+		t.Errorf("dataset directory ds: data_dir %q, want %q", got, want)
 	}
 }
 

@@ -174,6 +174,20 @@ func checkBatches(cfg Config, labeled, replicas int) error {
 	return nil
 }
 
+// dataDir is summary.json's data_dir: --data made absolute when ds was read from that
+// dataset directory, "" for a built-in dataset, even where a directory of the built-in's
+// name is in the working directory (data.Open takes the built-in; eval would not).
+func dataDir(spec string, ds *data.Dataset) string {
+	if ds.Dir != spec { // a built-in's Dir is its cache entry
+		return ""
+	}
+	abs, err := filepath.Abs(spec)
+	if err != nil {
+		return ""
+	}
+	return abs
+}
+
 // sameRun refuses a run directory that holds a run of another configuration, so that
 // a new run never mixes its files with an old one's (a rerun of the same configuration
 // gives the same result and may overwrite it). A run of another configuration that
@@ -363,9 +377,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	sum := &Summary{Algo: cfg.Algo, Views: cfg.Probes(), LabeledFraction: cfg.Labeled, Labeled: len(split.Labeled),
 		Seed: cfg.Seed, World: world.Size(), Replicas: layout.Replicas, Transport: transport, LogitsExchange: exchange,
 		Backend: be.Name(), RunID: cfg.RunID(), Config: cfg}
-	if fi, err := os.Stat(cfg.Data); err == nil && fi.IsDir() {
-		sum.DataDir, _ = filepath.Abs(cfg.Data)
-	}
+	sum.DataDir = dataDir(cfg.Data, ds)
 	names := cfg.Probes()
 	label := func(e int) int32 { return ds.TrainLabels[e] }
 	var examples float64
