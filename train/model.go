@@ -274,6 +274,23 @@ func (p *Predictions) Probabilities() []float32 {
 	for i := 0; i < len(sum); i += C {
 		row := sum[i : i+C]
 		top := row[argmax(row)]
+		if math.IsInf(float64(top), 1) {
+			// The sum overflowed float32 (each view's logit finite): the classes whose
+			// sum is infinite share the probability (exp(z-top) would be NaN for them).
+			inf := 0
+			for _, z := range row {
+				if z == top {
+					inf++
+				}
+			}
+			for k, z := range row {
+				row[k] = 0
+				if z == top {
+					row[k] = 1 / float32(inf)
+				}
+			}
+			continue
+		}
 		var total float64
 		for _, z := range row {
 			total += math.Exp(float64(z - top))

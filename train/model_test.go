@@ -255,6 +255,20 @@ func TestProbabilities(t *testing.T) {
 	if e := p.Ensemble(); !slices.Equal(e, []int32{1, 0}) {
 		t.Errorf("ensemble %v, want [1 0] (the first of equal sums)", e)
 	}
+
+	// Logits near float32's largest value sum to +Inf: those classes share, none is NaN.
+	const big = 3e38
+	p = &Predictions{Views: []string{"a", "b"}, Classes: 3, Logits: [][]float32{
+		{big, 0, big, -big, big, 0},
+		{big, 5, big, -big, 0, 0},
+	}}
+	want = []float64{0.5, 0, 0.5, 0, 1, 0}
+	got = p.Probabilities()
+	for k := range want {
+		if got[k] != float32(want[k]) {
+			t.Fatalf("probabilities of logits that sum beyond float32: %v, want %v", got, want)
+		}
+	}
 }
 
 // TestDataDir: summary.json's data_dir is the absolute dataset directory, and empty for a
