@@ -71,16 +71,12 @@ raw features as mct data import takes them; row i of every file the same example
   mct predict runs/mine --features clip=clip-new.npy --features dino=dino-new.npy --out pred.npy`)
 	run := fs.String("run", "", "a finished run directory")
 	spec := fs.String("data", "", "dataset whose test split to predict (default: the run's own; another one's features are standardised as the run's were)")
-	features := map[string]string{}
+	var features []string // VIEW=FILE.npy, split once the run's views are known
 	fs.Func("features", "VIEW=FILE.npy: new examples' raw features of one of the run's views (repeat per view; instead of --data)", func(s string) error {
-		view, file, ok := strings.Cut(s, "=")
-		if !ok || view == "" || file == "" {
+		if view, file, ok := strings.Cut(s, "="); !ok || view == "" || file == "" {
 			return errors.New("expected VIEW=FILE.npy")
 		}
-		if _, dup := features[view]; dup {
-			return fmt.Errorf("view %s given twice", view)
-		}
-		features[view] = file
+		features = append(features, s)
 		return nil
 	})
 	out := fs.String("out", "", "NPY file of the ensemble's class predictions (int64, one per example)")
@@ -101,7 +97,15 @@ raw features as mct data import takes them; row i of every file the same example
 		if *spec != "" {
 			return fmt.Errorf("--data and --features: give one (a dataset's test split, or new examples' features)")
 		}
-		p, err = train.PredictFeatures(*run, features)
+		var views []string // a run that cannot be read is PredictFeatures's error
+		if s, err := train.ReadSummary(*run); err == nil {
+			views = s.Config.Views
+		}
+		files, ferr := featureFiles(views, features)
+		if ferr != nil {
+			return ferr
+		}
+		p, err = train.PredictFeatures(*run, files)
 	} else {
 		p, err = train.Predict(*run, *spec, *cache)
 	}
@@ -164,6 +168,27 @@ view's raw features. python/mct_probe.py loads it as a PyTorch module taking raw
 	}
 	fmt.Fprintf(os.Stderr, "mct export: wrote %s, the probe of view %s (python/mct_probe.py loads it)\n", *out, *view)
 	return nil
+}
+
+// featureFiles splits predict's --features VIEW=FILE.npy words by the run's views: a
+// view spec may hold '=' itself (--features hog:cell=7=hog.npy), so the view is the
+// longest of the run's views the word starts with, followed by '='; otherwise the text
+// before the first '=' (which PredictFeatures refuses, naming the run's views).
+func featureFiles(views, words []string) (map[string]string, error) {
+	files := map[string]string{}
+	for _, w := range words {
+		view, file, _ := strings.Cut(w, "=")
+		for _, v := range views {
+			if len(v) > len(view) && strings.HasPrefix(w, v+"=") {
+				view, file = v, w[len(v)+1:]
+			}
+		}
+		if _, dup := files[view]; dup {
+			return nil, fmt.Errorf("--features: view %s given twice", view)
+		}
+		files[view] = file
+	}
+	return files, nil
 }
 
 // parseRunFlags parses the flags of a command on one finished run, whose directory is the

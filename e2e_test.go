@@ -282,6 +282,25 @@ func TestBadInvocations(t *testing.T) {
 	}
 }
 
+// TestFeatureFiles: predict's --features VIEW=FILE.npy takes the run's longest view
+// followed by '=', so a view spec with '=' in it names its own view (it was split at its
+// first '=': view hog:cell, file 7=hog.npy).
+func TestFeatureFiles(t *testing.T) {
+	views := []string{"hog:cell=7", "hog", "a=b"}
+	got, err := featureFiles(views, []string{"hog:cell=7=h7.npy", "hog=x=1.npy", "a=b=c.npy"})
+	want := map[string]string{"hog:cell=7": "h7.npy", "hog": "x=1.npy", "a=b": "c.npy"}
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("files %v (%v), want %v", got, err, want)
+	}
+	// Not one of the views: split at the first '=', for PredictFeatures to name the views.
+	if got, _ := featureFiles(views, []string{"pixels=p.npy"}); !maps.Equal(got, map[string]string{"pixels": "p.npy"}) {
+		t.Errorf("an unknown view: files %v", got)
+	}
+	if _, err := featureFiles(views, []string{"hog:cell=7=a.npy", "hog:cell=7=b.npy"}); err == nil || err.Error() != "--features: view hog:cell=7 given twice" {
+		t.Errorf("a view given twice: error %v", err)
+	}
+}
+
 // TestHelpEverywhere: -h or --help after any command, also where an operand (a grid, a
 // directory) is expected, and mct help COMMAND, print that command's usage on stdout and
 // exit 0; it is never taken for a file name.
