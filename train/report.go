@@ -24,7 +24,8 @@ type reporter struct {
 	w        io.Writer
 	dir      string
 	metrics  *os.File
-	written  int64 // the length of metrics.jsonl
+	lock     *os.File // lockRun's, held to the end so that no run replaces this one
+	written  int64    // the length of metrics.jsonl
 	start    time.Time
 	lastTTY  time.Time // the last status on a terminal
 	lastLine time.Time // the last line printed
@@ -62,6 +63,7 @@ func newReporter(on bool, cfg Config, w io.Writer) (*reporter, error) {
 		return nil, fmt.Errorf("create metrics.jsonl: %w", err)
 	}
 	r.metrics = f
+	r.lock, _ = lockRun(cfg.Out)
 	return r, nil
 }
 
@@ -161,6 +163,9 @@ func (r *reporter) finish(s *Summary) error {
 func (r *reporter) close() {
 	if r.metrics != nil {
 		r.metrics.Close()
+	}
+	if r.lock != nil {
+		r.lock.Close()
 	}
 }
 

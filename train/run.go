@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"mct/ckpt"
@@ -226,6 +227,41 @@ func sameRun(cfg Config) (replaced string, err error) {
 		cfg.Out, what)
 }
 
+// replaceRun clears the way for this run in place of the one sameRun found replaceable
+// (what: how their settings differ): it removes that run's uncommitted checkpoints,
+// unless the run is still going — in its warmup it has no checkpoint yet, and the two
+// would write the same files. Rank 0 alone calls it: a lock taken by another rank to
+// look would look like a run going.
+func replaceRun(cfg Config, what string) error {
+	f, busy := lockRun(cfg.Out)
+	if busy {
+		return fmt.Errorf("run directory %s holds a run of another configuration that is still running (%s): use another --out, or wait for it to end",
+			cfg.Out, what)
+	}
+	if f != nil {
+		f.Close()
+	}
+	return os.RemoveAll(ckpt.Dir(cfg.Out))
+}
+
+// lockRun takes an exclusive flock on run directory dir; the kernel drops it when the
+// process ends. Rank 0's reporter holds it to the end of the run, so that replaceRun
+// tells a run still going from one that ended. busy: another process (or another open
+// of dir) holds it. nil, false where dir cannot be opened or the file system offers no
+// flock (some NFS and Lustre mounts): a run there never counts as going.
+func lockRun(dir string) (f *os.File, busy bool) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, false
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return f, false
+	}
+	f.Close()
+	return nil, errors.Is(err, syscall.EWOULDBLOCK)
+}
+
 // configDiff names the settings in which a run's config.json and cfg differ, as
 // "seed 2 → 1, hidden [64,64] → [256,256,256]" ("" when none of its settings do: a
 // config.json of an older layout).
@@ -337,7 +373,7 @@ func runRank(ctx context.Context, world ranks.Comm, layout ranks.Layout, cfg Con
 	}
 	replaced, err := sameRun(cfg)
 	if replaced != "" && world.Rank() == 0 {
-		err = os.RemoveAll(ckpt.Dir(cfg.Out)) // the replaced run's uncommitted steps
+		err = replaceRun(cfg, replaced)
 	}
 	if !r0OK(world, err) {
 		return nil, orOther(err)

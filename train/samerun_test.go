@@ -2,6 +2,9 @@ package train
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,5 +94,43 @@ func TestSameRun(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), cfg.Out)):
 			t.Errorf("%s: error %v, want one naming %s and saying %q", c.name, err, cfg.Out, c.want)
 		}
+	}
+}
+
+// TestRunGoingIsNotReplaced: a run of other settings with nothing to keep yet because it is
+// still going (in its warmup, before any checkpoint) holds its directory's lock from its
+// reporter to the end, and is not replaced: the two would write the same files (the new
+// config.json beside the old run's summary.json and models). Once it ends it is.
+func TestRunGoingIsNotReplaced(t *testing.T) {
+	other := Defaults()
+	other.Out, other.Seed = filepath.Join(t.TempDir(), "run"), 2
+	going, err := newReporter(true, other, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer going.close()
+	stray := filepath.Join(ckpt.Dir(other.Out), "step-0000000001")
+	if err := os.MkdirAll(stray, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := other
+	cfg.Seed = 1
+	what, err := sameRun(cfg)
+	if what != "that run → this one: seed 2 → 1" || err != nil {
+		t.Fatalf("sameRun: replaced %q, error %v; want the run replaceable by its files", what, err)
+	}
+	want := "run directory " + cfg.Out + " holds a run of another configuration that is still running (that run → this one: seed 2 → 1): use another --out, or wait for it to end"
+	if err := replaceRun(cfg, what); err == nil || err.Error() != want {
+		t.Errorf("a run going: error %v, want %q", err, want)
+	}
+	if _, err := os.Stat(stray); err != nil {
+		t.Errorf("the going run's ckpt/ was touched: %v", err)
+	}
+	going.close()
+	if err := replaceRun(cfg, what); err != nil {
+		t.Errorf("the run ended: %v", err)
+	}
+	if _, err := os.Stat(ckpt.Dir(cfg.Out)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("ckpt/ of the replaced run: %v, want it removed", err)
 	}
 }
