@@ -322,6 +322,8 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"report", "-h"}, "usage: mct report"},
 		{[]string{"help"}, "usage: mct <command>"},
 		{[]string{"help", "predict"}, "-features"},
+		{[]string{"help", "data", "import"}, "usage: mct data import"},
+		{[]string{"help", "sweep", "run"}, "usage: mct sweep run GRID"},
 	} {
 		// Help asked for goes to stdout (mct train -h | grep lr), nothing to stderr.
 		cmd := exec.Command(bin, c.args...)
