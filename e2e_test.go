@@ -321,6 +321,7 @@ func TestHelpEverywhere(t *testing.T) {
 		{[]string{"bench", "--help"}, "-segment-times"},
 		{[]string{"report", "-h"}, "usage: mct report"},
 		{[]string{"help"}, "usage: mct <command>"},
+		{[]string{"help", "-h"}, "usage: mct <command>"},
 		{[]string{"help", "predict"}, "-features"},
 		{[]string{"help", "data", "import"}, "usage: mct data import"},
 		{[]string{"help", "sweep", "run"}, "usage: mct sweep run GRID"},

@@ -108,7 +108,7 @@ func main() {
 		os.Exit(2)
 	}
 	name, args := os.Args[1], os.Args[2:]
-	if name == "help" && len(args) > 0 { // mct help train, mct help data import: its own help
+	if name == "help" && len(args) > 0 && !isHelp(args[0]) { // mct help train, mct help data import: its own help
 		name, args = args[0], append(args[1:], "-h")
 	} else if name == "help" || isHelp(name) {
 		usage(os.Stdout)
