@@ -51,6 +51,22 @@ func TestOneRankFailsLocally(t *testing.T) {
 	}
 }
 
+// TestLocalErrorKeepsItsContext: in one process a whole-run error loses RunLocal's "rank N: "
+// but not what the rank said around it: a checkpoint that cannot be written is named as
+// one (it was the bare "save checkpoint: mkdir …").
+func TestLocalErrorKeepsItsContext(t *testing.T) {
+	dir, views := synthDir(t)
+	cfg := tinyRun(t, "mct", dir, views[:2], 3)
+	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 2, 2, 1
+	if err := os.WriteFile(filepath.Join(cfg.Out, "ckpt"), []byte("a file"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Run(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.HasPrefix(err.Error(), "checkpoint of step 0 (mct): ") || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("ckpt/ a file: error %v, want 'checkpoint of step 0 (mct): …not a directory'", err)
+	}
+}
+
 // TestMPIFailsOnce: under mpirun a reason for stopping is told in one line, by the lowest
 // rank that has one, whether every rank meets it (a run directory of another
 // configuration, a file outside the dataset directory) or one rank alone (a NaN in its

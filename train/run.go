@@ -136,10 +136,10 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 			err = all[i]
 		}
 		// A reason of the whole run (flags, split, run directory) without ranks.RunLocal's
-		// "rank N: ": in one process there are no ranks to the user.
-		var agreed agreedError
-		if errors.As(err, &agreed) {
-			err = agreed.err
+		// "rank N: ": in one process there are no ranks to the user. What the rank said
+		// around it stays ("checkpoint of step 0 (mct): …").
+		if errors.As(err, new(agreedError)) {
+			err = errors.Unwrap(err)
 		}
 	}
 	return sum, err
