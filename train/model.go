@@ -1,7 +1,6 @@
 package train
 
 import (
-	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -148,7 +147,12 @@ func Predict(runDir, spec, cacheDir string) (*Predictions, error) {
 		return nil, err
 	}
 	if spec == "" {
-		spec = cmp.Or(s.DataDir, s.Config.Data)
+		// data_dir finds the run's dataset directory from anywhere; where it is gone (the
+		// project moved, its data with it), config.data as given to train, from here.
+		spec = s.Config.Data
+		if _, err := os.Stat(s.DataDir); s.DataDir != "" && err == nil {
+			spec = s.DataDir
+		}
 	}
 	ds, err := data.Open(spec, s.Config.Views, data.Options{CacheDir: cacheDir})
 	if err != nil {

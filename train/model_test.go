@@ -312,6 +312,16 @@ func TestPredictFromElsewhere(t *testing.T) {
 	if acc := p.Accuracy().Ensemble; acc != sum.TestAccuracy.Ensemble {
 		t.Errorf("predicted ensemble accuracy %v, the run's %v", acc, sum.TestAccuracy.Ensemble)
 	}
+	// The project moved, its dataset directory with it: data_dir is gone, config.data
+	// (relative) is found from the new place, as before data_dir.
+	moved := t.TempDir()
+	if err := os.Rename(dir, filepath.Join(moved, filepath.Base(dir))); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(moved)
+	if p, err := Predict(cfg.Out, "", ""); err != nil || p.Accuracy().Ensemble != sum.TestAccuracy.Ensemble {
+		t.Errorf("predict once the data moved: %v", err)
+	}
 
 	path := ModelPath(cfg.Out, views[1])
 	ts, meta, err := ckpt.ReadSafetensors(path)
