@@ -27,8 +27,11 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError as e:  # a venv or pyenv without them: say what to install, not a traceback
-    sys.exit(f"mct_probe.py: {e}: it needs torch and numpy (pip install torch numpy, "
-             f"or Debian's apt-get install python3-torch and /usr/bin/python3)")
+    _missing = (f"mct_probe.py: {e}: it needs torch and numpy (pip install torch numpy, "
+                f"or Debian's apt-get install python3-torch and /usr/bin/python3)")
+    if __name__ == "__main__":
+        sys.exit(_missing)
+    raise ImportError(_missing) from e  # imported: an exception the importer can catch, not an exit
 
 
 class Standardize(torch.nn.Module):
