@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -169,14 +170,36 @@ func TestDivergenceIsNamed(t *testing.T) {
 		want string
 	}{
 		{"warmup", func(c *Config) { c.LR = 1e30 }, "lower --lr"},
+		// The weights or BatchNorm statistics overflow while the mean loss stays finite
+		// (it was "rank 0: restore the best probe: probe state: value 48 is +Inf").
+		{"warmup, finite loss", func(c *Config) { c.LR = 1e17 }, "lower --lr"},
 		{"MCT", func(c *Config) { c.MCTLR = 1e30 }, "lower --mct-lr"},
 	} {
 		cfg := tinyRun(t, "mct", dir, views[:2], 3)
 		cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 20, 20, 2
 		c.edit(&cfg)
 		_, err := Run(context.Background(), cfg, io.Discard)
-		if err == nil || !strings.Contains(err.Error(), "diverged") || !strings.Contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), "diverged") || !strings.Contains(err.Error(), c.want) || strings.HasPrefix(err.Error(), "rank ") {
 			t.Errorf("%s: error %v, want one saying the training diverged and to %s", c.name, err, c.want)
 		}
+	}
+
+	// One view diverges (here v1, in epoch 10 of 20): the other stops with it, not at the
+	// end of its own warmup. Rank 0's view v0 shows each of its epochs in the log.
+	defer func(d time.Duration) { logQuiet = d }(logQuiet)
+	logQuiet = 0
+	cfg := tinyRun(t, "mct", dir, views[:2], 3)
+	cfg.WarmupEpochs, cfg.Patience, cfg.Epochs, cfg.LR, cfg.Quiet = 20, 20, 1, 3e17, false
+	var log strings.Builder
+	_, err := Run(context.Background(), cfg, &log)
+	var epoch int
+	if err == nil {
+		t.Fatal("--lr 3e17: no divergence")
+	}
+	if _, serr := fmt.Sscanf(err.Error(), "view "+views[1]+" diverged in epoch %d ", &epoch); serr != nil {
+		t.Skipf("--lr 3e17 on this machine: %v; the test wants view %s alone to diverge", err, views[1])
+	}
+	if n := strings.Count(log.String(), "] warmup epoch "); n > epoch {
+		t.Errorf("view %s diverged in epoch %d, view %s trained %d epochs:\n%s", views[1], epoch, views[0], n, log.String())
 	}
 }

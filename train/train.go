@@ -92,8 +92,13 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		return nil, err
 	}
 	steps := (len(idx) + batch - 1) / batch
-	var diverged error // this view's; told after the loop, where every rank is
+	var diverged error // this view's
 	for {
+		// A view that diverged ends the training of every view at once: the run cannot
+		// succeed, and the others' remaining epochs (a long warmup) would only delay that.
+		if !r.allOK(diverged) {
+			return nil, orOther(diverged)
+		}
 		stop, training := r.agree(ctx, !st.Done)
 		if !training {
 			break
@@ -138,11 +143,15 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		}
 		st.Done = st.Epoch >= cfg.WarmupEpochs || st.Bad >= cfg.Patience
 	}
-	if !r.allOK(diverged) {
-		return nil, orOther(diverged)
+	err := r.probe.LoadState(best)
+	if err != nil {
+		// The state SaveState wrote is refused only for a NaN or an infinity: the weights or
+		// the BatchNorm statistics overflowed while the mean loss stayed finite.
+		err = fmt.Errorf("view %s diverged in %s training (its best probe: %v): lower --lr (now %g)",
+			cfg.Probes()[r.view], supervisedName(cfg), err, cfg.LR)
 	}
-	if err := r.probe.LoadState(best); err != nil {
-		return nil, fmt.Errorf("restore the best probe: %w", err)
+	if !r.allOK(err) {
+		return nil, orOther(err)
 	}
 	return st, nil
 }
