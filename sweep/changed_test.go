@@ -44,15 +44,23 @@ func TestGridChangedSinceFinished(t *testing.T) {
 	if now, _ := os.ReadFile(sum); string(now) != string(first) {
 		t.Errorf("a refused run changed %s", sum)
 	}
-	// The grid as it was: finished, skipped.
+	// The grid as it was: finished, skipped (the trainer would write the record anew).
+	record := filepath.Join(filepath.Dir(path), RunsDir, "."+combos[0].Name+".flags")
+	skipped := func(what string) {
+		t.Helper()
+		before, err := os.Stat(record)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Run(path, 0, bin); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		if after, err := os.Stat(record); err != nil || !os.SameFile(before, after) {
+			t.Errorf("%s: the trainer ran again for a finished combination whose flags did not change (%s rewritten)", what, record)
+		}
+	}
 	rewrite(strings.Replace(grid, "%s", "0.001", 1))
-	if err := Run(path, 0, bin); err != nil {
-		t.Errorf("the grid restored: %v", err)
-	}
-	resumed := filepath.Join(filepath.Dir(sum), "resumed.rank0")
-	if _, err := os.Stat(resumed); err == nil {
-		t.Errorf("%s: the trainer ran again for a combination whose flags did not change", resumed)
-	}
+	skipped("the grid restored")
 	// Only --step-ms changed: the trainer resumes the finished run and accepts it.
 	rewrite(strings.Replace(strings.Replace(grid, "%s", "0.001", 1), `"step-ms": 1`, `"step-ms": 2`, 1))
 	if err := Run(path, 0, bin); err != nil {
@@ -61,4 +69,9 @@ func TestGridChangedSinceFinished(t *testing.T) {
 	if now, _ := os.ReadFile(sum); string(now) != string(first) {
 		t.Errorf("--step-ms changed the result:\n%s\nwas\n%s", now, first)
 	}
+	// The trainer ran and the record holds the new flags: skipped from now on.
+	if b, err := os.ReadFile(record); err != nil || !strings.Contains(string(b), "--step-ms=2\n") {
+		t.Errorf("%s after --step-ms changed: %q (%v), want the new flags", record, b, err)
+	}
+	skipped("--step-ms changed, second time")
 }
