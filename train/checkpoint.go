@@ -48,7 +48,8 @@ func (r *rank) checkpoint(step int64, epoch int, st *savedState, best []byte) er
 	// Every error goes through allOK: a rank that returned alone would leave the others
 	// waiting in it.
 	state, err := json.Marshal(st)
-	if err != nil {
+	diverged := err != nil
+	if diverged {
 		// JSON refuses only NaN and infinities, which the state holds as losses and h.
 		lr := "--lr"
 		if st.Phase == phaseMCT {
@@ -69,6 +70,9 @@ func (r *rank) checkpoint(step int64, epoch int, st *savedState, best []byte) er
 		err = ckpt.Save(r.cfg.Out, h, map[string][]byte{"run": state, "probe": probe, "adam": adam, "best": best})
 	}
 	if !r.allOK(err) {
+		if diverged { // the training's fault, not the checkpoint's
+			return orOther(err)
+		}
 		return fmt.Errorf("checkpoint of step %d (%s): %w", step, st.Phase, orOther(err))
 	}
 	if r.world.Rank() == 0 {
