@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -88,7 +89,7 @@ raw features as mct data import takes them; row i of every file the same example
 	if *out == "" {
 		return fmt.Errorf("--out FILE.npy is required")
 	}
-	if *probs == *out {
+	if filepath.Clean(*probs) == filepath.Clean(*out) {
 		return fmt.Errorf("--probs %s: the same file as --out", *probs)
 	}
 	var p *train.Predictions
@@ -116,7 +117,7 @@ raw features as mct data import takes them; row i of every file the same example
 	if err := data.WriteNPY(*out, data.NewInt64([]int{len(pred)}, pred)); err != nil {
 		return err
 	}
-	wrote := fmt.Sprintf("%d classes written to %s", len(pred), *out)
+	wrote := fmt.Sprintf("the ensemble's classes of %d examples written to %s", len(pred), *out)
 	if *probs != "" {
 		if err := data.WriteNPY(*probs, data.NewFloat32([]int{len(pred), p.Classes}, p.Probabilities())); err != nil {
 			return err

@@ -707,7 +707,7 @@ func TestImportTrulyUnlabeled(t *testing.T) {
 	// often as on the test split (their true classes are known here).
 	pf, qf := filepath.Join(in, "pred.npy"), filepath.Join(in, "probs.npy")
 	args = []string{"predict", run, "--features", "a=" + filepath.Join(in, "a-tr.npy"), "--features", "b=" + filepath.Join(in, "b-tr.npy"), "--out", pf, "--probs", qf}
-	if out, err := mct(t, 0, args...); err != nil || !strings.Contains(out, fmt.Sprintf("mct predict: %d classes written to %s, their probabilities to %s\n", nTrain, pf, qf)) {
+	if out, err := mct(t, 0, args...); err != nil || !strings.Contains(out, fmt.Sprintf("mct predict: the ensemble's classes of %d examples written to %s, their probabilities to %s\n", nTrain, pf, qf)) {
 		t.Fatalf("mct %v: %v\n%s", args, err, out)
 	}
 	a, err := data.ReadNPY(pf)
