@@ -173,7 +173,7 @@ func TestDivergenceIsNamed(t *testing.T) {
 		// The weights or BatchNorm statistics overflow while the mean loss stays finite
 		// (it was "rank 0: restore the best probe: probe state: value 48 is +Inf").
 		{"warmup, finite loss", func(c *Config) { c.LR = 1e17 }, "lower --lr"},
-		{"MCT", func(c *Config) { c.MCTLR = 1e30 }, "lower --mct-lr"},
+		{"MCT", func(c *Config) { c.MCTLR = 1e30 }, "the training diverged in update 1 (MCT epoch 1; a loss or h is NaN or infinite): lower --mct-lr (now 1e+30)"}, // at the update, not at the end of the epoch
 	} {
 		cfg := tinyRun(t, "mct", dir, views[:2], 3)
 		cfg.WarmupEpochs, cfg.Patience, cfg.Epochs = 20, 20, 2

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"mct/data"
@@ -58,16 +59,26 @@ var ErrStopped = errors.New("stopped by a signal")
 // same boundary (a signal reaches MPI ranks at slightly different times), and whether any
 // rank still trains (views early-stop at different epochs; those done wait at the
 // boundaries of the others, so that all ranks pass the same boundaries).
-func (r *rank) agree(ctx context.Context, training bool) (stop, anyTraining bool) {
-	flags := []int64{0, 0}
-	if ctx.Err() != nil {
-		flags[0] = 1
-	}
-	if training {
-		flags[1] = 1
+func (r *rank) agree(ctx context.Context, training, diverged bool) (stop, anyTraining, anyDiverged bool) {
+	flags := []int64{0, 0, 0}
+	for i, b := range []bool{ctx.Err() != nil, training, diverged} {
+		if b {
+			flags[i] = 1
+		}
 	}
 	r.world.AllreduceI64(flags, ranks.Max)
-	return flags[0] != 0, flags[1] != 0
+	return flags[0] != 0, flags[1] != 0, flags[2] != 0
+}
+
+// finiteStats reports whether an MCT update's losses and feedback are finite: once not,
+// every later update would train on NaN weights.
+func finiteStats(s stepStats) bool {
+	for _, x := range append([]float64{s.LossBefore, s.LossAfter}, s.H...) {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // saveMCT checkpoints the MCT phase at st.Updates.
@@ -122,8 +133,13 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 		if st.Step == 0 {
 			*rec = mctEpoch{Epoch: st.Epoch + 1, H: make([]float64, r.V), PseudoAcc: make([]float64, r.V), LR: float64(r.opt.LR)}
 		}
+		var diverged error // this rank's last update's, told at the next boundary, where every rank is
 		for ; st.Step < steps; st.Step++ {
-			if stop, _ := r.agree(ctx, true); stop {
+			stop, _, anyDiverged := r.agree(ctx, true, diverged != nil)
+			if anyDiverged {
+				return orOther(diverged)
+			}
+			if stop {
 				if err := save(); err != nil {
 					return err
 				}
@@ -131,6 +147,9 @@ func (r *rank) trainMCT(ctx context.Context, st *mctState, adam, best []byte, na
 			}
 			s := r.mctUpdate(st.Updates, U.Next(), L.Next(), r.ds.TrainLabels)
 			st.Updates++
+			if !finiteStats(s) {
+				diverged = fmt.Errorf("the training diverged in update %d (MCT epoch %d; a loss or h is NaN or infinite): lower --mct-lr (now %g)", st.Updates, st.Epoch+1, cfg.MCTLR)
+			}
 			for v := range rec.H {
 				rec.H[v] += s.H[v] / float64(steps)
 				rec.PseudoAcc[v] += s.PseudoHits[v]

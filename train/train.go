@@ -99,7 +99,7 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 		if !r.allOK(diverged) {
 			return nil, orOther(diverged)
 		}
-		stop, training := r.agree(ctx, !st.Done)
+		stop, training, _ := r.agree(ctx, !st.Done, false)
 		if !training {
 			break
 		}
