@@ -139,13 +139,7 @@ func TestDirBadInput(t *testing.T) {
 
 func TestImportAndDescribe(t *testing.T) {
 	in := t.TempDir()
-	w := func(name string, a *Array) string {
-		p := filepath.Join(in, name)
-		if err := WriteNPY(p, a); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	w := npyWriter(t, in)
 	ytr := w("ytr.npy", NewInt64([]int{4}, []int32{0, 1, 1, 0}))
 	yte := w("yte.npy", &Array{Shape: []int{2}, Dtype: Uint8, Raw: []byte{1, 0}})
 	a := w("a-tr.npy", NewFloat32([]int{4, 2}, []float32{1, 10, 2, 20, 3, 30, 4, 40}))
@@ -209,13 +203,7 @@ func TestImportAndDescribe(t *testing.T) {
 // anything else is one line naming the file.
 func TestReadFeatures(t *testing.T) {
 	dir := t.TempDir()
-	w := func(name string, a *Array) string {
-		p := filepath.Join(dir, name)
-		if err := WriteNPY(p, a); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	w := npyWriter(t, dir)
 	f64 := &Array{Shape: []int{2, 1}, Dtype: Float64, Raw: make([]byte, 16)}
 	binary.LittleEndian.PutUint64(f64.Raw[8:], math.Float64bits(-2.5))
 	x, n, d, err := ReadFeatures(w("f64.npy", f64))
@@ -236,5 +224,17 @@ func TestReadFeatures(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.a.Shape, err, tc.want)
 		}
+	}
+}
+
+// npyWriter returns a function that writes an array as dir/name and returns the path.
+func npyWriter(t *testing.T, dir string) func(name string, a *Array) string {
+	return func(name string, a *Array) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := WriteNPY(p, a); err != nil {
+			t.Fatal(err)
+		}
+		return p
 	}
 }

@@ -20,13 +20,7 @@ import (
 // (os.MkdirTemp, which it is first written in, makes 0700).
 func TestImportedDirReadable(t *testing.T) {
 	src := t.TempDir()
-	w := func(name string, a *Array) string {
-		p := filepath.Join(src, name)
-		if err := WriteNPY(p, a); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	w := npyWriter(t, src)
 	x := w("x.npy", NewFloat32([]int{3, 2}, []float32{1, 2, 3, 4, 5, 7}))
 	y := w("y.npy", NewInt64([]int{3}, []int32{0, 1, 0}))
 	out := filepath.Join(t.TempDir(), "ds")
@@ -111,13 +105,7 @@ func TestInterruptedWriteLeavesNothing(t *testing.T) {
 // "write ds: splits.train: 0 rows", a field of a manifest the user never wrote).
 func TestImportEmptySplit(t *testing.T) {
 	src := t.TempDir()
-	w := func(name string, a *Array) string {
-		p := filepath.Join(src, name)
-		if err := WriteNPY(p, a); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	w := npyWriter(t, src)
 	x := w("x.npy", NewFloat32([]int{2, 1}, []float32{1, 2}))
 	y := w("y.npy", NewInt64([]int{2}, []int32{0, 1}))
 	x0 := w("x0.npy", NewFloat32([]int{0, 1}, nil))
