@@ -58,7 +58,8 @@ var ErrStopped = errors.New("stopped by a signal")
 // an MCT update), whether any rank has been told to stop, so that all ranks stop at the
 // same boundary (a signal reaches MPI ranks at slightly different times), and whether any
 // rank still trains (views early-stop at different epochs; those done wait at the
-// boundaries of the others, so that all ranks pass the same boundaries).
+// boundaries of the others, so that all ranks pass the same boundaries), and whether any
+// rank's training diverged (then every rank ends it there). One Allreduce.
 func (r *rank) agree(ctx context.Context, training, diverged bool) (stop, anyTraining, anyDiverged bool) {
 	flags := []int64{0, 0, 0}
 	for i, b := range []bool{ctx.Err() != nil, training, diverged} {

@@ -96,10 +96,10 @@ func (r *rank) trainSupervised(ctx context.Context, idx []int, label func(row in
 	for {
 		// A view that diverged ends the training of every view at once: the run cannot
 		// succeed, and the others' remaining epochs (a long warmup) would only delay that.
-		if !r.allOK(diverged) {
+		stop, training, anyDiverged := r.agree(ctx, !st.Done, diverged != nil)
+		if anyDiverged {
 			return nil, orOther(diverged)
 		}
-		stop, training, _ := r.agree(ctx, !st.Done, false)
 		if !training {
 			break
 		}
