@@ -58,7 +58,8 @@ dataset directory: manifest.json and one .npy matrix per view and split.`)
 			Progress: train.BuildProgress(os.Stderr)}); err != nil {
 			return err
 		}
-		return wroteDataset("build", *out)
+		wroteDataset("build", *out)
+		return nil
 	case "import":
 		fs := newFlags("data import", `usage: mct data import --view NAME=TRAIN.npy,TEST.npy [--view ...] --labels TRAIN.npy,TEST.npy --classes N --out DIR
 
@@ -98,7 +99,8 @@ from the rest of them). Test labels must all be known.
 		if err := data.Import(views, [2]string{l[0], l[1]}, *classes, *out); err != nil {
 			return err
 		}
-		return wroteDataset("import", *out)
+		wroteDataset("import", *out)
+		return nil
 	case "info":
 		if len(args) == 2 && isHelp(args[1]) {
 			fmt.Println("usage: mct data info DIR\n\nDescribes a dataset directory: its views, splits, classes and provenance.")
@@ -129,7 +131,6 @@ from the rest of them). Test labels must all be known.
 }
 
 // wroteDataset tells the user where the dataset directory is and how to use it.
-func wroteDataset(sub, dir string) error {
+func wroteDataset(sub, dir string) {
 	fmt.Fprintf(os.Stderr, "mct data %s: wrote %s (mct data info %s describes it; mct train --data %s trains on it)\n", sub, dir, dir, dir)
-	return nil
 }
