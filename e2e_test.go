@@ -595,6 +595,43 @@ func TestSignalDuringCotrain(t *testing.T) {
 	}
 }
 
+// SIGUSR1 while the views are built (cold cache) stops mct after the view being built,
+// before training, alone and under mpirun -np 2, with exit status 0 (a sweep requeues
+// the task), the line saying so, that view cached and no run directory.
+func TestSignalDuringViewBuild(t *testing.T) {
+	for _, np := range []int{0, 2} {
+		t.Run(fmt.Sprintf("np%d", np), func(t *testing.T) {
+			cache, dir := t.TempDir(), filepath.Join(t.TempDir(), "run")
+			// gabor first: the local run builds it first, and rank 0 builds it under mpirun
+			// (a view of ~10 s on two cores) while rank 1 builds pixels at once and waits.
+			cmd, out := startMCT(t, np, "train", "--cache", cache, "--views", "gabor,pixels", "--out", dir)
+			building := func(name string) bool {
+				m, _ := filepath.Glob(filepath.Join(cache, "fashion-mnist-*", name))
+				return len(m) > 0
+			}
+			waitFor(t, 120*time.Second, func() bool { return building("gabor.lock") })
+			if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("exit after SIGUSR1 during the view build: %v\n%s", err, out.String())
+			}
+			if n := strings.Count(out.String(), "stopped by a signal while building the views"); n != 1 {
+				t.Errorf("the stop is told %d times, want once:\n%s", n, out.String())
+			}
+			if !building(filepath.Join("gabor", "manifest.json")) {
+				t.Errorf("the view built when the signal came is not cached:\n%s", out.String())
+			}
+			if np == 0 && building("pixels") {
+				t.Errorf("the view after the signal was built:\n%s", out.String())
+			}
+			if _, err := os.Stat(dir); err == nil {
+				t.Errorf("a run directory was made by a run stopped before training:\n%s", out.String())
+			}
+		})
+	}
+}
+
 // committedAfter reports whether the run directory holds a committed step > step.
 func committedAfter(dir string, step int64) bool {
 	steps, err := ckpt.Steps(dir)

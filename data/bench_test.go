@@ -1,6 +1,9 @@
 package data
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 // BenchmarkFamilies times each built-in view family on 1000 Fashion-MNIST
 // images (all cores): go test -run X -bench Families ./data
@@ -14,7 +17,7 @@ func BenchmarkFamilies(b *testing.B) {
 				b.Fatal(err)
 			}
 			for b.Loop() {
-				if _, err := f(args, im, nil); err != nil {
+				if _, err := f(context.Background(), args, im, nil); err != nil {
 					b.Fatal(err)
 				}
 			}

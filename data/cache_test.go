@@ -1,7 +1,9 @@
 package data
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,7 +17,7 @@ import (
 var testCountBuilds atomic.Int64
 
 func init() {
-	RegisterFamily(FamilyInfo{Name: "test-count", About: "counts its builds; features all zero (1 values on 28×28)"}, func(args string, im Images, progress func(done, total int)) (Features, error) {
+	RegisterFamily(FamilyInfo{Name: "test-count", About: "counts its builds; features all zero (1 values on 28×28)"}, func(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 		testCountBuilds.Add(1)
 		return Features{Dim: 1, Data: make([]float32, im.N)}, nil
 	})
@@ -147,4 +149,70 @@ func mustGunzip(t *testing.T, b []byte) []byte {
 		hdr = binary.BigEndian.AppendUint32(hdr, uint32(d))
 	}
 	return append(hdr, x.Data...)
+}
+
+// testStopCancel, when set, is called by the family test-stop as it builds: a signal
+// arriving during a view build.
+var (
+	testStopCancel func()
+	testStopBuilds atomic.Int64
+)
+
+func init() {
+	RegisterFamily(FamilyInfo{Name: "test-stop", About: "calls testStopCancel as it builds; features all one (1 values on 28×28)"}, func(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
+		testStopBuilds.Add(1)
+		if testStopCancel != nil {
+			testStopCancel()
+		}
+		f := Features{Dim: 1, Data: make([]float32, im.N)}
+		for i := range f.Data {
+			f.Data[i] = float32(i % 3)
+		}
+		return f, nil
+	})
+}
+
+// TestOpenStops: a done Options.Context stops Open before it builds a view, and after
+// the view it was building when the context ended (which stays cached); the next Open
+// builds only what is missing.
+func TestOpenStops(t *testing.T) {
+	tinyBuiltin(t)
+	cache := t.TempDir()
+	signal := errors.New("SIGTERM")
+	views := []string{"test-stop", "test-count"}
+
+	testCountBuilds.Store(0)
+	testStopBuilds.Store(0)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(signal)
+	if _, err := Open("test-tiny", views, Options{CacheDir: cache, Context: ctx}); !errors.Is(err, signal) {
+		t.Fatalf("Open with a done context: %v, want its cause %v", err, signal)
+	}
+	if n, m := testStopBuilds.Load(), testCountBuilds.Load(); n+m != 0 {
+		t.Fatalf("a done context still built %d views", n+m)
+	}
+
+	ctx, cancel = context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	testStopCancel = func() { cancel(signal) }
+	defer func() { testStopCancel = nil }()
+	_, err := Open("test-tiny", views, Options{CacheDir: cache, Context: ctx})
+	if !errors.Is(err, signal) || !strings.Contains(err.Error(), `view "test-stop"`) || !strings.Contains(err.Error(), "built and cached") {
+		t.Fatalf("Open stopped during a build: %v, want the cause after test-stop, cached", err)
+	}
+	if n, m := testStopBuilds.Load(), testCountBuilds.Load(); n != 1 || m != 0 {
+		t.Fatalf("stopped during test-stop: built test-stop %d times and test-count %d, want 1 and 0", n, m)
+	}
+
+	testStopCancel = nil
+	d, err := Open("test-tiny", views, Options{CacheDir: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, m := testStopBuilds.Load(), testCountBuilds.Load(); n != 1 || m != 1 {
+		t.Errorf("the next Open built test-stop %d times in all and test-count %d, want 1 and 1 (test-stop cached)", n, m)
+	}
+	if len(d.Views) != 2 || d.Views[0].Name != "test-stop" || d.Views[1].Name != "test-count" {
+		t.Errorf("next Open's views: %+v", d.Views)
+	}
 }

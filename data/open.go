@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -36,6 +37,11 @@ type Options struct {
 	// (the cache never compresses: plain files are memory-mapped and shared by
 	// every rank on a node through the page cache).
 	Compress bool
+	// Context, if set, stops building views once it is done: before the next view,
+	// after each, and within a long family at its next committed piece of work (a
+	// pretrained network's chunk of images), with an error that wraps its cause.
+	// Views already built stay in the cache.
+	Context context.Context
 	// Float16 makes Build store features in IEEE half precision ('<f2'): half
 	// the disk and about three significant digits, plenty for standardised
 	// features; loading widens them to float32 (in memory, not mapped).
@@ -43,6 +49,21 @@ type Options struct {
 }
 
 func (o Options) cacheDir() (string, error) { return CacheDir(o.CacheDir) }
+
+func (o Options) context() context.Context {
+	if o.Context == nil {
+		return context.Background()
+	}
+	return o.Context
+}
+
+// stopped returns, once ctx is done, the error that stops the view builds.
+func stopped(ctx context.Context, spec string) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("view %q: building stopped: %w", spec, context.Cause(ctx))
+}
 
 // CacheDir is where built views (and the pretrained networks' package) are kept:
 // override when not empty, else $MCT_CACHE_DIR, else $XDG_CACHE_HOME/mct, else
@@ -123,8 +144,14 @@ func Open(spec string, views []string, opt Options) (*Dataset, error) {
 				}
 				return raw, nil
 			}
+			if err := stopped(opt.context(), v); err != nil {
+				return nil, err
+			}
 			if d, err = buildLocked(root, dir, b, getRaw, v, opt); err != nil {
 				return nil, err
+			}
+			if err := stopped(opt.context(), v); err != nil {
+				return nil, fmt.Errorf("%w (it is built and cached)", err)
 			}
 		}
 		if out == nil {
@@ -178,7 +205,7 @@ func buildLocked(root, dir string, b builtin, getRaw func() (*rawData, error), s
 // buildCached computes one view of a builtin and stores it as its own dataset
 // directory; a concurrent builder (another rank) that wins the rename is fine.
 func buildCached(dir string, b builtin, raw *rawData, spec string, opt Options) error {
-	v, err := buildView(spec, raw.train, raw.test, opt.Progress)
+	v, err := buildView(opt.context(), spec, raw.train, raw.test, opt.Progress)
 	if err != nil {
 		return err
 	}
@@ -196,7 +223,7 @@ func buildCached(dir string, b builtin, raw *rawData, spec string, opt Options) 
 
 // buildView runs the family of spec over train and test images stacked, then
 // standardises every column with the train split's mean and standard deviation.
-func buildView(spec string, train, test Images, progress func(string, int, int)) (View, error) {
+func buildView(ctx context.Context, spec string, train, test Images, progress func(string, int, int)) (View, error) {
 	f, args, err := lookupFamily(spec)
 	if err != nil {
 		return View{}, err
@@ -207,7 +234,7 @@ func buildView(spec string, train, test Images, progress func(string, int, int))
 	if progress != nil {
 		p = func(done, total int) { progress("build "+spec, done, total) }
 	}
-	feat, err := f(args, all, p)
+	feat, err := f(ctx, args, all, p)
 	if err != nil {
 		return View{}, fmt.Errorf("view %q: %w", spec, err)
 	}

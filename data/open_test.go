@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"math"
 	"os"
 	"path/filepath"
@@ -110,7 +111,7 @@ func TestOpenFashionMNIST(t *testing.T) {
 
 func init() {
 	// test-mean is one column, the mean pixel: enough to exercise Build and the cache cheaply.
-	RegisterFamily(FamilyInfo{Name: "test-mean", About: "the mean pixel (1 values on 28×28)"}, func(args string, im Images, progress func(done, total int)) (Features, error) {
+	RegisterFamily(FamilyInfo{Name: "test-mean", About: "the mean pixel (1 values on 28×28)"}, func(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 		out := make([]float32, im.N)
 		for i := range out {
 			s := 0

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"mct/internal/logreg"
 	"os"
 	"strings"
@@ -22,7 +23,7 @@ func TestProbeSmall(t *testing.T) {
 	}{
 		{"pixels", 0.70}, {"hog", 0.70}, {"gabor", 0.70}, {"randconv", 0.70}, {"lbp", 0.60},
 	} {
-		v, err := buildView(tc.spec, firstImages(raw.train, ntr), firstImages(raw.test, nte), nil)
+		v, err := buildView(context.Background(), tc.spec, firstImages(raw.train, ntr), firstImages(raw.test, nte), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"runtime"
@@ -36,8 +37,10 @@ type Features struct {
 // the number of cores) and should call progress(done, N) as images finish.
 // It is called once with the train and test images stacked, so features never
 // depend on which split an image is in. Its errors need not name the view: the
-// caller prefixes them with `view "SPEC": `.
-type Family func(args string, imgs Images, progress func(done, total int)) (Features, error)
+// caller prefixes them with `view "SPEC": `. A family that runs for minutes (the
+// pretrained networks) returns ctx's error at its next committed piece of work once
+// ctx is done, so that a signalled job stops in time; one of seconds may ignore ctx.
+type Family func(ctx context.Context, args string, imgs Images, progress func(done, total int)) (Features, error)
 
 // FamilyInfo describes a family to users (`mct data views`).
 type FamilyInfo struct {

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"math"
 )
@@ -16,7 +17,7 @@ func init() {
 // is needed). With an isotropic envelope the complex filter factors into a row
 // filter times a column filter, which makes it 5× cheaper than a 2-D convolution.
 // Defaults (3 scales, 6 orientations, 4-pixel cells) on 28×28 give 18·7·7 = 882 values.
-func gaborFamily(args string, im Images, progress func(done, total int)) (Features, error) {
+func gaborFamily(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err

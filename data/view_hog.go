@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"math"
 )
@@ -17,7 +18,7 @@ func init() {
 // 6·6 blocks · 2·2 cells · 9 bins = 1296 values. On Fashion-MNIST with a logistic
 // probe at 1000 labels, 4-pixel cells score 0.826 and 7-pixel cells (hog:cell=7,
 // 324 values) 0.765; DESIGN.md's 0.820 is the former's regime.
-func hogFamily(args string, im Images, progress func(done, total int)) (Features, error) {
+func hogFamily(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err

@@ -1,6 +1,9 @@
 package data
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 func init() {
 	RegisterFamily(FamilyInfo{Name: "lbp", Defaults: "grid=4", About: "histograms of uniform local binary patterns over a grid×grid partition (944 values on 28×28)"}, lbpFamily)
@@ -31,7 +34,7 @@ var lbpUniform = func() [256]uint8 {
 // lbpFamily is the histogram of uniform local binary patterns (8 neighbours at
 // radius 1) over a grid×grid partition of the image interior, each histogram
 // normalised to sum to one. Default grid 4 gives 16·59 = 944 values.
-func lbpFamily(args string, im Images, progress func(done, total int)) (Features, error) {
+func lbpFamily(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err

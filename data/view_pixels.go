@@ -1,11 +1,13 @@
 package data
 
+import "context"
+
 func init() {
 	RegisterFamily(FamilyInfo{Name: "pixels", Defaults: "", About: "the raw image scaled to [0, 1] (784 values on 28×28)"}, pixelsFamily)
 }
 
 // pixelsFamily is the raw image, H·W values scaled to [0, 1].
-func pixelsFamily(args string, im Images, progress func(done, total int)) (Features, error) {
+func pixelsFamily(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -19,7 +20,7 @@ func init() {
 // unit-norm, applied to the valid positions; the positive and negative parts of
 // every response are averaged over a pool×pool grid. Defaults (32 filters 5×5,
 // 4×4 grid) on 28×28 give 32·2·16 = 1024 values.
-func randconvFamily(args string, im Images, progress func(done, total int)) (Features, error) {
+func randconvFamily(_ context.Context, args string, im Images, progress func(done, total int)) (Features, error) {
 	a, err := ParseSpecArgs(args)
 	if err != nil {
 		return Features{}, err

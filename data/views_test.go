@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"runtime"
@@ -33,7 +34,7 @@ func TestHOGEdges(t *testing.T) {
 		{"vertical", oneImage(func(y, x int) uint8 { return map[bool]uint8{true: 200, false: 0}[x >= 14] }), true, []int{0, 8}},
 		{"horizontal", oneImage(func(y, x int) uint8 { return map[bool]uint8{true: 200, false: 0}[y >= 14] }), false, []int{4}},
 	} {
-		f, err := hogFamily("", tc.img, nil)
+		f, err := hogFamily(context.Background(), "", tc.img, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +71,7 @@ func TestLBP(t *testing.T) {
 		t.Fatalf("uniform mapping: %d uniform patterns (want 58)", uniform)
 	}
 	// A flat image: every pixel's neighbours are >= the centre, code 255, one bin per cell holds 1.
-	f, err := lbpFamily("grid=2", oneImage(func(y, x int) uint8 { return 7 }), nil)
+	f, err := lbpFamily(context.Background(), "grid=2", oneImage(func(y, x int) uint8 { return 7 }), nil)
 	if err != nil || f.Dim != 4*59 {
 		t.Fatalf("dim %d: %v", f.Dim, err)
 	}
@@ -108,7 +109,7 @@ func TestFamilyArgs(t *testing.T) {
 		{"pixels:x=1", 0, `view "pixels:x=1": unknown argument "x"`},
 	} {
 		// Through buildView, which names the view in a family's errors.
-		v, err := buildView(tc.spec, im, Images{H: im.H, W: im.W}, nil)
+		v, err := buildView(context.Background(), tc.spec, im, Images{H: im.H, W: im.W}, nil)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("%s: error %v, want %q", tc.spec, err, tc.err)
@@ -139,7 +140,7 @@ func TestFamiliesDeterministicAcrossCores(t *testing.T) {
 			t.Fatal(err)
 		}
 		build := func() Features {
-			x, err := f(args, im, nil)
+			x, err := f(context.Background(), args, im, nil)
 			if err != nil || len(x.Data) != im.N*x.Dim || x.Dim == 0 {
 				t.Fatalf("%s: dim %d, %d values: %v", spec, x.Dim, len(x.Data), err)
 			}
@@ -176,7 +177,7 @@ func TestFamilyInfos(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x, err := f(args, im, nil)
+			x, err := f(context.Background(), args, im, nil)
 			if err != nil {
 				t.Fatalf("%s: %v", spec, err)
 			}

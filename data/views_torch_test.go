@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"math"
 	"path/filepath"
 	"testing"
@@ -57,7 +58,7 @@ np.save("randconv_ref.npy", torch.stack([pos, neg], 2).reshape(16, -1).numpy().a
 `)
 	for _, spec := range []string{"gabor", "randconv"} {
 		f, args, _ := lookupFamily(spec)
-		got, err := f(args, im, nil)
+		got, err := f(context.Background(), args, im, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -19,7 +19,9 @@
 // phase or of a co-training round, an MCT update — every rank checks in, they agree in
 // one collective, write a checkpoint of everything needed to continue exactly, commit
 // it, and Run returns ErrStopped. Views that stopped early still pass the boundaries of
-// the others, so that every rank stops at the same one.
+// the others, so that every rank stops at the same one. A context done while the views
+// are being built (data.Options.Context) stops Run before training, every rank agreeing,
+// with ErrStopped too; what was built stays in the cache.
 //
 // Checkpoints. Each rank writes, through package ckpt, its sections "probe" (weights,
 // BatchNorm statistics, the dropout step), "adam" (moments, step, learning rate),

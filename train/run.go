@@ -72,7 +72,9 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	if early != nil && !ranks.Launched() {
 		return nil, early
 	}
-	opts := data.Options{CacheDir: cfg.CacheDir}
+	// A signal during a view build stops it (a pretrained network's at its next chunk of
+	// images); what was built stays in the cache for the next run.
+	opts := data.Options{CacheDir: cfg.CacheDir, Context: ctx}
 	if ranks.Launched() {
 		world, err := ranks.World()
 		if err != nil {
@@ -93,10 +95,27 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 			opts.Progress = BuildProgress(stderr)
 		}
 		ds, err := data.Open(cfg.Data, []string{cfg.Views[cfg.ProbeView(v)]}, opts)
+		stopped := buildStopped(ctx, err)
+		if stopped {
+			err = nil
+		}
 		// Each rank opens its own view; a bad file is told once, by the lowest rank that
 		// met one (not by every rank, nor with MPI_Abort's banner), and every rank stops.
 		if err := refuse(world, "train", err); err != nil {
 			return nil, err
+		}
+		// Every rank stops if one stopped building (the others finished theirs).
+		anyStopped := []int64{0}
+		if stopped {
+			anyStopped[0] = 1
+		}
+		world.AllreduceI64(anyStopped, ranks.Max)
+		if anyStopped[0] == 1 {
+			if world.Rank() == 0 {
+				reportBuildStopped(stderr)
+			}
+			world.Close()
+			return nil, ErrStopped
 		}
 		s, err := runRank(ctx, world, layout, cfg, ds, "mpi", stderr)
 		if errors.As(err, new(agreedError)) {
@@ -123,6 +142,10 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 	}
 	opts.Progress = BuildProgress(stderr)
 	ds, err := data.Open(cfg.Data, cfg.Views, opts)
+	if buildStopped(ctx, err) {
+		reportBuildStopped(stderr)
+		return nil, ErrStopped
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +166,15 @@ func Run(ctx context.Context, cfg Config, stderr io.Writer) (*Summary, error) {
 		}
 	}
 	return sum, err
+}
+
+// buildStopped tells whether err is data.Open's answer to a signal (ctx done).
+func buildStopped(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, context.Cause(ctx))
+}
+
+func reportBuildStopped(stderr io.Writer) {
+	fmt.Fprintln(stderr, "stopped by a signal while building the views, before training; what was built is kept in the cache: run the same command again to continue")
 }
 
 // runLocal runs every rank of layout in this process, one goroutine each, over the local

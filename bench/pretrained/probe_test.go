@@ -1,6 +1,7 @@
 package pretrained
 
 import (
+	"context"
 	"fmt"
 	"mct/internal/logreg"
 	"os"
@@ -97,7 +98,7 @@ func TestProbeAccuracy(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			x, err := net.EmbedImages(all, t.TempDir(), nil)
+			x, err := net.EmbedImages(context.Background(), all, t.TempDir(), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,9 +1,12 @@
 package pretrained
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -560,7 +563,7 @@ func TestEmbedImagesResumes(t *testing.T) {
 	}
 	partial := t.TempDir()
 	last := 0
-	full, err := net.EmbedImages(im, partial, func(done, total int) {
+	full, err := net.EmbedImages(context.Background(), im, partial, func(done, total int) {
 		if done <= last || total != im.N {
 			t.Errorf("progress %d/%d after %d", done, total, last)
 		}
@@ -583,7 +586,7 @@ func TestEmbedImagesResumes(t *testing.T) {
 
 	// Watch a build: once chunk 0 is committed, note where it went.
 	var chunk0 string
-	if _, err := net.EmbedImages(im, partial, func(done, total int) {
+	if _, err := net.EmbedImages(context.Background(), im, partial, func(done, total int) {
 		if done > ChunkImages && chunk0 == "" {
 			sub, _ := os.ReadDir(partial)
 			if len(sub) == 1 {
@@ -608,7 +611,7 @@ func TestEmbedImagesResumes(t *testing.T) {
 	if err := writeChunk(chunk0, sevens); err != nil {
 		t.Fatal(err)
 	}
-	resumed, err := net.EmbedImages(im, partial, nil)
+	resumed, err := net.EmbedImages(context.Background(), im, partial, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -617,6 +620,64 @@ func TestEmbedImagesResumes(t *testing.T) {
 	}
 	if e := relErr(resumed[len(sevens):], toF64(full[len(sevens):])); e != 0 {
 		t.Errorf("resumed build differs after the reused chunk by %g", e)
+	}
+}
+
+// TestEmbedImagesStops: a build whose context is cancelled during chunk 0 commits
+// that chunk, computes nothing more and says why (the context's cause); the next
+// build takes the chunk and gives the bits of an uninterrupted one.
+func TestEmbedImagesStops(t *testing.T) {
+	dir := t.TempDir()
+	layers, weights := synthGraph()
+	rng := rand.New(rand.NewPCG(11, 12))
+	writeSynth(t, dir, layers, weights, rng, nil)
+	m, err := ReadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net, err := m.Compile("out", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im := data.Images{N: 2*ChunkImages + 3, H: 7, W: 9, Pix: make([]uint8, (2*ChunkImages+3)*63)}
+	for i := range im.Pix {
+		im.Pix[i] = uint8(rng.IntN(256))
+	}
+	full, err := net.EmbedImages(context.Background(), im, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := t.TempDir()
+	signal := errors.New("SIGUSR1")
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	last := 0
+	_, err = net.EmbedImages(ctx, im, partial, func(done, total int) {
+		last = done
+		if done == EmbedBatch {
+			cancel(signal)
+		}
+	})
+	if !errors.Is(err, signal) || !strings.Contains(err.Error(), fmt.Sprintf("after %d of %d images", ChunkImages, im.N)) {
+		t.Fatalf("cancelled build: %v, want the cause after %d images", err, ChunkImages)
+	}
+	if last != ChunkImages {
+		t.Errorf("the cancelled build embedded %d images, want chunk 0's %d", last, ChunkImages)
+	}
+	first := -1
+	resumed, err := net.EmbedImages(context.Background(), im, partial, func(done, total int) {
+		if first < 0 {
+			first = done
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != ChunkImages {
+		t.Errorf("the next build started at %d images, want chunk 0 (%d) taken from the cancelled one", first, ChunkImages)
+	}
+	if e := relErr(resumed, toF64(full)); e != 0 {
+		t.Errorf("a build continued after a stop differs from an uninterrupted one by %g", e)
 	}
 }
 

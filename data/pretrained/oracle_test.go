@@ -2,6 +2,7 @@ package pretrained
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -128,7 +129,7 @@ func TestMatchesTFJS(t *testing.T) {
 			// out) against the spatial mean of TF.js's output; once, since
 			// the code path is the same for both networks.
 			if c.network == "mobilenet_v2" && tg.Layer == DefaultLayers[c.network] {
-				feats, err := family(c.network)(fmt.Sprintf("%s@%d", tg.Layer, tg.Size), data.Images{N: n, H: 28, W: 28, Pix: grey}, nil)
+				feats, err := family(c.network)(context.Background(), fmt.Sprintf("%s@%d", tg.Layer, tg.Size), data.Images{N: n, H: 28, W: 28, Pix: grey}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

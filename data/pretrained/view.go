@@ -1,6 +1,7 @@
 package pretrained
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -92,7 +93,7 @@ func ParseSpec(network, args string) (layer string, size int, err error) {
 }
 
 func family(network string) data.Family {
-	return func(args string, im data.Images, progress func(done, total int)) (data.Features, error) {
+	return func(ctx context.Context, args string, im data.Images, progress func(done, total int)) (data.Features, error) {
 		layer, size, err := ParseSpec(network, args)
 		if err != nil {
 			return data.Features{}, err
@@ -109,7 +110,7 @@ func family(network string) data.Family {
 		if err != nil {
 			return data.Features{}, err
 		}
-		feats, err := net.EmbedImages(im, filepath.Join(cache, "partial"), progress)
+		feats, err := net.EmbedImages(ctx, im, filepath.Join(cache, "partial"), progress)
 		if err != nil {
 			return data.Features{}, err
 		}
@@ -129,8 +130,10 @@ func family(network string) data.Family {
 // time. Each finished chunk is written under partialDir (in a folder named by
 // a hash of the network, layer, size, weights and images), so an interrupted
 // build resumes where it stopped; the folder is removed once all chunks are
-// done. progress (may be nil) is called after every batch.
-func (nt *Net) EmbedImages(im data.Images, partialDir string, progress func(done, total int)) ([]float32, error) {
+// done. progress (may be nil) is called after every batch. Once ctx is done it
+// returns an error wrapping ctx's cause before the next chunk it would compute,
+// the chunks done so far kept for the next call.
+func (nt *Net) EmbedImages(ctx context.Context, im data.Images, partialDir string, progress func(done, total int)) ([]float32, error) {
 	dim := nt.OutC
 	out := make([]float32, im.N*dim)
 	h := sha256.New()
@@ -151,6 +154,9 @@ func (nt *Net) EmbedImages(im data.Images, partialDir string, progress func(done
 				progress(done, im.N)
 			}
 			continue
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("stopped after %d of %d images (kept, the next build continues from them): %w", done, im.N, context.Cause(ctx))
 		}
 		for b0 := c0; b0 < c1; b0 += EmbedBatch {
 			b1 := min(b0+EmbedBatch, c1)
