@@ -623,9 +623,10 @@ func TestEmbedImagesResumes(t *testing.T) {
 	}
 }
 
-// TestEmbedImagesStops: a build whose context is cancelled during chunk 0 commits
+// TestEmbedImagesStops: a build whose context is cancelled during chunk 1 commits
 // that chunk, computes nothing more and says why (the context's cause); the next
-// build takes the chunk and gives the bits of an uninterrupted one.
+// build takes chunks 0 and 1, tells them as one count (its ETA is then the rate of
+// what it computes) and gives the bits of an uninterrupted build.
 func TestEmbedImagesStops(t *testing.T) {
 	dir := t.TempDir()
 	layers, weights := synthGraph()
@@ -654,15 +655,15 @@ func TestEmbedImagesStops(t *testing.T) {
 	last := 0
 	_, err = net.EmbedImages(ctx, im, partial, func(done, total int) {
 		last = done
-		if done == EmbedBatch {
+		if done == ChunkImages+EmbedBatch {
 			cancel(signal)
 		}
 	})
-	if !errors.Is(err, signal) || !strings.Contains(err.Error(), fmt.Sprintf("after %d of %d images", ChunkImages, im.N)) {
-		t.Fatalf("cancelled build: %v, want the cause after %d images", err, ChunkImages)
+	if !errors.Is(err, signal) || !strings.Contains(err.Error(), fmt.Sprintf("after %d of %d images", 2*ChunkImages, im.N)) {
+		t.Fatalf("cancelled build: %v, want the cause after %d images", err, 2*ChunkImages)
 	}
-	if last != ChunkImages {
-		t.Errorf("the cancelled build embedded %d images, want chunk 0's %d", last, ChunkImages)
+	if last != 2*ChunkImages {
+		t.Errorf("the cancelled build embedded %d images, want chunks 0 and 1, %d", last, 2*ChunkImages)
 	}
 	first := -1
 	resumed, err := net.EmbedImages(context.Background(), im, partial, func(done, total int) {
@@ -673,8 +674,8 @@ func TestEmbedImagesStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first != ChunkImages {
-		t.Errorf("the next build started at %d images, want chunk 0 (%d) taken from the cancelled one", first, ChunkImages)
+	if first != 2*ChunkImages {
+		t.Errorf("the next build's progress started at %d images, want chunks 0 and 1 (%d) taken from the cancelled one at once", first, 2*ChunkImages)
 	}
 	if e := relErr(resumed, toF64(full)); e != 0 {
 		t.Errorf("a build continued after a stop differs from an uninterrupted one by %g", e)

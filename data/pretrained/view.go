@@ -143,17 +143,22 @@ func (nt *Net) EmbedImages(ctx context.Context, im data.Images, partialDir strin
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("partial view directory: %w", err)
 	}
-	done := 0
+	done, told := 0, true
 	for c0 := 0; c0 < im.N; c0 += ChunkImages {
 		c1 := min(c0+ChunkImages, im.N)
 		chunk := out[c0*dim : c1*dim]
 		path := filepath.Join(dir, fmt.Sprintf("chunk-%06d.f32", c0/ChunkImages))
 		if readChunk(path, chunk) {
 			done += c1 - c0
-			if progress != nil {
-				progress(done, im.N)
-			}
+			told = false
 			continue
+		}
+		if !told && progress != nil {
+			// Chunks read back are told at once, before the first one computed, so
+			// that the progress's first count is theirs and its rate (ETA) is the
+			// computed chunks' alone.
+			progress(done, im.N)
+			told = true
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("stopped after %d of %d images (kept, the next build continues from them): %w", done, im.N, context.Cause(ctx))
@@ -170,6 +175,9 @@ func (nt *Net) EmbedImages(ctx context.Context, im data.Images, partialDir strin
 		if err := writeChunk(path, chunk); err != nil {
 			return nil, err
 		}
+	}
+	if !told && progress != nil {
+		progress(done, im.N)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("remove partial view: %w", err)
