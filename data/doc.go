@@ -35,8 +35,9 @@
 //	lbp:grid=4                                    944  0.786 [0.726]  uniform LBP histograms
 //
 // Other packages add families with RegisterFamily
-// from an init function; a family receives the args string, the raw images and a
-// progress callback, and must be deterministic. SpecArgs parses "k=v,k=v" args
+// from an init function; a family receives a context (a long one stops at its next
+// committed piece of work once it is done: Options.Context), the args string, the raw
+// images and a progress callback, and must be deterministic. SpecArgs parses "k=v,k=v" args
 // and rejects unknown keys.
 //
 // # The dataset directory
