@@ -544,10 +544,13 @@ func TestPreprocessAlignCorners(t *testing.T) {
 	}
 }
 
-func TestEmbedImagesResumes(t *testing.T) {
+// synthImages compiles the synthetic graph (weights drawn from seed) at 32 px and
+// draws n random 7×9 grey images from the same stream.
+func synthImages(t *testing.T, seed uint64, n int) (*Net, data.Images) {
+	t.Helper()
 	dir := t.TempDir()
 	layers, weights := synthGraph()
-	rng := rand.New(rand.NewPCG(9, 10))
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	writeSynth(t, dir, layers, weights, rng, nil)
 	m, err := ReadModel(dir)
 	if err != nil {
@@ -557,10 +560,15 @@ func TestEmbedImagesResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im := data.Images{N: ChunkImages + 5, H: 7, W: 9, Pix: make([]uint8, (ChunkImages+5)*63)}
+	im := data.Images{N: n, H: 7, W: 9, Pix: make([]uint8, n*63)}
 	for i := range im.Pix {
 		im.Pix[i] = uint8(rng.IntN(256))
 	}
+	return net, im
+}
+
+func TestEmbedImagesResumes(t *testing.T) {
+	net, im := synthImages(t, 9, ChunkImages+5)
 	partial := t.TempDir()
 	last := 0
 	full, err := net.EmbedImages(context.Background(), im, partial, func(done, total int) {
@@ -628,22 +636,7 @@ func TestEmbedImagesResumes(t *testing.T) {
 // build takes chunks 0 and 1, tells them as one count (its ETA is then the rate of
 // what it computes) and gives the bits of an uninterrupted build.
 func TestEmbedImagesStops(t *testing.T) {
-	dir := t.TempDir()
-	layers, weights := synthGraph()
-	rng := rand.New(rand.NewPCG(11, 12))
-	writeSynth(t, dir, layers, weights, rng, nil)
-	m, err := ReadModel(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net, err := m.Compile("out", 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	im := data.Images{N: 2*ChunkImages + 3, H: 7, W: 9, Pix: make([]uint8, (2*ChunkImages+3)*63)}
-	for i := range im.Pix {
-		im.Pix[i] = uint8(rng.IntN(256))
-	}
+	net, im := synthImages(t, 11, 2*ChunkImages+3)
 	full, err := net.EmbedImages(context.Background(), im, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
