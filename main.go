@@ -121,6 +121,7 @@ func main() {
 				return
 			}
 			if errors.Is(err, sweep.ErrPreempted) {
+				fmt.Fprintln(os.Stderr, "mct "+name+": "+err.Error())
 				os.Exit(sweep.ExitPreempted) // sweep.sbatch requeues on this status
 			}
 			var reported train.Reported

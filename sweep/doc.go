@@ -77,9 +77,10 @@
 // array only runs what has not finished.
 //
 // Pre-emption: Run passes SIGUSR1 and SIGTERM on to the trainer as SIGUSR1;
-// the trainer checkpoints at its next step boundary and exits 0 without
-// writing summary.json, and Run returns ErrPreempted, for which
-// `mct sweep run` exits with ExitPreempted (75). jobs/slurm/sweep.sbatch
+// the trainer checkpoints at its next step boundary (or, while it builds the
+// views, stops before training) and exits 0 without writing summary.json, and
+// Run returns ErrPreempted, for which `mct sweep run` prints one line and
+// exits with ExitPreempted (75). jobs/slurm/sweep.sbatch
 // requeues the task when that follows SLURM's warning signal.
 //
 // # Results

@@ -15,11 +15,12 @@ import (
 	"mct/internal/atomicfile"
 )
 
-// ErrPreempted is returned by Run when the trainer stopped at a checkpoint
-// before finishing (it was sent SIGUSR1 or SIGTERM, and exited 0 without
-// writing summary.json). Running the same combination again resumes it.
+// ErrPreempted is returned by Run when the trainer stopped before finishing
+// (it was sent SIGUSR1 or SIGTERM, and exited 0 without writing summary.json,
+// after a committed checkpoint or, during the view build, before training).
+// Running the same combination again resumes it.
 // `mct sweep run` exits with ExitPreempted for it.
-var ErrPreempted = errors.New("stopped at a checkpoint before finishing")
+var ErrPreempted = errors.New("stopped by a signal before finishing")
 
 // ExitPreempted is the exit status of `mct sweep run` for ErrPreempted
 // (EX_TEMPFAIL of sysexits.h: try again later). jobs/slurm/sweep.sbatch

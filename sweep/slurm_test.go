@@ -129,9 +129,13 @@ func TestSLURMArrayAndRequeue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ id, out, logDir, resumed string }{
-		{pre, sweepOut, filepath.Dir(sweepGrid), "resume=true"}, // sweep.Run's log line
-		{preRun, runOut, filepath.Dir(runOut), "--resume"},      // run.sbatch's echo of the command
+	for _, tc := range []struct {
+		id, out, logDir string
+		told            []string // besides the checkpoint and the requeue
+	}{
+		// sweep.Run's log line, and mct sweep run's line for its exit status 75
+		{pre, sweepOut, filepath.Dir(sweepGrid), []string{"resume=true", ErrPreempted.Error() + "; run the same command again to resume"}},
+		{preRun, runOut, filepath.Dir(runOut), []string{"--resume"}}, // run.sbatch's echo of the command
 	} {
 		logs, _ := filepath.Glob(filepath.Join(tc.logDir, "slurm-*.out"))
 		var log []byte
@@ -139,7 +143,7 @@ func TestSLURMArrayAndRequeue(t *testing.T) {
 			b, _ := os.ReadFile(l)
 			log = append(log, b...)
 		}
-		for _, want := range []string{"checkpoint", "requeueing job", "restart 1", tc.resumed} {
+		for _, want := range append([]string{"checkpoint", "requeueing job", "restart 1"}, tc.told...) {
 			if !strings.Contains(string(log), want) {
 				t.Errorf("job %s: log lacks %q", tc.id, want)
 			}
