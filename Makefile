@@ -7,7 +7,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
 
-.PHONY: setup setup-run build static cuda run test fuzz bench clean
+.PHONY: setup setup-run build mct static cuda run test fuzz bench clean
 
 setup:
 	@scripts/setup.sh test
@@ -17,6 +17,9 @@ setup-run:
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o mct .
+
+# `make mct` rebuilds too (without this rule make would call the existing file up to date).
+mct: build
 
 # Fully static, no MPI (local transport only), pure-Go GEMM.
 static:
